@@ -1,0 +1,134 @@
+"""The `harness` command line: a thin layer over the keyword-only functions that do the work."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.servers import ServerError
+from middleware.stack import ORDER, UnknownMiddleware, parse_stack
+from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
+
+console = Console(highlight=False)
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    # SIGTERM unwinds like Ctrl-C, so every `finally` that stops a server runs.
+    raise KeyboardInterrupt
+
+
+class TargetName(click.ParamType):
+    name = "target"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value not in TARGETS:
+            self.fail(f"unknown target {value!r}; valid: {', '.join(TARGETS)}", param, ctx)
+        return str(value)
+
+
+class Stack(click.ParamType):
+    """One middleware stack: `none`, `all`, or names joined by `,` or `+`."""
+
+    name = "middlewares"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_stack(str(value))
+        except UnknownMiddleware as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mwbench")
+def main() -> None:
+    """What does a Python web framework, and each middleware, cost per request?"""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+@main.command()
+def targets() -> None:
+    """List the targets and the middlewares."""
+    table = Table(title="targets")
+    for column in ("target", "framework", "server", "worker class", "baseline"):
+        table.add_column(column)
+    for t in TARGETS.values():
+        table.add_row(t.name, t.framework, t.server, t.worker_class, t.baseline or "—")
+    console.print(table)
+    console.print(f"middlewares, outermost first: {', '.join(ORDER)}")
+    console.print("a stack is none, all, or names joined by ',' or '+'")
+
+
+@main.command()
+@click.option("-t", "--target", required=True, type=TargetName(), help="The target to serve.")
+@click.option(
+    "-m",
+    "--middlewares",
+    "stack",
+    type=Stack(),
+    default="none",
+    show_default=True,
+    help="none, all, or middleware names joined by ',' or '+'.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(WSGI_WORKERS),
+    default=None,
+    help="gunicorn worker for WSGI targets  [default: sync]",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per gthread worker  [default: 8]",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to bind; 0 picks a free one.",
+)
+@click.option(
+    "--log-output",
+    default="stdout",
+    show_default=True,
+    help="Where middleware logs go: stdout, null, or file:PATH.",
+)
+def serve(**options: Any) -> None:
+    """Run one target in the foreground until Ctrl-C."""
+    from harness.serve import serve as run_serve
+
+    try:
+        code = run_serve(**options, echo=lambda line: console.print(line, soft_wrap=True))
+    except (ServerError, UnknownTarget, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+# Commands that live in their own modules register here.
+# (keep this list sorted; each module defines one click command)
+for _module, _name in ():
+    pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""aiohttp's low-level server (no router, no Application): the baseline for aiohttp."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+import middleware.aiohttp
+from targets.routes import (
+    ECHO_PATH,
+    HEALTHZ_BODY,
+    HEALTHZ_PATH,
+    JSON_TYPE,
+    NOT_FOUND_BODY,
+    PANIC_PATH,
+    Panic,
+)
+from targets.settings import log_output_from_env, stack_from_env
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+async def handler(request: web.BaseRequest) -> web.StreamResponse:
+    if request.path == HEALTHZ_PATH and request.method in ("GET", "HEAD"):
+        return web.Response(body=HEALTHZ_BODY, content_type=JSON_TYPE)
+    if request.path == PANIC_PATH:
+        raise Panic()
+    if request.path == ECHO_PATH and request.method == "POST":
+        return web.Response(body=await request.read(), content_type=JSON_TYPE)
+    return web.Response(status=404, body=NOT_FOUND_BODY, content_type=JSON_TYPE)
+
+
+class _LowLevelRunner(web.AppRunner):
+    """aiohttp's gunicorn worker only runs an Application or an AppRunner. This runner keeps the
+    worker (its signals, keep-alive and graceful shutdown) but serves a bare `web.Server`, which is
+    exactly what `web.ServerRunner` would do outside gunicorn."""
+
+    def __init__(self, request_handler: Handler, **kwargs: Any) -> None:
+        super().__init__(web.Application(), **kwargs)
+        self._request_handler = request_handler
+
+    async def _make_server(self) -> web.Server:
+        kwargs = {k: v for k, v in self._kwargs.items() if k != "access_log_class"}
+        return web.Server(self._request_handler, request_factory=None, **kwargs)
+
+    async def shutdown(self) -> None:
+        pass
+
+    async def _cleanup_server(self) -> None:
+        pass
+
+
+def create_handler(stack: tuple[str, ...] = (), log_output: str = "null") -> Handler:
+    return middleware.aiohttp.wrap_handler(handler, stack, log_output)  # type: ignore[no-any-return]
+
+
+def from_env() -> Callable[[], Awaitable[web.AppRunner]]:
+    request_handler = create_handler(stack_from_env(), log_output_from_env())
+
+    async def make_runner() -> web.AppRunner:
+        return _LowLevelRunner(request_handler, access_log=None)
+
+    return make_runner

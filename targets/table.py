@@ -1,0 +1,57 @@
+"""The target table: every reference server, how it is served, and what it is compared with.
+
+This is the single source that `harness targets`, `harness serve`, compare and the tests read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+WSGI_WORKERS = ("sync", "gthread")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    framework: str
+    interface: str  # "wsgi", "asgi", "aiohttp" or "protocol": which middleware adapter applies
+    module: str  # the module whose `from_env()` builds the app inside the server process
+    server: str  # "gunicorn" or "standalone"
+    worker_class: str  # gunicorn's -k value; for a standalone server, what runs it
+    baseline: str | None  # the raw target on the same server stack; None for `ceiling`
+
+    @property
+    def is_gunicorn(self) -> bool:
+        return self.server == "gunicorn"
+
+    @property
+    def is_raw(self) -> bool:
+        return self.baseline == self.name
+
+
+_ASGI_WORKER = "uvicorn_worker.UvicornWorker"
+_AIOHTTP_WORKER = "aiohttp.worker.GunicornUVLoopWebWorker"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("raw-wsgi", "none (bare WSGI)", "wsgi", "targets.raw_wsgi", "gunicorn", "sync", "raw-wsgi"),
+        Target("flask", "Flask", "wsgi", "targets.flask_app", "gunicorn", "sync", "raw-wsgi"),
+        Target("raw-asgi", "none (bare ASGI)", "asgi", "targets.raw_asgi", "gunicorn", _ASGI_WORKER, "raw-asgi"),
+        Target("starlette", "Starlette", "asgi", "targets.starlette_app", "gunicorn", _ASGI_WORKER, "raw-asgi"),
+        Target("raw-aiohttp", "none (aiohttp low-level server)", "aiohttp", "targets.raw_aiohttp", "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
+        Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app", "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
+        Target("ceiling", "none (asyncio protocol)", "protocol", "targets.ceiling", "standalone", "uvloop + httptools", None),
+    )
+}  # fmt: skip
+
+
+class UnknownTarget(ValueError):
+    """A target name that is not in TARGETS; the message lists the valid ones."""
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        raise UnknownTarget(f"unknown target {name!r}; valid: {', '.join(TARGETS)}") from None
