@@ -1,4 +1,4 @@
-"""Togglable middleware stacks: shared per-request logic with thin WSGI, ASGI and aiohttp adapters."""
+"""Togglable middleware stacks: shared per-request logic, thin WSGI, ASGI and aiohttp adapters."""
 
 from middleware.stack import ORDER, UnknownMiddleware, parse_sets, parse_stack, stack_name
 

@@ -53,7 +53,7 @@ class _LowLevelRunner(web.AppRunner):
 
 
 def create_handler(stack: tuple[str, ...] = (), log_output: str = "null") -> Handler:
-    return middleware.aiohttp.wrap_handler(handler, stack, log_output)  # type: ignore[no-any-return]
+    return middleware.aiohttp.wrap_handler(handler, stack, log_output)
 
 
 def from_env() -> Callable[[], Awaitable[web.AppRunner]]:

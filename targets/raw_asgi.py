@@ -1,4 +1,4 @@
-"""A bare ASGI callable: the baseline that Starlette is compared with, on the same uvicorn worker."""
+"""A bare ASGI callable: the baseline Starlette is compared with, on the same uvicorn worker."""
 
 from __future__ import annotations
 

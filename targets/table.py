@@ -35,13 +35,22 @@ _AIOHTTP_WORKER = "aiohttp.worker.GunicornUVLoopWebWorker"
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("raw-wsgi", "none (bare WSGI)", "wsgi", "targets.raw_wsgi", "gunicorn", "sync", "raw-wsgi"),
-        Target("flask", "Flask", "wsgi", "targets.flask_app", "gunicorn", "sync", "raw-wsgi"),
-        Target("raw-asgi", "none (bare ASGI)", "asgi", "targets.raw_asgi", "gunicorn", _ASGI_WORKER, "raw-asgi"),
-        Target("starlette", "Starlette", "asgi", "targets.starlette_app", "gunicorn", _ASGI_WORKER, "raw-asgi"),
-        Target("raw-aiohttp", "none (aiohttp low-level server)", "aiohttp", "targets.raw_aiohttp", "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
-        Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app", "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
-        Target("ceiling", "none (asyncio protocol)", "protocol", "targets.ceiling", "standalone", "uvloop + httptools", None),
+        # name          framework                  interface  module
+        #     server        worker class         baseline
+        Target("raw-wsgi", "none (bare WSGI)", "wsgi", "targets.raw_wsgi",
+               "gunicorn", "sync", "raw-wsgi"),
+        Target("flask", "Flask", "wsgi", "targets.flask_app",
+               "gunicorn", "sync", "raw-wsgi"),
+        Target("raw-asgi", "none (bare ASGI)", "asgi", "targets.raw_asgi",
+               "gunicorn", _ASGI_WORKER, "raw-asgi"),
+        Target("starlette", "Starlette", "asgi", "targets.starlette_app",
+               "gunicorn", _ASGI_WORKER, "raw-asgi"),
+        Target("raw-aiohttp", "none (aiohttp low-level server)", "aiohttp", "targets.raw_aiohttp",
+               "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
+        Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app",
+               "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
+        Target("ceiling", "none (asyncio protocol)", "protocol", "targets.ceiling",
+               "standalone", "uvloop + httptools", None),
     )
 }  # fmt: skip
 
