@@ -1,0 +1,135 @@
+"""Starting, failing and stopping servers: nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.servers import ServerError, running, start_server
+from tests.conftest import request
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return members
+
+
+def test_stop_leaves_no_process_of_the_group() -> None:
+    with running("flask", workers=2) as server:
+        pids = [p.pid for p in server.processes()]
+        assert len(pids) == 3  # gunicorn master + 2 workers
+        assert len(server.worker_pids()) == 2
+        assert os.getpgid(server.pid) == server.pid  # its own process group
+    assert _group_members(server.pid) == []
+    assert not any(
+        psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
+    )
+
+
+def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing() -> None:
+    # A stack name the harness would reject reaches the worker only through this back door:
+    # the app factory then fails inside gunicorn's worker, which is what a broken target does.
+    with pytest.raises(ServerError) as info:
+        start_server("starlette", stack=("no-such-middleware",), ready_timeout=20)
+    message = str(info.value)
+    assert "starlette exited with code" in message
+    assert "no-such-middleware" in message  # the tail of the server's stderr
+    assert not [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "targets.starlette_app:from_env()" in " ".join(p.info["cmdline"] or [])
+    ]
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with running("raw-wsgi") as server, pytest.raises(ServerError, match="cannot bind"):
+        start_server("raw-wsgi", port=server.port)
+
+
+def test_pinned_server_runs_on_its_cpus() -> None:
+    cpus = (sorted(os.sched_getaffinity(0))[0],)
+    with running("raw-asgi", cpus=cpus) as server:
+        for proc in server.processes():
+            assert tuple(proc.cpu_affinity()) == cpus
+
+
+def test_unknown_target_is_a_usage_error_listing_valid_names() -> None:
+    result = CliRunner().invoke(main, ["serve", "-t", "django"])
+    assert result.exit_code == 2
+    assert "unknown target 'django'" in result.output
+    assert "raw-wsgi, flask, raw-asgi, starlette, raw-aiohttp, aiohttp, ceiling" in result.output
+
+
+def test_worker_class_is_checked() -> None:
+    result = CliRunner().invoke(main, ["serve", "-t", "starlette", "--worker-class", "gthread"])
+    assert result.exit_code == 1
+    assert "applies to WSGI targets only" in result.output
+
+
+def test_targets_lists_the_table() -> None:
+    result = CliRunner().invoke(main, ["targets"])
+    assert result.exit_code == 0
+    for name in ("raw-wsgi", "flask", "starlette", "aiohttp", "ceiling", "dump"):
+        assert name in result.output
+
+
+def _serve(*args: str) -> tuple[subprocess.Popen[str], str, list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 20
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/healthz", line)
+        if found:
+            return proc, found.group(1), lines
+    proc.kill()
+    pytest.fail(f"serve printed no URL: {''.join(lines)}")
+
+
+@pytest.mark.parametrize("target", ["flask", "ceiling"])
+def test_serve_port_0_then_ctrl_c_leaves_nothing(target: str) -> None:
+    proc, url, lines = _serve("-t", target)
+    try:
+        assert request(url).body == b'{"status":"ok"}'
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children
+        if target == "flask":
+            assert any("no keep-alive" in line for line in lines)  # the sync worker note
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
+
+
+def test_serve_sigterm_stops_the_server_too() -> None:
+    proc, _, _ = _serve("-t", "raw-aiohttp")
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.terminate()
+    proc.wait(15)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
