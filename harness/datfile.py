@@ -1,0 +1,97 @@
+"""The `.dat` format of the source document's wrktest.sh: the one place that reads and writes it.
+
+One line per level, no header, space-separated: `concurrency qps avg_latency_ms success_pct`.
+The original script's awk could also write `-nan`/`inf` (nothing attempted), an empty latency
+field for units it did not know (`m`, `h`), and some tools add a `%` to the rate: these load,
+as missing values, or a DatError names the file and line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+COLUMNS = ("concurrency", "qps", "avg_latency_ms", "success_pct")
+
+
+class DatError(ValueError):
+    """A line that is not a .dat row; the message starts with `FILE:LINE:`."""
+
+
+@dataclass(frozen=True)
+class DatRow:
+    concurrency: int
+    qps: float | None
+    avg_latency_ms: float | None
+    success_pct: float | None
+
+
+def format_row(row: DatRow) -> str:
+    def num(value: float | None, spec: str) -> str:
+        # A missing value is `nan`, which the original's gnuplot and this module both read.
+        return "nan" if value is None else format(value, spec)
+
+    # Latency as awk prints it (6 significant digits), so microseconds keep their precision.
+    return (
+        f"{row.concurrency} {num(row.qps, '.2f')} {num(row.avg_latency_ms, '.6g')} "
+        f"{num(row.success_pct, '.2f')}"
+    )
+
+
+def append_row(path: Path, row: DatRow) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(format_row(row) + "\n")
+        handle.flush()
+
+
+def write_rows(path: Path, rows: Iterable[DatRow]) -> None:
+    path.write_text("".join(format_row(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def _number(text: str, where: str, column: str) -> float | None:
+    cleaned = text.strip().rstrip("%")
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise DatError(f"{where}: {column} is not a number: {text!r}") from None
+    return value if math.isfinite(value) else None
+
+
+def parse_line(line: str, where: str) -> DatRow | None:
+    """One line -> a row; None for a blank line or a `#` comment."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith("#"):
+        return None
+    parts = stripped.split()
+    if len(parts) != len(COLUMNS):
+        raise DatError(
+            f"{where}: expected {len(COLUMNS)} columns ({' '.join(COLUMNS)}), "
+            f"got {len(parts)}: {stripped!r}"
+        )
+    concurrency = _number(parts[0], where, "concurrency")
+    if concurrency is None or concurrency <= 0 or concurrency != int(concurrency):
+        raise DatError(f"{where}: concurrency must be a positive integer: {parts[0]!r}")
+    return DatRow(
+        concurrency=int(concurrency),
+        qps=_number(parts[1], where, "qps"),
+        avg_latency_ms=_number(parts[2], where, "avg_latency_ms"),
+        success_pct=_number(parts[3], where, "success_pct"),
+    )
+
+
+def load_dat(path: Path) -> list[DatRow]:
+    """Every row, in file order (the first one included)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        row = parse_line(line, f"{path}:{number}")
+        if row is not None:
+            rows.append(row)
+    if not rows:
+        raise DatError(f"{path}: no rows")
+    return rows
