@@ -1,0 +1,265 @@
+"""Charts of a sweep and of a diff (matplotlib, Agg: no display needed).
+
+Concurrency is a log axis with a tick at every level (not categories), titles say the duration
+and threads the runs really used, and names are printed literally (`&`, `$`, `_` included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+from harness.results import Series
+
+if TYPE_CHECKING:
+    from harness.results import SweepResult
+
+QPS_COLORS = ("#d62728", "#e377c2")  # the original's red, and pink for the second run
+LATENCY_COLORS = ("#1f4e9c", "#6fa8dc")  # the original's blue, and a lighter one
+FAILED_COLOR = "#7f7f7f"
+_DPI = 110
+_STYLE: dict[str, Any] = {
+    "axes.spines.top": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": "-",
+    "axes.titlesize": 12,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "legend.framealpha": 0.9,
+    "font.size": 10,
+}
+
+
+def literal(text: str) -> str:
+    """Text matplotlib prints as given: `$` would start mathtext."""
+    return text.replace("$", r"\$")
+
+
+def _si(value: float, _pos: object = None) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _ms(value: float, _pos: object = None) -> str:
+    return f"{value * 1000:g} µs" if 0 < value < 1 else f"{value:g} ms"
+
+
+def _concurrency_axis(ax: Axes, levels: Iterable[int]) -> None:
+    ticks = sorted(set(levels))
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    if ticks:
+        ax.set_xlim(ticks[0] / 1.35, ticks[-1] * 1.35)
+    if len(ticks) > 8:
+        ax.tick_params(axis="x", labelrotation=45)
+    ax.set_xlabel("concurrency (connections, log scale)")
+
+
+def _runs_line(series: Sequence[Series]) -> str:
+    parts = []
+    for one in series:
+        duration = f"{one.duration_s:g}s per level" if one.duration_s else "duration not recorded"
+        threads = (
+            "threads " + "/".join(map(str, one.threads)) if one.threads else "threads not recorded"
+        )
+        prefix = f"{one.name}: " if len(series) > 1 else ""
+        parts.append(f"{prefix}{duration}, {threads}")
+    return literal(" · ".join(parts))
+
+
+def _mark_failed(ax: Axes, series: Series, color: str, label: bool) -> None:
+    if not series.failed:
+        return
+    xs = sorted(series.failed)
+    ax.plot(
+        xs,
+        [0.0] * len(xs),
+        linestyle="none",
+        marker="X",
+        markersize=10,
+        color=color,
+        clip_on=False,
+        zorder=5,
+        label=f"{literal(series.name)}: failed / skipped" if label else None,
+    )
+
+
+def _titles(ax: Axes, title: str, subtitle: str) -> None:
+    ax.set_title(literal(title), loc="left", pad=24)
+    ax.text(0, 1.015, subtitle, transform=ax.transAxes, fontsize=9, color="#444444", va="bottom")
+
+
+def _legend_below(ax: Axes, handles: list[Any], ncols: int) -> None:
+    # Below the plot, like the original's `set key below`: it never hides a point.
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=ncols,
+        frameon=False,
+    )  # fmt: skip
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _points(series: Series, attr: str) -> tuple[list[int], list[float]]:
+    rows = sorted(
+        (row for row in series.rows if getattr(row, attr) is not None),
+        key=lambda row: row.concurrency,
+    )
+    return [row.concurrency for row in rows], [float(getattr(row, attr)) for row in rows]
+
+
+def _all_levels(series: Sequence[Series]) -> list[int]:
+    return [r.concurrency for one in series for r in one.rows] + [
+        c for one in series for c in one.failed
+    ]
+
+
+def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
+    """QPS (left axis, solid) and average latency (right axis, dashed) against concurrency."""
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(10, 5.8))
+        lat_ax = ax.twinx()
+        lat_ax.grid(False)
+        handles = []
+        for i, one in enumerate(series):
+            name = literal(one.name) + " " if len(series) > 1 else ""
+            xs, qps = _points(one, "qps")
+            (line,) = ax.plot(
+                xs, qps, marker="o", linewidth=2.2, markersize=6,
+                color=QPS_COLORS[i % 2], label=f"{name}QPS",
+            )  # fmt: skip
+            handles.append(line)
+            if len(series) == 1:
+                for x, y in zip(xs, qps, strict=True):
+                    ax.annotate(
+                        _si(round(y, -1) if y >= 1000 else y), (x, y), textcoords="offset points",
+                        xytext=(0, 8), ha="center", fontsize=8, color=QPS_COLORS[0],
+                    )  # fmt: skip
+            lx, lat = _points(one, "avg_latency_ms")
+            (line,) = lat_ax.plot(
+                lx, lat, marker="s", linewidth=1.6, markersize=5, linestyle="--",
+                color=LATENCY_COLORS[i % 2], label=f"{name}avg latency",
+            )  # fmt: skip
+            handles.append(line)
+            _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
+        _concurrency_axis(ax, _all_levels(series))
+        ax.set_ylim(bottom=0)
+        ax.set_ylim(top=max(ax.get_ylim()[1], 1) * 1.1)  # room for the value labels
+        lat_ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_formatter(FuncFormatter(_si))
+        lat_ax.yaxis.set_major_formatter(FuncFormatter(_ms))
+        ax.set_ylabel("QPS (requests/s)", color=QPS_COLORS[0])
+        lat_ax.set_ylabel("average latency (TTLB)", color=LATENCY_COLORS[0])
+        lat_ax.spines["top"].set_visible(False)
+        failed = [h for h in ax.get_lines() if str(h.get_label()).endswith("failed / skipped")]
+        _legend_below(ax, handles + failed, ncols=len(handles + failed))
+        _titles(ax, title, _runs_line(series))
+        return _save(fig, path)
+
+
+def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(10, 4.8))
+        for i, one in enumerate(series):
+            xs, pct = _points(one, "success_pct")
+            name = literal(one.name) if len(series) > 1 else "success rate"
+            ax.plot(xs, pct, marker="o", linewidth=2.2, color=QPS_COLORS[i % 2], label=name)
+            if len(series) == 1:
+                ax.fill_between(xs, pct, alpha=0.12, color=QPS_COLORS[0])
+                for x, y in zip(xs, pct, strict=True):
+                    if y < 99.995:
+                        ax.annotate(
+                            f"{y:.2f}%", (x, y), textcoords="offset points", xytext=(0, -14),
+                            ha="center", fontsize=8,
+                        )  # fmt: skip
+            _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
+        _concurrency_axis(ax, _all_levels(series))
+        ax.set_ylim(0, 105)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))
+        ax.set_ylabel("success rate (2xx/3xx of attempted)")
+        handles, _labels = ax.get_legend_handles_labels()
+        _legend_below(ax, handles, ncols=max(1, len(handles)))
+        _titles(ax, title, _runs_line(series))
+        return _save(fig, path)
+
+
+def latency_chart(result: SweepResult, path: Path) -> Path:
+    """Percentiles p50..p99 and the average, on a log axis since tails differ by decades."""
+    levels = sorted(result.ok_levels, key=lambda lv: lv.concurrency)
+    with plt.rc_context(_STYLE):
+        fig, ax = plt.subplots(figsize=(10, 5.4))
+        shades = ("#9ecae1", "#6baed6", "#3182bd", "#08519c")
+        for attr, label, color in zip(
+            ("p50_ms", "p75_ms", "p90_ms", "p99_ms"), ("p50", "p75", "p90", "p99"), shades,
+            strict=True,
+        ):  # fmt: skip
+            pts = [(lv.concurrency, getattr(lv, attr)) for lv in levels]
+            pts = [(x, y) for x, y in pts if y is not None]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", linewidth=2, color=color, label=label)
+        pts = [(lv.concurrency, lv.latency_avg_ms) for lv in levels if lv.latency_avg_ms]
+        if pts:
+            ax.plot(
+                *zip(*pts, strict=True), marker="s", linestyle="--", color=LATENCY_COLORS[0],
+                linewidth=1.4, label="average",
+            )  # fmt: skip
+        pts = [(lv.concurrency, lv.latency_max_ms) for lv in levels if lv.latency_max_ms]
+        if pts:
+            ax.plot(
+                *zip(*pts, strict=True), marker="v", linestyle=":", color="#555555",
+                linewidth=1.2, label="max",
+            )  # fmt: skip
+        _concurrency_axis(ax, [lv.concurrency for lv in result.levels])
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FuncFormatter(_ms))
+        ax.set_ylabel("latency (log scale)")
+        handles, _labels = ax.get_legend_handles_labels()
+        _legend_below(ax, handles, ncols=max(1, len(handles)))
+        _titles(
+            ax,
+            f"Latency percentiles — {result.name} — {result.url}",
+            _runs_line([Series.from_sweep(result)]),
+        )
+        return _save(fig, path)
+
+
+def plot_sweep(result: SweepResult) -> list[Path]:
+    """NAME_qps_ttlb.png, NAME_successrate.png and NAME_latency.png next to NAME.dat."""
+    series = Series.from_sweep(result)
+    out, name = result.out_dir, result.name
+    head = f"{name} — {result.url}"
+    return [
+        qps_latency_chart([series], f"QPS & TTLB — {head}", out / f"{name}_qps_ttlb.png"),
+        success_chart([series], f"Success rate — {head}", out / f"{name}_successrate.png"),
+        latency_chart(result, out / f"{name}_latency.png"),
+    ]
+
+
+def plot_diff(a: Series, b: Series, out_dir: Path) -> list[Path]:
+    """A_B.qps.ttlb.diff.png and A_B.successrate.diff.png (the original's names)."""
+    stem = f"{a.name}_{b.name}"
+    vs = f"{a.name} vs {b.name}"
+    return [
+        qps_latency_chart([a, b], f"QPS & TTLB — {vs}", out_dir / f"{stem}.qps.ttlb.diff.png"),
+        success_chart([a, b], f"Success rate — {vs}", out_dir / f"{stem}.successrate.diff.png"),
+    ]
