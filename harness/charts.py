@@ -7,6 +7,7 @@ and threads the runs really used, and names are printed literally (`&`, `$`, `_`
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,18 +29,23 @@ QPS_COLORS = ("#d62728", "#e377c2")  # the original's red, and pink for the seco
 LATENCY_COLORS = ("#1f4e9c", "#6fa8dc")  # the original's blue, and a lighter one
 FAILED_COLOR = "#7f7f7f"
 _DPI = 110
-_STYLE: dict[str, Any] = {
-    "axes.spines.top": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linestyle": "-",
-    "axes.titlesize": 12,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 11,
-    "legend.fontsize": 9,
-    "legend.framealpha": 0.9,
-    "font.size": 10,
-}
+
+
+def _style() -> AbstractContextManager[None]:
+    return plt.rc_context(
+        {
+            "axes.spines.top": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "grid.linestyle": "-",
+            "axes.titlesize": 12,
+            "axes.titleweight": "bold",
+            "axes.labelsize": 11,
+            "legend.fontsize": 9,
+            "legend.framealpha": 0.9,
+            "font.size": 10,
+        }
+    )
 
 
 def literal(text: str) -> str:
@@ -136,7 +142,7 @@ def _all_levels(series: Sequence[Series]) -> list[int]:
 
 def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
     """QPS (left axis, solid) and average latency (right axis, dashed) against concurrency."""
-    with plt.rc_context(_STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(10, 5.8))
         lat_ax = ax.twinx()
         lat_ax.grid(False)
@@ -178,7 +184,7 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
 
 
 def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
-    with plt.rc_context(_STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(10, 4.8))
         for i, one in enumerate(series):
             xs, pct = _points(one, "success_pct")
@@ -206,7 +212,7 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
 def latency_chart(result: SweepResult, path: Path) -> Path:
     """Percentiles p50..p99 and the average, on a log axis since tails differ by decades."""
     levels = sorted(result.ok_levels, key=lambda lv: lv.concurrency)
-    with plt.rc_context(_STYLE):
+    with _style():
         fig, ax = plt.subplots(figsize=(10, 5.4))
         shades = ("#9ecae1", "#6baed6", "#3182bd", "#08519c")
         for attr, label, color in zip(
