@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -25,6 +25,7 @@ from harness.results import ResultError, SweepResult, dat_row
 from harness.wrk import WrkError, WrkResult, resolve_wrk, run_wrk, wrk_seconds, wrk_version
 
 DEFAULT_OUT_DIR = Path("_output/wrk")
+Probe = Callable[[int], Callable[[], dict[str, Any]]]
 DEFAULT_NAME = "apiserver"  # the original's default job name
 _PACKAGES = (
     "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
@@ -165,11 +166,16 @@ def sweep(
     progress: bool | Reporter = True,
     charts: bool = True,
     meta: dict[str, Any] | None = None,
+    probe: Probe | None = None,
 ) -> SweepResult:
     """Warm up (discarded), then run wrk at each level in order. Each finished level is appended
     to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True` runs only the
     levels not yet recorded. A level that fails is recorded with its reason and the sweep goes
     on. `threads=None` is one per CPU wrk may use; never more than the connections.
+
+    `probe(concurrency)` is called just before each measured level and returns a function called
+    just after it; the dict that returns is kept in the level's `extra` (compare records the
+    server's CPU time this way).
 
     Raises SweepError or WrkError before anything runs; KeyboardInterrupt after saving."""
     check_url(url)
@@ -260,6 +266,7 @@ def sweep(
             if shortfall:
                 measured = _skipped(url, level, level_threads, f"skipped: {shortfall}")
             else:
+                finish = probe(level) if probe is not None else None
                 measured = run_wrk(
                     url,
                     connections=level,
@@ -269,6 +276,8 @@ def sweep(
                     wrk=wrk_path,
                     cpus=cpus,
                 )
+                if finish is not None:
+                    measured.extra.update(finish())
             result.levels.append(measured)
             if measured.is_ok:
                 append_row(result.dat_path, dat_row(measured))

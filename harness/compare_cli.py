@@ -1,0 +1,221 @@
+"""`harness compare`: the click layer over harness.compare.compare()."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.cli import console
+from harness.compare import DEFAULT_OUT_DIR
+from harness.servers import ServerError
+from harness.sweep import PRESETS, SweepError
+from harness.wrk import WrkError, parse_duration
+from middleware.stack import UnknownMiddleware, parse_sets
+from targets.table import TARGETS, WSGI_WORKERS
+
+
+def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        if name not in TARGETS:
+            raise click.BadParameter(f"unknown target {name!r}; valid: {', '.join(TARGETS)}")
+    if not names:
+        raise click.BadParameter(f"no target given; valid: {', '.join(TARGETS)}")
+    return list(dict.fromkeys(names))
+
+
+def _sets(ctx: click.Context, param: click.Parameter, value: str) -> list[tuple[str, ...]]:
+    try:
+        return parse_sets(value)
+    except UnknownMiddleware as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _levels(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        levels = tuple(int(v) for v in value.replace(",", " ").split())
+    except ValueError:
+        raise click.BadParameter(f"levels are whole numbers, e.g. 16,64: {value!r}") from None
+    if not levels or min(levels) < 1:
+        raise click.BadParameter(f"levels are whole numbers of at least 1: {value!r}")
+    return levels
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    required=True,
+    callback=_targets,
+    help="A target, or a comma list of targets to compare frameworks.",
+)
+@click.option(
+    "-m",
+    "--middlewares",
+    "sets",
+    default="none,all",
+    show_default=True,
+    callback=_sets,
+    help="Comma-separated middleware sets, each none, all, a name, or names joined "
+    "by '+'; 'each' is none, every single middleware, then all.",
+)
+@click.option(
+    "--baseline/--no-baseline",
+    default=True,
+    show_default=True,
+    help="Also measure each target's raw baseline.",
+)
+@click.option(
+    "-c",
+    "--levels",
+    callback=_levels,
+    default=None,
+    help="Concurrency levels, e.g. 16,64  [default: 64]",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="Levels, duration and timeout of a sweep preset.",
+)
+@click.option(
+    "--duration",
+    default="3s",
+    show_default=True,
+    callback=_duration,
+    help="Measured time per level.",
+)
+@click.option(
+    "--warmup",
+    default="1s",
+    show_default=True,
+    callback=_duration,
+    help="Discarded warm-up before each sweep.",
+)
+@click.option(
+    "--timeout",
+    default="5s",
+    show_default=True,
+    callback=_duration,
+    help="wrk's per-request timeout.",
+)
+@click.option(
+    "--repeat",
+    "-r",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Rounds, interleaved (A B A B ...), each on a restarted server.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(WSGI_WORKERS),
+    default=None,
+    help="gunicorn worker for WSGI targets  [default: sync]",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Threads per gthread worker  [default: 8]",
+)
+@click.option(
+    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
+)
+@click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT_DIR,
+    show_default=True,
+    help="Output directory.",
+)
+@click.option(
+    "--wrk",
+    envvar="HARNESS_WRK",
+    default=None,
+    help="The wrk binary to use (env HARNESS_WRK)  [default: wrk on PATH]",
+)
+@click.option(
+    "--ceiling/--no-ceiling",
+    default=True,
+    show_default=True,
+    help="Measure the load generator's limit first, to flag wrk-bound results.",
+)
+@click.option(
+    "--ceiling-qps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The ceiling's QPS, given instead of measured.",
+)
+@click.option(
+    "--max-overhead-us",
+    type=float,
+    default=None,
+    help="Exit 1 when a set's median overhead (CPU µs/request) is above this.",
+)
+@click.option(
+    "--charts/--no-charts",
+    default=True,
+    show_default=True,
+    help="Draw overhead.png, the sweeps' charts and the diff charts.",
+)
+def compare(preset: str | None, levels: tuple[int, ...] | None, **options: Any) -> None:
+    """Per-request overhead of middleware sets (and frameworks) against the raw baseline.
+
+    Example: harness compare -t flask -m none,all
+    """
+    from harness.compare import compare as run_compare
+    from harness.compare_report import notes, rich_table
+
+    if preset is not None:
+        chosen = PRESETS[preset]
+        options.update(duration=chosen.duration, timeout=chosen.timeout, warmup=chosen.warmup)
+        levels = levels or chosen.levels
+    try:
+        report = run_compare(levels=levels or (64,), echo=console.print, **options)
+    except KeyboardInterrupt:
+        console.print(
+            "interrupted: the rounds that finished are in the report "
+            f"({Path(options['out_dir']) / 'compare.md'})"
+        )
+        sys.exit(130)
+    except (SweepError, WrkError, ServerError, ValueError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    console.print(rich_table(report))
+    for line in notes(report):
+        console.print(line)
+    console.print(
+        f"wrote {', '.join(str(f) for f in report.files[:3])}"
+        + (f" and {len(report.files) - 3} charts" if len(report.files) > 3 else "")
+    )
+    if report.gate_failures:
+        raise click.ClickException(
+            "overhead above --max-overhead-us: " + "; ".join(report.gate_failures)
+        )
+    if report.missing:
+        raise click.ClickException(f"{len(report.missing)} round(s) missing; see compare.md")
