@@ -81,11 +81,15 @@ def _concurrency_axis(ax: Axes, levels: Iterable[int]) -> None:
 def _runs_line(series: Sequence[Series]) -> str:
     parts = []
     for one in series:
+        prefix = f"{one.name}: " if len(series) > 1 else ""
+        if not one.duration_s and not one.threads:
+            # A .dat keeps neither; saying so beats the original's hard-coded `300s`.
+            parts.append(f"{prefix}{one.path.name} (duration and threads not recorded)")
+            continue
         duration = f"{one.duration_s:g}s per level" if one.duration_s else "duration not recorded"
         threads = (
             "threads " + "/".join(map(str, one.threads)) if one.threads else "threads not recorded"
         )
-        prefix = f"{one.name}: " if len(series) > 1 else ""
         parts.append(f"{prefix}{duration}, {threads}")
     return literal(" · ".join(parts))
 
@@ -112,10 +116,10 @@ def _titles(ax: Axes, title: str, subtitle: str) -> None:
     ax.text(0, 1.015, subtitle, transform=ax.transAxes, fontsize=9, color="#444444", va="bottom")
 
 
-def _legend_below(ax: Axes, handles: list[Any], ncols: int) -> None:
+def _legend_below(ax: Axes, handles: list[Any], ncols: int, offset: float = -0.14) -> None:
     # Below the plot, like the original's `set key below`: it never hides a point.
     ax.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=ncols,
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, offset), ncols=ncols,
         frameon=False,
     )  # fmt: skip
 
@@ -143,7 +147,13 @@ def _all_levels(series: Sequence[Series]) -> list[int]:
 def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
     """QPS (left axis, solid) and average latency (right axis, dashed) against concurrency."""
     with _style():
-        fig, ax = plt.subplots(figsize=(10, 5.8))
+        ratio_ax: Axes | None = None
+        if len(series) == 2:
+            fig, (ax, ratio_ax) = plt.subplots(
+                2, 1, figsize=(10, 7.4), sharex=True, height_ratios=(3, 1)
+            )
+        else:
+            fig, ax = plt.subplots(figsize=(10, 5.8))
         lat_ax = ax.twinx()
         lat_ax.grid(False)
         handles = []
@@ -178,9 +188,39 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         lat_ax.set_ylabel("average latency (TTLB)", color=LATENCY_COLORS[0])
         lat_ax.spines["top"].set_visible(False)
         failed = [h for h in ax.get_lines() if str(h.get_label()).endswith("failed / skipped")]
-        _legend_below(ax, handles + failed, ncols=len(handles + failed))
         _titles(ax, title, _runs_line(series))
+        if ratio_ax is not None:
+            ax.set_xlabel("")
+            _ratio_panel(ratio_ax, series[0], series[1])
+            _legend_below(ratio_ax, handles + failed, ncols=len(handles + failed), offset=-0.5)
+        else:
+            _legend_below(ax, handles + failed, ncols=len(handles + failed))
         return _save(fig, path)
+
+
+def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
+    """A's QPS as a percentage of B's at each level both have: the source document's
+    `13.68% of raw` read off directly."""
+    qps_b = {row.concurrency: row.qps for row in b.rows if row.qps}
+    pts = [
+        (row.concurrency, 100.0 * row.qps / qps_b[row.concurrency])
+        for row in a.rows
+        if row.qps is not None and row.concurrency in qps_b
+    ]
+    pts.sort()
+    if pts:
+        xs, pct = zip(*pts, strict=True)
+        ax.plot(xs, pct, marker="D", linewidth=1.8, markersize=5, color="#444444")
+        for x, y in pts:
+            ax.annotate(
+                f"{y:.1f}%", (x, y), textcoords="offset points", xytext=(0, 7), ha="center",
+                fontsize=8,
+            )  # fmt: skip
+        ax.axhline(100, color="#999999", linewidth=1, linestyle=":")
+        ax.set_ylim(0, max(110.0, max(pct) * 1.2))
+    _concurrency_axis(ax, _all_levels([a, b]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))
+    ax.set_ylabel(literal(f"{a.name} / {b.name}\nQPS"), fontsize=9)
 
 
 def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:

@@ -86,6 +86,10 @@ def wrk_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds - 1e-9))
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
@@ -137,6 +141,14 @@ class WrkResult:
     def is_ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def littles_law_ratio(self) -> float | None:
+        """QPS x mean latency / connections: about 1 for a closed loop like wrk's. Far below 1,
+        the connections spent time outside a timed request (reconnects, errors)."""
+        if not self.is_ok or not self.latency_avg_ms or not self.connections:
+            return None
+        return self.qps * self.latency_avg_ms / 1e3 / self.connections
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(
@@ -144,6 +156,7 @@ class WrkResult:
             attempted=self.attempted,
             success_pct=round(self.success_pct, 4),
             socket_errors=self.socket_errors,
+            littles_law_ratio=_round(self.littles_law_ratio),
         )
         return data
 

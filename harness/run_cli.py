@@ -1,0 +1,377 @@
+"""`harness run` and `harness diff`: thin click layers over sweep() and diff()."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.datfile import DatRow
+from harness.results import ResultError, SweepResult
+from harness.sweep import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS, preset_threads
+from harness.wrk import ENV_WRK, WrkError, WrkResult, parse_duration, parse_metric
+
+
+def _console() -> Console:
+    from harness.cli import console
+
+    return console
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Levels(click.ParamType):
+    """Concurrency levels: `8,32,64`, `"8 32 64"`, `1k`."""
+
+    name = "levels"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        levels = []
+        for part in re.split(r"[\s,]+", str(value).strip()):
+            try:
+                number = parse_metric(part)
+            except ValueError:
+                self.fail(f"not a concurrency level: {part!r}", param, ctx)
+            if number < 1 or number != int(number):
+                self.fail(f"a concurrency level is a positive integer: {part!r}", param, ctx)
+            levels.append(int(number))
+        return tuple(levels)
+
+
+class Threads(click.ParamType):
+    name = "N|auto"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if value is None or value == "auto":
+            return None
+        try:
+            threads = int(value)
+        except ValueError:
+            self.fail(f"threads is a positive integer or auto: {value!r}", param, ctx)
+        if threads < 1:
+            self.fail(f"threads is a positive integer or auto: {value!r}", param, ctx)
+        return threads
+
+
+class CpuList(click.ParamType):
+    name = "cpus"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        cpus: list[int] = []
+        try:
+            for part in str(value).split(","):
+                low, _, high = part.strip().partition("-")
+                cpus.extend(range(int(low), int(high or low) + 1))
+        except ValueError:
+            self.fail(f"not a CPU list (e.g. 1 or 2-3 or 0,2): {value!r}", param, ctx)
+        return tuple(dict.fromkeys(cpus))
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.0f} µs" if value < 1 else f"{value:,.2f} ms"
+
+
+def summary_table(result: SweepResult) -> Table:
+    s = result.settings
+    table = Table(
+        title=f"{result.name}: {result.url}  "
+        f"({s['duration_s']:g}s per level, -T{s['timeout_s']:g}s)",
+        title_justify="left",
+    )
+    for column in ("c", "conns", "threads", "QPS", "avg", "p50", "p99", "max"):
+        table.add_column(column, justify="right")
+    for column in ("success", "socket errors c/r/w/t", "non-2xx", "status"):
+        table.add_column(column, justify="right" if column != "status" else "left")
+    peak = result.peak
+    for level in sorted(result.levels, key=lambda lv: lv.concurrency):
+        if not level.is_ok:
+            status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.reason}[/]"
+            table.add_row(str(level.concurrency), *["—"] * 10, status)
+            continue
+        style = "green" if level.success_pct >= 99.995 else "yellow"
+        table.add_row(
+            str(level.concurrency),
+            str(level.connections),
+            str(level.threads),
+            f"[bold]{level.qps:,.0f}[/]" + (" ▲" if level is peak else ""),
+            _ms(level.latency_avg_ms),
+            _ms(level.p50_ms),
+            _ms(level.p99_ms),
+            _ms(level.latency_max_ms),
+            f"[{style}]{level.success_pct:.2f}%[/]",
+            f"{level.errors_connect}/{level.errors_read}/{level.errors_write}/{level.errors_timeout}",
+            str(level.non2xx3xx),
+            "ok",
+        )
+    return table
+
+
+def level_notes(level: WrkResult) -> list[str]:
+    notes = []
+    ratio = level.littles_law_ratio
+    # Little's law for wrk's closed loop: connections ≈ QPS × mean latency.
+    if ratio is not None and ratio < 0.75:
+        notes.append(
+            f"c={level.concurrency}: QPS × mean latency is only {ratio:.0%} of the connections "
+            "(Little's law): connections spent time outside timed requests (reconnects, "
+            "errors) or wrk itself was the bottleneck"
+        )
+    elif ratio is not None and ratio > 1.25:
+        notes.append(
+            f"c={level.concurrency}: QPS × mean latency is {ratio:.0%} of the connections "
+            "(Little's law): wrk's coordinated-omission correction inflated the mean for a "
+            "latency tail (stalls; unpinned wrk and server competing for CPUs?)"
+        )
+    if level.connections and level.connections != level.concurrency:
+        notes.append(
+            f"c={level.concurrency}: wrk opened {level.connections} connections "
+            f"({level.threads} threads × {level.connections // level.threads})"
+        )
+    return notes
+
+
+@click.command()
+@click.argument("url")
+@click.option(
+    "-n",
+    "--name",
+    default=DEFAULT_NAME,
+    show_default=True,
+    help="Job name: files are NAME.dat, NAME.json, NAME_*.png.",
+)
+@click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_OUT_DIR,
+    show_default=True,
+    help="Output directory.",
+)
+@click.option(
+    "-c",
+    "--connections",
+    "levels",
+    type=Levels(),
+    default=None,
+    help="Concurrency levels, e.g. '8,32,64' or '200 500 1k'.  [default: "
+    + " ".join(map(str, DEFAULT_PRESET.levels))
+    + "]",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="iam: the source document's wrktest.sh (10 levels, 300s each, -T30s, "
+    "3×CPUs threads); quick: 4 levels of 2s.",
+)
+@click.option(
+    "--duration",
+    type=Duration(),
+    default=None,
+    help="wrk -d per level (wrk takes whole seconds; 500ms, 5s, 1m)."
+    f"  [default: {DEFAULT_PRESET.duration:g}s]",
+)
+@click.option(
+    "--timeout",
+    type=Duration(),
+    default=None,
+    help=f"wrk --timeout per request.  [default: {DEFAULT_PRESET.timeout:g}s]",
+)
+@click.option(
+    "--threads",
+    type=Threads(),
+    default=None,
+    help="wrk threads, or auto: one per CPU wrk may use; never above the connections."
+    "  [default: auto]",
+)
+@click.option(
+    "--warmup",
+    type=Duration(),
+    default=None,
+    help="Warm-up run before the levels, discarded; 0 skips it."
+    f"  [default: {DEFAULT_PRESET.warmup:g}s]",
+)
+@click.option(
+    "--wrk",
+    "wrk",
+    default=None,
+    envvar=ENV_WRK,
+    show_envvar=True,
+    help="The wrk binary.  [default: wrk on PATH]",
+)
+@click.option(
+    "--cpus",
+    type=CpuList(),
+    default=None,
+    help="Pin wrk to these CPUs (taskset), e.g. 1 or 2-3.  [default: not pinned]",
+)
+@click.option(
+    "--resume", is_flag=True, help="Keep the levels NAME.json already has and run the rest."
+)
+@click.option(
+    "--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts at the end."
+)
+def run(
+    url: str,
+    name: str,
+    out_dir: Path,
+    levels: tuple[int, ...] | None,
+    preset: str | None,
+    duration: float | None,
+    timeout: float | None,
+    threads: int | None,
+    warmup: float | None,
+    wrk: str | None,
+    cpus: tuple[int, ...] | None,
+    resume: bool,
+    charts: bool,
+) -> None:
+    """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh)."""
+    from harness.progress import RichReporter
+    from harness.sweep import SweepError, sweep
+
+    chosen = PRESETS[preset] if preset else DEFAULT_PRESET
+    console = _console()
+    started = time.monotonic()
+    try:
+        result = sweep(
+            url=url,
+            name=name,
+            out_dir=out_dir,
+            levels=levels or chosen.levels,
+            duration=duration if duration is not None else chosen.duration,
+            timeout=timeout if timeout is not None else chosen.timeout,
+            threads=threads if threads is not None else preset_threads(chosen),
+            warmup=warmup if warmup is not None else chosen.warmup,
+            wrk=wrk,
+            cpus=cpus,
+            resume=resume,
+            progress=RichReporter(console),
+            charts=charts,
+            meta={"command": "run", "preset": preset},
+        )
+    except (SweepError, WrkError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        console.print(
+            f"\n[yellow]interrupted[/]: the finished levels are in {out_dir / name}.dat and "
+            f"{out_dir / name}.json; continue with --resume"
+        )
+        sys.exit(130)
+    console.print(summary_table(result))
+    for level in result.levels:
+        for note in level_notes(level):
+            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    console.print(f"data: {result.dat_path}, {result.json_path}", soft_wrap=True)
+    for chart in result.charts:
+        console.print(f"chart: {chart}", soft_wrap=True)
+    console.print(f"took {time.monotonic() - started:.1f}s")
+    if result.all_failed:
+        console.print("[red]error:[/] every level failed; nothing was measured")
+        sys.exit(1)
+
+
+def _row_cell(row: DatRow | None, attr: str) -> str:
+    value = getattr(row, attr) if row is not None else None
+    if value is None:
+        return "—"
+    if attr == "qps":
+        return f"{value:,.0f}"
+    if attr == "success_pct":
+        return f"{value:.2f}%"
+    return _ms(value)
+
+
+def _change(value: float | None, unit: str = "%", good_when_up: bool = True) -> str:
+    if value is None:
+        return "—"
+    style = "green" if (value >= 0) == good_when_up else "red"
+    return f"[{style}]{value:+.1f}{unit}[/]"
+
+
+@click.command("diff")
+@click.argument("a", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("b", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_OUT_DIR,
+    show_default=True,
+    help="Where the diff charts go.",
+)
+@click.option("--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts.")
+def diff_command(a: Path, b: Path, out_dir: Path, charts: bool) -> None:
+    """Diff two results (.dat, including the original script's, or .json): a table of the change
+    per concurrency level, and A_B.qps.ttlb.diff.png + A_B.successrate.diff.png."""
+    from harness.diff import diff
+    from harness.sweep import SweepError
+
+    try:
+        result = diff(a=a, b=b, out_dir=out_dir, charts=charts)
+    except (ResultError, SweepError) as exc:
+        raise click.ClickException(str(exc)) from None
+    na, nb = result.a.name, result.b.name
+    table = Table(title=f"{na} (A) vs {nb} (B); change is B relative to A", title_justify="left")
+    table.add_column("c", justify="right")
+    for column in (f"{na} QPS", f"{nb} QPS", "QPS Δ", f"{na} avg", f"{nb} avg", "latency Δ"):
+        table.add_column(column, justify="right")
+    for column in (f"{na} success", f"{nb} success", "success Δ"):
+        table.add_column(column, justify="right")
+    for row in result.rows:
+        table.add_row(
+            str(row.concurrency),
+            _row_cell(row.a, "qps"),
+            _row_cell(row.b, "qps"),
+            _change(row.qps_change_pct),
+            _row_cell(row.a, "avg_latency_ms"),
+            _row_cell(row.b, "avg_latency_ms"),
+            _change(row.latency_change_pct, good_when_up=False),
+            _row_cell(row.a, "success_pct"),
+            _row_cell(row.b, "success_pct"),
+            _change(row.success_change_pp, unit=" pp"),
+        )
+    console = _console()
+    console.print(table)
+    peak_a, peak_b, ratio = result.peak_a, result.peak_b, result.peak_ratio_pct
+    if peak_a and peak_b and ratio is not None:
+        console.print(
+            f"peak QPS: {na} {peak_a.qps:,.0f} at c={peak_a.concurrency}, "
+            f"{nb} {peak_b.qps:,.0f} at c={peak_b.concurrency}: "
+            f"{na} reaches [bold]{ratio:.2f}%[/] of {nb}",
+            soft_wrap=True,
+        )
+    for chart in result.charts:
+        console.print(f"chart: {chart}", soft_wrap=True)
