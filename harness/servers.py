@@ -146,11 +146,12 @@ class RunningServer:
         _LIVE.discard(self)
         procs = self.processes()
         _signal_group(self.process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _signal_group(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        # Whatever is still in the group now is stuck or orphaned (a master killed from outside
+        # leaves its workers behind): it goes too.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
         # Workers are in the same group, but one that left it must not survive either.
         _, alive = psutil.wait_procs(procs, timeout=max(0.5, timeout / 2))
         for proc in alive:

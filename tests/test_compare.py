@@ -1,0 +1,153 @@
+"""compare end to end on real servers with short runs, and its failure paths."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+import harness.compare
+from harness.cli import main
+from harness.compare import compare
+from harness.servers import RunningServer, start_server
+from middleware.stack import ORDER
+
+SHORT = {"levels": (16,), "duration": 1.0, "warmup": 0.0, "ceiling": False}
+
+
+def _server_processes() -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if ":from_env()" in cmdline or "targets.ceiling" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.mark.parametrize("target", ["flask", "starlette"])
+def test_none_and_all_on_real_servers(target: str, tmp_path: Path) -> None:
+    report = compare(targets=[target], sets=[(), ORDER], repeat=2, out_dir=tmp_path, **SHORT)
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert data["target"] == target
+    assert data["baseline"] == ("raw-wsgi" if target == "flask" else "raw-asgi")
+    names = [s["name"] for s in data["sets"]]
+    assert names == ["none", "all"]
+    none, full = data["sets"]
+    assert none["middlewares"] == [] and full["middlewares"] == list(ORDER)
+    for one in data["sets"]:
+        assert one["peak_qps"] > 0
+        assert [r["status"] for r in one["rounds"]] == ["ok", "ok"]
+    # The full stack (with dump's pretty JSON) costs something on either measure...
+    assert full["overhead_us_per_request"] > 0
+    assert full["overhead_qps_us_per_request"]["median"] > 0
+    assert full["reference"] == "none"
+    # ...and `none` is the framework against its raw baseline.
+    assert none["reference"].startswith(data["baseline"])
+    assert 0 < none["pct_of_baseline"] < 100
+    assert full["pct_of_baseline"] < none["pct_of_baseline"]
+    ci = full["overhead_us_per_request_ci"]
+    assert ci["low"] <= ci["high"] and ci["n"] == 2
+    # every sweep's files, per set and round, plus the report
+    for stem in (f"{target}_none_r1", f"{target}_all_r2"):
+        assert (tmp_path / f"{stem}.dat").read_text().strip()
+        assert (tmp_path / f"{stem}.json").exists()
+    for name in ("compare.md", "overhead.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "| all |" in (tmp_path / "compare.md").read_text()
+    assert report.missing == []
+    assert _server_processes() == []
+
+
+def test_wrong_answers_are_never_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server is started without the stack the validator expects: its answers lack the
+    # secure headers, so the set must fail validation rather than produce a timing.
+    real_start = start_server
+
+    def start_without_middlewares(target: object, **options: object) -> RunningServer:
+        options["stack"] = ()
+        return real_start(target, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(harness.compare, "start_server", start_without_middlewares)
+    report = compare(
+        targets=["raw-asgi"],
+        sets=[("secure",)],
+        baseline=False,
+        out_dir=tmp_path,
+        repeat=2,
+        **SHORT,
+    )
+    entry = report.entries[0]
+    assert [r.status for r in entry.rounds] == ["failed", "failed"]
+    assert "secure is in the stack but X-Frame-Options is None" in entry.rounds[0].reason
+    assert entry.peak_qps is None
+    assert not list(tmp_path.glob("raw-asgi_secure*.dat"))  # never swept
+    assert "Missing: secure round 1" in (tmp_path / "compare.md").read_text()
+    assert _server_processes() == []
+
+
+def test_gate_fails_the_command(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "compare", "-t", "raw-asgi", "-m", "none,secure+nocache", "--no-baseline",
+        "-c", "16", "--duration", "1s", "--warmup", "0", "--no-ceiling", "--no-charts",
+        "--max-overhead-us", "-1000", "-d", str(tmp_path),
+    ])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "overhead above --max-overhead-us" in result.output
+    assert "secure+nocache" in result.output
+    assert json.loads((tmp_path / "compare.json").read_text())["gate_failures"]
+
+
+def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_start = start_server
+
+    def start_then_kill(target: object, **options: object) -> RunningServer:
+        server = real_start(target, **options)  # type: ignore[arg-type]
+        # SIGKILL the gunicorn master half-way through the one level: its worker is orphaned.
+        threading.Timer(1.0, os.kill, (server.pid, signal.SIGKILL)).start()
+        return server
+
+    monkeypatch.setattr(harness.compare, "start_server", start_then_kill)
+    report = compare(
+        targets=["raw-wsgi"],
+        sets=[()],
+        baseline=False,
+        out_dir=tmp_path,
+        levels=(8,),
+        duration=2.0,
+        warmup=0.0,
+        ceiling=False,
+        charts=False,
+    )
+    (only,) = report.entries[0].rounds
+    assert only.status == "failed"
+    assert "mid-sweep" in only.reason
+    assert report.missing and "none round 1: failed" in report.missing[0]
+    assert (tmp_path / "raw-wsgi_none.json").exists()  # what was measured is kept
+    assert _server_processes() == []
+
+
+def test_unknown_names_are_usage_errors() -> None:
+    runner = CliRunner()
+    bad_target = runner.invoke(main, ["compare", "-t", "flask,django"])
+    assert bad_target.exit_code == 2
+    assert "unknown target 'django'" in bad_target.output and "raw-wsgi" in bad_target.output
+    bad_set = runner.invoke(main, ["compare", "-t", "flask", "-m", "none,request-id+gzip"])
+    assert bad_set.exit_code == 2
+    assert "unknown middleware 'gzip'" in bad_set.output and "request-id" in bad_set.output
+
+
+def test_bad_settings_fail_before_any_server_starts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["compare", "-t", "flask", "--wrk", "/nonexistent/wrk", "-d", str(tmp_path)]
+    )
+    assert result.exit_code == 1
+    assert "wrk" in result.output
+    assert _server_processes() == []
