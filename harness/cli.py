@@ -127,6 +127,10 @@ def serve(**options: Any) -> None:
 # Commands that live in their own modules register below, one import and one add_command each.
 # (Imports are deferred into the modules' command bodies where they are heavy, e.g. matplotlib.)
 # -- command registry --
+from harness.run_cli import diff_command, run  # noqa: E402
+
+main.add_command(run)
+main.add_command(diff_command)
 
 if __name__ == "__main__":
     main()
