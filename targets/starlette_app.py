@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-import middleware.asgi
+import middleware.starlette
 from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, JSON_TYPE, PANIC_PATH, Panic
 from targets.settings import log_output_from_env, stack_from_env
 
@@ -37,9 +37,9 @@ def build_starlette() -> Starlette:
 
 
 def create_app(stack: tuple[str, ...] = (), log_output: str = "null") -> Any:
-    # Pure ASGI middlewares wrap the whole app rather than going through Starlette's
-    # `middleware=` list, so the same adapter serves raw-asgi and starlette alike.
-    return middleware.asgi.wrap(build_starlette(), stack, log_output)
+    # The pure ASGI classes raw-asgi uses, added with Starlette's own add_middleware: that puts
+    # them inside Starlette's ServerErrorMiddleware, so `recovery` sees an exception first.
+    return middleware.starlette.apply(build_starlette(), stack, log_output)
 
 
 def from_env() -> Any:

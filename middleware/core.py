@@ -1,0 +1,441 @@
+"""The per-request logic of every middleware, written once; the adapters only move data in and out.
+
+Everything here is plain functions over str/bytes, so that the WSGI, ASGI and aiohttp adapters
+produce byte-identical log lines and headers, and so that it can be unit-tested without a server.
+Hot-path values (header lists, the time strings) are precomputed or cached per second, because
+this project measures what a middleware costs and a careless one would measure our carelessness.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import itertools
+import json
+import os
+import re
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar
+from typing import Any
+
+# --------------------------------------------------------------------------------------------------
+# The log sink: opened once per process, one write(2) per entry.
+
+
+class Sink:
+    """Where log entries go. `write` takes one whole entry (one or more lines, ending in a newline).
+
+    A file or stdout gets one unbuffered write(2) per entry: an O_APPEND write of a whole entry is
+    not interleaved with another worker's, and a test can read the line as soon as it is written.
+    That is the same cost as a line-buffered file, without the TextIOWrapper layer in between.
+    """
+
+    __slots__ = ("spec", "write")
+
+    def __init__(self, spec: str, write: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.write = write
+
+
+def _discard(entry: str) -> None:
+    """The `null` sink: entries are still formatted (that is the middleware's cost), not written."""
+
+
+def _fd_writer(fd: int) -> Callable[[str], None]:
+    def write(entry: str) -> None:
+        data = entry.encode("utf-8", "backslashreplace")
+        written = os.write(fd, data)
+        while written < len(data):  # a pipe may take less than all of a large dump entry
+            written += os.write(fd, data[written:])
+
+    return write
+
+
+LOG_OUTPUTS = "stdout, null, file:PATH"
+_SINKS: dict[str, Sink] = {}
+
+
+def check_log_output(spec: str) -> str:
+    """`spec` if it names a sink, else ValueError listing the valid forms (for CLI validation)."""
+    if spec in ("stdout", "null") or (spec.startswith("file:") and len(spec) > len("file:")):
+        return spec
+    raise ValueError(f"unknown log output {spec!r}; valid: {LOG_OUTPUTS}")
+
+
+def open_sink(spec: str) -> Sink:
+    """The sink for `spec`, opened on first use and shared by every middleware of this process."""
+    sink = _SINKS.get(spec)
+    if sink is not None:
+        return sink
+    check_log_output(spec)
+    if spec == "null":
+        sink = Sink(spec, _discard)
+    elif spec == "stdout":
+        sink = Sink(spec, _fd_writer(1))
+    else:
+        path = spec[len("file:") :]
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        sink = Sink(spec, _fd_writer(fd))
+    _SINKS[spec] = sink
+    return sink
+
+
+# --------------------------------------------------------------------------------------------------
+# Time strings, cached per second: strftime/formatdate cost microseconds, a request here less.
+
+
+class _PerSecond:
+    """`make(second)` recomputed only when the wall-clock second changes. Races between threads
+    are harmless: both compute the same value for the same second."""
+
+    __slots__ = ("_make", "_second", "_value")
+
+    def __init__(self, make: Callable[[int], Any]) -> None:
+        self._make = make
+        self._second = -1
+        self._value: Any = None
+
+    def __call__(self) -> Any:
+        second = int(time.time())
+        if second != self._second:
+            self._value = self._make(second)
+            self._second = second
+        return self._value
+
+
+log_time: Callable[[], str] = _PerSecond(
+    lambda second: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+)
+
+# --------------------------------------------------------------------------------------------------
+# request-id
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_WSGI_KEY = "HTTP_X_REQUEST_ID"
+REQUEST_ID_HEADER_BYTES = b"x-request-id"
+REQUEST_ID_MAX = 128
+
+# fullmatch, not `^...$`: `$` also matches before a trailing newline, which is exactly the value
+# that must be refused.
+_valid_id = re.compile(r"[A-Za-z0-9._-]{1,128}").fullmatch
+_valid_id_bytes = re.compile(rb"[A-Za-z0-9._-]{1,128}").fullmatch
+
+request_id_var: ContextVar[str | None] = ContextVar("mwbench_request_id", default=None)
+"""The current request's id, for the other middlewares and for application code."""
+
+
+def _id_prefix() -> str:
+    return os.urandom(8).hex() + "-"
+
+
+# A random per-process prefix and a counter: unique across workers and restarts (64 random bits)
+# and across the requests of one process (the counter), at a tenth of uuid4's cost. The ids are
+# for correlating log lines, not secrets, so being sequential within a process is fine. Reset in
+# a forked child, so workers forked from a preloaded master do not share a sequence.
+_prefix = _id_prefix()
+_counter = itertools.count(1)
+
+
+def _after_fork() -> None:
+    global _prefix, _counter
+    _prefix = _id_prefix()
+    _counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def new_request_id() -> str:
+    return f"{_prefix}{next(_counter):x}"
+
+
+def is_valid_request_id(value: str) -> bool:
+    return _valid_id(value) is not None
+
+
+def accept_request_id(value: str | None) -> str:
+    """The incoming id if it is acceptable, else a fresh one."""
+    if value and _valid_id(value) is not None:
+        return value
+    return new_request_id()
+
+
+def accept_request_id_bytes(value: bytes | None) -> tuple[str, bytes]:
+    """As `accept_request_id` for a raw ASGI header value; also returns the id as bytes, so the
+    adapter can echo it without encoding it again."""
+    if value and _valid_id_bytes(value) is not None:
+        return value.decode("ascii"), value
+    fresh = new_request_id()
+    return fresh, fresh.encode("ascii")
+
+
+def current_request_id() -> str:
+    """The id for log lines: `-` when the request-id middleware is not in the stack."""
+    return request_id_var.get() or "-"
+
+
+# --------------------------------------------------------------------------------------------------
+# logger: one access-log line per request.
+
+# C0, DEL and C1 controls, and the Unicode line/paragraph separators some viewers break lines
+# on, become \xNN / \uNNNN; in a quoted field `"` and `\` are escaped too, so it can be undone.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_QUOTED = {**_CONTROLS, ord("\\"): "\\\\", ord('"'): '\\"'}
+
+
+def escape(text: str) -> str:
+    """`text` safe inside a double-quoted log field: one line, no terminal escapes."""
+    # The fast path is three C-level scans; almost every path takes it.
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    return text.translate(_QUOTED)
+
+
+def escape_text(text: str) -> str:
+    """Free text (a traceback line): controls escaped, quotes left alone."""
+    return text if text.isprintable() else text.translate(_CONTROLS)
+
+
+def access_line(
+    client: str | None,
+    method: str,
+    path: str,
+    status: int | str,
+    latency: float,
+    request_id: str,
+) -> str:
+    """One access-log line. `latency` in seconds; `request_id` already validated (or `-`)."""
+    return (
+        f"{log_time()} access client={client or '-'} method={escape(method)} "
+        f'path="{escape(path)}" status={status} latency_ms={latency * 1000.0:.3f} '
+        f"request_id={request_id}\n"
+    )
+
+
+def wsgi_path(path_info: str) -> str:
+    """PATH_INFO is the request's bytes decoded as latin-1 (PEP 3333); ASGI and aiohttp decode
+    UTF-8. Redecode non-ASCII paths so that every adapter logs the same text."""
+    if path_info.isascii():
+        return path_info
+    return path_info.encode("latin-1").decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------------------
+# recovery
+
+ERROR_MESSAGE = "internal server error"
+ERROR_STATUS_WSGI = "500 Internal Server Error"
+
+
+def error_body(request_id: str | None) -> bytes:
+    """The 500 body. The exception itself stays in the log: its text may hold internals."""
+    return json.dumps(
+        {"error": ERROR_MESSAGE, "request_id": request_id}, separators=(",", ":")
+    ).encode()
+
+
+def panic_entry(exc: BaseException, request_id: str | None) -> str:
+    """The log entry for a recovered exception: one header line, then the traceback, each line
+    indented so that no line of it can pass for an access line."""
+    header = (
+        f"{log_time()} panic request_id={request_id or '-'} "
+        f'error="{escape(type(exc).__name__)}: {escape(str(exc))}"\n'
+    )
+    lines = "".join(traceback.format_exception(exc)).splitlines()
+    return header + "".join(f"    {escape_text(line)}\n" for line in lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# secure, nocache, cors: response headers, precomputed.
+
+SECURE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-XSS-Protection", "1; mode=block"),
+)
+HSTS_HEADER = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+SECURE_HEADERS_HTTPS = (*SECURE_HEADERS, HSTS_HEADER)
+
+NOCACHE_EXPIRES = "Thu, 01 Jan 1970 00:00:00 GMT"
+NOCACHE_CACHE_CONTROL = "no-cache, no-store, max-age=0, must-revalidate"
+
+
+def _nocache(second: int) -> tuple[tuple[str, str], ...]:
+    return (
+        ("Cache-Control", NOCACHE_CACHE_CONTROL),
+        ("Expires", NOCACHE_EXPIRES),
+        ("Last-Modified", email.utils.formatdate(second, usegmt=True)),
+    )
+
+
+nocache_headers: Callable[[], tuple[tuple[str, str], ...]] = _PerSecond(_nocache)
+nocache_headers_bytes: Callable[[], tuple[tuple[bytes, bytes], ...]] = _PerSecond(
+    lambda second: tuple((k.lower().encode(), v.encode()) for k, v in _nocache(second))
+)
+
+CORS_MAX_AGE = "43200"  # 12 h, gin-contrib/cors' default
+CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+# Lets a browser script read the id it will quote in a bug report.
+CORS_EXPOSE = REQUEST_ID_HEADER
+
+
+def cors_headers(origin: str) -> list[tuple[str, str]]:
+    """For a request with `Origin`. Every origin is allowed, so with credentials the origin is
+    echoed (a `*` is not valid with credentials) and `Vary: Origin` keeps caches honest."""
+    return [
+        ("Access-Control-Allow-Origin", origin),
+        ("Access-Control-Allow-Credentials", "true"),
+        ("Access-Control-Max-Age", CORS_MAX_AGE),
+        ("Access-Control-Expose-Headers", CORS_EXPOSE),
+        ("Vary", "Origin"),
+    ]
+
+
+def cors_preflight_headers(origin: str, request_headers: str | None) -> list[tuple[str, str]]:
+    """The 204 answer to `OPTIONS` with `Origin`: the methods, and the headers the browser asked
+    for (already a parsed header value, so it cannot carry CR/LF)."""
+    headers = [
+        ("Access-Control-Allow-Origin", origin),
+        ("Access-Control-Allow-Credentials", "true"),
+        ("Access-Control-Allow-Methods", CORS_METHODS),
+        ("Access-Control-Max-Age", CORS_MAX_AGE),
+        ("Vary", "Origin"),
+    ]
+    if request_headers:
+        headers.append(("Access-Control-Allow-Headers", request_headers))
+    return headers
+
+
+def as_bytes(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """ASGI form: lower-case names, latin-1 bytes (header values are latin-1 on the wire)."""
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def lower_names(headers: Iterable[tuple[str, Any]]) -> frozenset[str]:
+    return frozenset(k.lower() for k, _ in headers)
+
+
+# What each middleware visibly adds to a plain `GET /healthz` (no Origin): for response checks.
+EXPECTED_HEADERS: dict[str, tuple[str, ...]] = {
+    "request-id": (REQUEST_ID_HEADER,),
+    "logger": (),
+    "recovery": (),
+    "secure": tuple(k for k, _ in SECURE_HEADERS),
+    "nocache": ("Cache-Control", "Expires", "Last-Modified"),
+    "cors": (),  # only with Origin
+    "dump": (),
+}
+
+# --------------------------------------------------------------------------------------------------
+# dump: gin-dump's pretty, key-sorted JSON of both sides of the exchange.
+
+DUMP_BODY_CAP = 4096
+REDACTED = "[redacted]"
+REDACT = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+
+
+def dump_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case names (every adapter agrees), repeated headers joined, secrets redacted."""
+    headers: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in REDACT:
+            value = REDACTED
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
+
+
+def wsgi_request_headers(environ: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            yield key[5:].replace("_", "-"), value
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            yield key.replace("_", "-"), value
+
+
+def dump_body(data: bytes, size: int) -> dict[str, Any]:
+    """`data` is the start of a body of `size` bytes (all of it, or at least DUMP_BODY_CAP).
+    JSON is re-emitted as JSON (to be pretty-printed with the rest); anything else, or a capped
+    body, as text with undecodable bytes shown as \\xNN, which json.dumps escapes further: the
+    log never gets raw bytes."""
+    shown: dict[str, Any] = {"bytes": size}
+    if size == 0:
+        shown["body"] = None
+        return shown
+    if size > DUMP_BODY_CAP or size > len(data):
+        shown["truncated"] = True
+        shown["body"] = data[:DUMP_BODY_CAP].decode("utf-8", "backslashreplace")
+        return shown
+    try:
+        shown["body"] = json.loads(data)
+    except ValueError:  # UnicodeDecodeError included
+        shown["body"] = data.decode("utf-8", "backslashreplace")
+    return shown
+
+
+class BodyCapture:
+    """Keeps the first DUMP_BODY_CAP bytes of a body that passes by in chunks, and its size."""
+
+    __slots__ = ("chunks", "kept", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.kept = 0
+        self.size = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.kept < DUMP_BODY_CAP and chunk:
+            part = chunk[: DUMP_BODY_CAP - self.kept]
+            self.chunks.append(part)
+            self.kept += len(part)
+
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def dump_entry(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    query: str,
+    request_headers: Iterable[tuple[str, str]],
+    request_body: bytes,
+    request_size: int,
+    status: int | None,
+    response_headers: Iterable[tuple[str, str]],
+    response_body: bytes,
+    response_size: int,
+    error: BaseException | None = None,
+) -> str:
+    """One dump entry: a header line carrying the request id, then the pretty JSON document.
+    `status` None: no response was produced (an exception went past); `error` names it."""
+    request: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "query": query,
+        "headers": dump_headers(request_headers),
+        **dump_body(request_body, request_size),
+    }
+    response: dict[str, Any] | None = None
+    if status is not None:
+        response = {
+            "status": status,
+            "headers": dump_headers(response_headers),
+            **dump_body(response_body, response_size),
+        }
+    document: dict[str, Any] = {"request_id": request_id, "request": request, "response": response}
+    if error is not None:
+        document["error"] = type(error).__name__
+    # indent + sort_keys is the point of this middleware (gin-dump's beautifying), and its cost.
+    # ensure_ascii keeps every byte of the entry printable ASCII.
+    return (
+        f"{log_time()} dump request_id={request_id}\n"
+        f"{json.dumps(document, indent=2, sort_keys=True)}\n"
+    )

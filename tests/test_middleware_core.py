@@ -1,0 +1,330 @@
+"""Unit tests of the shared per-request logic (middleware/core.py): no server, milliseconds."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from middleware import core
+
+ACCESS_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ access client=(?P<client>\S+) method=(?P<method>\S+) "
+    r'path="(?P<path>(?:[^"\\]|\\.)*)" status=(?P<status>\d{3}) latency_ms=(?P<latency>\d+\.\d{3}) '
+    r"request_id=(?P<rid>\S+)$"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# request id
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a", "A-Z_a.z-09", "x" * 128, "550e8400-e29b-41d4-a716-446655440000", "..", "_-."],
+)
+def test_valid_request_ids_are_accepted(value: str) -> None:
+    assert core.is_valid_request_id(value)
+    assert core.accept_request_id(value) == value
+    assert core.accept_request_id_bytes(value.encode()) == (value, value.encode())
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "x" * 129,
+        "x" * 1000,
+        "abc\n",  # `$` would accept this one: fullmatch must not
+        "ab\r\ncd",
+        "ab\rcd",
+        "has space",
+        "tab\there",
+        "semi;colon",
+        "a/b",
+        "caf\u00e9",
+        "<script>",
+        "%0D%0A",
+        "a\x00b",
+        "\x1b[31m",
+    ],
+)
+def test_invalid_request_ids_are_replaced(value: str) -> None:
+    assert not core.is_valid_request_id(value)
+    fresh = core.accept_request_id(value)
+    assert fresh != value and core.is_valid_request_id(fresh)
+    raw = value.encode("utf-8")
+    fresh_text, fresh_raw = core.accept_request_id_bytes(raw)
+    assert fresh_raw != raw and fresh_raw == fresh_text.encode()
+    assert core.is_valid_request_id(fresh_text)
+
+
+def test_missing_request_id_gets_a_fresh_one() -> None:
+    assert core.is_valid_request_id(core.accept_request_id(None))
+    assert core.is_valid_request_id(core.accept_request_id_bytes(None)[0])
+
+
+def test_fresh_ids_are_unique_and_valid() -> None:
+    ids = [core.new_request_id() for _ in range(100_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(core.is_valid_request_id(i) for i in ids[:1000])
+
+
+def test_a_forked_child_gets_its_own_id_sequence() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, core.new_request_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 200).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    parent_prefix = core.new_request_id().rsplit("-", 1)[0]
+    assert core.is_valid_request_id(child_id)
+    assert child_id.rsplit("-", 1)[0] != parent_prefix
+
+
+def test_current_request_id_is_dash_without_the_middleware() -> None:
+    assert core.current_request_id() == "-"
+    token = core.request_id_var.set("abc")
+    try:
+        assert core.current_request_id() == "abc"
+    finally:
+        core.request_id_var.reset(token)
+
+
+# ---------------------------------------------------------------------------------------------
+# access line
+
+
+def test_access_line_format() -> None:
+    line = core.access_line("127.0.0.1", "GET", "/healthz", 200, 0.0012345, "abc-1")
+    assert line.endswith("\n") and line.count("\n") == 1
+    match = ACCESS_RE.match(line.rstrip("\n"))
+    assert match, line
+    assert match["client"] == "127.0.0.1"
+    assert match["method"] == "GET"
+    assert match["path"] == "/healthz"
+    assert match["status"] == "200"
+    assert match["latency"] == "1.234" or match["latency"] == "1.235"
+    assert match["rid"] == "abc-1"
+
+
+def test_access_line_without_client() -> None:
+    assert " client=- " in core.access_line(None, "GET", "/", 404, 0.0, "-")
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/a\nb", "/a\\x0ab"),
+        ("/a\r\nb", "/a\\x0d\\x0ab"),
+        ("/\x1b[31mred", "/\\x1b[31mred"),
+        ("/\x00\x7f\x85", "/\\x00\\x7f\\x85"),
+        ('/q"uote', '/q\\"uote'),
+        ("/back\\slash", "/back\\\\slash"),
+        ("/line\u2028sep", "/line\\u2028sep"),
+        ("/caf\u00e9 ok", "/caf\u00e9 ok"),
+    ],
+)
+def test_control_characters_in_the_path_are_escaped(path: str, logged: str) -> None:
+    line = core.access_line("127.0.0.1", "GET", path, 404, 0.0, "-")
+    assert line.count("\n") == 1
+    assert f'path="{logged}"' in line
+    assert ACCESS_RE.match(line.rstrip("\n"))
+
+
+def test_wsgi_path_redecodes_utf8() -> None:
+    raw = "/caf\u00e9".encode().decode("latin-1")  # what PEP 3333 puts in PATH_INFO
+    assert core.wsgi_path(raw) == "/caf\u00e9"
+    assert core.wsgi_path("/healthz") == "/healthz"
+
+
+# ---------------------------------------------------------------------------------------------
+# recovery
+
+
+def test_error_body_is_json_without_details() -> None:
+    body = json.loads(core.error_body("abc"))
+    assert body == {"error": core.ERROR_MESSAGE, "request_id": "abc"}
+    assert json.loads(core.error_body(None))["request_id"] is None
+
+
+def test_panic_entry_holds_the_traceback_once_indented() -> None:
+    try:
+        raise RuntimeError("boom\n2026-01-01T00:00:00Z access forged")
+    except RuntimeError as exc:
+        entry = core.panic_entry(exc, "abc")
+    lines = entry.splitlines()
+    assert lines[0].startswith(core.log_time()[:4])
+    assert " panic request_id=abc " in lines[0]
+    assert 'error="RuntimeError: boom\\x0a2026' in lines[0]
+    assert entry.count("Traceback (most recent call last)") == 1
+    assert all(line.startswith("    ") for line in lines[1:])  # no line can pass for an entry
+    assert not any(" access " in line and not line.startswith(" ") for line in lines[1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# headers
+
+
+def test_secure_headers() -> None:
+    assert dict(core.SECURE_HEADERS) == {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "X-XSS-Protection": "1; mode=block",
+    }
+    assert "Strict-Transport-Security" in dict(core.SECURE_HEADERS_HTTPS)
+
+
+def test_nocache_headers() -> None:
+    headers = dict(core.nocache_headers())
+    assert headers["Cache-Control"] == "no-cache, no-store, max-age=0, must-revalidate"
+    assert email.utils.parsedate_to_datetime(headers["Expires"]).year == 1970
+    modified = email.utils.parsedate_to_datetime(headers["Last-Modified"]).timestamp()
+    assert abs(modified - time.time()) < 2
+    as_bytes = dict(core.nocache_headers_bytes())
+    assert as_bytes[b"expires"] == headers["Expires"].encode()
+
+
+def test_cors_headers() -> None:
+    simple = dict(core.cors_headers("https://a.example"))
+    assert simple["Access-Control-Allow-Origin"] == "https://a.example"
+    assert simple["Access-Control-Allow-Credentials"] == "true"
+    assert simple["Access-Control-Max-Age"] == core.CORS_MAX_AGE
+    preflight = dict(core.cors_preflight_headers("https://a.example", "content-type"))
+    assert preflight["Access-Control-Allow-Headers"] == "content-type"
+    assert "POST" in preflight["Access-Control-Allow-Methods"]
+    assert "Access-Control-Allow-Headers" not in dict(core.cors_preflight_headers("o", None))
+
+
+# ---------------------------------------------------------------------------------------------
+# dump
+
+
+def _dump(**overrides: object) -> tuple[str, dict[str, object]]:
+    arguments: dict[str, object] = {
+        "request_id": "rid-1",
+        "method": "POST",
+        "path": "/echo",
+        "query": "a=1",
+        "request_headers": [("Content-Type", "application/json")],
+        "request_body": b'{"b": 1, "a": [1, 2]}',
+        "request_size": 21,
+        "status": 200,
+        "response_headers": [("Content-Type", "application/json")],
+        "response_body": b'{"z": 0, "y": 1}',
+        "response_size": 16,
+    }
+    arguments.update(overrides)
+    entry = core.dump_entry(**arguments)  # type: ignore[arg-type]
+    header, _, document = entry.partition("\n")
+    assert header.endswith(f" dump request_id={arguments['request_id']}")
+    return document, json.loads(document)
+
+
+def test_dump_is_pretty_sorted_json() -> None:
+    text, document = _dump()
+    assert text == json.dumps(document, indent=2, sort_keys=True) + "\n"
+    assert document["request_id"] == "rid-1"
+    request = document["request"]
+    response = document["response"]
+    assert isinstance(request, dict) and isinstance(response, dict)
+    assert request["body"] == {"a": [1, 2], "b": 1}
+    assert response["body"] == {"y": 1, "z": 0}
+    assert response["status"] == 200
+    assert request["headers"] == {"content-type": "application/json"}
+
+
+def test_dump_redacts_secrets_whatever_their_case() -> None:
+    secrets = {
+        "Authorization": "Bearer s3cret-a",
+        "proxy-authorization": "Basic s3cret-b",
+        "COOKIE": "session=s3cret-c",
+        "Set-Cookie": "id=s3cret-d",
+        "x-api-key": "s3cret-e",
+    }
+    text, document = _dump(
+        request_headers=list(secrets.items()) + [("X-Other", "visible")],
+        response_headers=[("Set-Cookie", "id=s3cret-f"), ("set-cookie", "two=s3cret-g")],
+    )
+    assert "s3cret" not in text
+    request, response = document["request"], document["response"]
+    assert isinstance(request, dict) and isinstance(response, dict)
+    for name in secrets:
+        assert request["headers"][name.lower()] == core.REDACTED
+    assert request["headers"]["x-other"] == "visible"
+    assert response["headers"]["set-cookie"] == f"{core.REDACTED}, {core.REDACTED}"
+
+
+def test_dump_caps_a_large_body_and_notes_its_size() -> None:
+    big = b'{"x": "' + b"a" * 1_000_000 + b'"}'
+    text, document = _dump(request_body=big, request_size=len(big), status=None)
+    request = document["request"]
+    assert isinstance(request, dict)
+    assert request["bytes"] == len(big)
+    assert request["truncated"] is True
+    assert len(request["body"]) <= core.DUMP_BODY_CAP
+    assert len(text) < 3 * core.DUMP_BODY_CAP
+    assert document["response"] is None
+
+
+def test_dump_shows_a_binary_body_safely() -> None:
+    body = b"\x00\x01\xff\xfe<script>\r\n\x1b[31m\xe2\x80\xa8"
+    text, document = _dump(request_body=body, request_size=len(body))
+    assert text.isascii()
+    assert all(ch == "\n" or ch.isprintable() for ch in text)
+    request = document["request"]
+    assert isinstance(request, dict)
+    assert isinstance(request["body"], str)
+    assert "\\xff" in request["body"] and "<script>" in request["body"]
+
+
+def test_dump_of_an_exception() -> None:
+    _, document = _dump(status=None, error=RuntimeError("x"))
+    assert document["response"] is None and document["error"] == "RuntimeError"
+
+
+def test_body_capture_keeps_the_start_and_counts_all() -> None:
+    capture = core.BodyCapture()
+    for _ in range(100):
+        capture.add(b"x" * 1000)
+    assert capture.size == 100_000
+    assert capture.data() == b"x" * core.DUMP_BODY_CAP
+
+
+def test_wsgi_request_headers() -> None:
+    environ = {"HTTP_X_API_KEY": "k", "CONTENT_TYPE": "text/plain", "CONTENT_LENGTH": "", "X": 1}
+    assert dict(core.wsgi_request_headers(environ)) == {
+        "X-API-KEY": "k",
+        "CONTENT-TYPE": "text/plain",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# sinks
+
+
+def test_file_sink_appends_whole_entries(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "log.txt"
+    sink = core.open_sink(f"file:{path}")
+    assert core.open_sink(f"file:{path}") is sink  # opened once per process
+    sink.write("one\n")
+    sink.write("two\nlines\n")
+    assert path.read_text() == "one\ntwo\nlines\n"  # readable at once: nothing buffered
+
+
+def test_null_sink_discards() -> None:
+    core.open_sink("null").write("nothing\n")
+
+
+@pytest.mark.parametrize("spec", ["", "file:", "stderr", "file", "/tmp/x"])
+def test_unknown_sink_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="stdout, null, file:PATH"):
+        core.open_sink(spec)
