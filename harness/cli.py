@@ -7,14 +7,12 @@ import sys
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from harness.console import console
 from harness.servers import ServerError
 from middleware.stack import ORDER, UnknownMiddleware, parse_stack
 from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
-
-console = Console(highlight=False)
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -127,6 +125,9 @@ def serve(**options: Any) -> None:
 # Commands that live in their own modules register below, one import and one add_command each.
 # (Imports are deferred into the modules' command bodies where they are heavy, e.g. matplotlib.)
 # -- command registry --
+from harness.compare_cli import compare  # noqa: E402
+
+main.add_command(compare)
 from harness.run_cli import diff_command, run  # noqa: E402
 
 main.add_command(run)

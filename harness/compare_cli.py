@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from harness.cli import console
 from harness.compare import DEFAULT_OUT_DIR
+from harness.console import console
 from harness.servers import ServerError
 from harness.sweep import PRESETS, SweepError
 from harness.wrk import WrkError, parse_duration

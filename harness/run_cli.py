@@ -19,7 +19,7 @@ from harness.wrk import ENV_WRK, WrkError, WrkResult, parse_duration, parse_metr
 
 
 def _console() -> Console:
-    from harness.cli import console
+    from harness.console import console
 
     return console
 

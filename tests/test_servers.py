@@ -90,7 +90,7 @@ def test_targets_lists_the_table() -> None:
 
 def _serve(*args: str) -> tuple[subprocess.Popen[str], str, list[str]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "serve", "--port", "0", *args],
+        [sys.executable, "-m", "harness", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
