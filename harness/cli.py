@@ -132,6 +132,9 @@ from harness.run_cli import diff_command, run  # noqa: E402
 
 main.add_command(run)
 main.add_command(diff_command)
+from harness.profile_cli import profile_command  # noqa: E402
+
+main.add_command(profile_command)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,165 @@
+"""`harness profile`: the click layer over harness.profile.profile()."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.console import console
+from harness.profile import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_LEAD_IN,
+    DEFAULT_OUT_DIR,
+    DEFAULT_RATE,
+    ProfileError,
+    profile,
+)
+from harness.pyspy import ENV_PY_SPY, PySpyError
+from harness.servers import ServerError
+from harness.wrk import ENV_WRK, WrkError, parse_duration
+from middleware.stack import UnknownMiddleware, parse_stack
+from targets.table import TARGETS, UnknownTarget
+
+
+def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value not in TARGETS:
+        raise click.BadParameter(f"unknown target {value!r}; valid: {', '.join(TARGETS)}")
+    return value
+
+
+def _stack(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    try:
+        return parse_stack(value)
+    except UnknownMiddleware as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"must be more than 0: {value!r}")
+    return seconds
+
+
+@click.command("profile")
+@click.option(
+    "-t",
+    "--target",
+    required=True,
+    callback=_target,
+    help=f"The target to profile: {', '.join(TARGETS)}.",
+)
+@click.option(
+    "-m",
+    "--middlewares",
+    "stack",
+    default="all",
+    show_default=True,
+    callback=_stack,
+    help="The middleware set: none, all, or names joined by ',' or '+'.",
+)
+@click.option(
+    "-c",
+    "--connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONNECTIONS,
+    show_default=True,
+    help="wrk connections.",
+)
+@click.option(
+    "--duration",
+    default="10s",
+    show_default=True,
+    callback=_seconds,
+    help="How long py-spy samples (whole seconds), after the lead-in.",
+)
+@click.option(
+    "--lead-in",
+    default=f"{DEFAULT_LEAD_IN:g}s",
+    show_default=True,
+    callback=_seconds,
+    help="Load before sampling starts, so the samples see a steady state.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1, max=10000),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="Samples per second.",
+)
+@click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT_DIR,
+    show_default=True,
+    help="Output directory.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Rows of the top -cum table.",
+)
+@click.option(
+    "--wrk",
+    envvar=ENV_WRK,
+    default=None,
+    help=f"The wrk binary  [default: ${ENV_WRK}, else wrk on PATH]",
+)
+@click.option(
+    "--py-spy",
+    "py_spy",
+    envvar=ENV_PY_SPY,
+    default=None,
+    help=f"The py-spy binary  [default: ${ENV_PY_SPY}, else the venv's, else PATH]",
+)
+@click.option(
+    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
+)
+@click.option(
+    "--nonblocking",
+    is_flag=True,
+    default=False,
+    show_default=True,
+    help="Sample without pausing the worker: less slowdown, but py-spy then drops "
+    "or tears some stacks.",
+)
+@click.option(
+    "--log-output",
+    default=None,
+    help="Where middleware logs go: stdout, null, or file:PATH  "
+    "[default: file:DIR/TARGET-SET.server.log]",
+)
+def profile_command(**options: Any) -> None:
+    """Profile a target under wrk load: pprof-style top -cum, the share of every layer
+    (each middleware, framework, app, server), and a flame graph."""
+    width = console.width if sys.stdout.isatty() else None
+    try:
+        result = profile(**options, echo=lambda line: console.print(line, soft_wrap=True))
+    except KeyboardInterrupt:
+        console.print("interrupted: server, wrk and py-spy stopped", soft_wrap=True)
+        sys.exit(130)
+    except (PySpyError, ProfileError, ServerError, WrkError, UnknownTarget, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    load = result.wrk
+    rec = result.recording
+    console.print(
+        f"wrk: {load.qps:,.0f} req/s over {load.duration_s:g}s while sampled "
+        f"(py-spy slows the worker); py-spy: {result.samples} non-idle samples"
+        + (f", {rec.errors} failed" if rec.errors else ""),
+        soft_wrap=True,
+    )
+    console.print()
+    console.print(result.report(width=width), soft_wrap=True, markup=False)
+    console.print()
+    for label, path in result.files.items():
+        console.print(f"{label}: {path}", soft_wrap=True, markup=False)
