@@ -337,15 +337,20 @@ EXPECTED_HEADERS: dict[str, tuple[str, ...]] = {
 DUMP_BODY_CAP = 4096
 REDACTED = "[redacted]"
 REDACT = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+INVALID_ID = "[invalid]"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 
 
 def dump_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Lower-case names (every adapter agrees), repeated headers joined, secrets redacted."""
+    """Lower-case names (every adapter agrees), repeated headers joined, secrets redacted, and an
+    unacceptable incoming X-Request-ID withheld: an invalid id is never logged, not even here."""
     headers: dict[str, str] = {}
     for name, value in pairs:
         key = name.lower()
         if key in REDACT:
             value = REDACTED
+        elif key == _REQUEST_ID_KEY and _valid_id(value) is None:
+            value = INVALID_ID
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
     return headers
 

@@ -251,7 +251,7 @@ def test_dump_redacts_secrets_whatever_their_case() -> None:
         "x-api-key": "s3cret-e",
     }
     text, document = _dump(
-        request_headers=list(secrets.items()) + [("X-Other", "visible")],
+        request_headers=[*secrets.items(), ("X-Other", "visible")],
         response_headers=[("Set-Cookie", "id=s3cret-f"), ("set-cookie", "two=s3cret-g")],
     )
     assert "s3cret" not in text
@@ -261,6 +261,14 @@ def test_dump_redacts_secrets_whatever_their_case() -> None:
         assert request["headers"][name.lower()] == core.REDACTED
     assert request["headers"]["x-other"] == "visible"
     assert response["headers"]["set-cookie"] == f"{core.REDACTED}, {core.REDACTED}"
+
+
+def test_dump_withholds_an_invalid_request_id() -> None:
+    text, document = _dump(request_headers=[("X-Request-ID", "bad id\x1b")])
+    assert "bad id" not in text
+    assert document["request"]["headers"]["x-request-id"] == core.INVALID_ID  # type: ignore[index]
+    _, document = _dump(request_headers=[("X-Request-ID", "good-id")])
+    assert document["request"]["headers"]["x-request-id"] == "good-id"  # type: ignore[index]
 
 
 def test_dump_caps_a_large_body_and_notes_its_size() -> None:

@@ -1,0 +1,453 @@
+"""The middlewares through the real servers (gunicorn sync, uvicorn worker, aiohttp worker), for
+every framework target, with the log in a file this test reads back.
+
+One server per (target, stack) per module: the tests of a target share it, so every request here
+sends its own X-Request-ID (or reads the one it got back) and looks only at its own log entries.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main as harness_main
+from harness.servers import RunningServer, running
+from middleware import core
+from middleware.stack import ORDER
+
+TARGETS = ("raw-wsgi", "flask", "raw-asgi", "starlette", "raw-aiohttp", "aiohttp")
+HEALTHZ = b'{"status":"ok"}'
+SECRETS = {
+    "Authorization": "Bearer s3cret-authorization",
+    "Proxy-Authorization": "Basic s3cret-proxy",
+    "Cookie": "session=s3cret-cookie",
+    "Set-Cookie": "id=s3cret-set-cookie",
+    "X-Api-Key": "s3cret-api-key",
+}
+ACCESS_RE = re.compile(
+    r"^\S+ access client=(?P<client>\S+) method=(?P<method>\S+) "
+    r'path="(?P<path>(?:[^"\\]|\\.)*)" status=(?P<status>\d{3}) latency_ms=(?P<latency>\d+\.\d+) '
+    r"request_id=(?P<rid>\S+)$",
+    re.M,
+)
+DUMP_RE = re.compile(r"^\S+ dump request_id=(?P<rid>\S+)\n(?P<json>\{\n.*?\n\})$", re.M | re.S)
+
+# What each framework does with GET /panic when `recovery` is not in the stack (docs/middleware.md).
+DEFAULT_PANIC = {
+    "raw-wsgi": ("text/html", b"Internal Server Error"),  # gunicorn's error page
+    "flask": ("text/html; charset=utf-8", b"Internal Server Error"),  # Flask/Werkzeug's page
+    "raw-asgi": ("text/plain; charset=utf-8", b"Internal Server Error"),  # uvicorn
+    "starlette": ("text/plain; charset=utf-8", b"Internal Server Error"),  # ServerErrorMiddleware
+    "raw-aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),  # aiohttp
+    "aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),
+}
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+
+@dataclass
+class Served:
+    """A running target and the file its middlewares log to."""
+
+    target: str
+    server: RunningServer
+    log: Path
+
+    def request(
+        self,
+        method: str = "GET",
+        path: str = "/healthz",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return Reply(response.status, response.headers, response.read())
+        finally:
+            conn.close()
+
+    def mark(self) -> int:
+        return self.log.stat().st_size if self.log.exists() else 0
+
+    def log_since(self, mark: int) -> str:
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8")
+
+    def wait_log(self, mark: int, until: Callable[[str], bool], timeout: float = 5.0) -> str:
+        """The log written since `mark`, once `until` holds for it. The servers write their
+        entries after (or while) the response goes out, so a test may read a moment early."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_since(mark)
+            if until(text) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.01)
+
+    def stderr(self) -> str:
+        path = self.server.stderr_path
+        return path.read_text(errors="replace") if path and path.exists() else ""
+
+
+def _serve(target: str, stack: tuple[str, ...], directory: Path) -> Iterator[Served]:
+    log = directory / f"{target}-{'+'.join(stack) or 'none'}.log"
+    with running(target, stack=stack, log_output=f"file:{log}") as server:
+        yield Served(target, server, log)
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def full(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The target with every middleware."""
+    yield from _serve(target, ORDER, tmp_path_factory.mktemp("mw-all"))
+
+
+@pytest.fixture(scope="module")
+def bare(target: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The target with no middleware."""
+    yield from _serve(target, (), tmp_path_factory.mktemp("mw-none"))
+
+
+def access_lines(text: str, request_id: str) -> list[re.Match[str]]:
+    return [m for m in ACCESS_RE.finditer(text) if m["rid"] == request_id]
+
+
+def dumps(text: str, request_id: str) -> list[tuple[str, dict[str, object]]]:
+    return [
+        (m["json"], json.loads(m["json"])) for m in DUMP_RE.finditer(text) if m["rid"] == request_id
+    ]
+
+
+def raw_request(served: Served, data: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes http.client refuses to send; read the answer to the end (Connection: close)."""
+    with socket.create_connection((served.server.host, served.server.port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
+    }
+    return status, headers, body
+
+
+# ---------------------------------------------------------------------------------------------
+# /healthz
+
+
+def test_healthz_with_all_is_exactly_the_body(full: Served) -> None:
+    reply = full.request()
+    assert reply.status == 200
+    assert reply.body == HEALTHZ
+    assert reply.headers["Content-Type"] == "application/json"
+
+
+def test_none_adds_nothing_and_logs_nothing(bare: Served) -> None:
+    reply = bare.request(headers={"X-Request-ID": "none-1", "Origin": "https://a.example"})
+    assert reply.status == 200 and reply.body == HEALTHZ
+    for name in ("X-Request-ID", "X-Frame-Options", "Expires", "Access-Control-Allow-Origin"):
+        assert name not in reply.headers
+    assert not bare.log.exists()  # not even opened: a disabled middleware is not there at all
+
+
+# ---------------------------------------------------------------------------------------------
+# request-id
+
+
+def test_valid_request_id_is_echoed_and_logged(full: Served) -> None:
+    rid = f"valid.{full.target}_0-9"
+    mark = full.mark()
+    reply = full.request(headers={"X-Request-ID": rid})
+    assert reply.status == 200
+    assert reply.headers["X-Request-ID"] == rid
+    text = full.wait_log(mark, lambda t: bool(access_lines(t, rid)) and bool(dumps(t, rid)))
+    assert len(access_lines(text, rid)) == 1
+    assert len(dumps(text, rid)) == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["x" * 129, "y" * 1000, "has space", "tab\there", "semi;colon", "a/b", "<script>", "%0D%0A"],
+    ids=["129", "1000", "space", "tab", "semicolon", "slash", "html", "percent-crlf"],
+)
+def test_invalid_request_id_is_replaced_never_echoed_nor_logged(full: Served, bad: str) -> None:
+    mark = full.mark()
+    reply = full.request(headers={"X-Request-ID": bad})
+    assert reply.status == 200
+    echoed = reply.headers["X-Request-ID"]
+    assert echoed != bad and core.is_valid_request_id(echoed)
+    text = full.wait_log(mark, lambda t: bool(access_lines(t, echoed)))
+    assert len(access_lines(text, echoed)) == 1
+    assert bad not in text
+    ((_, document),) = dumps(text, echoed)
+    request = document["request"]
+    assert isinstance(request, dict)
+    assert request["headers"]["x-request-id"] == core.INVALID_ID
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"X-Request-ID: ab\rcd\r\n", b"X-Request-ID: ab\r\n cd\r\n", b"X-Request-ID: ab\x00cd\r\n"],
+    ids=["bare-cr", "folded-crlf", "nul"],
+)
+def test_request_id_with_cr_lf_is_refused_or_replaced(full: Served, header: bytes) -> None:
+    """An HTTP parser rejects most of these (400) before any middleware runs; whichever value
+    one lets through is replaced."""
+    mark = full.mark()
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + header + b"Connection: close\r\n\r\n"
+    status, headers, _ = raw_request(full, request)
+    assert status in (200, 400)
+    if status == 200:
+        assert headers["x-request-id"] not in ("ab", "cd", "abcd", "ab cd")
+        assert core.is_valid_request_id(headers["x-request-id"])
+        full.wait_log(mark, lambda t: bool(access_lines(t, headers["x-request-id"])))
+    assert "request_id=ab" not in full.log_since(mark)
+
+
+def test_fresh_request_id_without_the_header(full: Served) -> None:
+    first, second = full.request(), full.request()
+    ids = [first.headers["X-Request-ID"], second.headers["X-Request-ID"]]
+    assert all(core.is_valid_request_id(i) for i in ids)
+    assert ids[0] != ids[1]
+
+
+def test_request_ids_are_unique_across_1000_requests(full: Served) -> None:
+    # One client connection; http.client reconnects by itself where the sync worker closes it.
+    conn = http.client.HTTPConnection(full.server.host, full.server.port, timeout=10)
+    ids = set()
+    deadline = time.monotonic() + 60
+    try:
+        for _ in range(1000):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 200
+            ids.add(response.headers["X-Request-ID"])
+            assert time.monotonic() < deadline
+    finally:
+        conn.close()
+    assert len(ids) == 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# logger
+
+
+def test_exactly_one_access_line_per_request(full: Served) -> None:
+    mark = full.mark()
+    sent = [
+        ("GET", "/healthz", None, 200),
+        ("POST", "/echo", b'{"n":1}', 200),
+        ("GET", "/missing", None, 404),
+        ("GET", "/panic", None, 500),
+        ("GET", "/healthz", None, 200),
+    ]
+    ids = [f"one-line-{full.target}-{i}" for i in range(len(sent))]
+    for rid, (method, path, body, status) in zip(ids, sent, strict=True):
+        assert full.request(method, path, body, {"X-Request-ID": rid}).status == status
+    text = full.wait_log(mark, lambda t: all(access_lines(t, rid) for rid in ids))
+    for rid, (method, path, _, status) in zip(ids, sent, strict=True):
+        (line,) = access_lines(text, rid)
+        assert (line["method"], line["path"], int(line["status"])) == (method, path, status)
+        assert line["client"] == "127.0.0.1"
+        assert float(line["latency"]) >= 0
+    # Every line is whole: no access line spans two lines or holds another's text.
+    assert all(line.count(" access ") <= 1 for line in text.splitlines())
+
+
+def test_control_characters_in_the_path_are_logged_escaped(full: Served) -> None:
+    rid = f"escape-{full.target}"
+    mark = full.mark()
+    reply = full.request(path="/no%0Awhere%0D%1B[31m%7F", headers={"X-Request-ID": rid})
+    assert reply.status == 404
+    text = full.wait_log(mark, lambda t: bool(access_lines(t, rid)))
+    (line,) = access_lines(text, rid)
+    assert line["path"] == "/no\\x0awhere\\x0d\\x1b[31m\\x7f"
+    assert "\x1b" not in text and "\r" not in text and "\x7f" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# recovery
+
+
+def test_recovery_answers_json_and_logs_the_traceback_once(full: Served) -> None:
+    rid = f"panic-{full.target}"
+    mark, stderr_before = full.mark(), full.stderr().count("Traceback")
+    reply = full.request(path="/panic", headers={"X-Request-ID": rid})
+    assert reply.status == 500
+    assert reply.headers["Content-Type"].startswith("application/json")
+    assert json.loads(reply.body) == {"error": core.ERROR_MESSAGE, "request_id": rid}
+    assert b"Traceback" not in reply.body and b"Panic" not in reply.body
+    assert reply.headers["X-Request-ID"] == rid
+    text = full.wait_log(mark, lambda t: bool(access_lines(t, rid)))
+    assert text.count("Traceback (most recent call last)") == 1
+    assert f" panic request_id={rid} " in text
+    assert access_lines(text, rid)[0]["status"] == "500"
+    assert full.request().status == 200  # still serving
+    assert full.stderr().count("Traceback") == stderr_before  # the framework did not log it too
+
+
+def test_without_recovery_the_framework_default_stands(bare: Served) -> None:
+    content_type, marker = DEFAULT_PANIC[bare.target]
+    reply = bare.request(path="/panic")
+    assert reply.status == 500
+    assert reply.headers["Content-Type"] == content_type
+    assert marker in reply.body
+    assert b"Traceback" not in reply.body
+    assert bare.request().status == 200
+    deadline = time.monotonic() + 5
+    while "Traceback" not in bare.stderr() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "Traceback" in bare.stderr()  # the server logged it, on its own error log
+
+
+# ---------------------------------------------------------------------------------------------
+# secure, nocache, cors
+
+
+def test_secure_and_nocache_headers(full: Served) -> None:
+    for path, status in (("/healthz", 200), ("/missing", 404)):
+        reply = full.request(path=path)
+        assert reply.status == status
+        assert reply.headers["X-Frame-Options"] == "DENY"
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["X-XSS-Protection"] == "1; mode=block"
+        assert "Strict-Transport-Security" not in reply.headers  # plain http
+        assert reply.headers["Cache-Control"] == "no-cache, no-store, max-age=0, must-revalidate"
+        assert email.utils.parsedate_to_datetime(reply.headers["Expires"]).year == 1970
+        modified = email.utils.parsedate_to_datetime(reply.headers["Last-Modified"])
+        assert abs(modified.timestamp() - time.time()) < 5
+        assert len(reply.headers.get_all("X-Frame-Options") or []) == 1
+
+
+def test_cors_headers_only_with_origin(full: Served) -> None:
+    plain = full.request()
+    assert "Access-Control-Allow-Origin" not in plain.headers
+    reply = full.request(headers={"Origin": "https://app.example"})
+    assert reply.status == 200 and reply.body == HEALTHZ
+    assert reply.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+    assert reply.headers["Access-Control-Max-Age"] == core.CORS_MAX_AGE
+
+
+def test_cors_preflight_answers_204(full: Served) -> None:
+    reply = full.request(
+        "OPTIONS",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type, x-request-id",
+        },
+    )
+    assert reply.status == 204
+    assert reply.body == b""
+    assert reply.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert reply.headers["Access-Control-Allow-Credentials"] == "true"
+    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+    assert reply.headers["Access-Control-Allow-Headers"] == "content-type, x-request-id"
+    assert reply.headers["Access-Control-Max-Age"] == core.CORS_MAX_AGE
+
+
+# ---------------------------------------------------------------------------------------------
+# dump
+
+
+def test_dump_is_pretty_sorted_and_redacted(full: Served) -> None:
+    rid = f"dump-{full.target}"
+    body = b'{"zeta": 1, "alpha": {"y": [1, 2], "x": null}}'
+    mark = full.mark()
+    reply = full.request(
+        "POST",
+        "/echo?q=1",
+        body,
+        {"X-Request-ID": rid, "Content-Type": "application/json", **SECRETS},
+    )
+    assert reply.status == 200 and reply.body == body
+    text = full.wait_log(mark, lambda t: bool(dumps(t, rid)))
+    ((raw, document),) = dumps(text, rid)
+    assert raw == json.dumps(document, indent=2, sort_keys=True)
+    assert "s3cret" not in text
+    request, response = document["request"], document["response"]
+    assert isinstance(request, dict) and isinstance(response, dict)
+    for name in SECRETS:
+        assert request["headers"][name.lower()] == core.REDACTED
+    assert request["method"] == "POST" and request["path"] == "/echo"
+    assert request["body"] == json.loads(body)
+    assert request["bytes"] == len(body)
+    assert response["status"] == 200
+    assert response["body"] == json.loads(body)
+    assert response["headers"]["content-type"].startswith("application/json")
+    assert document["request_id"] == rid
+
+
+def test_dump_caps_a_1mb_body(full: Served) -> None:
+    rid = f"big-{full.target}"
+    body = b'{"blob": "' + b"a" * (1_000_000 - 12) + b'"}'
+    assert len(body) == 1_000_000
+    mark = full.mark()
+    reply = full.request("POST", "/echo", body, {"X-Request-ID": rid})
+    assert reply.status == 200 and len(reply.body) == len(body)
+    text = full.wait_log(mark, lambda t: bool(dumps(t, rid)))
+    ((_, document),) = dumps(text, rid)
+    for side in ("request", "response"):
+        shown = document[side]
+        assert isinstance(shown, dict)
+        assert shown["bytes"] == 1_000_000
+        assert shown["truncated"] is True
+        assert len(shown["body"]) <= core.DUMP_BODY_CAP
+    assert len(text) < 32_000  # the log got two capped bodies, not two megabytes
+
+
+def test_dump_shows_a_non_json_body_safely(full: Served) -> None:
+    rid = f"binary-{full.target}"
+    body = b"\x00\x01\xff\xfe<script>alert(1)</script>\r\n\x1b[31mred\xe2\x80\xa8"
+    mark = full.mark()
+    reply = full.request(
+        "POST", "/echo", body, {"X-Request-ID": rid, "Content-Type": "application/octet-stream"}
+    )
+    assert reply.status == 200 and reply.body == body
+    text = full.wait_log(mark, lambda t: bool(dumps(t, rid)))
+    ((raw, document),) = dumps(text, rid)
+    assert raw.isascii() and all(ch == "\n" or ch.isprintable() for ch in raw)
+    request = document["request"]
+    assert isinstance(request, dict)
+    assert isinstance(request["body"], str) and "<script>" in request["body"]
+    assert "\\xff" in request["body"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the CLI
+
+
+def test_serve_rejects_an_unknown_middleware() -> None:
+    result = CliRunner().invoke(harness_main, ["serve", "-t", "flask", "-m", "request-id,bogus"])
+    assert result.exit_code == 2
+    assert "bogus" in result.output
+    for name in ("none", "all", *ORDER):
+        assert name in result.output
