@@ -128,6 +128,9 @@ def serve(**options: Any) -> None:
 from harness.compare_cli import compare  # noqa: E402
 
 main.add_command(compare)
+from harness.demo_cli import demo  # noqa: E402
+
+main.add_command(demo)
 from harness.run_cli import diff_command, run  # noqa: E402
 
 main.add_command(run)

@@ -1,0 +1,50 @@
+"""`harness demo`: the click layer over harness.demo.demo()."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.console import console
+from harness.demo import DEFAULT_OUT_DIR
+
+
+@click.command()
+@click.option(
+    "-d",
+    "--dir",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_OUT_DIR,
+    show_default=True,
+    help="Output directory for the report and every run's files.",
+)
+@click.option("--quick", is_flag=True, help="One short round per stack: well under a minute.")
+@click.option(
+    "--wrk",
+    envvar="HARNESS_WRK",
+    default=None,
+    help="The wrk binary to use (env HARNESS_WRK)  [default: wrk on PATH]",
+)
+@click.option(
+    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
+)
+def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
+    """The teaching tour: frameworks vs raw baselines, middleware costs, a profile, a report."""
+    from harness.demo import demo as run_demo
+    from harness.report import findings
+    from harness.servers import ServerError
+    from harness.sweep import SweepError
+    from harness.wrk import WrkError
+
+    try:
+        result = run_demo(out_dir=out_dir, quick=quick, wrk=wrk, pin=pin, echo=console.print)
+    except (SweepError, WrkError, ServerError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    console.print()
+    for finding in findings(result):
+        console.print(f"• {finding}\n")
+    console.print(
+        f"demo done in {result.wall_s:.0f}s; report: " + ", ".join(str(f) for f in result.files)
+    )
