@@ -69,12 +69,10 @@ def _concurrency_axis(ax: Axes, levels: Iterable[int]) -> None:
     ticks = sorted(set(levels))
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(FixedLocator(ticks))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(_si))  # 1k, 50k: short enough not to rotate
     ax.xaxis.set_minor_locator(NullLocator())
     if ticks:
         ax.set_xlim(ticks[0] / 1.35, ticks[-1] * 1.35)
-    if len(ticks) > 8:
-        ax.tick_params(axis="x", labelrotation=45)
     ax.set_xlabel("concurrency (connections, log scale)")
 
 
@@ -116,10 +114,10 @@ def _titles(ax: Axes, title: str, subtitle: str) -> None:
     ax.text(0, 1.015, subtitle, transform=ax.transAxes, fontsize=9, color="#444444", va="bottom")
 
 
-def _legend_below(ax: Axes, handles: list[Any], ncols: int, offset: float = -0.14) -> None:
-    # Below the plot, like the original's `set key below`: it never hides a point.
-    ax.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, offset), ncols=ncols,
+def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
+    # Below everything, like the original's `set key below`: it never hides a point or a label.
+    fig.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=ncols,
         frameon=False,
     )  # fmt: skip
 
@@ -192,9 +190,7 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         if ratio_ax is not None:
             ax.set_xlabel("")
             _ratio_panel(ratio_ax, series[0], series[1])
-            _legend_below(ratio_ax, handles + failed, ncols=len(handles + failed), offset=-0.5)
-        else:
-            _legend_below(ax, handles + failed, ncols=len(handles + failed))
+        _legend_below(fig, handles + failed, ncols=len(handles + failed))
         return _save(fig, path)
 
 
@@ -211,9 +207,11 @@ def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
     if pts:
         xs, pct = zip(*pts, strict=True)
         ax.plot(xs, pct, marker="D", linewidth=1.8, markersize=5, color="#444444")
-        for x, y in pts:
+        for i, (x, y) in enumerate(pts):
+            # Alternate two heights, so labels of close levels (15k, 20k, 25k) do not collide.
+            lift = 7 if i % 2 == 0 else 17
             ax.annotate(
-                f"{y:.1f}%", (x, y), textcoords="offset points", xytext=(0, 7), ha="center",
+                f"{y:.1f}%", (x, y), textcoords="offset points", xytext=(0, lift), ha="center",
                 fontsize=8,
             )  # fmt: skip
         ax.axhline(100, color="#999999", linewidth=1, linestyle=":")
@@ -244,7 +242,7 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}%"))
         ax.set_ylabel("success rate (2xx/3xx of attempted)")
         handles, _labels = ax.get_legend_handles_labels()
-        _legend_below(ax, handles, ncols=max(1, len(handles)))
+        _legend_below(fig, handles, ncols=max(1, len(handles)))
         _titles(ax, title, _runs_line(series))
         return _save(fig, path)
 
@@ -280,7 +278,7 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
         ax.yaxis.set_major_formatter(FuncFormatter(_ms))
         ax.set_ylabel("latency (log scale)")
         handles, _labels = ax.get_legend_handles_labels()
-        _legend_below(ax, handles, ncols=max(1, len(handles)))
+        _legend_below(fig, handles, ncols=max(1, len(handles)))
         _titles(
             ax,
             f"Latency percentiles — {result.name} — {result.url}",

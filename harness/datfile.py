@@ -66,9 +66,11 @@ def parse_line(line: str, where: str) -> DatRow | None:
         return None
     parts = stripped.split()
     if len(parts) != len(COLUMNS):
+        # The original's awk printed an empty latency for units it did not know (m, h).
+        hint = " (the original script leaves avg_latency_ms empty for latencies in m or h)"
         raise DatError(
             f"{where}: expected {len(COLUMNS)} columns ({' '.join(COLUMNS)}), "
-            f"got {len(parts)}: {stripped!r}"
+            f"got {len(parts)}: {stripped!r}{hint if len(parts) == 3 else ''}"
         )
     concurrency = _number(parts[0], where, "concurrency")
     if concurrency is None or concurrency <= 0 or concurrency != int(concurrency):
