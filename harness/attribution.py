@@ -111,9 +111,10 @@ def module_path(file: str) -> str:
     """py-spy's file as a module path: `flask/app.py` stays; a full path loses its prefix."""
     if not file.startswith("/"):
         return file
-    if file.startswith(_PROJECT):
+    cut = _ROOTS_RE.sub("", file)  # first: the project's own venv is under the project too
+    if cut == file and file.startswith(_PROJECT):
         return file[len(_PROJECT) :]
-    return _ROOTS_RE.sub("", file)
+    return cut
 
 
 @dataclass

@@ -6,6 +6,7 @@ out from the framework and the server; hovering a frame shows its samples and sh
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
@@ -29,6 +30,13 @@ COLOURS = {
     "server": "#5cae5c",
     None: "#d8c872",
 }
+
+
+def _shade(colour: str, label: str) -> str:
+    """`colour` lightened by a fixed amount per label, so neighbours of one kind stay apart."""
+    mix = (zlib.crc32(label.encode()) % 6) * 0.05
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * mix):02x}" for c in rgb)
 
 
 @dataclass
@@ -99,7 +107,8 @@ def render_svg(
         for frame, child in sorted(node.children.items(), key=lambda item: item[0].label):
             w = child.count * scale
             if w >= MIN_W:
-                frame_svg(frame.label, x, level, child.count, COLOURS.get(kind_of(frame), "#ccc"))
+                fill = _shade(COLOURS.get(kind_of(frame), "#cccccc"), frame.label)
+                frame_svg(frame.label, x, level, child.count, fill)
                 walk(child, x, level + 1)
             x += w
 

@@ -1,0 +1,140 @@
+"""`harness profile` for real: a server, wrk and py-spy, and nothing left behind however it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.pyspy import ENV_PY_SPY, resolve_py_spy
+
+ROOT = Path(__file__).resolve().parents[1]
+# What py-spy 0.4.3 prints, on stderr with exit code 1, when it may not ptrace the target
+# (recorded by running it as `nobody` against a root process).
+PERMISSION_DENIED = (
+    "Permission Denied: Try running again with elevated permissions by going "
+    "'sudo env \"PATH=$PATH\" !!'"
+)
+
+
+def _children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"]
+
+
+def test_unknown_target_or_middleware_is_a_usage_error_listing_valid_names() -> None:
+    result = CliRunner().invoke(main, ["profile", "-t", "django"])
+    assert result.exit_code == 2
+    assert "unknown target 'django'" in result.output
+    assert "flask" in result.output and "starlette" in result.output
+    result = CliRunner().invoke(main, ["profile", "-t", "flask", "-m", "dump+gzip"])
+    assert result.exit_code == 2
+    assert "unknown middleware 'gzip'" in result.output and "request-id" in result.output
+
+
+def _recorded_py_spy(tmp_path: Path) -> Path:
+    fake = tmp_path / "py-spy"
+    fake.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{PERMISSION_DENIED}\nEOF\nexit 1\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def _real_py_spy_as_nobody(tmp_path: Path) -> Path:
+    """The real py-spy, run as an unprivileged user against our (root) server: a real EPERM."""
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to drop privileges")
+    wrapper = tmp_path / "py-spy-as-nobody"
+    real = resolve_py_spy(None)
+    wrapper.write_text(
+        f'#!/bin/sh\nexec {setpriv} --reuid=65534 --regid=65534 --clear-groups {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+@pytest.mark.parametrize("make_py_spy", [_recorded_py_spy, _real_py_spy_as_nobody])
+def test_no_ptrace_permission_is_one_line_that_says_how_to_fix_it(
+    tmp_path: Path, make_py_spy: Callable[[Path], Path]
+) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["profile", "-t", "raw-wsgi", "-m", "none", "--duration", "1", "-d", str(tmp_path)],
+        env={ENV_PY_SPY: str(make_py_spy(tmp_path))},
+    )
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "py-spy cannot attach to pid" in line and "no ptrace permission" in line
+    for fix in ("run as root", "sudo sysctl kernel.yama.ptrace_scope=0", "--cap-add SYS_PTRACE"):
+        assert fix in line
+    assert "Traceback" not in result.output
+    assert _children() == []  # the server was stopped, and no load was ever started
+
+
+@pytest.mark.slow
+def test_flask_with_every_middleware_finds_dump_among_the_top_layers(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["profile", "-t", "flask", "-m", "all", "--duration", "3", "-d", str(tmp_path),
+         "--top", "12"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "flat  flat%   sum%     cum   cum%  function" in result.output
+    assert "by kind:" in result.output
+    data = json.loads((tmp_path / "flask-all.json").read_text())
+    assert data["samples"] > 300  # 3 s at 250 Hz of a busy worker: ~750
+    assert len(data["top"]) == 12
+    assert data["wrk"]["status"] == "ok" and data["wrk"]["qps"] > 0
+    layers = [share["layer"] for share in data["layers"]]
+    middlewares = [s for s in data["layers"] if s["kind"] == "middleware"]
+    assert layers.index("dump") < 3, data["layers"]
+    assert middlewares[0]["layer"] == "dump"
+    assert middlewares[0]["pct"] > 3
+    assert (tmp_path / "flask-all.collapsed.txt").stat().st_size > 0
+    ET.parse(tmp_path / "flask-all.svg")
+    assert (tmp_path / "flask-all.server.log").stat().st_size > 0  # dump and logger wrote there
+    assert _children() == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_sampling_stops_server_wrk_and_py_spy(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "profile", "-t", "starlette", "-m", "none",
+         "--duration", "20", "--lead-in", "1", "-d", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline:
+            children = psutil.Process(proc.pid).children(recursive=True)
+            names = " ".join(" ".join(p.cmdline()) for p in children if p.is_running())
+            if "record" in names and "wrk" in names:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("py-spy and wrk never ran together")
+        time.sleep(0.5)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
