@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -101,42 +102,63 @@ def _ms(value: float | None) -> str:
     return f"{value * 1000:.0f} µs" if value < 1 else f"{value:,.2f} ms"
 
 
-def summary_table(result: SweepResult) -> Table:
+def _errors(level: WrkResult) -> str:
+    kinds = zip(
+        ("connect", "read", "write", "timeout"),
+        (level.errors_connect, level.errors_read, level.errors_write, level.errors_timeout),
+        strict=True,
+    )
+    return " ".join(f"{n:,} {kind}" for kind, n in kinds if n) or "0"
+
+
+def summary_table(result: SweepResult, width: int = 160) -> Table:
+    """One row per level; below 120 columns p50, max and non-2xx give way (all are in NAME.json)."""
     s = result.settings
+    wide = width >= 120
     table = Table(
         title=f"{result.name}: {result.url}  "
         f"({s['duration_s']:g}s per level, -T{s['timeout_s']:g}s)",
         title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
     )
-    for column in ("c", "conns", "threads", "QPS", "avg", "p50", "p99", "max"):
-        table.add_column(column, justify="right")
-    for column in ("success", "socket errors c/r/w/t", "non-2xx", "status"):
-        table.add_column(column, justify="right" if column != "status" else "left")
+    columns = ["c", "conns/thr", "QPS", "avg", "p50", "p99", "max", "success", "socket errors"]
+    columns += ["non-2xx"]
+    if not wide:
+        columns = [c for c in columns if c not in ("p50", "max", "non-2xx")]
+        columns[columns.index("socket errors")] = "errors"
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=7)
     peak = result.peak
     for level in sorted(result.levels, key=lambda lv: lv.concurrency):
         if not level.is_ok:
-            status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.reason}[/]"
-            table.add_row(str(level.concurrency), *["—"] * 10, status)
+            # The reason goes below the table (failure_lines): a column would fold it to bits.
+            status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.status}[/]"
+            table.add_row(str(level.concurrency), *["—"] * (len(columns) - 1), status)
             continue
         style = "green" if level.success_pct >= 99.995 else "yellow"
-        table.add_row(
-            str(level.concurrency),
-            str(level.connections),
-            str(level.threads),
-            f"[bold]{level.qps:,.0f}[/]" + (" ▲" if level is peak else ""),
-            _ms(level.latency_avg_ms),
-            _ms(level.p50_ms),
-            _ms(level.p99_ms),
-            _ms(level.latency_max_ms),
-            f"[{style}]{level.success_pct:.2f}%[/]",
-            f"{level.errors_connect}/{level.errors_read}/{level.errors_write}/{level.errors_timeout}",
-            str(level.non2xx3xx),
-            "ok",
-        )
+        cells = {
+            "c": str(level.concurrency),
+            "conns/thr": f"{level.connections}/{level.threads}",
+            "QPS": f"[bold]{level.qps:,.0f}[/]" + (" ▲" if level is peak else ""),
+            "avg": _ms(level.latency_avg_ms),
+            "p50": _ms(level.p50_ms),
+            "p99": _ms(level.p99_ms),
+            "max": _ms(level.latency_max_ms),
+            "success": f"[{style}]{level.success_pct:.2f}%[/]",
+            "socket errors": _errors(level),
+            "errors": f"{level.socket_errors + level.non2xx3xx:,}",
+            "non-2xx": f"{level.non2xx3xx:,}",
+        }
+        table.add_row(*(cells[c] for c in columns), "ok")
     return table
 
 
 def level_notes(level: WrkResult) -> list[str]:
+    if not level.is_ok:
+        return [f"c={level.concurrency} {level.status}: {level.reason}"]
     notes = []
     ratio = level.littles_law_ratio
     # Little's law for wrk's closed loop: connections ≈ QPS × mean latency.
@@ -289,7 +311,7 @@ def run(
             f"{out_dir / name}.json; continue with --resume"
         )
         sys.exit(130)
-    console.print(summary_table(result))
+    console.print(summary_table(result, console.width))
     for level in result.levels:
         for note in level_notes(level):
             console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
