@@ -405,3 +405,17 @@ def test_aiohttp_http_exceptions_pass_recovery_and_get_headers() -> None:
         asyncio.run(run())
     assert caught.value.headers["X-Frame-Options"] == "DENY"
     assert caught.value.headers["X-Request-ID"]
+
+
+def test_hsts_only_on_https() -> None:
+    app = mw_wsgi.wrap(raw_wsgi.app, ("secure",), "null")
+    start, _ = _run_wsgi(app, _environ(**{"wsgi.url_scheme": "https"}))
+    assert "Strict-Transport-Security" in dict(start.headers)
+    start, _ = _run_wsgi(app, _environ())
+    assert "Strict-Transport-Security" not in dict(start.headers)
+
+    asgi_app = mw_asgi.wrap(raw_asgi.app, ("secure",), "null")
+    sent = _run_asgi(asgi_app, {**_scope(), "scheme": "https"})
+    assert b"strict-transport-security" in dict(sent[0]["headers"])
+    sent = _run_asgi(asgi_app, _scope())
+    assert b"strict-transport-security" not in dict(sent[0]["headers"])
