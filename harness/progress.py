@@ -62,6 +62,12 @@ def level_line(level: WrkResult) -> str:
     )
 
 
+def _threads(settings: dict[str, object]) -> str:
+    if settings.get("threads") == "auto" and settings.get("auto_threads"):
+        return f"auto ({settings['auto_threads']})"
+    return str(settings.get("threads"))
+
+
 def _clock(seconds: float) -> str:
     seconds = max(0, round(seconds))
     return f"{seconds // 60}:{seconds % 60:02d}"
@@ -91,7 +97,7 @@ class RichReporter:
         self.console.print(
             f"[bold]wrk sweep[/] of {result.url}: levels {' '.join(map(str, pending)) or 'none'}"
             f"{f' ({kept} kept from before)' if kept else ''}, {s['duration_s']:g}s each, "
-            f"-T{s['timeout_s']:g}s, threads {s['threads']}, warm-up {s['warmup_s']:g}s, "
+            f"-T{s['timeout_s']:g}s, threads {_threads(s)}, warm-up {s['warmup_s']:g}s, "
             f"{result.environment.get('pinning', '')}; about {_clock(total_s)}",
             soft_wrap=True,
         )

@@ -156,29 +156,38 @@ def summary_table(result: SweepResult, width: int = 160) -> Table:
     return table
 
 
-def level_notes(level: WrkResult) -> list[str]:
-    if not level.is_ok:
-        return [f"c={level.concurrency} {level.status}: {level.reason}"]
-    notes = []
-    ratio = level.littles_law_ratio
+def _levels_with(levels: list[WrkResult]) -> str:
+    return ", ".join(
+        f"c={lv.concurrency} ({lv.littles_law_ratio:.0%})" for lv in levels if lv.littles_law_ratio
+    )
+
+
+def sweep_notes(result: SweepResult) -> list[str]:
+    """Failures with their reasons, then what the numbers themselves say is off."""
+    notes = [f"c={lv.concurrency} {lv.status}: {lv.reason}" for lv in result.levels if not lv.is_ok]
+    measured = result.ok_levels
     # Little's law for wrk's closed loop: connections ≈ QPS × mean latency.
-    if ratio is not None and ratio < 0.75:
+    low = [lv for lv in measured if (lv.littles_law_ratio or 1.0) < 0.75]
+    high = [lv for lv in measured if (lv.littles_law_ratio or 1.0) > 1.25]
+    if low:
         notes.append(
-            f"c={level.concurrency}: QPS × mean latency is only {ratio:.0%} of the connections "
+            f"QPS × mean latency is well below the connections at {_levels_with(low)} "
             "(Little's law): connections spent time outside timed requests (reconnects, "
-            "errors) or wrk itself was the bottleneck"
+            "e.g. gunicorn sync; errors) or wrk itself was the bottleneck"
         )
-    elif ratio is not None and ratio > 1.25:
+    if high:
         notes.append(
-            f"c={level.concurrency}: QPS × mean latency is {ratio:.0%} of the connections "
-            "(Little's law): wrk's coordinated-omission correction inflated the mean for a "
-            "latency tail (stalls; unpinned wrk and server competing for CPUs?)"
+            f"QPS × mean latency exceeds the connections at {_levels_with(high)} "
+            "(Little's law): wrk's coordinated-omission correction (stats_correct) adds "
+            "synthetic samples for slow responses, so its mean and percentiles overstate "
+            "latency when there is a tail; compare QPS, or p50"
         )
-    if level.connections and level.connections != level.concurrency:
-        notes.append(
-            f"c={level.concurrency}: wrk opened {level.connections} connections "
-            f"({level.threads} threads × {level.connections // level.threads})"
-        )
+    odd = [lv for lv in measured if lv.connections != lv.concurrency]
+    notes += [
+        f"c={lv.concurrency}: wrk opened {lv.connections} connections "
+        f"({lv.threads} threads × {lv.connections // lv.threads})"
+        for lv in odd
+    ]
     return notes
 
 
@@ -312,9 +321,8 @@ def run(
         )
         sys.exit(130)
     console.print(summary_table(result, console.width))
-    for level in result.levels:
-        for note in level_notes(level):
-            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    for note in sweep_notes(result):
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     console.print(f"data: {result.dat_path}, {result.json_path}", soft_wrap=True)
     for chart in result.charts:
         console.print(f"chart: {chart}", soft_wrap=True)

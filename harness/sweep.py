@@ -195,6 +195,7 @@ def sweep(
         "duration_s": float(wrk_seconds(duration)),
         "timeout_s": float(wrk_seconds(timeout)),
         "threads": threads if threads is not None else "auto",
+        "auto_threads": auto_threads(cpus),  # what auto means here (still capped by c)
         "warmup_s": float(wrk_seconds(warmup)) if warmup > 0 else 0.0,
         "latency": True,
         "cpus": list(cpus) if cpus else None,

@@ -239,3 +239,17 @@ def test_charts_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
     assert load(out)["files"]["charts"] == [
         "job_qps_ttlb.png", "job_successrate.png", "job_latency.png",
     ]  # fmt: skip
+
+
+def test_notes_on_what_the_numbers_say(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
+) -> None:
+    out = tmp_path / "out"
+    # ceiling_latency was measured with 64 connections: replayed for c=8 its QPS x latency is
+    # 7x the connections; flask_latency (32 conns) replayed for c=200 with 3 threads is 1/7.
+    plan = "8=ceiling_latency,200=flask_latency"
+    result = run(monkeypatch, out, plan, "-c", "8,200", "--threads", "3", "--no-charts")
+    assert result.exit_code == 0, result.output
+    assert "exceeds the connections at c=8" in result.output
+    assert "well below the connections at c=200" in result.output
+    assert "c=200: wrk opened 198 connections (3 threads × 66)" in result.output
