@@ -165,9 +165,10 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
             handles.append(line)
             if len(series) == 1:
                 for x, y in zip(xs, qps, strict=True):
+                    label = f"{y / 1e3:.1f}k" if y >= 10_000 else f"{y:,.0f}"
                     ax.annotate(
-                        _si(round(y, -1) if y >= 1000 else y), (x, y), textcoords="offset points",
-                        xytext=(0, 8), ha="center", fontsize=8, color=QPS_COLORS[0],
+                        label, (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
+                        fontsize=8, color=QPS_COLORS[0],
                     )  # fmt: skip
             lx, lat = _points(one, "avg_latency_ms")
             (line,) = lat_ax.plot(
