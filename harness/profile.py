@@ -21,6 +21,7 @@ from harness.cpus import plan
 from harness.flamegraph import render_svg
 from harness.limits import raise_fd_limit
 from harness.pyspy import (
+    ProfileError,
     PySpyError,
     Recorder,
     Recording,
@@ -42,10 +43,6 @@ DEFAULT_LEAD_IN = 1.0
 # wrk runs this much longer than py-spy samples, so that py-spy's start-up delay never leaves
 # its last samples without load.
 _TAIL = 1.0
-
-
-class ProfileError(RuntimeError):
-    """A profile that cannot be taken or would mean nothing; one line."""
 
 
 @dataclass
@@ -122,6 +119,7 @@ def profile(
     target: str,
     stack: tuple[str, ...] = (),
     connections: int = DEFAULT_CONNECTIONS,
+    worker_class: str | None = None,
     duration: float = DEFAULT_DURATION,
     rate: int = DEFAULT_RATE,
     out_dir: Path = DEFAULT_OUT_DIR,
@@ -130,6 +128,7 @@ def profile(
     py_spy: str | None = None,
     pin: bool = True,
     nonblocking: bool = False,
+    gil: bool | None = None,
     lead_in: float = DEFAULT_LEAD_IN,
     timeout: float = 10.0,
     path: str = "/healthz",
@@ -137,8 +136,9 @@ def profile(
     echo: Callable[[str], None] = print,
 ) -> ProfileResult:
     """Profile `target` with `stack` under wrk load and write NAME.collapsed.txt, NAME.svg and
-    NAME.json (NAME = target-stack) in `out_dir`. Raises PySpyError (PtracePermissionError when
-    py-spy may not attach), WrkError, ServerError or ProfileError, with nothing left running."""
+    NAME.json (NAME = target-stack) in `out_dir`. Raises ProfileError (its PySpyError and
+    PtracePermissionError when py-spy may not attach), WrkError or ServerError, with nothing
+    left running."""
     spec = get_target(target)
     if not duration > 0:
         raise ProfileError(f"--duration must be positive: {duration:g}s")
@@ -165,6 +165,11 @@ def profile(
     else:
         del files["log"]
     threads = len(cpus.load) if cpus.load else 1
+    effective_class = worker_class or spec.worker_class
+    if gil is None:
+        # py-spy takes a pool thread blocked on its queue for a busy one, so gthread's idle
+        # threads would swamp the profile: sample only the thread holding the GIL there.
+        gil = effective_class == "gthread"
     settings: dict[str, Any] = {
         "connections": connections,
         "threads": threads,
@@ -172,16 +177,24 @@ def profile(
         "lead_in_s": lead_in,
         "rate_hz": rate,
         "nonblocking": nonblocking,
+        "gil_only": gil,
         "path": path,
         "pinning": cpus.describe(),
         "server_cpus": list(cpus.server) if cpus.server else None,
         "load_cpus": list(cpus.load) if cpus.load else None,
         "log_output": log_output,
         "server": spec.server,
-        "worker_class": spec.worker_class,
+        "worker_class": effective_class,
     }
 
-    with running(spec, stack=stack, workers=1, cpus=cpus.server, log_output=log_output) as server:
+    with running(
+        spec,
+        stack=stack,
+        workers=1,
+        worker_class=worker_class,
+        cpus=cpus.server,
+        log_output=log_output,
+    ) as server:
         if server.config.uses_sync_worker:
             echo(SYNC_NOTE)
         workers = server.worker_pids()
@@ -196,6 +209,7 @@ def profile(
         command = record_command(
             py_spy_path, pid, files["collapsed"], duration=duration, rate=rate,
             nonblocking=nonblocking,
+            gil=gil,
         )  # fmt: skip
         recorder = Recorder(command, pid, files["collapsed"])
         stop, lock = threading.Event(), threading.Lock()

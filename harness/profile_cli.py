@@ -21,7 +21,7 @@ from harness.pyspy import ENV_PY_SPY, PySpyError
 from harness.servers import ServerError
 from harness.wrk import ENV_WRK, WrkError, parse_duration
 from middleware.stack import UnknownMiddleware, parse_stack
-from targets.table import TARGETS, UnknownTarget
+from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
 
 
 def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -71,6 +71,12 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     default=DEFAULT_CONNECTIONS,
     show_default=True,
     help="wrk connections.",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(WSGI_WORKERS),
+    default=None,
+    help="gunicorn worker for WSGI targets; gthread keeps connections alive  [default: sync]",
 )
 @click.option(
     "--duration",
@@ -134,6 +140,12 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "or tears some stacks.",
 )
 @click.option(
+    "--gil/--no-gil",
+    default=None,
+    help="Sample only the thread holding the GIL (misses time in syscalls that release it)  "
+    "[default: on for gthread, else off]",
+)
+@click.option(
     "--log-output",
     default=None,
     help="Where middleware logs go: stdout, null, or file:PATH  "
@@ -153,8 +165,8 @@ def profile_command(**options: Any) -> None:
     load = result.wrk
     rec = result.recording
     console.print(
-        f"wrk: {load.qps:,.0f} req/s over {load.duration_s:g}s while sampled "
-        f"(py-spy slows the worker); py-spy: {result.samples} non-idle samples"
+        f"wrk: {load.qps:,.0f} req/s over {load.duration_s:g}s, lead-in and sampling "
+        f"(py-spy's pauses slow the worker); py-spy: {result.samples} non-idle samples"
         + (f", {rec.errors} failed" if rec.errors else ""),
         soft_wrap=True,
     )

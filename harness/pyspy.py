@@ -30,7 +30,12 @@ _PERMISSION_RE = re.compile(
 _SAMPLES_RE = re.compile(r"Samples: (\d+) Errors: (\d+)")
 
 
-class PySpyError(RuntimeError):
+class ProfileError(RuntimeError):
+    """A profile that cannot be taken or would mean nothing; one line. Defined here, below
+    harness.profile, so that py-spy's own errors are profile errors too."""
+
+
+class PySpyError(ProfileError):
     """py-spy missing, failing, or unable to attach; the message is one line."""
 
 
@@ -68,6 +73,7 @@ def record_command(
     duration: float,
     rate: int,
     nonblocking: bool = False,
+    gil: bool = False,
 ) -> list[str]:
     command = [
         py_spy, "record",
@@ -82,6 +88,8 @@ def record_command(
     ]  # fmt: skip
     if nonblocking:
         command.append("--nonblocking")
+    if gil:
+        command.append("--gil")
     return command
 
 

@@ -32,7 +32,7 @@ from harness.collapsed import (
     read_collapsed,
 )
 from harness.flamegraph import render_svg
-from harness.pyspy import PtracePermissionError, PySpyError, failure
+from harness.pyspy import PtracePermissionError, PySpyError, failure, record_command
 from harness.top import flat_and_cum, format_top, top_cum
 from middleware.stack import ORDER
 
@@ -308,3 +308,17 @@ def test_other_py_spy_errors_keep_their_first_line() -> None:
     error = failure(7, "Error: Failed to get process executable name.\n\nCaused by: ...\n", 1)
     assert type(error) is PySpyError
     assert str(error) == "py-spy failed on pid 7: Error: Failed to get process executable name."
+
+
+def test_record_command_aggregates_by_function_and_passes_the_sampling_flags() -> None:
+    command = record_command("py-spy", 42, Path("out.txt"), duration=2.2, rate=250)
+    assert command[:2] == ["py-spy", "record"]
+    for flag in (["--pid", "42"], ["--format", "raw"], ["--duration", "3"], ["--rate", "250"]):
+        i = command.index(flag[0])
+        assert command[i : i + 2] == flag
+    assert "--function" in command  # one row per function, as pprof aggregates
+    assert "--nonblocking" not in command and "--gil" not in command
+    command = record_command(
+        "py-spy", 42, Path("o"), duration=1, rate=1, nonblocking=True, gil=True
+    )
+    assert "--nonblocking" in command and "--gil" in command
