@@ -34,18 +34,14 @@ APP = "app"
 OTHER = "other"
 
 # Module path prefix (a package `name/` or one file `name/file.py`) -> (layer, kind). The longest
-# matching prefix wins, so aiohttp's application layer can be told from its HTTP server.
+# matching prefix wins, so aiohttp's application layer can be told from its HTTP server. Plain
+# libraries (multidict, yarl, anyio, jinja2, ...) are no layer: their time goes to the caller.
 PACKAGES: dict[str, tuple[str, str]] = {
     "targets/": (APP, "app"),
-    # frameworks, with the libraries they are built from
+    # frameworks (werkzeug is Flask's request/response and routing half)
     "flask/": ("flask", "framework"),
     "werkzeug/": ("flask", "framework"),
-    "itsdangerous/": ("flask", "framework"),
-    "jinja2/": ("flask", "framework"),
-    "markupsafe/": ("flask", "framework"),
-    "blinker/": ("flask", "framework"),
     "starlette/": ("starlette", "framework"),
-    "anyio/": ("starlette", "framework"),
     # What web.Application adds over aiohttp's low-level server (the raw-aiohttp baseline); the
     # rest of aiohttp is the server both of them run on.
     "aiohttp/web_app.py": ("aiohttp-app", "framework"),
@@ -53,8 +49,6 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "aiohttp/web_middlewares.py": ("aiohttp-app", "framework"),
     "aiohttp/web_routedef.py": ("aiohttp-app", "framework"),
     "aiohttp/": ("aiohttp-server", "server"),
-    "multidict/": ("aiohttp-server", "server"),
-    "yarl/": ("aiohttp-server", "server"),
     # servers and event loops
     "gunicorn/": ("gunicorn", "server"),
     "uvicorn/": ("uvicorn", "server"),
@@ -78,6 +72,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "cors": ("preflight",),
     "dump": ("dumper", "redact"),
 }
+
+# A frame whose name has this word is a middleware adapter, even when it names no middleware.
+ADAPTER_WORD = "middleware"
 
 _WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 # Path prefixes up to which py-spy's --full-filenames paths are cut, to get the module path.
@@ -183,6 +180,11 @@ class Rules:
                 name = self.middleware_in(candidate)
                 if name is not None:
                     return Claim(Owner(name, "middleware"), strength)
+        if any(ADAPTER_WORD in words(part) for part in frame.function.split(".")):
+            # A middleware that does not say which: one adapter shared by several (aiohttp's
+            # secure and nocache are one closure). It is not a helper of the middleware around
+            # it, so it keeps its samples rather than lend them outwards.
+            return Claim(Owner(SHARED_MIDDLEWARE, "middleware"), FIRM)
         return Claim(Owner(SHARED_MIDDLEWARE, "middleware"), SHARED)
 
 

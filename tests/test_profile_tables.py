@@ -170,6 +170,17 @@ def test_helpers_yield_to_the_adapter_that_called_them() -> None:
     assert layer(f"{GUNICORN};_captured ({WSGI}:276)") == SHARED_MIDDLEWARE
 
 
+def test_an_adapter_shared_by_several_middlewares_keeps_its_samples() -> None:
+    # aiohttp's secure and nocache are one closure: py-spy cannot tell them apart, and the
+    # recovery middleware around them must not get their time.
+    aio = "middleware/aiohttp.py"
+    recovery = f"recovery.<locals>.recovery_middleware ({aio}:86)"
+    shared = f"_headers_middleware.<locals>.headers_middleware ({aio}:111)"
+    assert layer(f"{recovery};{shared}") == SHARED_MIDDLEWARE
+    assert layer(f"{recovery};{shared};update (multidict/_multidict.py:1)") == SHARED_MIDDLEWARE
+    assert layer(f"{recovery};{shared};secure.<locals>.headers ({aio}:122)") == "secure"
+
+
 def test_middleware_names_in_classes_closures_and_modules() -> None:
     rules = Rules()
     cases = {
