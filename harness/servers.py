@@ -106,6 +106,7 @@ class RunningServer:
     port: int
     stderr_path: Path | None
     _stopped: bool = field(default=False, repr=False)
+    _seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
     @property
     def url(self) -> str:
@@ -120,9 +121,12 @@ class RunningServer:
         """The server's master and every process below it (gunicorn's workers)."""
         try:
             root = psutil.Process(self.process.pid)
-            return [root, *root.children(recursive=True)]
+            found = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return []
+            found = []
+        # Remembered, so that a worker orphaned by a master killed from outside is still known.
+        self._seen.update((proc.pid, proc) for proc in found)
+        return found
 
     def worker_pids(self) -> list[int]:
         """The processes that serve requests: gunicorn's workers, or the standalone server."""
@@ -144,7 +148,8 @@ class RunningServer:
             return
         self._stopped = True
         _LIVE.discard(self)
-        procs = self.processes()
+        self.processes()
+        procs = list(self._seen.values())
         _signal_group(self.process.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
@@ -152,7 +157,7 @@ class RunningServer:
         # leaves its workers behind): it goes too.
         _signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
-        # Workers are in the same group, but one that left it must not survive either.
+        # Every process ever seen, even one that left the group, is gone before stop() returns.
         _, alive = psutil.wait_procs(procs, timeout=max(0.5, timeout / 2))
         for proc in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -248,6 +253,7 @@ def start_server(
     _LIVE.add(server)
     try:
         wait_ready(server, ready_timeout)
+        server.processes()  # remember the workers now that they serve
     except BaseException:
         server.stop()
         if stderr_path is not None:

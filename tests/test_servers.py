@@ -13,8 +13,9 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
+import harness.servers
 from harness.cli import main
-from harness.servers import ServerError, running, start_server
+from harness.servers import RunningServer, ServerError, running, start_server
 from tests.conftest import request
 
 
@@ -41,7 +42,17 @@ def test_stop_leaves_no_process_of_the_group() -> None:
     )
 
 
-def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing() -> None:
+def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[RunningServer] = []
+    real_wait = harness.servers.wait_ready
+
+    def recording_wait(server: RunningServer, timeout: float) -> None:
+        seen.append(server)
+        real_wait(server, timeout)
+
+    monkeypatch.setattr(harness.servers, "wait_ready", recording_wait)
     # A stack name the harness would reject reaches the worker only through this back door:
     # the app factory then fails inside gunicorn's worker, which is what a broken target does.
     with pytest.raises(ServerError) as info:
@@ -49,11 +60,9 @@ def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing() -> 
     message = str(info.value)
     assert "starlette exited with code" in message
     assert "no-such-middleware" in message  # the tail of the server's stderr
-    assert not [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "targets.starlette_app:from_env()" in " ".join(p.info["cmdline"] or [])
-    ]
+    (server,) = seen
+    assert not server.alive()
+    assert _group_members(server.pid) == []
 
 
 def test_port_in_use_is_a_clear_error() -> None:
