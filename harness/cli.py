@@ -138,6 +138,9 @@ main.add_command(diff_command)
 from harness.profile_cli import profile_command  # noqa: E402
 
 main.add_command(profile_command)
+from harness.micro_cli import micro_command  # noqa: E402
+
+main.add_command(micro_command)
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,199 @@
+"""`harness micro`: the click layer over harness.micro.micro()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from harness.micro import (
+    DEFAULT_BATCH_S,
+    DEFAULT_REPEAT,
+    EXCLUDED,
+    INCLUDED,
+    MICRO_TARGETS,
+    ROUTES,
+    MicroError,
+    MicroReport,
+)
+from harness.stats import Estimate
+from middleware import core
+from middleware.stack import UnknownMiddleware, parse_sets
+
+
+def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter(f"no target given; valid: {', '.join(MICRO_TARGETS)}")
+    for name in names:
+        if name not in MICRO_TARGETS:
+            raise click.BadParameter(
+                f"unknown target {name!r}; valid: {', '.join(MICRO_TARGETS)}"
+                + (" (ceiling has no app to call in-process)" if name == "ceiling" else "")
+            )
+    return list(dict.fromkeys(names))
+
+
+def _sets(ctx: click.Context, param: click.Parameter, value: str) -> list[tuple[str, ...]]:
+    try:
+        return parse_sets(value)
+    except UnknownMiddleware as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _requests(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise click.BadParameter(f"a whole number or 'auto': {value!r}") from None
+    if number < 1:
+        raise click.BadParameter(f"at least 1: {value!r}")
+    return number
+
+
+def _log_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return core.check_log_output(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _us(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def _ci(e: Estimate | None, digits: int = 3) -> str:
+    if e is None or e.low is None or e.high is None:
+        return "—"
+    return f"[{e.low:,.{digits}f}, {e.high:,.{digits}f}]"
+
+
+def rich_table(report: MicroReport) -> Table:
+    table = Table(title="in-process cost per request (µs), median and 95% interval over repeats")
+    for column in ("target", "set", "µs/request", "95% CI", "overhead vs none", "95% CI", "N"):
+        table.add_column(column, justify="left" if column in ("target", "set") else "right")
+    for one in report.targets:
+        loop = one.loop.estimate
+        table.add_row(
+            one.target, "(empty app)", _us(loop.median), _ci(loop), "", "", str(one.loop.requests)
+        )
+        for s in one.sets:
+            e = s.series.estimate
+            mark = "" if s.overhead is None or s.overhead.significant else " (n.s.)"
+            table.add_row(
+                "",
+                s.name,
+                _us(e.median),
+                _ci(e),
+                (_us(s.overhead.median) + mark) if s.overhead else "",
+                _ci(s.overhead) if s.overhead else "",
+                str(s.series.requests),
+            )
+    return table
+
+
+def notes(report: MicroReport) -> list[str]:
+    lines = []
+    for one in report.targets:
+        loop = one.loop.estimate
+        none = one.none
+        extra = ""
+        if none is not None:
+            own = none.series.estimate.median - loop.median
+            extra = f"; the framework's own cost (none − empty): {own:,.3f} µs"
+        lines.append(
+            f"{one.target}: the measuring loop with an empty {one.interface} app costs "
+            f"{loop.median:,.3f} µs/request{extra}"
+        )
+    interfaces = sorted({one.interface for one in report.targets})
+    for interface in interfaces:
+        lines.append(f"included ({interface}): {INCLUDED[interface]}")
+    lines.append(f"excluded: {EXCLUDED}")
+    lines.append(
+        f"repeats: {report.settings['repeat']}, interleaved and rotated; (n.s.): the interval "
+        f"includes zero; {report.wall_s:.1f} s"
+    )
+    return lines
+
+
+@click.command("micro")
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    required=True,
+    callback=_targets,
+    help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
+)
+@click.option(
+    "-m",
+    "--middlewares",
+    "sets",
+    default="none,all",
+    show_default=True,
+    callback=_sets,
+    help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
+    "'each' is none, every single middleware, then all. none is always measured.",
+)
+@click.option(
+    "--repeat",
+    "-r",
+    type=click.IntRange(min=2),
+    default=DEFAULT_REPEAT,
+    show_default=True,
+    help="Timed batches per set, interleaved across the sets.",
+)
+@click.option(
+    "--requests",
+    "-n",
+    default="auto",
+    show_default=True,
+    callback=_requests,
+    help=f"Requests per batch; auto: a batch lasts about {DEFAULT_BATCH_S * 1000:g} ms.",
+)
+@click.option(
+    "--route",
+    type=click.Choice(sorted(ROUTES)),
+    default="healthz",
+    show_default=True,
+    help="The request replayed: GET /healthz, GET /panic (raises), POST /echo (JSON body).",
+)
+@click.option(
+    "--log-output",
+    default="null",
+    show_default=True,
+    callback=_log_output,
+    help="Where middleware (and server-style error) logs go: null, stdout or file:PATH.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the results, with every repeat and the environment, as JSON.",
+)
+def micro_command(json_path: Path | None, **options: Any) -> None:
+    """In-process cost per request of middleware sets on a framework: no server, no network.
+
+    Example: harness micro -t starlette -m each
+    """
+    from harness.console import console
+    from harness.micro import micro
+
+    try:
+        report = micro(echo=console.print, request=options.pop("route"), **options)
+    except MicroError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(rich_table(report))
+    for line in notes(report):
+        console.print(line, soft_wrap=True)
+    if json_path is not None:
+        if json_path.parent != Path():
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        console.print(f"wrote {json_path}")

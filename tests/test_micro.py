@@ -1,0 +1,201 @@
+"""harness micro: in-process cost per request, on one WSGI, one ASGI and one aiohttp target."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.micro import (
+    EMPTY,
+    AiohttpDriver,
+    AsgiDriver,
+    Driver,
+    MicroError,
+    Reply,
+    check_reply,
+    event_loop,
+    micro,
+    time_drivers,
+)
+from harness.micro import ROUTES as MICRO_ROUTES
+from middleware.stack import ORDER
+
+# Tiny: a batch of 100 requests of the full stack (dump pretty-prints JSON) is a few ms.
+TINY = ["--repeat", "3", "--requests", "100"]
+
+
+@pytest.mark.parametrize("target", ["raw-wsgi", "starlette", "aiohttp"])
+def test_cli_none_and_all(target: str, tmp_path: Path) -> None:
+    out = tmp_path / "micro.json"
+    result = CliRunner().invoke(
+        main, ["micro", "-t", target, "-m", "none,all", *TINY, "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "overhead vs none" in result.output and "empty" in result.output
+    data = json.loads(out.read_text())
+    assert data["kind"] == "micro" and data["unit"] == "us_per_request"
+    assert data["settings"]["repeat"] == 3 and data["settings"]["requests"] == 100
+    assert data["settings"]["log_output"] == "null"
+    assert data["environment"]["python"] and data["environment"]["packages"]["mwbench"]
+    (one,) = data["targets"]
+    assert one["target"] == target and one["reference"] == "none"
+    assert one["loop"]["requests"] == 100 and len(one["loop"]["values_us"]) == 3
+    none, full = one["sets"]
+    assert (none["name"], none["middlewares"], none["overhead_us"]) == ("none", [], None)
+    assert (full["name"], full["middlewares"]) == ("all", list(ORDER))
+    for s in (none, full):
+        assert s["status"] == 200 and s["requests"] == 100 and len(s["values_us"]) == 3
+        est = s["us_per_request"]
+        assert est["n"] == 3 and est["low"] <= est["high"] and est["median"] > 0
+    # The full stack pretty-prints a JSON dump per request: tens of µs, against a few for none.
+    assert full["us_per_request"]["median"] > none["us_per_request"]["median"] + 5
+    assert full["overhead_us"]["median"] > 5 and len(full["overhead_values_us"]) == 3
+
+
+def test_none_is_always_measured_first() -> None:
+    report = micro(targets=["raw-asgi"], sets=[("request-id",)], repeat=2, requests=20)
+    (one,) = report.targets
+    assert [s.name for s in one.sets] == ["none", "request-id"]
+    assert one.find("request-id") is report.find("raw-asgi", ("request-id",))
+    assert one.find("request-id").overhead is not None  # type: ignore[union-attr]
+    assert one.loop.label == EMPTY
+
+
+@pytest.mark.parametrize("target", ["flask", "starlette", "raw-aiohttp"])
+def test_panic_route_with_and_without_recovery(target: str) -> None:
+    report = micro(targets=[target], sets=[("recovery",)], repeat=2, requests=5, request="panic")
+    assert [s.status for s in report.targets[0].sets] == [500, 500]
+
+
+def test_unknown_middleware_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["micro", "-t", "flask", "-m", "none,bogus"])
+    assert result.exit_code == 2
+    assert "bogus" in result.output
+    for name in ("none", "all", *ORDER):
+        assert name in result.output
+
+
+@pytest.mark.parametrize("name", ["nope", "ceiling"])
+def test_unknown_or_unmeasurable_target_is_a_usage_error(name: str) -> None:
+    result = CliRunner().invoke(main, ["micro", "-t", name])
+    assert result.exit_code == 2
+    assert "raw-wsgi" in result.output and "aiohttp" in result.output
+
+
+def test_bad_log_output_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["micro", "-t", "flask", "--log-output", "nowhere"])
+    assert result.exit_code == 2 and "file:PATH" in result.output
+
+
+def test_log_output_file_gets_the_entries(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "micro.log"
+    micro(targets=["raw-wsgi"], sets=[("logger",)], repeat=2, requests=3, log_output=f"file:{log}")
+    lines = log.read_text().splitlines()
+    assert len(lines) >= 6 and all(" access " in line for line in lines)
+
+
+def test_wrong_answer_is_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def build(target: Any, stack: tuple[str, ...], log_output: str) -> Any:
+        def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            start_response("404 Not Found", [])
+            return [b""]
+
+        return app
+
+    monkeypatch.setattr("harness.micro.build_app", build)
+    with pytest.raises(MicroError, match="answered 404, not 200"):
+        micro(targets=["raw-wsgi"], sets=[()], repeat=2, requests=1)
+
+
+def test_check_reply_names_missing_headers() -> None:
+    request = MICRO_ROUTES["healthz"]
+    reply = Reply(200, [("Content-Type", "application/json")], b'{"status":"ok"}')
+    assert check_reply(reply, request, ()) == []
+    problems = check_reply(reply, request, ("request-id", "secure"))
+    assert any("X-Request-ID" in p for p in problems)
+    assert any("X-Frame-Options" in p for p in problems)
+    # A name the project does not know (a future spin:20us) requires no header.
+    assert check_reply(reply, request, ("spin:20us",)) == []
+
+
+class _Fixed(Driver):
+    interface = "wsgi"
+
+    def __init__(self, ns_per_request: int) -> None:
+        self.ns = ns_per_request
+        self.calls: list[int] = []
+
+    def check(self) -> Reply:
+        return Reply(200, [], b"")
+
+    def run(self, n: int) -> int:
+        self.calls.append(n)
+        return n * self.ns
+
+
+def test_time_drivers_interleaves_and_pairs() -> None:
+    order: list[str] = []
+
+    class Recording(_Fixed):
+        def __init__(self, label: str, ns: int) -> None:
+            super().__init__(ns)
+            self.label = label
+
+        def run(self, n: int) -> int:
+            order.append(self.label)
+            return super().run(n)
+
+    drivers = {"a": Recording("a", 1000), "b": Recording("b", 3500)}
+    series = time_drivers(drivers, repeat=4, requests=50)
+    assert series["a"].values_us == [1.0] * 4 and series["b"].values_us == [3.5] * 4
+    assert series["a"].requests == 50
+    timed = order[2:]  # after one warm-up each
+    assert timed == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_auto_requests_fill_the_batch_time() -> None:
+    slow, fast = _Fixed(50_000), _Fixed(500)
+    series = time_drivers({"slow": slow, "fast": fast}, repeat=2, batch_s=0.01)
+    assert series["slow"].requests == 200  # 10 ms / 50 µs
+    assert series["fast"].requests == 20_000
+
+
+def test_asgi_receive_waits_until_the_response_is_complete() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((await receive())["type"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+        seen.append((await receive())["type"])
+
+    with event_loop() as loop:
+        reply = AsgiDriver(app, MICRO_ROUTES["healthz"], loop=loop).check()
+    assert (reply.status, reply.body) == (200, b"ok")
+    assert seen == ["http.request", "http.disconnect"]
+
+
+def test_aiohttp_access_log_runs_when_configured() -> None:
+    from targets.aiohttp_app import create_app
+
+    stream = io.StringIO()
+    logger = logging.Logger("test.aiohttp.access", logging.INFO)
+    logger.addHandler(logging.StreamHandler(stream))
+    with event_loop() as loop:
+        driver = AiohttpDriver(create_app(), MICRO_ROUTES["healthz"], loop=loop, access_log=logger)
+        try:
+            reply = driver.check()
+            driver.run(2)
+        finally:
+            driver.close()
+    assert reply.status == 200 and reply.body == b'{"status":"ok"}'
+    assert reply.header("Content-Type") == "application/json"
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and all('"GET /healthz HTTP/1.1" 200' in line for line in lines)
