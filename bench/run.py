@@ -1,0 +1,108 @@
+"""`make bench`: the project's own speed and precision. Prints the tables and writes
+bench/results.json (the parts run now replace their previous versions; the others are kept).
+
+    .venv/bin/python bench/run.py                       # every part, several minutes
+    .venv/bin/python bench/run.py --only micro,references
+    .venv/bin/python bench/run.py --quick               # shorter settings, for a look
+    .venv/bin/python bench/run.py --show                # reprint bench/results.json
+
+Parts:
+  micro       (a) every middleware on every framework, in-process (harness.micro)
+  references  (b) our middlewares against the reference libraries, in the same run
+  precision   (c) the same `harness compare` twice: how far the two agree
+  agreement   (d) harness sweep vs a plain `taskset -c 1 wrk -t1 -c64 -d5s`, and the ceiling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the project, on the path
+    sys.path.insert(0, str(ROOT))
+
+from bench.report import PARTS, document, format_part  # noqa: E402
+
+DEFAULT_OUT = ROOT / "bench" / "results.json"
+
+
+def _parts(value: str) -> list[str]:
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    for name in names:
+        if name not in PARTS:
+            raise argparse.ArgumentTypeError(f"unknown part {name!r}; valid: {', '.join(PARTS)}")
+    return names
+
+
+def run_part(name: str, quick: bool) -> dict[str, Any]:
+    if name == "micro":
+        from bench import micro_all
+
+        return micro_all.run(repeat=6 if quick else 15, batch_s=0.02 if quick else 0.04)
+    if name == "references":
+        from bench import references
+
+        return references.run(repeat=6 if quick else 15, batch_s=0.02 if quick else 0.04)
+    if name == "precision":
+        from bench import precision
+
+        return precision.run(repeat=2 if quick else 3, duration=2.0 if quick else 3.0)
+    if name == "agreement":
+        from bench import agreement
+
+        if quick:
+            return agreement.run(targets=("ceiling", "starlette"), rounds=2, duration=3)
+        return agreement.run()
+    raise ValueError(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join((__doc__ or "").split("\n\n")[1:]),
+    )
+    parser.add_argument("--only", type=_parts, default=list(PARTS), help="comma list of parts")
+    parser.add_argument("--skip", type=_parts, default=[], help="comma list of parts to skip")
+    parser.add_argument("--quick", action="store_true", help="shorter settings, for a look")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
+    parser.add_argument("--show", action="store_true", help="only reprint the results JSON")
+    args = parser.parse_args(argv)
+
+    previous: dict[str, Any] | None = None
+    if args.out.exists():
+        previous = json.loads(args.out.read_text())
+    if args.show:
+        if previous is None:
+            parser.error(f"{args.out} does not exist yet")
+        for name, part in previous["parts"].items():
+            print(format_part(name, part) + "\n")
+        return 0
+
+    from harness.micro import environment
+
+    chosen = [p for p in args.only if p not in args.skip]
+    started = time.monotonic()
+    done: dict[str, dict[str, Any]] = {}
+    for name in chosen:
+        print(f"-- {name} --", flush=True)
+        part = run_part(name, args.quick)
+        part["quick"] = args.quick
+        done[name] = part
+        # Written after every part: an interrupted run keeps what it finished.
+        result = document(done, environment(), previous)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    for name, part in done.items():
+        print(format_part(name, part) + "\n")
+    print(f"wrote {args.out} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
