@@ -114,6 +114,13 @@ def notes(report: MicroReport) -> list[str]:
     for interface in interfaces:
         lines.append(f"included ({interface}): {INCLUDED[interface]}")
     lines.append(f"excluded: {EXCLUDED}")
+    load = report.environment.get("load_avg") or [0.0]
+    cpus = len(report.environment.get("cpus_available") or [1])
+    if load[0] > 0.5 * cpus:
+        lines.append(
+            f"note: load average {load[0]:.2f} on {cpus} CPU(s) at the start: other processes "
+            "were running, expect wider intervals"
+        )
     lines.append(
         f"repeats: {report.settings['repeat']}, interleaved and rotated; (n.s.): the interval "
         f"includes zero; {report.wall_s:.1f} s"
