@@ -97,9 +97,19 @@ def format_table(spec: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
+def foreign_load(busy_s: float, own_s: float, wall_s: float) -> float | None:
+    """CPUs kept busy by other processes: the system's busy CPU time (all CPUs, /proc/stat)
+    minus this process's and its reaped children's, per second of wall time."""
+    if wall_s <= 0:
+        return None
+    return max(0.0, (busy_s - own_s) / wall_s)
+
+
 def format_part(name: str, part: Mapping[str, Any]) -> str:
     """A part's tables and notes, as printed by run.py."""
-    chunks = [f"== {name} ({part.get('wall_s', 0):.0f} s) =="]
+    load = part.get("foreign_load_cpus")
+    busy = "" if load is None else f"; other processes kept {load:.2f} CPUs busy meanwhile"
+    chunks = [f"== {name} ({part.get('wall_s', 0):.0f} s{busy}) =="]
     for spec in part.get("tables", []):
         chunks.append(format_table(spec))
     notes = part.get("notes", [])

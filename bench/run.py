@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the project, on the path
     sys.path.insert(0, str(ROOT))
 
-from bench.report import PARTS, document, format_part  # noqa: E402
+from bench.report import PARTS, document, foreign_load, format_part  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results.json"
 
@@ -37,6 +38,20 @@ def _parts(value: str) -> list[str]:
         if name not in PARTS:
             raise argparse.ArgumentTypeError(f"unknown part {name!r}; valid: {', '.join(PARTS)}")
     return names
+
+
+def busy_seconds() -> float:
+    """CPU time spent busy, all CPUs together, since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, minus idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """This process's CPU time and its reaped children's (servers and wrk, once waited for)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
@@ -91,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     done: dict[str, dict[str, Any]] = {}
     for name in chosen:
         print(f"-- {name} --", flush=True)
+        busy, own, wall = busy_seconds(), own_seconds(), time.monotonic()
         part = run_part(name, args.quick)
         part["quick"] = args.quick
+        load = foreign_load(busy_seconds() - busy, own_seconds() - own, time.monotonic() - wall)
+        part["foreign_load_cpus"] = None if load is None else round(load, 2)
         done[name] = part
         # Written after every part: an interrupted run keeps what it finished.
         result = document(done, environment(), previous)

@@ -14,6 +14,7 @@ from bench.report import (
     document,
     fmt_est,
     fmt_pct,
+    foreign_load,
     format_part,
     format_table,
     half_width,
@@ -199,3 +200,11 @@ def test_agreement_plain_parser_and_noise_rule() -> None:
     assert agreement.within_noise({"diff_pct": _est(3.0, -1.0, 7.0), "spread_pct": 1.0})
     assert agreement.within_noise({"diff_pct": _est(3.0, 2.0, 4.0), "spread_pct": 5.0})
     assert not agreement.within_noise({"diff_pct": _est(8.0, 6.0, 10.0), "spread_pct": 5.0})
+
+
+def test_foreign_load() -> None:
+    assert foreign_load(30.0, 10.0, 20.0) == 1.0
+    assert foreign_load(5.0, 6.0, 10.0) == 0.0  # clock granularity: never negative
+    assert foreign_load(1.0, 0.0, 0.0) is None
+    part = {"wall_s": 10, "foreign_load_cpus": 0.5, "tables": []}
+    assert "other processes kept 0.50 CPUs busy" in format_part("micro", part)
