@@ -16,7 +16,8 @@ HTTP parsing, no response serialization by the server, no per-request task):
 - ASGI (uvicorn's part mimicked): a fresh scope as uvicorn's httptools protocol builds it, the app
   call with a `receive` that returns the body once and then waits for the response to complete
   (then `http.disconnect`), as uvicorn's does, and a `send` that records only completion. An
-  exception is logged (with traceback) as uvicorn logs it, and a 500 sent if nothing was.
+  exception is logged (with traceback) as uvicorn logs it, and a 500 sent if nothing was. The
+  lifespan protocol is not run (no target has startup work).
 - aiohttp: aiohttp's own server code from the parsed request on: a real `RequestHandler` makes
   the `Request` (with a fresh `StreamWriter`) and runs `_handle_request`, i.e. the router and the
   middlewares (`Application._handle`) or the low-level handler, the response's `prepare()` and
