@@ -57,16 +57,24 @@ class RequestIdMiddleware:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request_id = core.accept_request_id(environ.get(core.REQUEST_ID_WSGI_KEY))
-        # Not reset on return: the body is iterated, and logger/dump write at close(), after this
-        # call has returned. A WSGI worker thread serves one request at a time and every request
-        # sets it afresh, so nothing leaks between requests.
-        core.request_id_var.set(request_id)
+        token = core.request_id_var.set(request_id)
         header = (core.REQUEST_ID_HEADER, request_id)
 
         def start(status: str, headers: Headers, exc_info: Any = None) -> Any:
             return start_response(status, [*headers, header], exc_info)
 
-        return self.app(environ, start)
+        # Reset only when the response is complete: logger and dump, inside this one, write at
+        # close(), after this call has returned. Resetting matters when one thread runs several
+        # stacks (harness micro, tests): a stack without request-id must never log a stale id.
+        try:
+            result = self.app(environ, start)
+        except BaseException:
+            core.request_id_var.reset(token)
+            raise
+        if type(result) is list:
+            core.request_id_var.reset(token)
+            return result
+        return _OnClose(result, lambda: core.request_id_var.reset(token))
 
 
 class LoggerMiddleware:

@@ -22,14 +22,6 @@ from middleware.stack import ORDER
 from targets import flask_app, raw_asgi, raw_wsgi, starlette_app
 
 
-@pytest.fixture(autouse=True)
-def _fresh_request_id() -> Iterator[None]:
-    """The WSGI middleware leaves the id set (see RequestIdMiddleware): undo it after each test."""
-    token = core.request_id_var.set(None)
-    yield
-    core.request_id_var.reset(token)
-
-
 @pytest.fixture
 def log(tmp_path: Path) -> tuple[str, Path]:
     path = tmp_path / "mw.log"
@@ -337,6 +329,29 @@ def test_asgi_request_id_is_reset_after_the_request() -> None:
 
     asyncio.run(two_requests())
     assert seen[0] and core.is_valid_request_id(seen[0])
+
+
+@pytest.mark.parametrize("as_list", [True, False], ids=["list-body", "iterable-body"])
+def test_wsgi_request_id_is_reset_once_the_response_is_closed(as_list: bool) -> None:
+    seen = []
+
+    def app(environ: Any, start_response: Any) -> Iterable[bytes]:
+        start_response("200 OK", [])
+        body = [b"ok"]
+        return body if as_list else iter(body)
+
+    def logged(environ: Any, start_response: Any) -> Iterable[bytes]:
+        result = app(environ, start_response)
+        seen.append(core.current_request_id())
+        return result
+
+    wrapped = mw_wsgi.wrap(logged, ("request-id",), "null")
+    result = wrapped({"REQUEST_METHOD": "GET", "PATH_INFO": "/"}, lambda *a: None)
+    assert core.is_valid_request_id(seen[0])
+    if not as_list:
+        assert core.current_request_id() == seen[0]  # still set while the body is sent
+        result.close()  # type: ignore[attr-defined]
+    assert core.current_request_id() == "-"
 
 
 def test_asgi_passes_lifespan_through() -> None:
