@@ -341,6 +341,10 @@ def run_wrk(
     command = pinned(command, cpus)
     # wrk ends by itself after -d; this bound is for a wrk that hangs.
     limit = wrk_seconds(duration) + wrk_seconds(timeout) + 30
+    # A Ctrl-C landing inside Popen, after the fork, would leave a wrk running that we hold no
+    # handle to: hold SIGINT/SIGTERM back until `proc` exists (wrk inherits the mask, harmlessly:
+    # we only ever stop it with SIGKILL, and a terminal's Ctrl-C never reaches its session).
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(
             command,
@@ -352,10 +356,16 @@ def run_wrk(
             start_new_session=True,
         )
     except FileNotFoundError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise WrkError(f"wrk not found: {command[0]!r}") from None
     except PermissionError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         raise WrkError(f"wrk is not executable: {command[0]!r}") from None
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        raise
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held Ctrl-C is raised here
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
         _kill(proc)

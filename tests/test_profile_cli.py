@@ -129,7 +129,16 @@ def test_ctrl_c_while_sampling_stops_server_wrk_and_py_spy(tmp_path: Path) -> No
         time.sleep(0.5)
         children = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=20)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # It hung once under a loaded CI machine: say where, rather than only that it did.
+            where = subprocess.run(
+                [resolve_py_spy(None), "dump", "--pid", str(proc.pid)],
+                capture_output=True, text=True, timeout=20,
+            )  # fmt: skip
+            tree = [" ".join(p.cmdline()) for p in psutil.Process(proc.pid).children(True)]
+            pytest.fail(f"no exit 30 s after SIGINT; stack:\n{where.stdout}\nchildren: {tree}")
     finally:
         if proc.poll() is None:
             proc.kill()
