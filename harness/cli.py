@@ -10,39 +10,15 @@ import click
 from rich.table import Table
 
 from harness.console import console
+from harness.params import LogOutput, Stack, TargetName
 from harness.servers import ServerError
-from middleware.stack import ORDER, UnknownMiddleware, parse_stack
+from middleware.stack import ORDER
 from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
     # SIGTERM unwinds like Ctrl-C, so every `finally` that stops a server runs.
     raise KeyboardInterrupt
-
-
-class TargetName(click.ParamType):
-    name = "target"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if value not in TARGETS:
-            self.fail(f"unknown target {value!r}; valid: {', '.join(TARGETS)}", param, ctx)
-        return str(value)
-
-
-class Stack(click.ParamType):
-    """One middleware stack: `none`, `all`, or names joined by `,` or `+`."""
-
-    name = "middlewares"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, ...]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_stack(str(value))
-        except UnknownMiddleware as exc:
-            self.fail(str(exc), param, ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,6 +83,7 @@ def targets() -> None:
 )
 @click.option(
     "--log-output",
+    type=LogOutput(),
     default="stdout",
     show_default=True,
     help="Where middleware logs go: stdout, null, or file:PATH.",

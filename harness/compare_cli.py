@@ -10,49 +10,11 @@ import click
 
 from harness.compare import DEFAULT_OUT_DIR
 from harness.console import console
+from harness.params import Duration, Levels, StackSets, TargetList
 from harness.servers import ServerError
 from harness.sweep import PRESETS, SweepError
-from harness.wrk import WrkError, parse_duration
-from middleware.stack import UnknownMiddleware, parse_sets
-from targets.table import TARGETS, WSGI_WORKERS
-
-
-def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    for name in names:
-        if name not in TARGETS:
-            raise click.BadParameter(f"unknown target {name!r}; valid: {', '.join(TARGETS)}")
-    if not names:
-        raise click.BadParameter(f"no target given; valid: {', '.join(TARGETS)}")
-    return list(dict.fromkeys(names))
-
-
-def _sets(ctx: click.Context, param: click.Parameter, value: str) -> list[tuple[str, ...]]:
-    try:
-        return parse_sets(value)
-    except UnknownMiddleware as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _levels(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        levels = tuple(int(v) for v in value.replace(",", " ").split())
-    except ValueError:
-        raise click.BadParameter(f"levels are whole numbers, e.g. 16,64: {value!r}") from None
-    if not levels or min(levels) < 1:
-        raise click.BadParameter(f"levels are whole numbers of at least 1: {value!r}")
-    return levels
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+from harness.wrk import WrkError
+from targets.table import WSGI_WORKERS
 
 
 @click.command()
@@ -61,7 +23,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--target",
     "targets",
     required=True,
-    callback=_targets,
+    type=TargetList(),
     help="A target, or a comma list of targets to compare frameworks.",
 )
 @click.option(
@@ -70,7 +32,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "sets",
     default="none,all",
     show_default=True,
-    callback=_sets,
+    type=StackSets(),
     help="Comma-separated middleware sets, each none, all, a name, or names joined "
     "by '+'; 'each' is none, every single middleware, then all.",
 )
@@ -83,7 +45,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option(
     "-c",
     "--levels",
-    callback=_levels,
+    type=Levels(),
     default=None,
     help="Concurrency levels, e.g. 16,64  [default: 64]",
 )
@@ -97,21 +59,21 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--duration",
     default="3s",
     show_default=True,
-    callback=_duration,
+    type=Duration(),
     help="Measured time per level.",
 )
 @click.option(
     "--warmup",
     default="1s",
     show_default=True,
-    callback=_duration,
+    type=Duration(),
     help="Discarded warm-up before each sweep.",
 )
 @click.option(
     "--timeout",
     default="5s",
     show_default=True,
-    callback=_duration,
+    type=Duration(),
     help="wrk's per-request timeout.",
 )
 @click.option(

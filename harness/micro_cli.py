@@ -19,48 +19,8 @@ from harness.micro import (
     MicroError,
     MicroReport,
 )
+from harness.params import CountOrAuto, LogOutput, StackSets, TargetList
 from harness.stats import Estimate
-from middleware import core
-from middleware.stack import UnknownMiddleware, parse_sets
-
-
-def _targets(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
-        raise click.BadParameter(f"no target given; valid: {', '.join(MICRO_TARGETS)}")
-    for name in names:
-        if name not in MICRO_TARGETS:
-            raise click.BadParameter(
-                f"unknown target {name!r}; valid: {', '.join(MICRO_TARGETS)}"
-                + (" (ceiling has no app to call in-process)" if name == "ceiling" else "")
-            )
-    return list(dict.fromkeys(names))
-
-
-def _sets(ctx: click.Context, param: click.Parameter, value: str) -> list[tuple[str, ...]]:
-    try:
-        return parse_sets(value)
-    except UnknownMiddleware as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _requests(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
-    if value == "auto":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise click.BadParameter(f"a whole number or 'auto': {value!r}") from None
-    if number < 1:
-        raise click.BadParameter(f"at least 1: {value!r}")
-    return number
-
-
-def _log_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        return core.check_log_output(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _us(value: float | None, digits: int = 3) -> str:
@@ -134,7 +94,7 @@ def notes(report: MicroReport) -> list[str]:
     "--target",
     "targets",
     required=True,
-    callback=_targets,
+    type=TargetList(MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}),
     help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
 )
 @click.option(
@@ -143,7 +103,7 @@ def notes(report: MicroReport) -> list[str]:
     "sets",
     default="none,all",
     show_default=True,
-    callback=_sets,
+    type=StackSets(),
     help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
     "'each' is none, every single middleware, then all. none is always measured.",
 )
@@ -160,7 +120,7 @@ def notes(report: MicroReport) -> list[str]:
     "-n",
     default="auto",
     show_default=True,
-    callback=_requests,
+    type=CountOrAuto("requests"),
     help=f"Requests per batch; auto: a batch lasts about {DEFAULT_BATCH_S * 1000:g} ms.",
 )
 @click.option(
@@ -174,7 +134,7 @@ def notes(report: MicroReport) -> list[str]:
     "--log-output",
     default="null",
     show_default=True,
-    callback=_log_output,
+    type=LogOutput(),
     help="Where middleware (and server-style error) logs go: null, stdout or file:PATH.",
 )
 @click.option(

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from harness.console import console
+from harness.params import Duration, LogOutput, Stack, TargetName
 from harness.profile import (
     DEFAULT_CONNECTIONS,
     DEFAULT_LEAD_IN,
@@ -19,32 +20,8 @@ from harness.profile import (
 )
 from harness.pyspy import ENV_PY_SPY, PySpyError
 from harness.servers import ServerError
-from harness.wrk import ENV_WRK, WrkError, parse_duration
-from middleware.stack import UnknownMiddleware, parse_stack
+from harness.wrk import ENV_WRK, WrkError
 from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
-
-
-def _target(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    if value not in TARGETS:
-        raise click.BadParameter(f"unknown target {value!r}; valid: {', '.join(TARGETS)}")
-    return value
-
-
-def _stack(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
-    try:
-        return parse_stack(value)
-    except UnknownMiddleware as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if seconds <= 0:
-        raise click.BadParameter(f"must be more than 0: {value!r}")
-    return seconds
 
 
 @click.command("profile")
@@ -52,7 +29,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "-t",
     "--target",
     required=True,
-    callback=_target,
+    type=TargetName(),
     help=f"The target to profile: {', '.join(TARGETS)}.",
 )
 @click.option(
@@ -61,7 +38,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "stack",
     default="all",
     show_default=True,
-    callback=_stack,
+    type=Stack(),
     help="The middleware set: none, all, or names joined by ',' or '+'.",
 )
 @click.option(
@@ -82,14 +59,14 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
     "--duration",
     default="10s",
     show_default=True,
-    callback=_seconds,
+    type=Duration(positive=True),
     help="How long py-spy samples (whole seconds), after the lead-in.",
 )
 @click.option(
     "--lead-in",
     default=f"{DEFAULT_LEAD_IN:g}s",
     show_default=True,
-    callback=_seconds,
+    type=Duration(positive=True),
     help="Load before sampling starts, so the samples see a steady state.",
 )
 @click.option(
@@ -147,6 +124,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
 )
 @click.option(
     "--log-output",
+    type=LogOutput(),
     default=None,
     help="Where middleware logs go: stdout, null, or file:PATH  "
     "[default: file:DIR/TARGET-SET.server.log]",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 from rich import box
@@ -14,86 +12,16 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.datfile import DatRow
+from harness.params import CountOrAuto, CpuList, Duration, Levels
 from harness.results import ResultError, SweepResult
 from harness.sweep import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS, preset_threads
-from harness.wrk import ENV_WRK, WrkError, WrkResult, parse_duration, parse_metric
+from harness.wrk import ENV_WRK, WrkError, WrkResult
 
 
 def _console() -> Console:
     from harness.console import console
 
     return console
-
-
-class Duration(click.ParamType):
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Levels(click.ParamType):
-    """Concurrency levels: `8,32,64`, `"8 32 64"`, `1k`."""
-
-    name = "levels"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[int, ...]:
-        if isinstance(value, tuple):
-            return value
-        levels = []
-        for part in re.split(r"[\s,]+", str(value).strip()):
-            try:
-                number = parse_metric(part)
-            except ValueError:
-                self.fail(f"not a concurrency level: {part!r}", param, ctx)
-            if number < 1 or number != int(number):
-                self.fail(f"a concurrency level is a positive integer: {part!r}", param, ctx)
-            levels.append(int(number))
-        return tuple(levels)
-
-
-class Threads(click.ParamType):
-    name = "N|auto"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int | None:
-        if value is None or value == "auto":
-            return None
-        try:
-            threads = int(value)
-        except ValueError:
-            self.fail(f"threads is a positive integer or auto: {value!r}", param, ctx)
-        if threads < 1:
-            self.fail(f"threads is a positive integer or auto: {value!r}", param, ctx)
-        return threads
-
-
-class CpuList(click.ParamType):
-    name = "cpus"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[int, ...]:
-        if isinstance(value, tuple):
-            return value
-        cpus: list[int] = []
-        try:
-            for part in str(value).split(","):
-                low, _, high = part.strip().partition("-")
-                cpus.extend(range(int(low), int(high or low) + 1))
-        except ValueError:
-            self.fail(f"not a CPU list (e.g. 1 or 2-3 or 0,2): {value!r}", param, ctx)
-        return tuple(dict.fromkeys(cpus))
 
 
 def _ms(value: float | None) -> str:
@@ -241,7 +169,7 @@ def sweep_notes(result: SweepResult) -> list[str]:
 )
 @click.option(
     "--threads",
-    type=Threads(),
+    type=CountOrAuto("threads"),
     default=None,
     help="wrk threads, or auto: one per CPU wrk may use; never above the connections."
     "  [default: auto]",
