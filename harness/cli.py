@@ -10,10 +10,10 @@ import click
 from rich.table import Table
 
 from harness.console import console
-from harness.params import LogOutput, Stack, TargetName
+from harness.params import LogOutput, Stack, TargetName, server_options
 from harness.servers import ServerError
 from middleware.stack import ORDER
-from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
+from targets.table import TARGETS, UnknownTarget
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -52,26 +52,7 @@ def targets() -> None:
     show_default=True,
     help="none, all, or middleware names joined by ',' or '+'.",
 )
-@click.option(
-    "--workers",
-    "-w",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="gunicorn worker processes.",
-)
-@click.option(
-    "--worker-class",
-    type=click.Choice(WSGI_WORKERS),
-    default=None,
-    help="gunicorn worker for WSGI targets  [default: sync]",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Threads per gthread worker  [default: 8]",
-)
+@server_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port",
@@ -118,6 +99,9 @@ main.add_command(profile_command)
 from harness.micro_cli import micro_command  # noqa: E402
 
 main.add_command(micro_command)
+from harness.calibrate_cli import calibrate_command  # noqa: E402
+
+main.add_command(calibrate_command)
 
 if __name__ == "__main__":
     main()

@@ -10,11 +10,19 @@ import click
 
 from harness.compare import DEFAULT_OUT_DIR
 from harness.console import console
-from harness.params import Duration, Levels, StackSets, TargetList
+from harness.params import (
+    Duration,
+    Levels,
+    StackSets,
+    TargetList,
+    out_dir_option,
+    pin_option,
+    server_options,
+    wrk_option,
+)
 from harness.servers import ServerError
 from harness.sweep import PRESETS, SweepError
 from harness.wrk import WrkError
-from targets.table import WSGI_WORKERS
 
 
 @click.command()
@@ -84,44 +92,10 @@ from targets.table import WSGI_WORKERS
     show_default=True,
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
-@click.option(
-    "--workers",
-    "-w",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="gunicorn worker processes.",
-)
-@click.option(
-    "--worker-class",
-    type=click.Choice(WSGI_WORKERS),
-    default=None,
-    help="gunicorn worker for WSGI targets  [default: sync]",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Threads per gthread worker  [default: 8]",
-)
-@click.option(
-    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
-)
-@click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT_DIR,
-    show_default=True,
-    help="Output directory.",
-)
-@click.option(
-    "--wrk",
-    envvar="HARNESS_WRK",
-    default=None,
-    help="The wrk binary to use (env HARNESS_WRK)  [default: wrk on PATH]",
-)
+@server_options
+@pin_option
+@out_dir_option(DEFAULT_OUT_DIR)
+@wrk_option
 @click.option(
     "--ceiling/--no-ceiling",
     default=True,

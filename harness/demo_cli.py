@@ -8,28 +8,14 @@ import click
 
 from harness.console import console
 from harness.demo import DEFAULT_OUT_DIR
+from harness.params import out_dir_option, pin_option, wrk_option
 
 
 @click.command()
-@click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_OUT_DIR,
-    show_default=True,
-    help="Output directory for the report and every run's files.",
-)
+@out_dir_option(DEFAULT_OUT_DIR, "Output directory for the report and every run's files.")
 @click.option("--quick", is_flag=True, help="One short round per stack: well under a minute.")
-@click.option(
-    "--wrk",
-    envvar="HARNESS_WRK",
-    default=None,
-    help="The wrk binary to use (env HARNESS_WRK)  [default: wrk on PATH]",
-)
-@click.option(
-    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
-)
+@wrk_option
+@pin_option
 def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
     """The teaching tour: frameworks vs raw baselines, middleware costs, a profile, a report."""
     from harness.demo import demo as run_demo

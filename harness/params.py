@@ -7,15 +7,16 @@ value into a usage error (exit 2) that names the valid choices.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import click
 
-from harness.wrk import parse_duration, parse_metric
+from harness.wrk import ENV_WRK, parse_duration, parse_metric
 from middleware import core
 from middleware.stack import parse_sets, parse_stack
-from targets.table import TARGETS
+from targets.table import TARGETS, WSGI_WORKERS
 
 
 class Duration(click.ParamType):
@@ -188,3 +189,62 @@ class LogOutput(click.ParamType):
             return core.check_log_output(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+# Options that several commands share, declared once so they read and default the same everywhere.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def out_dir_option(default: Path, help: str = "Output directory.") -> Decorator:
+    return click.option(
+        "-d",
+        "--dir",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+wrk_option: Decorator = click.option(
+    "--wrk",
+    envvar=ENV_WRK,
+    show_envvar=True,
+    default=None,
+    help="The wrk binary  [default: wrk on PATH]",
+)
+
+pin_option: Decorator = click.option(
+    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
+)
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--workers, --worker-class, --threads: how gunicorn runs the target."""
+    for option in reversed(
+        (
+            click.option(
+                "--workers",
+                "-w",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="gunicorn worker processes.",
+            ),
+            click.option(
+                "--worker-class",
+                type=click.Choice(WSGI_WORKERS),
+                default=None,
+                help="gunicorn worker for WSGI targets  [default: sync]",
+            ),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Threads per gthread worker  [default: 8]",
+            ),
+        )
+    ):
+        command = option(command)
+    return command

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from harness.console import console
-from harness.params import Duration, LogOutput, Stack, TargetName
+from harness.params import (
+    Duration,
+    LogOutput,
+    Stack,
+    TargetName,
+    out_dir_option,
+    pin_option,
+    wrk_option,
+)
 from harness.profile import (
     DEFAULT_CONNECTIONS,
     DEFAULT_LEAD_IN,
@@ -20,7 +27,7 @@ from harness.profile import (
 )
 from harness.pyspy import ENV_PY_SPY, PySpyError
 from harness.servers import ServerError
-from harness.wrk import ENV_WRK, WrkError
+from harness.wrk import WrkError
 from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
 
 
@@ -76,15 +83,7 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     show_default=True,
     help="Samples per second.",
 )
-@click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT_DIR,
-    show_default=True,
-    help="Output directory.",
-)
+@out_dir_option(DEFAULT_OUT_DIR)
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -92,12 +91,7 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     show_default=True,
     help="Rows of the top -cum table.",
 )
-@click.option(
-    "--wrk",
-    envvar=ENV_WRK,
-    default=None,
-    help=f"The wrk binary  [default: ${ENV_WRK}, else wrk on PATH]",
-)
+@wrk_option
 @click.option(
     "--py-spy",
     "py_spy",
@@ -105,9 +99,7 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     default=None,
     help=f"The py-spy binary  [default: ${ENV_PY_SPY}, else the venv's, else PATH]",
 )
-@click.option(
-    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
-)
+@pin_option
 @click.option(
     "--nonblocking",
     is_flag=True,

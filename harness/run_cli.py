@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.datfile import DatRow
-from harness.params import CountOrAuto, CpuList, Duration, Levels
+from harness.params import CountOrAuto, CpuList, Duration, Levels, wrk_option
 from harness.results import ResultError, SweepResult
 from harness.sweep import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS, preset_threads
-from harness.wrk import ENV_WRK, WrkError, WrkResult
+from harness.wrk import WrkError, WrkResult
 
 
 def _console() -> Console:
@@ -181,14 +181,7 @@ def sweep_notes(result: SweepResult) -> list[str]:
     help="Warm-up run before the levels, discarded; 0 skips it."
     f"  [default: {DEFAULT_PRESET.warmup:g}s]",
 )
-@click.option(
-    "--wrk",
-    "wrk",
-    default=None,
-    envvar=ENV_WRK,
-    show_envvar=True,
-    help="The wrk binary.  [default: wrk on PATH]",
-)
+@wrk_option
 @click.option(
     "--cpus",
     type=CpuList(),
