@@ -20,7 +20,7 @@ from aiohttp import web
 from multidict import istr
 
 from middleware import core
-from middleware.stack import ORDER
+from middleware.stack import SPIN, layers
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # Called as mw(request, handler=...) by aiohttp and by wrap_handler alike; web.Application's own
@@ -200,6 +200,19 @@ def dump(log_output: str) -> Middleware:
     return dump_middleware
 
 
+def spin(ns: int) -> Middleware:
+    """Burns a fixed amount of the thread's CPU time per request (core.spinner), then calls the
+    handler: the middleware of known cost that `harness calibrate` measures."""
+    burn = core.spinner(ns)
+
+    @web.middleware
+    async def spin_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
+        burn()
+        return await handler(request)
+
+    return spin_middleware
+
+
 _FACTORIES: dict[str, Callable[[str], Middleware]] = {
     "request-id": lambda log_output: request_id(),
     "logger": logger,
@@ -212,12 +225,13 @@ _FACTORIES: dict[str, Callable[[str], Middleware]] = {
 
 
 def middlewares(stack: tuple[str, ...], log_output: str) -> list[Any]:
-    """For `web.Application(middlewares=...)`: outermost first, in ORDER (aiohttp runs the list's
-    first entry outermost); a middleware not in `stack` is not in the list at all."""
-    unknown = set(stack) - set(ORDER)
-    if unknown:
-        raise ValueError(f"unknown middleware(s) {sorted(unknown)}; valid: {', '.join(ORDER)}")
-    return [_FACTORIES[name](log_output) for name in ORDER if name in stack]
+    """For `web.Application(middlewares=...)`: outermost first, in the canonical order
+    (middleware.stack.layers; aiohttp runs the list's first entry outermost); a middleware not in
+    `stack` is not in the list at all."""
+    return [
+        spin(ns) if name == SPIN and ns is not None else _FACTORIES[name](log_output)
+        for name, ns in layers(stack)
+    ]
 
 
 def wrap_handler(handler: Handler, stack: tuple[str, ...], log_output: str) -> Handler:

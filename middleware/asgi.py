@@ -14,7 +14,8 @@ from time import perf_counter
 from typing import Any
 
 from middleware import core
-from middleware.stack import ORDER
+from middleware.stack import SPIN
+from middleware.stack import layers as stack_layers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -294,6 +295,21 @@ class DumpMiddleware:
             )
 
 
+class SpinMiddleware:
+    """Burns a fixed amount of the thread's CPU time per HTTP request (core.spinner), then calls
+    the app: the middleware of known cost that `harness calibrate` measures."""
+
+    def __init__(self, app: ASGIApp, ns: int) -> None:
+        self.app = app
+        self.ns = ns
+        self._spin = core.spinner(ns)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self._spin()
+        await self.app(scope, receive, send)
+
+
 CLASSES: dict[str, Callable[..., ASGIApp]] = {
     "request-id": RequestIdMiddleware,
     "logger": LoggerMiddleware,
@@ -308,16 +324,16 @@ LOGGING = frozenset({"logger", "recovery", "dump"})
 
 def layers(
     stack: tuple[str, ...], log_output: str
-) -> list[tuple[Callable[..., ASGIApp], dict[str, str]]]:
-    """(class, keyword arguments) for each middleware of `stack`, outermost first in ORDER."""
-    unknown = set(stack) - set(ORDER)
-    if unknown:
-        raise ValueError(f"unknown middleware(s) {sorted(unknown)}; valid: {', '.join(ORDER)}")
-    return [
-        (CLASSES[name], {"log_output": log_output} if name in LOGGING else {})
-        for name in ORDER
-        if name in stack
-    ]
+) -> list[tuple[Callable[..., ASGIApp], dict[str, Any]]]:
+    """(class, keyword arguments) for each middleware of `stack`, outermost first in the
+    canonical order (middleware.stack.layers)."""
+    chosen: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
+    for name, ns in stack_layers(stack):
+        if name == SPIN:
+            chosen.append((SpinMiddleware, {"ns": ns}))
+        else:
+            chosen.append((CLASSES[name], {"log_output": log_output} if name in LOGGING else {}))
+    return chosen
 
 
 def wrap(app: AnyASGIApp, stack: tuple[str, ...], log_output: str) -> ASGIApp:

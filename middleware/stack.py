@@ -2,27 +2,100 @@
 
 from __future__ import annotations
 
+import re
+
 # Outermost first. request-id wraps everything so that every later layer (and the log lines they
 # write) sees the id; logger sits outside recovery so that a caught panic is still logged as a 500;
 # recovery sits outside the header middlewares and dump so that an exception raised in them is
 # caught too; dump is innermost so it records exactly what the app received and answered.
 ORDER: tuple[str, ...] = ("request-id", "logger", "recovery", "secure", "nocache", "cors", "dump")
 
+# `spin:N`, the calibration middleware: it burns N of the thread's CPU time per request and does
+# nothing else. It is not in ORDER, so never part of `all` nor of `each`'s singles. It sits
+# innermost, after dump, i.e. where the app's own work is: the layers outside it see and time it
+# exactly as they would a slower app (logger's latency includes it, recovery guards it), and it
+# changes nothing any of them records, so adding it to a set adds its cost and nothing else.
+SPIN = "spin"
+SPIN_MIN_NS = 1_000  # below ~1 µs the CPU clock's own cost (~0.2 µs a read) is too large a share
+SPIN_MAX_NS = 1_000_000_000  # 1 s: more is a typo, and would make every request time out
+SPIN_SYNTAX = "spin:N with N in us or ms, from 1us to 1000ms, e.g. spin:20us or spin:1.5ms"
+_SPIN_VALUE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms)")
+_UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 1_000_000}
+
 
 class UnknownMiddleware(ValueError):
     """A middleware name that is not in ORDER; the message lists the valid ones."""
 
 
+class BadSpin(UnknownMiddleware):
+    """A `spin` whose cost is missing, unreadable or out of range; the message gives the syntax.
+    A subclass of UnknownMiddleware, so every caller that turns a bad name into a usage error
+    turns a bad spin into one too."""
+
+
 def valid_names() -> str:
-    return ", ".join(("none", "all", *ORDER))
+    return ", ".join(("none", "all", *ORDER, "spin:N"))
+
+
+def _number(value: float) -> str:
+    """`value` with no trailing zeros and no exponent: 20, 1.5, 0.001."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def spin_label(ns: int) -> str:
+    """The canonical name of a spin of `ns` nanoseconds: `spin:20us`, `spin:1.5ms`."""
+    if ns >= 1_000_000:
+        return f"{SPIN}:{_number(ns / 1e6)}ms"
+    return f"{SPIN}:{_number(ns / 1e3)}us"
+
+
+def parse_spin(text: str) -> int:
+    """The cost in nanoseconds of `spin:N` (N with unit us, µs or ms); BadSpin otherwise."""
+    _, sep, value = text.partition(":")
+    match = _SPIN_VALUE.fullmatch(value.strip()) if sep else None
+    if match is None:
+        raise BadSpin(f"bad spin {text!r}; write {SPIN_SYNTAX}")
+    ns = round(float(match[1]) * _UNIT_NS[match[2]])
+    if not SPIN_MIN_NS <= ns <= SPIN_MAX_NS:
+        raise BadSpin(f"spin {text!r} is out of range; write {SPIN_SYNTAX}")
+    return ns
+
+
+def is_spin(name: str) -> bool:
+    return name == SPIN or name.startswith(SPIN + ":")
+
+
+def spin_ns(stack: tuple[str, ...]) -> int | None:
+    """The cost in nanoseconds of the spin in `stack`, None when it has none."""
+    for name in stack:
+        if is_spin(name):
+            return parse_spin(name)
+    return None
+
+
+def layers(stack: tuple[str, ...]) -> list[tuple[str, int | None]]:
+    """What the adapters build for `stack`, outermost first: (name, None) for each middleware in
+    ORDER, then ("spin", nanoseconds) innermost if the stack has one. Raises UnknownMiddleware
+    (a ValueError) for a name that is neither."""
+    unknown = sorted(name for name in set(stack) - set(ORDER) if not is_spin(name))
+    if unknown:
+        raise UnknownMiddleware(f"unknown middleware(s) {unknown}; valid: {valid_names()}")
+    chosen: list[tuple[str, int | None]] = [(name, None) for name in ORDER if name in stack]
+    spins = {parse_spin(name) for name in stack if is_spin(name)}
+    if len(spins) > 1:
+        raise BadSpin(f"one spin per stack, not {len(spins)}: {sorted(spins)} ns")
+    chosen.extend((SPIN, ns) for ns in spins)
+    return chosen
 
 
 def parse_stack(spec: str) -> tuple[str, ...]:
-    """`none`, `all`, or names joined by `,` or `+`; returned in canonical order, no repeats."""
+    """`none`, `all`, or names joined by `,` or `+`, and at most one `spin:N`; returned in
+    canonical order (spin last, as `spin_label` spells it), no repeats."""
     names = [part.strip() for part in spec.replace("+", ",").split(",") if part.strip()]
     if not names:
         raise UnknownMiddleware(f"empty middleware list; valid: {valid_names()}")
     chosen: set[str] = set()
+    spins: set[int] = set()
     for name in names:
         if name == "none":
             continue
@@ -30,14 +103,19 @@ def parse_stack(spec: str) -> tuple[str, ...]:
             chosen.update(ORDER)
         elif name in ORDER:
             chosen.add(name)
+        elif is_spin(name):
+            spins.add(parse_spin(name))
         else:
             raise UnknownMiddleware(f"unknown middleware {name!r}; valid: {valid_names()}")
-    return tuple(name for name in ORDER if name in chosen)
+    if len(spins) > 1:
+        shown = ", ".join(spin_label(ns) for ns in sorted(spins))
+        raise BadSpin(f"one spin per set, not {shown}; to compare costs, list them as sets")
+    return (*(name for name in ORDER if name in chosen), *(spin_label(ns) for ns in spins))
 
 
 def parse_sets(spec: str) -> list[tuple[str, ...]]:
     """Comma-separated sets, each joined with `+` (`none,request-id+logger,all`); `each` expands
-    to `none`, every single middleware, then `all`."""
+    to `none`, every single middleware, then `all` (never a spin: spins are named)."""
     sets: list[tuple[str, ...]] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
@@ -56,9 +134,18 @@ def parse_sets(spec: str) -> list[tuple[str, ...]]:
 
 
 def stack_name(stack: tuple[str, ...]) -> str:
-    """The label of a stack in files and tables: `none`, `all`, or names joined by `+`."""
+    """The label of a stack in tables and charts: `none`, `all`, or names joined by `+`
+    (`all+spin:20us`). Not for file names: see `stack_file_name`."""
     if not stack:
         return "none"
-    if stack == ORDER:
-        return "all"
+    named = tuple(name for name in stack if not is_spin(name))
+    spins = tuple(name for name in stack if is_spin(name))
+    if named == ORDER:
+        return "+".join(("all", *spins))
     return "+".join(stack)
+
+
+def stack_file_name(stack: tuple[str, ...]) -> str:
+    """`stack_name` spelled for a file name: `spin:20us` becomes `spin-20us` (a `:` is not
+    portable in file names, and reads as a drive or a URL scheme)."""
+    return stack_name(stack).replace(":", "-")

@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from middleware import core
-from middleware.stack import ORDER
+from middleware.stack import SPIN, layers
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -310,6 +310,20 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
     return bytes(body)
 
 
+class SpinMiddleware:
+    """Burns a fixed amount of the thread's CPU time per request (core.spinner), then calls the
+    app: the middleware of known cost that `harness calibrate` measures."""
+
+    def __init__(self, app: WSGIApplication, ns: int) -> None:
+        self.app = app
+        self.ns = ns
+        self._spin = core.spinner(ns)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        self._spin()
+        return self.app(environ, start_response)
+
+
 _CLASSES: dict[str, Callable[..., WSGIApplication]] = {
     "request-id": RequestIdMiddleware,
     "logger": LoggerMiddleware,
@@ -323,13 +337,13 @@ _LOGGING = frozenset({"logger", "recovery", "dump"})
 
 
 def wrap(app: WSGIApplication, stack: tuple[str, ...], log_output: str) -> WSGIApplication:
-    """`app` inside the middlewares of `stack`, outermost first in ORDER whatever order `stack`
-    lists; a middleware not in `stack` is not in the call chain at all."""
-    unknown = set(stack) - set(ORDER)
-    if unknown:
-        raise ValueError(f"unknown middleware(s) {sorted(unknown)}; valid: {', '.join(ORDER)}")
-    for name in reversed(ORDER):
-        if name in stack:
-            cls = _CLASSES[name]
-            app = cls(app, log_output) if name in _LOGGING else cls(app)
+    """`app` inside the middlewares of `stack`, outermost first in the canonical order whatever
+    order `stack` lists (middleware.stack.layers); one not in `stack` is not in the chain at all."""
+    for name, ns in reversed(layers(stack)):
+        if name == SPIN:
+            assert ns is not None
+            app = SpinMiddleware(app, ns)
+            continue
+        cls = _CLASSES[name]
+        app = cls(app, log_output) if name in _LOGGING else cls(app)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -434,3 +435,86 @@ def test_hsts_only_on_https() -> None:
     assert b"strict-transport-security" in dict(sent[0]["headers"])
     sent = _run_asgi(asgi_app, _scope())
     assert b"strict-transport-security" not in dict(sent[0]["headers"])
+
+
+# ---------------------------------------------------------------------------------------------
+# spin: innermost in every adapter, and it costs what it says in the thread's CPU time
+
+
+def test_spin_is_innermost_in_every_adapter() -> None:
+    def app() -> None: ...
+
+    stack = ("spin:20us", "dump", "request-id")
+    assert _chain(mw_wsgi.wrap(app, stack, "null")) == [
+        "RequestIdMiddleware", "DumpMiddleware", "SpinMiddleware",
+    ]  # fmt: skip
+    assert _chain(mw_asgi.wrap(app, stack, "null"))[-1] == "SpinMiddleware"
+    assert mw_wsgi.wrap(app, ("spin:20us",), "null").ns == 20_000  # type: ignore[attr-defined]
+    names = [m.__name__ for m in mw_aiohttp.middlewares(stack, "null")]
+    assert names == ["request_id_middleware", "dump_middleware", "spin_middleware"]
+    starlette = starlette_app.create_app(stack, "null")
+    assert [m.cls for m in starlette.user_middleware][-1] is mw_asgi.SpinMiddleware
+    flask = flask_app.create_app((*ORDER, "spin:20us"), "null")
+    assert _chain(flask.wsgi_app)[-1] == "SpinMiddleware"
+
+
+def _thread_us(run: Any, calls: int) -> float:
+    """Thread CPU µs per request, the lowest of three batches; `run(n)` times its own n
+    requests (with time.thread_time_ns) and returns the nanoseconds."""
+    return min(run(calls) for _ in range(3)) / calls / 1000
+
+
+def _wsgi_batch(stack: tuple[str, ...]) -> Any:
+    app = mw_wsgi.wrap(raw_wsgi.app, stack, "null")
+
+    def many(n: int) -> int:
+        started = time.thread_time_ns()
+        for _ in range(n):
+            _run_wsgi(app, _environ())
+        return time.thread_time_ns() - started
+
+    return many
+
+
+def _asgi_batch(stack: tuple[str, ...]) -> Any:
+    app = mw_asgi.wrap(raw_asgi.app, stack, "null")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        return None
+
+    async def many(n: int) -> int:
+        scopes = [_scope() for _ in range(n)]
+        started = time.thread_time_ns()
+        for scope in scopes:
+            await app(scope, receive, send)
+        return time.thread_time_ns() - started
+
+    return lambda n: asyncio.run(many(n))
+
+
+def _aiohttp_batch(stack: tuple[str, ...]) -> Any:
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(body=b'{"status":"ok"}')
+
+    wrapped = mw_aiohttp.wrap_handler(handler, stack, "null")
+
+    async def many(n: int) -> int:
+        requests = [make_mocked_request("GET", "/healthz") for _ in range(n)]
+        started = time.thread_time_ns()
+        for request in requests:
+            await wrapped(request)
+        return time.thread_time_ns() - started
+
+    return lambda n: asyncio.run(many(n))
+
+
+@pytest.mark.parametrize("batch", [_wsgi_batch, _asgi_batch, _aiohttp_batch])
+def test_spin_costs_its_time_in_process(batch: Any) -> None:
+    calls, us = 100, 200
+    with_spin = _thread_us(batch((f"spin:{us}us",)), calls)
+    without = _thread_us(batch(()), calls)
+    # The spin's busy-wait, plus what any one more layer costs (a few µs at most).
+    assert us * 0.97 <= with_spin - without <= us * 1.05 + 5, (with_spin, without)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import os
 import re
 import time
@@ -12,6 +13,22 @@ from pathlib import Path
 import pytest
 
 from middleware import core
+from middleware.stack import (
+    ORDER,
+    SPIN,
+    SPIN_SYNTAX,
+    BadSpin,
+    UnknownMiddleware,
+    is_spin,
+    layers,
+    parse_sets,
+    parse_stack,
+    spin_label,
+    spin_ns,
+    stack_file_name,
+    stack_name,
+)
+from targets import settings
 
 ACCESS_RE = re.compile(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ access client=(?P<client>\S+) method=(?P<method>\S+) "
@@ -336,3 +353,96 @@ def test_null_sink_discards() -> None:
 def test_unknown_sink_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="stdout, null, file:PATH"):
         core.open_sink(spec)
+
+
+# ---------------------------------------------------------------------------------------------
+# spin: the syntax (middleware/stack.py) and the busy-wait (core.spinner)
+
+
+@pytest.mark.parametrize(
+    ("spec", "stack", "ns"),
+    [
+        ("spin:20us", ("spin:20us",), 20_000),
+        ("spin:5us", ("spin:5us",), 5_000),
+        ("spin:500us", ("spin:500us",), 500_000),
+        ("spin:1.5ms", ("spin:1.5ms",), 1_500_000),
+        ("spin:1500us", ("spin:1.5ms",), 1_500_000),  # one canonical spelling
+        ("spin:2.5µs", ("spin:2.5us",), 2_500),
+        ("spin:1000ms", ("spin:1000ms",), 1_000_000_000),
+        ("dump+spin:20us+request-id", ("request-id", "dump", "spin:20us"), 20_000),
+        ("spin:20us,logger", ("logger", "spin:20us"), 20_000),
+        ("all+spin:20us", (*ORDER, "spin:20us"), 20_000),
+        ("spin:20us+spin:20.0us", ("spin:20us",), 20_000),  # the same spin twice is one
+    ],
+)
+def test_spin_is_parsed_into_its_canonical_place(
+    spec: str, stack: tuple[str, ...], ns: int
+) -> None:
+    assert parse_stack(spec) == stack
+    assert spin_ns(stack) == ns
+    assert layers(stack)[-1] == (SPIN, ns)  # innermost, after dump
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["spin", "spin:", "spin:abc", "spin:0us", "spin:-5us", "spin:5s", "spin:20 parsecs",
+     "spin:1001ms", "spin:0.5us", "spin:20", "spin:1e3us", "spin:20us+spin:50us"],
+)  # fmt: skip
+def test_bad_spins_are_refused_with_the_syntax(spec: str) -> None:
+    with pytest.raises(UnknownMiddleware) as caught:
+        parse_stack(spec)
+    assert isinstance(caught.value, BadSpin)
+    assert "spin:" in str(caught.value)
+    if "+" not in spec:
+        assert SPIN_SYNTAX in str(caught.value)
+
+
+def test_spin_is_never_in_all_nor_in_each() -> None:
+    assert parse_stack("all") == ORDER
+    assert not any(is_spin(name) for stack in parse_sets("each") for name in stack)
+    assert parse_sets("none,spin:5us,spin:20us,all") == [(), ("spin:5us",), ("spin:20us",), ORDER]
+
+
+def test_spin_names_for_tables_and_for_files() -> None:
+    assert stack_name(("spin:20us",)) == "spin:20us"
+    assert stack_name((*ORDER, "spin:20us")) == "all+spin:20us"
+    assert stack_name(("logger", "spin:1.5ms")) == "logger+spin:1.5ms"
+    assert stack_file_name(("spin:20us",)) == "spin-20us"
+    assert stack_file_name((*ORDER, "spin:1.5ms")) == "all+spin-1.5ms"
+    assert stack_file_name(("logger",)) == "logger"
+    assert spin_label(20_000) == "spin:20us" and spin_label(1_234_567) == "spin:1.234567ms"
+
+
+def test_spin_survives_the_trip_through_the_server_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stack = parse_stack("logger+spin:1.5ms")
+    for key, value in settings.environment(stack, "null").items():
+        monkeypatch.setenv(key, value)
+    assert settings.stack_from_env() == stack
+
+
+def test_unknown_names_still_list_the_valid_ones() -> None:
+    with pytest.raises(UnknownMiddleware, match=r"unknown middleware 'spin-20us'.*spin:N"):
+        parse_stack("spin-20us")
+    with pytest.raises(UnknownMiddleware, match="request-id"):
+        layers(("bogus",))
+
+
+@pytest.mark.parametrize("us", [5, 20, 100])
+def test_spinner_burns_its_cost_in_thread_cpu_time(us: int) -> None:
+    # Thread CPU time, like the spin itself: other processes on the machine do not change it.
+    spin = core.spinner(us * 1000)
+    calls = max(20, 20_000 // us)
+    best = math.inf
+    for _ in range(3):  # the closest of three batches: a stray interrupt only adds
+        started = time.thread_time_ns()
+        for _ in range(calls):
+            spin()
+        best = min(best, (time.thread_time_ns() - started) / calls / 1000)
+    assert us * 0.95 <= best <= us * 1.1 + 0.3, best
+
+
+def test_spinner_refuses_nothing_to_burn() -> None:
+    with pytest.raises(ValueError):
+        core.spinner(0)

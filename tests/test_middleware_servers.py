@@ -451,3 +451,27 @@ def test_serve_rejects_an_unknown_middleware() -> None:
     assert "bogus" in result.output
     for name in ("none", "all", *ORDER):
         assert name in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# spin, through the server's environment (MWBENCH_MIDDLEWARES) into each interface's adapter
+
+
+@pytest.mark.parametrize("spin_target", ["flask", "starlette", "aiohttp"])
+def test_spin_runs_inside_the_logger_on_a_real_server(spin_target: str, tmp_path: Path) -> None:
+    log = tmp_path / "spin.log"
+    with running(spin_target, stack=("logger", "spin:2ms"), log_output=f"file:{log}") as server:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        try:
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, HEALTHZ)
+        finally:
+            conn.close()
+        deadline = time.monotonic() + 5
+        while not ACCESS_RE.search(log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "no access line"
+            time.sleep(0.01)
+    lines = list(ACCESS_RE.finditer(log.read_text()))  # the readiness probes' and ours
+    # logger wraps spin: the 2 ms of CPU the spin burnt are inside every latency it logged.
+    assert lines and all(float(line["latency"]) >= 2.0 for line in lines)
