@@ -27,7 +27,7 @@ from harness.stats import Estimate, estimate, paired_differences
 from harness.sweep import check_levels, check_out_dir, sweep
 from harness.validate import ValidationError, validate
 from harness.wrk import resolve_wrk
-from middleware.stack import stack_name
+from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
@@ -52,7 +52,8 @@ class Contender:
 
     @property
     def file_stem(self) -> str:
-        return f"{self.target.name}_{self.set_name}"
+        # The label's file-safe spelling: `spin:20us` is `spin-20us` in file names.
+        return f"{self.target.name}_{stack_file_name(self.stack)}"
 
 
 @dataclass

@@ -32,7 +32,7 @@ from harness.pyspy import (
 from harness.servers import SYNC_NOTE, running
 from harness.top import TopRow, format_top, top_cum
 from harness.wrk import WrkResult, resolve_wrk, run_wrk
-from middleware.stack import stack_name
+from middleware.stack import stack_file_name, stack_name
 from targets.table import get_target
 
 DEFAULT_OUT_DIR = Path("_output/profile")
@@ -150,7 +150,7 @@ def profile(
     raise_fd_limit()
     cpus = plan(pin)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{spec.name}-{stack_name(stack)}"
+    name = f"{spec.name}-{stack_file_name(stack)}"
     files = {
         "collapsed": out_dir / f"{name}.collapsed.txt",
         "flamegraph": out_dir / f"{name}.svg",
