@@ -50,9 +50,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.calibrate import TOLERANCE, CheckRow, check_cost
 from harness.stats import Estimate, estimate, paired_differences
 from middleware import core
-from middleware.stack import stack_name
+from middleware.stack import is_spin, spin_ns, stack_name
 from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, PANIC_PATH
 from targets.table import TARGETS, Target, get_target
 
@@ -820,6 +821,7 @@ class MicroReport:
         return None
 
     def to_dict(self) -> dict[str, Any]:
+        checks = spin_checks(self)
         return {
             "kind": "micro",
             "unit": "us_per_request",
@@ -827,8 +829,31 @@ class MicroReport:
             "environment": self.environment,
             "excluded": EXCLUDED,
             "targets": [t.to_dict() for t in self.targets],
+            **(
+                {"spin_checks": [{"set": c.label, **c.check.to_dict()} for c in checks]}
+                if checks
+                else {}
+            ),
             "wall_s": round(self.wall_s, 2),
         }
+
+
+def spin_checks(report: MicroReport, tolerance: float = TOLERANCE) -> list[CheckRow]:
+    """Each measured set with a `spin:N`, against the same set without the spin (`none` for a
+    spin alone), paired by repeat: its known cost N against the measured difference, checked as
+    `harness calibrate` checks it. A set whose spin-less twin was not measured is not checked."""
+    rows = []
+    for one in report.targets:
+        by_stack = {s.stack: s for s in one.sets}
+        for s in one.sets:
+            ns = spin_ns(s.stack)
+            base = by_stack.get(tuple(name for name in s.stack if not is_spin(name)))
+            if ns is None or base is None:
+                continue
+            label = f"{one.target} {s.name}" + (f" vs {base.name}" if base.stack else "")
+            measured = overhead(s.series.values_us, base.series.values_us)
+            rows.append(CheckRow(label, "in-process", check_cost(ns / 1000, measured, tolerance)))
+    return rows
 
 
 def environment(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, Any]:

@@ -164,3 +164,12 @@ def micro_command(json_path: Path | None, **options: Any) -> None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"wrote {json_path}")
+    from harness.calibrate import check_table, failure_message
+    from harness.micro import spin_checks
+
+    checks = spin_checks(report)
+    if checks:
+        console.print(check_table(checks, "spin: known cost against measured overhead"))
+        failure = failure_message(checks, "spin check")
+        if failure is not None:
+            raise click.ClickException(failure)
