@@ -26,7 +26,7 @@ from harness.servers import SYNC_NOTE, RunningServer, ServerError, start_server
 from harness.stats import Estimate, estimate, paired_differences
 from harness.sweep import check_levels, check_out_dir, sweep
 from harness.validate import ValidationError, validate
-from harness.wrk import resolve_wrk
+from harness.wrk import resolve_wrk, wrk_seconds
 from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
 
@@ -446,8 +446,9 @@ def compare(
         entries=entries,
         settings={
             "levels": list(levels),
-            "duration_s": duration,
-            "warmup_s": warmup,
+            # What wrk really ran: it takes whole seconds.
+            "duration_s": float(wrk_seconds(duration)),
+            "warmup_s": float(wrk_seconds(warmup)) if warmup > 0 else 0.0,
             "timeout_s": timeout,
             "repeat": repeat,
             "workers": workers,

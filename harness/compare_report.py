@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -104,6 +104,28 @@ def markdown(report: CompareReport) -> str:
     )
 
 
+def _clip_intervals(ax: Any, ends: list[tuple[float, float, float, float]]) -> bool:
+    """Keep the bars readable when a few intervals are far wider than every median (two or
+    three noisy rounds): the axes stop at 2.5x the largest median and each cut end is written at
+    the edge, so nothing is hidden. True when anything was cut."""
+    if not ends:
+        return False
+    extent = max(max(abs(m) for _, m, _, _ in ends), 1.0)
+    low = min(min(lo for _, _, lo, _ in ends), 0.0)
+    high = max(max(hi for _, _, _, hi in ends), 0.0)
+    bottom, top = max(low, -2.5 * extent), min(high, 2.5 * extent)
+    if (bottom, top) == (low, high):
+        return False
+    pad = 0.08 * (top - bottom)
+    ax.set_ylim(bottom - pad, top + pad)
+    for x, _, lo, hi in ends:
+        if hi > top:
+            ax.text(x, top + pad, f"↑{hi:,.0f}", ha="center", va="top", fontsize=7)
+        if lo < bottom:
+            ax.text(x, bottom - pad, f"↓{lo:,.0f}", ha="center", va="bottom", fontsize=7)
+    return True
+
+
 def overhead_chart(report: CompareReport, path: Path) -> Path | None:
     """Bars of per-request overhead with 95% error bars, both measures side by side."""
     measured = [e for e in report.entries if e.overhead_cpu or e.overhead_qps]
@@ -116,6 +138,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
     with _style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(measured) + 2), 4.6))
         width = 0.38
+        ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
         for offset, attr, color, label in (
             (-width / 2, "overhead_cpu", "#1f4e9c", "server CPU time per request"),
             (width / 2, "overhead_qps", "#d62728", "1e6 / QPS"),
@@ -129,6 +152,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
                 ys.append(est.median)
                 lo.append(est.median - est.low if est.low is not None else 0.0)
                 hi.append(est.high - est.median if est.high is not None else 0.0)
+                ends.append((i + offset, est.median, est.median - lo[-1], est.median + hi[-1]))
             ax.bar(
                 xs,
                 ys,
@@ -141,6 +165,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
                 error_kw={"elinewidth": 1, "ecolor": "#333333"},
             )
         ax.axhline(0, color="#333333", linewidth=0.8)
+        clipped = _clip_intervals(ax, ends)
         ax.set_xticks(range(len(measured)))
         ax.set_xticklabels(
             [
@@ -157,8 +182,9 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
             ax,
             f"Per-request overhead: {', '.join(report.targets)}",
             literal(
-                f"median of {rounds} paired round(s), error bars: 95% interval; "
-                f"{report.settings['pinning']}"
+                f"median of {rounds} paired round(s), error bars: 95% interval"
+                + (" (cut at the axes, ends written)" if clipped else "")
+                + f"; {report.settings['pinning']}"
             ),
         )
         ax.set_xlim(-0.7, len(measured) - 0.3)
