@@ -331,6 +331,14 @@ def notes(report: CalibrationReport) -> list[str]:
     if load:
         lines.append(f"Load average at the start {load[0]:.2f}, at the end "
                      f"{report.environment.get('load_avg_end', [0.0])[0]:.2f}.")  # fmt: skip
+    missed = [row.check for row in report.rows if not row.check.passed and row.check.measured]
+    if missed and all((c.error_us or 0) > 0 for c in missed):
+        lines.append(
+            "Every miss is above its known cost: the server paid more than the spin. A likely "
+            "cause is indirect: once the spin slows the server, wrk's CPU falls idle between "
+            "responses and each response pays a cross-CPU wake-up, which costs microseconds "
+            "under a hypervisor (docs/middleware.md, 'spin')."
+        )
     lines += [f"Missing: {m}" for m in report.missing]
     return lines
 

@@ -22,6 +22,7 @@ from harness.micro import (
     check_reply,
     event_loop,
     micro,
+    spin_checks,
     time_drivers,
 )
 from harness.micro import ROUTES as MICRO_ROUTES
@@ -199,3 +200,42 @@ def test_aiohttp_access_log_runs_when_configured() -> None:
     assert reply.header("Content-Type") == "application/json"
     lines = stream.getvalue().splitlines()
     assert len(lines) == 3 and all('"GET /healthz HTTP/1.1" 200' in line for line in lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# spin sets: the known cost against what micro measures
+
+
+def test_spin_sets_are_checked_against_their_spin_less_twin(tmp_path: Path) -> None:
+    report = micro(
+        targets=["raw-wsgi", "starlette", "aiohttp"],
+        sets=[("spin:100us",), ("logger",), ("logger", "spin:100us"), ("request-id",)],
+        repeat=3,
+        requests=50,
+    )
+    rows = spin_checks(report)
+    assert [r.label for r in rows] == [
+        f"{t} {s}"
+        for t in ("raw-wsgi", "starlette", "aiohttp")
+        for s in ("spin:100us", "logger+spin:100us vs logger")
+    ]
+    for row in rows:
+        assert row.measure == "in-process" and row.check.known_us == 100
+        measured = row.check.measured
+        assert measured is not None and measured.n == 3
+        # Wall time in-process: generous, other processes may share the machine.
+        assert 90 <= measured.median <= 150, (row.label, measured)
+    checks = report.to_dict()["spin_checks"]
+    assert [c["set"] for c in checks] == [r.label for r in rows]
+    assert {"known_us", "median_us", "low_us", "high_us", "passed"} <= set(checks[0])
+    assert "spin_checks" not in micro(targets=["raw-wsgi"], sets=[], repeat=2, requests=5).to_dict()
+
+
+def test_a_spin_that_does_not_spin_fails_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A spin that burns nothing: what micro measures is far from the known cost, and says so.
+    monkeypatch.setattr("middleware.core.spinner", lambda ns: lambda: None)
+    result = CliRunner().invoke(main, ["micro", "-t", "raw-wsgi", "-m", "none,spin:50us", *TINY])
+    assert result.exit_code == 1
+    assert "spin: known cost against measured overhead" in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "spin check failed" in error and "raw-wsgi spin:50us (in-process): known 50 µs" in error
