@@ -381,7 +381,8 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
             color="#999999",
             alpha=0.18,
             linewidth=0,
-            label=f"known ± {100 * report.tolerance:g}%",
+            # A cost passes exactly when its error bar reaches this band.
+            label=f"known ± {100 * report.tolerance:g}%: pass when the error bar reaches it",
         )
         shift = top * 0.012  # side by side, so the two measures' error bars do not overlap
         for (_, key, text), color, marker, dx in zip(

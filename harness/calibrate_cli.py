@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from harness.calibrate import (
     DEFAULT_COSTS,
@@ -131,7 +132,7 @@ def calibrate_command(tolerance: float, **options: Any) -> None:
         raise click.ClickException(str(exc).splitlines()[0]) from None
     console.print(check_table(report.rows, f"calibration: {report.target}"))
     for line in notes(report):
-        console.print(line, soft_wrap=True)
+        console.print(escape(line), soft_wrap=True)  # `[low - 10% ...]` is not rich markup
     console.print(f"wrote {', '.join(str(f) for f in report.files)}")
     failure = report.failure()
     if failure is not None:
