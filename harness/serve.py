@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 
 from harness.servers import SYNC_NOTE, start_server
@@ -44,10 +43,11 @@ def serve(
             f"{workers} worker(s): {server.url}/healthz"
         )
         echo("press Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
-            code = server.process.wait()
-            echo(f"{spec.name} exited with code {code}")
-            return code or 1
+        code = server.process.wait()
+        echo(f"{spec.name} exited with code {code}")
+        return code or 1
+    except KeyboardInterrupt:
+        # Whenever it comes once the server is up, even while the lines above are printed.
         return 0
     finally:
         server.stop()

@@ -273,9 +273,13 @@ def wait_ready(server: RunningServer, timeout: float) -> None:
             )
         try:
             status = _get_status(server.host, server.port, "/healthz")
-            if status == 200:
+            # One worker answering is not enough: load must not start while gunicorn is still
+            # forking the others.
+            if status == 200 and len(server.worker_pids()) >= server.config.workers:
                 return
             last_error = f"GET /healthz answered {status}"
+            if status == 200:
+                last_error = f"{len(server.worker_pids())} of {server.config.workers} workers up"
         except OSError as exc:
             last_error = str(exc) or type(exc).__name__
         time.sleep(0.05)

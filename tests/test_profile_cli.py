@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -143,6 +144,9 @@ def test_ctrl_c_while_sampling_stops_server_wrk_and_py_spy(tmp_path: Path) -> No
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            for child in children:  # what a killed harness could not stop
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
     assert proc.returncode == 130, output
     assert "interrupted" in output
     _, alive = psutil.wait_procs(children, timeout=5)
