@@ -39,6 +39,7 @@ def targets() -> None:
     console.print(table)
     console.print(f"middlewares, outermost first: {', '.join(ORDER)}")
     console.print("a stack is none, all, or names joined by ',' or '+'")
+    console.print("spin:N (e.g. spin:20us) burns N of CPU per request, to calibrate; never in all")
 
 
 @main.command()
