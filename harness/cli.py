@@ -103,6 +103,9 @@ main.add_command(micro_command)
 from harness.calibrate_cli import calibrate_command  # noqa: E402
 
 main.add_command(calibrate_command)
+from harness.system_cli import system  # noqa: E402
+
+main.add_command(system)
 
 if __name__ == "__main__":
     main()
