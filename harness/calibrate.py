@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.stats import Estimate
+from harness.system import idle_note
 from middleware.stack import SPIN_SYNTAX, BadSpin, parse_spin, spin_label
 from targets.table import get_target
 
@@ -339,6 +340,12 @@ def notes(report: CalibrationReport) -> list[str]:
             "responses and each response pays a cross-CPU wake-up, which costs microseconds "
             "under a hypervisor (docs/middleware.md, 'spin')."
         )
+        if idle_note() is not None:
+            lines.append(
+                "Here idle CPUs halt at once (haltpoll, guest_halt_poll_ns=0): run "
+                "`harness system tune` (as root) and calibrate again; `harness system reset` "
+                "undoes it."
+            )
     lines += [f"Missing: {m}" for m in report.missing]
     return lines
 

@@ -25,6 +25,7 @@ from harness.results import SweepResult
 from harness.servers import SYNC_NOTE, RunningServer, ServerError, start_server
 from harness.stats import Estimate, estimate, paired_differences
 from harness.sweep import check_levels, check_out_dir, sweep
+from harness.system import idle_note
 from harness.validate import ValidationError, validate
 from harness.wrk import resolve_wrk, wrk_seconds
 from middleware.stack import stack_file_name, stack_name
@@ -469,6 +470,9 @@ def compare(
         for e in entries
     ):
         echo(SYNC_NOTE)
+    halt = idle_note()
+    if halt is not None:
+        echo(halt)
     invalid: set[int] = set()
     try:
         if ceiling and ceiling_qps is None:

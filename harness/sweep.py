@@ -22,6 +22,8 @@ from harness.datfile import append_row, write_rows
 from harness.limits import fd_shortfall, raise_fd_limit
 from harness.progress import NullReporter, Reporter
 from harness.results import ResultError, SweepResult, dat_row
+from harness.system import default_root
+from harness.system import inspect as inspect_system
 from harness.wrk import WrkError, WrkResult, resolve_wrk, run_wrk, wrk_seconds, wrk_version
 
 DEFAULT_OUT_DIR = Path("_output/wrk")
@@ -130,6 +132,8 @@ def environment(*, wrk: str, cpus: tuple[int, ...] | None, fd_limit: int) -> dic
         "pinning": f"wrk on CPU {','.join(map(str, cpus))}" if cpus else "wrk not pinned",
         "fd_limit": fd_limit,
         "packages": packages,
+        # cpuidle / haltpoll / cpufreq: what an idle CPU does changes what a request costs.
+        "system": inspect_system(root=default_root()).to_dict(),
     }
 
 
