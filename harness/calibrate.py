@@ -373,11 +373,11 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.charts import _save, _style, _titles, literal
+    from harness.charts import chart_style, literal, save_figure, titles
 
     known = [p.known_us for p in report.points]
     top = max(known)
-    with _style():
+    with chart_style():
         fig, ax = plt.subplots(figsize=(7.2, 5.6))
         line = [0.0, top * 1.08]
         ax.plot(line, line, color="#333333", linewidth=1, label="identity: measured = known")
@@ -423,7 +423,7 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
         ax.set_ylabel("measured overhead over none, µs per request")
         s = report.settings
         verdict = "pass" if report.passed else "FAIL"
-        _titles(
+        titles(
             ax,
             f"Calibration: {report.target} — {verdict}",
             literal(
@@ -433,7 +433,7 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
         )
         ax.legend(fontsize=8, frameon=False, loc="upper left")
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ FAILED_COLOR = "#7f7f7f"
 _DPI = 110
 
 
-def _style() -> AbstractContextManager[None]:
+def chart_style() -> AbstractContextManager[None]:
     return plt.rc_context(
         {
             "axes.spines.top": False,
@@ -109,7 +109,7 @@ def _mark_failed(ax: Axes, series: Series, color: str, label: bool) -> None:
     )
 
 
-def _titles(ax: Axes, title: str, subtitle: str) -> None:
+def titles(ax: Axes, title: str, subtitle: str) -> None:
     ax.set_title(literal(title), loc="left", pad=24)
     ax.text(0, 1.015, subtitle, transform=ax.transAxes, fontsize=9, color="#444444", va="bottom")
 
@@ -122,7 +122,7 @@ def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
     )  # fmt: skip
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=_DPI, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -144,7 +144,7 @@ def _all_levels(series: Sequence[Series]) -> list[int]:
 
 def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
     """QPS (left axis, solid) and average latency (right axis, dashed) against concurrency."""
-    with _style():
+    with chart_style():
         ratio_ax: Axes | None = None
         if len(series) == 2:
             fig, (ax, ratio_ax) = plt.subplots(
@@ -187,12 +187,12 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         lat_ax.set_ylabel("average latency (TTLB)", color=LATENCY_COLORS[0])
         lat_ax.spines["top"].set_visible(False)
         failed = [h for h in ax.get_lines() if str(h.get_label()).endswith("failed / skipped")]
-        _titles(ax, title, _runs_line(series))
+        titles(ax, title, _runs_line(series))
         if ratio_ax is not None:
             ax.set_xlabel("")
             _ratio_panel(ratio_ax, series[0], series[1])
         _legend_below(fig, handles + failed, ncols=len(handles + failed))
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
@@ -223,7 +223,7 @@ def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
 
 
 def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
-    with _style():
+    with chart_style():
         fig, ax = plt.subplots(figsize=(10, 4.8))
         for i, one in enumerate(series):
             xs, pct = _points(one, "success_pct")
@@ -244,14 +244,14 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         ax.set_ylabel("success rate (2xx/3xx of attempted)")
         handles, _labels = ax.get_legend_handles_labels()
         _legend_below(fig, handles, ncols=max(1, len(handles)))
-        _titles(ax, title, _runs_line(series))
-        return _save(fig, path)
+        titles(ax, title, _runs_line(series))
+        return save_figure(fig, path)
 
 
 def latency_chart(result: SweepResult, path: Path) -> Path:
     """Percentiles p50..p99 and the average, on a log axis since tails differ by decades."""
     levels = sorted(result.ok_levels, key=lambda lv: lv.concurrency)
-    with _style():
+    with chart_style():
         fig, ax = plt.subplots(figsize=(10, 5.4))
         shades = ("#9ecae1", "#6baed6", "#3182bd", "#08519c")
         for attr, label, color in zip(
@@ -280,12 +280,12 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
         ax.set_ylabel("latency (log scale)")
         handles, _labels = ax.get_legend_handles_labels()
         _legend_below(fig, handles, ncols=max(1, len(handles)))
-        _titles(
+        titles(
             ax,
             f"Latency percentiles — {result.name} — {result.url}",
             _runs_line([Series.from_sweep(result)]),
         )
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def plot_sweep(result: SweepResult) -> list[Path]:

@@ -133,9 +133,9 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.charts import _save, _style, _titles, literal
+    from harness.charts import chart_style, literal, save_figure, titles
 
-    with _style():
+    with chart_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(measured) + 2), 4.6))
         width = 0.38
         ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
@@ -178,7 +178,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         )
         ax.set_ylabel("overhead, µs per request")
         rounds = report.settings["repeat"]
-        _titles(
+        titles(
             ax,
             f"Per-request overhead: {', '.join(report.targets)}",
             literal(
@@ -190,7 +190,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         ax.set_xlim(-0.7, len(measured) - 0.3)
         ax.legend(fontsize=8, frameon=False)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def diff_charts(report: CompareReport) -> list[Path]:

@@ -188,10 +188,10 @@ def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.charts import _save, _style, _titles, literal
+    from harness.charts import chart_style, literal, save_figure, titles
 
     colors = ("#7f7f7f", "#1f4e9c", "#d62728")
-    with _style():
+    with chart_style():
         fig, ax = plt.subplots(figsize=(9, 4.6))
         width = 0.26
         top = result.ceiling_qps or 0.0
@@ -239,7 +239,7 @@ def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
         ax.set_xticklabels([literal(t) for t, _ in groups])
         ax.set_ylabel("peak requests per second")
         ax.yaxis.set_major_formatter(lambda v, _p: f"{v / 1000:g}k")
-        _titles(
+        titles(
             ax,
             "Frameworks against their raw baselines",
             literal(
@@ -249,7 +249,7 @@ def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
         )
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
 
 
 def _checks_table(checks: list[Check]) -> list[list[str]]:
