@@ -18,6 +18,7 @@ from harness.compare import CompareReport, Entry, compare, measure_ceiling
 from harness.cpus import plan
 from harness.profile import ProfileError, ProfileResult, profile
 from harness.sweep import check_out_dir
+from harness.system import idle_note
 from harness.wrk import resolve_wrk
 from middleware.stack import parse_sets
 
@@ -58,6 +59,7 @@ class DemoResult:
     reports: list[CompareReport] = field(default_factory=list)
     profiled: ProfileResult | None = None
     profile_error: str | None = None
+    machine_note: str | None = None  # harness.system's note when this machine distorts overheads
     wall_s: float = 0.0
     files: list[Path] = field(default_factory=list)
 
@@ -85,7 +87,7 @@ def demo(
     check_out_dir(out)
     resolve_wrk(wrk)
     started = time.monotonic()
-    result = DemoResult(out, chosen)
+    result = DemoResult(out, chosen, machine_note=idle_note())
     sweep_options = {
         "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
         "warmup": chosen.warmup, "wrk": wrk, "charts": False,

@@ -160,6 +160,14 @@ def findings(result: DemoResult) -> list[str]:
         )
     elif result.profile_error:
         found.append(f"The profile could not be taken: {result.profile_error}")
+    if result.machine_note:
+        found.append(
+            "This machine's idle CPUs halt at once, so each response that wakes wrk's idle CPU "
+            "costs the server microseconds: overheads measured on the event-loop servers "
+            "(starlette, aiohttp) come out high, by 20-30% on the VM this project was built on "
+            "(`harness calibrate` measures it here). `harness system tune`, as root, fixes that; "
+            "`harness system reset` undoes it."
+        )
     checks = reference_checks(result)
     if checks:
         failing = [c.label for c in checks if not c.passed]

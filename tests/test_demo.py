@@ -42,3 +42,13 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
     assert page.count("src='data:image/") >= 3
     assert (tmp_path / "frameworks.png").stat().st_size > 10_000
     assert "report.html" in result.output
+
+
+def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path: Path) -> None:
+    from harness.demo import QUICK, DemoResult
+    from harness.report import findings
+
+    quiet = DemoResult(tmp_path, QUICK)
+    assert not any("harness system tune" in f for f in findings(quiet))
+    halting = DemoResult(tmp_path, QUICK, machine_note="note: idle CPUs halt at once")
+    assert any("harness system tune" in f for f in findings(halting))
