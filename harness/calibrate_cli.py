@@ -18,12 +18,13 @@ from harness.calibrate import (
 )
 from harness.console import console
 from harness.params import (
-    Duration,
     Levels,
     TargetName,
+    duration_option,
     out_dir_option,
     pin_option,
     server_options,
+    warmup_option,
     wrk_option,
 )
 from harness.servers import ServerError
@@ -74,20 +75,8 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     show_default=True,
     help="Concurrency levels; each round's cost is taken at its peak-QPS level.",
 )
-@click.option(
-    "--duration",
-    default="3s",
-    show_default=True,
-    type=Duration(positive=True),
-    help="Measured time per level.",
-)
-@click.option(
-    "--warmup",
-    default="1s",
-    show_default=True,
-    type=Duration(),
-    help="Discarded warm-up before each sweep.",
-)
+@duration_option
+@warmup_option
 @click.option(
     "--tolerance",
     type=click.FloatRange(min=0),

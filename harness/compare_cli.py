@@ -13,11 +13,13 @@ from harness.console import console
 from harness.params import (
     Duration,
     Levels,
-    StackSets,
     TargetList,
+    duration_option,
     out_dir_option,
     pin_option,
     server_options,
+    sets_option,
+    warmup_option,
     wrk_option,
 )
 from harness.servers import ServerError
@@ -34,16 +36,7 @@ from harness.wrk import WrkError
     type=TargetList(),
     help="A target, or a comma list of targets to compare frameworks.",
 )
-@click.option(
-    "-m",
-    "--middlewares",
-    "sets",
-    default="none,all",
-    show_default=True,
-    type=StackSets(),
-    help="Comma-separated middleware sets, each none, all, a name, or names joined "
-    "by '+'; 'each' is none, every single middleware, then all.",
-)
+@sets_option()
 @click.option(
     "--baseline/--no-baseline",
     default=True,
@@ -63,20 +56,8 @@ from harness.wrk import WrkError
     default=None,
     help="Levels, duration and timeout of a sweep preset.",
 )
-@click.option(
-    "--duration",
-    default="3s",
-    show_default=True,
-    type=Duration(),
-    help="Measured time per level.",
-)
-@click.option(
-    "--warmup",
-    default="1s",
-    show_default=True,
-    type=Duration(),
-    help="Discarded warm-up before each sweep.",
-)
+@duration_option
+@warmup_option
 @click.option(
     "--timeout",
     default="5s",

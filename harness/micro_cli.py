@@ -19,7 +19,7 @@ from harness.micro import (
     MicroError,
     MicroReport,
 )
-from harness.params import CountOrAuto, LogOutput, StackSets, TargetList
+from harness.params import CountOrAuto, LogOutput, TargetList, sets_option
 from harness.stats import Estimate
 
 
@@ -97,16 +97,7 @@ def notes(report: MicroReport) -> list[str]:
     type=TargetList(MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}),
     help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
 )
-@click.option(
-    "-m",
-    "--middlewares",
-    "sets",
-    default="none,all",
-    show_default=True,
-    type=StackSets(),
-    help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
-    "'each' is none, every single middleware, then all. none is always measured.",
-)
+@sets_option(" none is always measured.")
 @click.option(
     "--repeat",
     "-r",

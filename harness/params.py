@@ -248,3 +248,34 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+def sets_option(note: str = "") -> Decorator:
+    """-m/--middlewares for the commands that measure several sets."""
+    return click.option(
+        "-m",
+        "--middlewares",
+        "sets",
+        default="none,all",
+        show_default=True,
+        type=StackSets(),
+        help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
+        "'each' is none, every single middleware, then all." + note,
+    )
+
+
+duration_option: Decorator = click.option(
+    "--duration",
+    default="3s",
+    show_default=True,
+    type=Duration(positive=True),
+    help="Measured time per level (wrk takes whole seconds).",
+)
+
+warmup_option: Decorator = click.option(
+    "--warmup",
+    default="1s",
+    show_default=True,
+    type=Duration(),
+    help="Discarded warm-up before each sweep; 0 skips it.",
+)
