@@ -188,7 +188,16 @@ class CompareReport:
             "wall_s": round(self.wall_s, 1),
             "max_overhead_us": self.gate,
             "gate_failures": self.gate_failures,
+            "environment": self.environment,
         }
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """Versions, CPUs, pinning and system state, as the first measured sweep recorded them
+        (every round's NAME.json has its own)."""
+        sweeps = (r.sweep for e in self.entries for r in e.rounds if r.sweep is not None)
+        first = next(sweeps, None)
+        return first.environment if first is not None else {}
 
 
 def _finite_or_none(value: float) -> float | None:

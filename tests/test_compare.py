@@ -56,6 +56,7 @@ def test_none_and_all_on_real_servers(
     data = json.loads((tmp_path / "compare.json").read_text())
     assert data["target"] == target
     assert data["baseline"] == ("raw-wsgi" if target == "flask" else "raw-asgi")
+    assert "python" in json.dumps(data["environment"]).lower()  # versions, CPUs, system state
     names = [s["name"] for s in data["sets"]]
     assert names == ["none", "all"]
     none, full = data["sets"]
