@@ -145,7 +145,7 @@ class RecoveryMiddleware:
 
 
 class _HeadersMiddleware:
-    """Sets a fixed list of response headers."""
+    """Sets a list of response headers: `headers`, unless `_headers` chooses per request."""
 
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -154,10 +154,13 @@ class _HeadersMiddleware:
         self._extra = core.as_bytes(self.headers)
         self._names = frozenset(k for k, _ in self._extra)
 
+    def _headers(self, scope: Scope) -> tuple[frozenset[bytes], RawHeaders]:
+        return self._names, self._extra
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        extra, names = self._extra, self._names
+        names, extra = self._headers(scope)
 
         async def send_headers(message: Message) -> None:
             if message["type"] == _START:
@@ -176,38 +179,17 @@ class SecureMiddleware(_HeadersMiddleware):
         self._https_extra = core.as_bytes(core.SECURE_HEADERS_HTTPS)
         self._https_names = frozenset(k for k, _ in self._https_extra)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+    def _headers(self, scope: Scope) -> tuple[frozenset[bytes], RawHeaders]:
         if scope.get("scheme") == "https":
-            extra, names = self._https_extra, self._https_names
-        else:
-            extra, names = self._extra, self._names
-
-        async def send_headers(message: Message) -> None:
-            if message["type"] == _START:
-                headers = _replace(message.get("headers", ()), names, extra)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_headers)
+            return self._https_names, self._https_extra
+        return self._names, self._extra
 
 
 class NoCacheMiddleware(_HeadersMiddleware):
     headers = core.nocache_headers()  # for the names; the values are fetched per request
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        names = self._names
-
-        async def send_headers(message: Message) -> None:
-            if message["type"] == _START:
-                headers = _replace(message.get("headers", ()), names, core.nocache_headers_bytes())
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_headers)
+    def _headers(self, scope: Scope) -> tuple[frozenset[bytes], RawHeaders]:
+        return self._names, core.nocache_headers_bytes()
 
 
 class CORSMiddleware:
