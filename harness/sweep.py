@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import platform
 import sys
@@ -83,6 +84,21 @@ def check_url(url: str) -> None:
         parts.port  # noqa: B018 - raises for a port out of range or not a number
     except ValueError as exc:
         raise SweepError(f"bad port in URL {url!r}: {exc}") from None
+    if not is_loopback(parts.hostname):
+        # A load generator pointed at someone else's server is an attack, not a benchmark.
+        raise SweepError(
+            f"{parts.hostname!r} is not a loopback host: load goes only to 127.0.0.0/8, ::1 "
+            "or localhost"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it could resolve anywhere
+        return False
 
 
 def check_name(name: str) -> None:

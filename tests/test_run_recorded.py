@@ -139,6 +139,26 @@ def test_malformed_url(
     assert calls(log) == [] and not out.exists()
 
 
+@pytest.mark.parametrize(
+    "url", ["http://10.0.0.5:8080/healthz", "http://[fe80::1]/", "http://api.example.com/"]
+)
+def test_load_goes_only_to_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path, url: str
+) -> None:
+    monkeypatch.setenv("FAKE_WRK_PLAN", "*=ceiling_latency")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", url, "-d", str(out), "--wrk", FAKE_WRK])
+    _one_line_error(result, "not a loopback host")
+    assert calls(log) == [] and not out.exists()
+
+
+@pytest.mark.parametrize("url", ["http://localhost:1/", "http://127.0.0.2:1/", "http://[::1]:1/"])
+def test_loopback_hosts_are_accepted(url: str) -> None:
+    from harness.sweep import check_url
+
+    check_url(url)  # raises SweepError otherwise
+
+
 def test_unwritable_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
