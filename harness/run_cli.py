@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.datfile import DatRow
-from harness.params import CountOrAuto, CpuList, Duration, Levels, wrk_option
+from harness.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
 from harness.results import ResultError, SweepResult
 from harness.sweep import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS, preset_threads
 from harness.wrk import WrkError, WrkResult
@@ -128,15 +128,7 @@ def sweep_notes(result: SweepResult) -> list[str]:
     show_default=True,
     help="Job name: files are NAME.dat, NAME.json, NAME_*.png.",
 )
-@click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_OUT_DIR,
-    show_default=True,
-    help="Output directory.",
-)
+@out_dir_option(DEFAULT_OUT_DIR)
 @click.option(
     "-c",
     "--connections",
@@ -274,15 +266,7 @@ def _change(value: float | None, unit: str = "%", good_when_up: bool = True) -> 
 @click.command("diff")
 @click.argument("a", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("b", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "-d",
-    "--dir",
-    "out_dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=DEFAULT_OUT_DIR,
-    show_default=True,
-    help="Where the diff charts go.",
-)
+@out_dir_option(DEFAULT_OUT_DIR, "Where the diff charts go.")
 @click.option("--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts.")
 def diff_command(a: Path, b: Path, out_dir: Path, charts: bool) -> None:
     """Diff two results (.dat, including the original script's, or .json): a table of the change
