@@ -515,12 +515,7 @@ def calibrate(
             for attr, key, _ in MEASURES
         }
         points.append(CalibrationPoint(ns, checks))
-    environment: dict[str, Any] = {}
-    for entry in compared.entries:
-        for r in entry.ok_rounds:
-            if r.sweep is not None:
-                environment = dict(r.sweep.environment)
-    environment["load_avg_start"] = load_start
+    environment = {**compared.environment, "load_avg_start": load_start}
     environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {
         **compared.settings,
