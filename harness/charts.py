@@ -6,6 +6,7 @@ and threads the runs really used, and names are printed literally (`&`, `$`, `_`
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -110,8 +111,16 @@ def _mark_failed(ax: Axes, series: Series, color: str, label: bool) -> None:
 
 
 def titles(ax: Axes, title: str, subtitle: str) -> None:
-    ax.set_title(literal(title), loc="left", pad=24)
-    ax.text(0, 1.015, subtitle, transform=ax.transAxes, fontsize=9, color="#444444", va="bottom")
+    # Wrapped to the figure's width: one long line would make tight_layout squeeze the axes
+    # to a sliver to fit it (a 9 pt character is about 1/13 inch wide).
+    figure = ax.get_figure(root=True)
+    inches = figure.get_figwidth() if figure is not None else 8.0
+    lines = textwrap.wrap(subtitle, width=max(40, int(inches * 13))) or [""]
+    ax.set_title(literal(title), loc="left", pad=12 + 12 * len(lines))
+    ax.text(
+        0, 1.015, "\n".join(lines), transform=ax.transAxes, fontsize=9, color="#444444",
+        va="bottom",
+    )  # fmt: skip
 
 
 def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
