@@ -3,16 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup test demo lint bench clean
+.PHONY: setup system test demo lint bench clean
 
-$(BIN)/harness: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(BIN)/harness: pyproject.toml | system
+	@$(PYTHON) -m venv $(VENV) || { echo "cannot make a virtualenv: install python3-venv (apt-get install -y python3-venv)" >&2; exit 1; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-setup: $(BIN)/harness
-	@command -v wrk >/dev/null || echo "note: wrk is not installed (apt-get install wrk)"
+# The system's part (wrk, taskset, ip, venv), then the virtualenv with the package.
+setup: system $(BIN)/harness
+
+system:
+	@PYTHON=$(PYTHON) tools/system-deps
 
 test: setup
 	$(BIN)/pytest -q
