@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, table
-from harness.compare import GENERATOR_BOUND
-from harness.cpus import plan
-from harness.servers import running
-from harness.stats import estimate
-from harness.sweep import sweep
-from harness.wrk import resolve_wrk
+from harness.load.sweep import sweep
+from harness.load.wrk import resolve_wrk
+from harness.machine.cpus import plan
+from harness.measure.compare import GENERATOR_BOUND
+from harness.measure.stats import estimate
+from harness.serving.servers import running
 
 _QPS = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 DEFAULT_TARGETS = ("ceiling", "raw-asgi", "starlette", "aiohttp")

@@ -1,4 +1,4 @@
-"""Part (a): every middleware on every framework, in-process (harness.micro), beside `none`."""
+"""Part (a): every middleware on every framework, in-process (harness micro), beside `none`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.report import fmt_est, fmt_num, table
-from harness.micro import MICRO_TARGETS, micro
+from harness.measure.micro import MICRO_TARGETS, micro
 from middleware.stack import ORDER, parse_sets
 
 

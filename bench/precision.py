@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, half_width, table
-from harness.compare import compare
+from harness.measure.compare import compare
 from middleware.stack import ORDER
 
 

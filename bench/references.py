@@ -1,10 +1,10 @@
 """Part (b): our middlewares against the reference libraries doing the same job, in the same run.
 
-Each comparison times, interleaved (harness.micro.time_drivers), the bare app, the app with our
+Each comparison times, interleaved (harness.measure.micro.time_drivers), the bare app, the app with our
 middleware and the app with each reference, and reports what each adds to the bare app (paired by
 repeat) and ours minus each reference (paired): "faster", "same within noise" (the interval
 includes 0) or "SLOWER". Every log goes to a stream that drops it after formatting (our `null`
-sink; a logging.StreamHandler on harness.micro.NullStream for the references), so formatting is
+sink; a logging.StreamHandler on harness.measure.micro.NullStream for the references), so formatting is
 timed and writing is not, alike for all.
 
 - request-id vs asgi-correlation-id's CorrelationIdMiddleware, with no incoming id and with a valid
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.report import fmt_est, table, verdict
-from harness.micro import (
+from harness.measure.micro import (
     ROUTES,
     AiohttpDriver,
     AsgiDriver,
@@ -41,7 +41,7 @@ from harness.micro import (
     overhead,
     time_drivers,
 )
-from harness.stats import estimate
+from harness.measure.stats import estimate
 from targets.routes import HEALTHZ_BODY
 from targets.table import get_target
 

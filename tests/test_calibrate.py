@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import harness.compare
-from harness.calibrate import (
+import harness.measure.compare
+from harness.cli.main import main
+from harness.measure.calibrate import (
     CheckRow,
     CostCheck,
     calibrate,
@@ -20,10 +21,9 @@ from harness.calibrate import (
     fit,
     parse_costs,
 )
-from harness.cli import main
-from harness.compare import CompareReport, Contender, Entry, Round
-from harness.servers import RunningServer
-from harness.stats import Estimate
+from harness.measure.compare import CompareReport, Contender, Entry, Round
+from harness.measure.stats import Estimate
+from harness.serving.servers import RunningServer
 from middleware.stack import BadSpin
 from targets.table import get_target
 from tests.test_compare import _left_running, started  # noqa: F401  (a fixture)
@@ -127,7 +127,7 @@ GOOD = {
 def test_calibrate_command_passes_writes_and_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(harness.compare, "compare", _fake_compare(GOOD))
+    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(GOOD))
     result = CliRunner().invoke(main, ["calibrate", "-t", "flask", "-d", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for text in ("spin:5us", "spin:50us", "1e6/QPS per server core", "server CPU time per",
@@ -150,7 +150,7 @@ def test_calibrate_command_fails_naming_the_cost_and_measure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.compare, "compare", _fake_compare(bad))
+    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(bad))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path), "--no-charts"]
     )

@@ -12,10 +12,10 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-import harness.compare
-from harness.cli import main
-from harness.compare import compare
-from harness.servers import RunningServer
+import harness.measure.compare
+from harness.cli.main import main
+from harness.measure.compare import compare
+from harness.serving.servers import RunningServer
 from middleware.stack import ORDER
 
 SHORT = {"levels": (16,), "duration": 1.0, "warmup": 0.0, "ceiling": False}
@@ -37,14 +37,14 @@ def _left_running(servers: list[RunningServer]) -> list[int]:
 def started(monkeypatch: pytest.MonkeyPatch) -> list[RunningServer]:
     """Every server compare starts in this test (wrapping whatever start_server is then)."""
     servers: list[RunningServer] = []
-    inner = harness.compare.start_server
+    inner = harness.measure.compare.start_server
 
     def recording(target: object, **options: object) -> RunningServer:
         server = inner(target, **options)  # type: ignore[arg-type]
         servers.append(server)
         return server
 
-    monkeypatch.setattr(harness.compare, "start_server", recording)
+    monkeypatch.setattr(harness.measure.compare, "start_server", recording)
     return servers
 
 
@@ -93,13 +93,13 @@ def test_wrong_answers_are_never_timed(
 ) -> None:
     # The server is started without the stack the validator expects: its answers lack the
     # secure headers, so the set must fail validation rather than produce a timing.
-    record = harness.compare.start_server
+    record = harness.measure.compare.start_server
 
     def start_without_middlewares(target: object, **options: object) -> RunningServer:
         options["stack"] = ()
         return record(target, **options)
 
-    monkeypatch.setattr(harness.compare, "start_server", start_without_middlewares)
+    monkeypatch.setattr(harness.measure.compare, "start_server", start_without_middlewares)
     report = compare(
         targets=["raw-asgi"],
         sets=[("secure",)],
@@ -132,7 +132,7 @@ def test_gate_fails_the_command(tmp_path: Path) -> None:
 def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[RunningServer]
 ) -> None:
-    record = harness.compare.start_server
+    record = harness.measure.compare.start_server
 
     def start_then_kill(target: object, **options: object) -> RunningServer:
         server = record(target, **options)
@@ -140,7 +140,7 @@ def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
         threading.Timer(1.0, os.kill, (server.pid, signal.SIGKILL)).start()
         return server
 
-    monkeypatch.setattr(harness.compare, "start_server", start_then_kill)
+    monkeypatch.setattr(harness.measure.compare, "start_server", start_then_kill)
     report = compare(
         targets=["raw-wsgi"],
         sets=[()],

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
-from harness.micro import (
+from harness.cli.main import main
+from harness.measure.micro import (
     EMPTY,
     AiohttpDriver,
     AsgiDriver,
@@ -25,7 +25,7 @@ from harness.micro import (
     spin_checks,
     time_drivers,
 )
-from harness.micro import ROUTES as MICRO_ROUTES
+from harness.measure.micro import ROUTES as MICRO_ROUTES
 from middleware.stack import ORDER
 
 # Tiny: a batch of 100 requests of the full stack (dump pretty-prints JSON) is a few ms.
@@ -110,7 +110,7 @@ def test_wrong_answer_is_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return app
 
-    monkeypatch.setattr("harness.micro.build_app", build)
+    monkeypatch.setattr("harness.measure.micro.build_app", build)
     with pytest.raises(MicroError, match="answered 404, not 200"):
         micro(targets=["raw-wsgi"], sets=[()], repeat=2, requests=1)
 

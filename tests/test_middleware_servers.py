@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main as harness_main
-from harness.servers import RunningServer, running
+from harness.cli.main import main as harness_main
+from harness.serving.servers import RunningServer, running
 from middleware import core
 from middleware.stack import ORDER
 

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
-from harness.pyspy import ENV_PY_SPY, resolve_py_spy
+from harness.cli.main import main
+from harness.profiling.pyspy import ENV_PY_SPY, resolve_py_spy
 
 ROOT = Path(__file__).resolve().parents[1]
 # What py-spy 0.4.3 prints, on stderr with exit code 1, when it may not ptrace the target

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.attribution import (
+from harness.profiling.attribution import (
     SHARED_MIDDLEWARE,
     Owner,
     Rules,
@@ -23,7 +23,7 @@ from harness.attribution import (
     module_path,
     owner_of,
 )
-from harness.collapsed import (
+from harness.profiling.collapsed import (
     CollapsedError,
     Frame,
     Stacks,
@@ -31,9 +31,9 @@ from harness.collapsed import (
     parse_collapsed,
     read_collapsed,
 )
-from harness.flamegraph import render_svg
-from harness.pyspy import PtracePermissionError, PySpyError, failure, record_command
-from harness.top import flat_and_cum, format_top, top_cum
+from harness.profiling.flamegraph import render_svg
+from harness.profiling.pyspy import PtracePermissionError, PySpyError, failure, record_command
+from harness.profiling.top import flat_and_cum, format_top, top_cum
 from middleware.stack import ORDER
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profile"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from harness.cli import main
-from harness.datfile import load_dat
-from harness.servers import running
-from harness.sweep import sweep
+from harness.cli.main import main
+from harness.load.datfile import load_dat
+from harness.load.sweep import sweep
+from harness.serving.servers import running
 
 pytestmark = [
     pytest.mark.slow,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from harness.cli import main
-from harness.datfile import load_dat
+from harness.cli.main import main
+from harness.load.datfile import load_dat
 
 FAKE_WRK = str(Path(__file__).parent / "fixtures" / "wrk" / "fake_wrk.py")
 URL = "http://127.0.0.1:8000/healthz"
@@ -154,7 +154,7 @@ def test_load_goes_only_to_loopback(
 
 @pytest.mark.parametrize("url", ["http://localhost:1/", "http://127.0.0.2:1/", "http://[::1]:1/"])
 def test_loopback_hosts_are_accepted(url: str) -> None:
-    from harness.sweep import check_url
+    from harness.load.sweep import check_url
 
     check_url(url)  # raises SweepError otherwise
 
@@ -170,7 +170,7 @@ def test_unwritable_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 def test_level_beyond_fd_limit_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
 ) -> None:
-    monkeypatch.setattr("harness.sweep.raise_fd_limit", lambda: 100)
+    monkeypatch.setattr("harness.load.sweep.raise_fd_limit", lambda: 100)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,200", "--no-charts")
     assert result.exit_code == 0, result.output
@@ -209,8 +209,8 @@ def test_duration_threads_and_timeout_options(
 
 
 def test_preset_iam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
-    monkeypatch.setattr("harness.sweep.raise_fd_limit", lambda: 20000)
-    monkeypatch.setattr("harness.sweep.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("harness.load.sweep.raise_fd_limit", lambda: 20000)
+    monkeypatch.setattr("harness.load.sweep.os.cpu_count", lambda: 2)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "--preset", "iam", "--no-charts")
     assert result.exit_code == 0, result.output

@@ -13,9 +13,9 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-import harness.servers
-from harness.cli import main
-from harness.servers import RunningServer, ServerError, running, start_server
+import harness.serving.servers
+from harness.cli.main import main
+from harness.serving.servers import RunningServer, ServerError, running, start_server
 from tests.conftest import request
 
 
@@ -46,13 +46,13 @@ def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     seen: list[RunningServer] = []
-    real_wait = harness.servers.wait_ready
+    real_wait = harness.serving.servers.wait_ready
 
     def recording_wait(server: RunningServer, timeout: float) -> None:
         seen.append(server)
         real_wait(server, timeout)
 
-    monkeypatch.setattr(harness.servers, "wait_ready", recording_wait)
+    monkeypatch.setattr(harness.serving.servers, "wait_ready", recording_wait)
     # A stack name the harness would reject reaches the worker only through this back door:
     # the app factory then fails inside gunicorn's worker, which is what a broken target does.
     with pytest.raises(ServerError) as info:

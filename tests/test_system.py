@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import harness.system
-from harness.cli import main
-from harness.system import (
+import harness.machine.system
+from harness.cli.main import main
+from harness.machine.system import (
     ENV_ROOT,
     STATE_FILE,
     SystemTuneError,
@@ -202,14 +202,14 @@ def test_nothing_to_tune_is_not_an_error(tmp_path: Path) -> None:
 def _refuse_writes(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make `path` unwritable, even for root (who ignores file modes)."""
     path.chmod(0o444)
-    real = harness.system._write
+    real = harness.machine.system._write
 
     def write(target: Path, value: str) -> None:
         if target == path:
             raise PermissionError(13, "Permission denied", str(target))
         real(target, value)
 
-    monkeypatch.setattr(harness.system, "_write", write)
+    monkeypatch.setattr(harness.machine.system, "_write", write)
 
 
 def test_a_read_only_file_is_a_clear_error_and_nothing_stays_changed(
@@ -301,7 +301,7 @@ def test_cli_on_a_tree_with_nothing(tmp_path: Path) -> None:
 
 
 def test_the_environment_records_the_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.sweep import environment
+    from harness.load.sweep import environment
 
     monkeypatch.setenv(ENV_ROOT, str(vm_tree(tmp_path)))
     env = environment(wrk="wrk", cpus=(1,), fd_limit=1024)
@@ -321,7 +321,7 @@ class _Stop(Exception):
 def test_compare_notes_idle_halts_at_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_ns: int, noted: bool
 ) -> None:
-    from harness.compare import compare
+    from harness.measure.compare import compare
 
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed")
@@ -334,7 +334,7 @@ def test_compare_notes_idle_halts_at_the_start(
             return
         raise _Stop  # the first line after the notes: no server is started
 
-    monkeypatch.setattr("harness.compare.measure_ceiling", lambda **kw: echo("ceiling"))
+    monkeypatch.setattr("harness.measure.compare.measure_ceiling", lambda **kw: echo("ceiling"))
     with pytest.raises(_Stop):
         compare(targets=["starlette"], sets=[()], out_dir=tmp_path / "out", echo=echo)
     assert lines[0].startswith("compare: ")
@@ -345,12 +345,12 @@ def test_compare_notes_idle_halts_at_the_start(
 def test_calibrate_failure_points_to_system_tune(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_ns: int, hinted: bool
 ) -> None:
-    import harness.compare
-    from harness.stats import Estimate
+    import harness.measure.compare
+    from harness.measure.stats import Estimate
     from tests.test_calibrate import GOOD, _fake_compare
 
     above = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.compare, "compare", _fake_compare(above))
+    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(above))
     monkeypatch.setenv(ENV_ROOT, str(vm_tree(tmp_path / "root", poll_ns=poll_ns)))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path / "out"), "--no-charts"]

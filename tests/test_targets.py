@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.servers import RunningServer, running
+from harness.serving.servers import RunningServer, running
 from targets.table import TARGETS
 from tests.conftest import ALL_TARGETS, request
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.wrk import (
+from harness.load.wrk import (
     WrkError,
     WrkResult,
     parse_duration,

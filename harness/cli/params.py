@@ -1,0 +1,281 @@
+"""The click parameter types every command shares: one parser, one error message, per kind of value.
+
+Each converts a command-line string into the value the keyword-only API takes, and turns a bad
+value into a usage error (exit 2) that names the valid choices.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.load.wrk import ENV_WRK, parse_duration, parse_metric
+from middleware import core
+from middleware.stack import parse_sets, parse_stack
+from targets.table import TARGETS, WSGI_WORKERS
+
+
+class Duration(click.ParamType):
+    """`3s`, `500ms`, `1m`; `positive=True` refuses 0."""
+
+    name = "duration"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            seconds = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if self.positive and seconds <= 0:
+            self.fail(f"must be more than 0: {value!r}", param, ctx)
+        return seconds
+
+
+class Levels(click.ParamType):
+    """Concurrency levels: `8,32,64`, `"8 32 64"`, `1k`."""
+
+    name = "levels"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        levels = []
+        for part in re.split(r"[\s,]+", str(value).strip()):
+            try:
+                number = parse_metric(part)
+            except ValueError:
+                self.fail(f"not a concurrency level: {part!r}", param, ctx)
+            if number < 1 or number != int(number):
+                self.fail(f"a concurrency level is a positive integer: {part!r}", param, ctx)
+            levels.append(int(number))
+        return tuple(levels)
+
+
+class CountOrAuto(click.ParamType):
+    """A positive integer, or `auto` (None: the command chooses)."""
+
+    name = "N|auto"
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if value is None or value == "auto":
+            return None
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(value)
+            except ValueError:
+                number = 0
+        if number < 1:
+            self.fail(f"{self.what} is a positive integer or auto: {value!r}", param, ctx)
+        return number
+
+
+class CpuList(click.ParamType):
+    """`1`, `2-3`, `0,2`."""
+
+    name = "cpus"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        cpus: list[int] = []
+        try:
+            for part in str(value).split(","):
+                low, _, high = part.strip().partition("-")
+                cpus.extend(range(int(low), int(high or low) + 1))
+        except ValueError:
+            self.fail(f"not a CPU list (e.g. 1 or 2-3 or 0,2): {value!r}", param, ctx)
+        return tuple(dict.fromkeys(cpus))
+
+
+class TargetName(click.ParamType):
+    """One target of `choices` (default: the target table); `why_not` explains a known name that
+    this command cannot take."""
+
+    name = "target"
+
+    def __init__(
+        self, choices: Iterable[str] | None = None, why_not: dict[str, str] | None = None
+    ) -> None:
+        self.choices = tuple(choices) if choices is not None else tuple(TARGETS)
+        self.why_not = why_not or {}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        name = str(value).strip()
+        if name not in self.choices:
+            note = f" ({self.why_not[name]})" if name in self.why_not else ""
+            self.fail(
+                f"unknown target {name!r}; valid: {', '.join(self.choices)}{note}", param, ctx
+            )
+        return name
+
+
+class TargetList(TargetName):
+    """A comma list of targets, duplicates dropped, order kept."""
+
+    name = "targets"
+
+    def convert(  # type: ignore[override]
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        if not names:
+            self.fail(f"no target given; valid: {', '.join(self.choices)}", param, ctx)
+        return list(dict.fromkeys(super(TargetList, self).convert(n, param, ctx) for n in names))
+
+
+class Stack(click.ParamType):
+    """One middleware stack: `none`, `all`, or names joined by `,` or `+`."""
+
+    name = "middlewares"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_stack(str(value))
+        except ValueError as exc:  # UnknownMiddleware, or a bad spin: cost
+            self.fail(str(exc), param, ctx)
+
+
+class StackSets(click.ParamType):
+    """Comma-separated middleware sets, each `none`, `all`, a name, or names joined by `+`;
+    `each` is none, every single middleware, then all."""
+
+    name = "sets"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[tuple[str, ...]]:
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_sets(str(value))
+        except ValueError as exc:  # UnknownMiddleware, or a bad spin: cost
+            self.fail(str(exc), param, ctx)
+
+
+class LogOutput(click.ParamType):
+    """Where the middleware logs go: `stdout`, `null` or `file:PATH`."""
+
+    name = "sink"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return core.check_log_output(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# Options that several commands share, declared once so they read and default the same everywhere.
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def out_dir_option(default: Path, help: str = "Output directory.") -> Decorator:
+    return click.option(
+        "-d",
+        "--dir",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=help,
+    )
+
+
+wrk_option: Decorator = click.option(
+    "--wrk",
+    envvar=ENV_WRK,
+    show_envvar=True,
+    default=None,
+    help="The wrk binary  [default: wrk on PATH]",
+)
+
+pin_option: Decorator = click.option(
+    "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
+)
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--workers, --worker-class, --threads: how gunicorn runs the target."""
+    for option in reversed(
+        (
+            click.option(
+                "--workers",
+                "-w",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="gunicorn worker processes.",
+            ),
+            click.option(
+                "--worker-class",
+                type=click.Choice(WSGI_WORKERS),
+                default=None,
+                help="gunicorn worker for WSGI targets  [default: sync]",
+            ),
+            click.option(
+                "--threads",
+                type=click.IntRange(min=1),
+                default=None,
+                help="Threads per gthread worker  [default: 8]",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def sets_option(note: str = "") -> Decorator:
+    """-m/--middlewares for the commands that measure several sets."""
+    return click.option(
+        "-m",
+        "--middlewares",
+        "sets",
+        default="none,all",
+        show_default=True,
+        type=StackSets(),
+        help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
+        "'each' is none, every single middleware, then all." + note,
+    )
+
+
+duration_option: Decorator = click.option(
+    "--duration",
+    default="3s",
+    show_default=True,
+    type=Duration(positive=True),
+    help="Measured time per level (wrk takes whole seconds).",
+)
+
+warmup_option: Decorator = click.option(
+    "--warmup",
+    default="1s",
+    show_default=True,
+    type=Duration(),
+    help="Discarded warm-up before each sweep; 0 skips it.",
+)

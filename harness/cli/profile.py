@@ -1,0 +1,147 @@
+"""`harness profile`: the click layer over harness.profiling.profile.profile()."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from harness.cli.console import console
+from harness.cli.params import (
+    Duration,
+    LogOutput,
+    Stack,
+    TargetName,
+    out_dir_option,
+    pin_option,
+    wrk_option,
+)
+from harness.load.wrk import WrkError
+from harness.profiling.profile import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_LEAD_IN,
+    DEFAULT_OUT_DIR,
+    DEFAULT_RATE,
+    ProfileError,
+    profile,
+)
+from harness.profiling.pyspy import ENV_PY_SPY, PySpyError
+from harness.serving.servers import ServerError
+from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
+
+
+@click.command("profile")
+@click.option(
+    "-t",
+    "--target",
+    required=True,
+    type=TargetName(),
+    help=f"The target to profile: {', '.join(TARGETS)}.",
+)
+@click.option(
+    "-m",
+    "--middlewares",
+    "stack",
+    default="all",
+    show_default=True,
+    type=Stack(),
+    help="The middleware set: none, all, or names joined by ',' or '+'.",
+)
+@click.option(
+    "-c",
+    "--connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CONNECTIONS,
+    show_default=True,
+    help="wrk connections.",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(WSGI_WORKERS),
+    default=None,
+    help="gunicorn worker for WSGI targets; gthread keeps connections alive  [default: sync]",
+)
+@click.option(
+    "--duration",
+    default="10s",
+    show_default=True,
+    type=Duration(positive=True),
+    help="How long py-spy samples (whole seconds), after the lead-in.",
+)
+@click.option(
+    "--lead-in",
+    default=f"{DEFAULT_LEAD_IN:g}s",
+    show_default=True,
+    type=Duration(positive=True),
+    help="Load before sampling starts, so the samples see a steady state.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(min=1, max=10000),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="Samples per second.",
+)
+@out_dir_option(DEFAULT_OUT_DIR)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Rows of the top -cum table.",
+)
+@wrk_option
+@click.option(
+    "--py-spy",
+    "py_spy",
+    envvar=ENV_PY_SPY,
+    default=None,
+    help=f"The py-spy binary  [default: ${ENV_PY_SPY}, else the venv's, else PATH]",
+)
+@pin_option
+@click.option(
+    "--nonblocking",
+    is_flag=True,
+    default=False,
+    show_default=True,
+    help="Sample without pausing the worker: less slowdown, but py-spy then drops "
+    "or tears some stacks.",
+)
+@click.option(
+    "--gil/--no-gil",
+    default=None,
+    help="Sample only the thread holding the GIL (misses time in syscalls that release it)  "
+    "[default: on for gthread, else off]",
+)
+@click.option(
+    "--log-output",
+    type=LogOutput(),
+    default=None,
+    help="Where middleware logs go: stdout, null, or file:PATH  "
+    "[default: file:DIR/TARGET-SET.server.log]",
+)
+def profile_command(**options: Any) -> None:
+    """Profile a target under wrk load: pprof-style top -cum, the share of every layer
+    (each middleware, framework, app, server), and a flame graph."""
+    width = console.width if sys.stdout.isatty() else None
+    try:
+        result = profile(**options, echo=lambda line: console.print(line, soft_wrap=True))
+    except KeyboardInterrupt:
+        console.print("interrupted: server, wrk and py-spy stopped", soft_wrap=True)
+        sys.exit(130)
+    except (PySpyError, ProfileError, ServerError, WrkError, UnknownTarget, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    load = result.wrk
+    rec = result.recording
+    console.print(
+        f"wrk: {load.qps:,.0f} req/s over {load.duration_s:g}s, lead-in and sampling "
+        f"(py-spy's pauses slow the worker); py-spy: {result.samples} non-idle samples"
+        + (f", {rec.errors} failed" if rec.errors else ""),
+        soft_wrap=True,
+    )
+    console.print()
+    console.print(result.report(width=width), soft_wrap=True, markup=False)
+    console.print()
+    for label, path in result.files.items():
+        console.print(f"{label}: {path}", soft_wrap=True, markup=False)

@@ -1,0 +1,331 @@
+"""The concurrency sweep (wrktest.sh done right): warm up, run wrk at each level, keep everything.
+
+`sweep()` is the Python API under `harness run`, and what compare and profile build on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.load.datfile import append_row, write_rows
+from harness.load.limits import fd_shortfall, raise_fd_limit
+from harness.load.progress import NullReporter, Reporter
+from harness.load.results import ResultError, SweepResult, dat_row
+from harness.load.wrk import WrkError, WrkResult, resolve_wrk, run_wrk, wrk_seconds, wrk_version
+from harness.machine.system import default_root
+from harness.machine.system import inspect as inspect_system
+
+DEFAULT_OUT_DIR = Path("_output/wrk")
+Probe = Callable[[int], Callable[[], dict[str, Any]]]
+DEFAULT_NAME = "apiserver"  # the original's default job name
+_PACKAGES = (
+    "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
+    "uvloop", "httptools", "flask", "starlette", "aiohttp",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Preset:
+    levels: tuple[int, ...]
+    duration: float
+    timeout: float
+    warmup: float
+    threads_per_cpu: int | None  # None: auto (the CPUs wrk may use)
+
+
+PRESETS: dict[str, Preset] = {
+    # The source document's wrktest.sh exactly: -t(3 x CPUs) -d300s -T30s --latency.
+    "iam": Preset(
+        levels=(200, 500, 1000, 3000, 5000, 10000, 15000, 20000, 25000, 50000),
+        duration=300.0,
+        timeout=30.0,
+        warmup=10.0,
+        threads_per_cpu=3,
+    ),
+    # A look in about ten seconds on a 2-core machine.
+    "quick": Preset(
+        levels=(8, 32, 64, 128), duration=2.0, timeout=5.0, warmup=1.0, threads_per_cpu=None
+    ),
+}
+DEFAULT_PRESET = Preset(
+    levels=(16, 32, 64, 128, 256, 512, 1024),
+    duration=10.0,
+    timeout=10.0,
+    warmup=3.0,
+    threads_per_cpu=None,
+)
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start; one line, said before anything runs."""
+
+
+def preset_threads(preset: Preset) -> int | None:
+    return preset.threads_per_cpu * (os.cpu_count() or 1) if preset.threads_per_cpu else None
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SweepError(f"not an http(s) URL: {url!r} (e.g. http://127.0.0.1:8000/healthz)")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range or not a number
+    except ValueError as exc:
+        raise SweepError(f"bad port in URL {url!r}: {exc}") from None
+    if not is_loopback(parts.hostname):
+        # A load generator pointed at someone else's server is an attack, not a benchmark.
+        raise SweepError(
+            f"{parts.hostname!r} is not a loopback host: load goes only to 127.0.0.0/8, ::1 "
+            "or localhost"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it could resolve anywhere
+        return False
+
+
+def check_name(name: str) -> None:
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise SweepError(f"job name must be a plain file name: {name!r}")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise SweepError(
+            f"cannot write to output directory {out_dir}: {exc.strerror or exc}"
+        ) from None
+
+
+def check_levels(levels: Sequence[int]) -> tuple[int, ...]:
+    unique = tuple(dict.fromkeys(int(level) for level in levels))
+    if not unique:
+        raise SweepError("no concurrency levels given")
+    if any(level < 1 for level in unique):
+        raise SweepError(f"concurrency levels must be at least 1: {list(unique)}")
+    return unique
+
+
+def auto_threads(cpus: tuple[int, ...] | None) -> int:
+    """One wrk thread per CPU wrk may use: more threads than cores only adds switching."""
+    return len(cpus) if cpus else len(os.sched_getaffinity(0))
+
+
+def environment(*, wrk: str, cpus: tuple[int, ...] | None, fd_limit: int) -> dict[str, Any]:
+    packages = {}
+    for package in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            packages[package] = metadata.version(package)
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": sorted(os.sched_getaffinity(0)),
+        "wrk": wrk,
+        "wrk_version": wrk_version(wrk),
+        "wrk_cpus": list(cpus) if cpus else None,
+        "pinning": f"wrk on CPU {','.join(map(str, cpus))}" if cpus else "wrk not pinned",
+        "fd_limit": fd_limit,
+        "packages": packages,
+        # cpuidle / haltpoll / cpufreq: what an idle CPU does changes what a request costs.
+        "system": inspect_system(root=default_root()).to_dict(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _skipped(url: str, concurrency: int, threads: int, reason: str) -> WrkResult:
+    return WrkResult(
+        command=[],
+        url=url,
+        concurrency=concurrency,
+        threads=threads,
+        connections=0,
+        duration_s=0.0,
+        status="skipped",
+        reason=reason,
+    )
+
+
+def sweep(
+    *,
+    url: str,
+    name: str = DEFAULT_NAME,
+    out_dir: Path | str = DEFAULT_OUT_DIR,
+    levels: Sequence[int] = DEFAULT_PRESET.levels,
+    duration: float = DEFAULT_PRESET.duration,
+    timeout: float = DEFAULT_PRESET.timeout,
+    threads: int | None = None,
+    warmup: float = DEFAULT_PRESET.warmup,
+    wrk: str | None = None,
+    cpus: tuple[int, ...] | None = None,
+    resume: bool = False,
+    progress: bool | Reporter = True,
+    charts: bool = True,
+    meta: dict[str, Any] | None = None,
+    probe: Probe | None = None,
+) -> SweepResult:
+    """Warm up (discarded), then run wrk at each level in order. Each finished level is appended
+    to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True` runs only the
+    levels not yet recorded. A level that fails is recorded with its reason and the sweep goes
+    on. `threads=None` is one per CPU wrk may use; never more than the connections.
+
+    `probe(concurrency)` is called just before each measured level and returns a function called
+    just after it; the dict that returns is kept in the level's `extra` (compare records the
+    server's CPU time this way).
+
+    Raises SweepError or WrkError before anything runs; KeyboardInterrupt after saving."""
+    check_url(url)
+    check_name(name)
+    plan = check_levels(levels)
+    if duration <= 0 or timeout <= 0 or warmup < 0:
+        raise SweepError("duration and timeout must be positive, warm-up not negative")
+    if threads is not None and threads < 1:
+        raise SweepError("threads must be at least 1")
+    wrk_path = resolve_wrk(wrk)
+    out = Path(out_dir)
+    check_out_dir(out)
+    meta = dict(meta or {})
+    fd_limit = raise_fd_limit()
+    settings = {
+        "levels": list(plan),
+        "duration_s": float(wrk_seconds(duration)),
+        "timeout_s": float(wrk_seconds(timeout)),
+        "threads": threads if threads is not None else "auto",
+        "auto_threads": auto_threads(cpus),  # what auto means here (still capped by c)
+        "warmup_s": float(wrk_seconds(warmup)) if warmup > 0 else 0.0,
+        "latency": True,
+        "cpus": list(cpus) if cpus else None,
+    }
+    result = SweepResult(name=name, url=url, out_dir=out, settings=settings, meta=meta)
+    if resume and result.json_path.exists():
+        try:
+            previous = SweepResult.load(result.json_path)
+        except ResultError as exc:
+            raise SweepError(f"cannot resume: {exc}") from None
+        if previous.url != url:
+            raise SweepError(
+                f"cannot resume: {result.json_path} is a run against {previous.url}, not {url}"
+            )
+        # Keep what was measured; a level skipped for descriptors may fit now.
+        result.levels = [lv for lv in previous.levels if lv.status != "skipped"]
+        result.started_at = previous.started_at
+        result.meta = {**previous.meta, **meta}
+    result.started_at = result.started_at or _now()
+    result.environment = environment(wrk=wrk_path, cpus=cpus, fd_limit=fd_limit)
+    done = {level.concurrency for level in result.levels}
+    pending = [level for level in plan if level not in done]
+
+    # Fresh files: the .dat holds exactly the levels in the .json, in run order.
+    write_rows(result.dat_path, [dat_row(lv) for lv in result.levels if lv.is_ok])
+    result.save()
+
+    reporter: Reporter
+    if isinstance(progress, bool):
+        if progress:
+            from harness.load.progress import RichReporter
+
+            reporter = RichReporter()
+        else:
+            reporter = NullReporter()
+    else:
+        reporter = progress
+
+    def threads_for(concurrency: int) -> int:
+        return min(threads or auto_threads(cpus), concurrency)
+
+    run_s = float(wrk_seconds(duration))
+    warm_s = float(wrk_seconds(warmup)) if warmup > 0 and pending else 0.0
+    try:
+        reporter.start(result, pending, warm_s + run_s * len(pending))
+        if warm_s:
+            level = next(
+                (c for c in pending if fd_shortfall(c, threads_for(c), fd_limit) is None),
+                None,
+            )
+            if level is not None:
+                reporter.warmup(level, warm_s)
+                warm = run_wrk(
+                    url,
+                    connections=level,
+                    threads=threads_for(level),
+                    duration=warm_s,
+                    timeout=timeout,
+                    wrk=wrk_path,
+                    cpus=cpus,
+                    latency=False,
+                )
+                if not warm.is_ok:
+                    reporter.note(f"warm-up failed: {warm.reason}")
+        for index, level in enumerate(pending):
+            level_threads = threads_for(level)
+            shortfall = fd_shortfall(level, level_threads, fd_limit)
+            reporter.level_start(index, level, 0.0 if shortfall else run_s)
+            if shortfall:
+                measured = _skipped(url, level, level_threads, f"skipped: {shortfall}")
+            else:
+                finish = probe(level) if probe is not None else None
+                measured = run_wrk(
+                    url,
+                    connections=level,
+                    threads=level_threads,
+                    duration=run_s,
+                    timeout=timeout,
+                    wrk=wrk_path,
+                    cpus=cpus,
+                )
+                if finish is not None:
+                    measured.extra.update(finish())
+            result.levels.append(measured)
+            if measured.is_ok:
+                append_row(result.dat_path, dat_row(measured))
+            result.save()
+            reporter.level_done(measured)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        result.save()
+        reporter.finish()
+        raise
+    result.finished_at = _now()
+    if charts and result.ok_levels:
+        from harness.output.charts import plot_sweep
+
+        result.charts = plot_sweep(result)
+    result.save()
+    reporter.finish()
+    return result
+
+
+__all__ = [
+    "DEFAULT_NAME",
+    "DEFAULT_OUT_DIR",
+    "PRESETS",
+    "Preset",
+    "SweepError",
+    "SweepResult",
+    "WrkError",
+    "sweep",
+]

@@ -1,0 +1,98 @@
+"""Diff two runs (`.dat` or `.json`): rows matched by concurrency, every row kept, two charts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import zip_longest
+from pathlib import Path
+
+from harness.load.datfile import DatRow
+from harness.load.results import Series, load_series
+from harness.load.sweep import DEFAULT_OUT_DIR, check_out_dir
+
+
+@dataclass(frozen=True)
+class DiffRow:
+    concurrency: int
+    a: DatRow | None  # None: this level is only in B
+    b: DatRow | None
+
+    @property
+    def qps_change_pct(self) -> float | None:
+        """B's QPS relative to A's, in percent (+ means B is faster)."""
+        if self.a is None or self.b is None or not self.a.qps or self.b.qps is None:
+            return None
+        return 100.0 * (self.b.qps - self.a.qps) / self.a.qps
+
+    @property
+    def latency_change_pct(self) -> float | None:
+        a = self.a.avg_latency_ms if self.a else None
+        b = self.b.avg_latency_ms if self.b else None
+        return None if not a or b is None else 100.0 * (b - a) / a
+
+    @property
+    def success_change_pp(self) -> float | None:
+        a = self.a.success_pct if self.a else None
+        b = self.b.success_pct if self.b else None
+        return None if a is None or b is None else b - a
+
+
+@dataclass
+class DiffResult:
+    a: Series
+    b: Series
+    rows: list[DiffRow]
+    charts: list[Path] = field(default_factory=list)
+
+    @staticmethod
+    def _peak(series: Series) -> DatRow | None:
+        rows = [row for row in series.rows if row.qps is not None]
+        return max(rows, key=lambda row: row.qps or 0.0, default=None)
+
+    @property
+    def peak_a(self) -> DatRow | None:
+        return self._peak(self.a)
+
+    @property
+    def peak_b(self) -> DatRow | None:
+        return self._peak(self.b)
+
+    @property
+    def peak_ratio_pct(self) -> float | None:
+        """A's peak QPS as a percentage of B's (the source document's `13.68%`)."""
+        a, b = self.peak_a, self.peak_b
+        if a is None or b is None or not b.qps or a.qps is None:
+            return None
+        return 100.0 * a.qps / b.qps
+
+
+def match_rows(a: Series, b: Series) -> list[DiffRow]:
+    """Every row of both, paired by concurrency in file order (a level repeated in one file
+    pairs with the same repeat in the other), sorted by concurrency."""
+    by_a: dict[int, list[DatRow]] = defaultdict(list)
+    by_b: dict[int, list[DatRow]] = defaultdict(list)
+    for row in a.rows:
+        by_a[row.concurrency].append(row)
+    for row in b.rows:
+        by_b[row.concurrency].append(row)
+    rows = []
+    for level in sorted(by_a.keys() | by_b.keys()):
+        for one, other in zip_longest(by_a.get(level, []), by_b.get(level, [])):
+            rows.append(DiffRow(level, one, other))
+    return rows
+
+
+def diff(*, a: Path | str, b: Path | str, out_dir: Path | str = DEFAULT_OUT_DIR,
+         charts: bool = True) -> DiffResult:  # fmt: skip
+    """Load both (ResultError names a bad file and line), match them, and draw
+    A_B.qps.ttlb.diff.png and A_B.successrate.diff.png in out_dir."""
+    series_a, series_b = load_series(Path(a)), load_series(Path(b))
+    out = Path(out_dir)
+    check_out_dir(out)
+    result = DiffResult(series_a, series_b, match_rows(series_a, series_b))
+    if charts:
+        from harness.output.charts import plot_diff
+
+        result.charts = plot_diff(series_a, series_b, out)
+    return result

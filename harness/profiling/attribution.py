@@ -1,0 +1,274 @@
+"""Which layer holds the CPU: every sample goes to one layer of the request path.
+
+The rule (innermost owner): walk a sample's stack from the leaf towards the root; the first frame
+that belongs to a known layer owns the whole sample. Frames of the standard library and of
+libraries that are no layer (json, logging, re, ...) own nothing, so their time goes to whoever
+called them: `json.dumps` called by the dump middleware counts for `dump`, `socket.send` called
+by gunicorn counts for `gunicorn`. A sample with no known frame at all is `other`.
+
+A frame belongs to a layer by its module path (the part py-spy prints: `flask/app.py`), through
+the PACKAGES table. Frames of the project's `middleware` package belong to the middleware whose
+name (or an ALIAS of it) is spelled in the frame's class, enclosing function, module or own
+function name. Shared-logic helpers are called by every adapter, so a helper owns weakly: it
+yields to the nearest enclosing adapter frame that names a middleware by class or enclosing
+function (`DumpMiddleware.__call__` calling `core.current_request_id()` is dump's time, not
+request-id's). A helper reached from the framework or server with no adapter frame in between
+keeps its own name, or is `middleware (shared)` if it names none. Both tables are data, so a new
+package or spelling is one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.profiling.collapsed import Frame, Stack, Stacks, total_samples
+from middleware.stack import ORDER
+
+KINDS = ("middleware", "framework", "app", "server", "other")
+SHARED_MIDDLEWARE = "middleware (shared)"
+APP = "app"
+OTHER = "other"
+
+# Module path prefix (a package `name/` or one file `name/file.py`) -> (layer, kind). The longest
+# matching prefix wins, so aiohttp's application layer can be told from its HTTP server. Plain
+# libraries (multidict, yarl, anyio, jinja2, ...) are no layer: their time goes to the caller.
+PACKAGES: dict[str, tuple[str, str]] = {
+    "targets/": (APP, "app"),
+    # frameworks (werkzeug is Flask's request/response and routing half)
+    "flask/": ("flask", "framework"),
+    "werkzeug/": ("flask", "framework"),
+    "starlette/": ("starlette", "framework"),
+    # What web.Application adds over aiohttp's low-level server (the raw-aiohttp baseline); the
+    # rest of aiohttp is the server both of them run on.
+    "aiohttp/web_app.py": ("aiohttp-app", "framework"),
+    "aiohttp/web_urldispatcher.py": ("aiohttp-app", "framework"),
+    "aiohttp/web_middlewares.py": ("aiohttp-app", "framework"),
+    "aiohttp/web_routedef.py": ("aiohttp-app", "framework"),
+    "aiohttp/": ("aiohttp-server", "server"),
+    # servers and event loops
+    "gunicorn/": ("gunicorn", "server"),
+    "uvicorn/": ("uvicorn", "server"),
+    "uvicorn_worker/": ("uvicorn", "server"),
+    "uvloop/": ("event-loop", "server"),
+    "asyncio/": ("event-loop", "server"),
+    "httptools/": ("httptools", "server"),
+}
+
+MIDDLEWARE_PACKAGE = "middleware/"
+
+# Extra spellings of each middleware's name, as word sequences (names are split into lowercase
+# words at `_`, `-`, `.` and camelCase boundaries: `RequestIDMiddleware` -> request id middleware).
+# Each name in ORDER also matches itself (`request-id` -> request id, requestid).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "request-id": ("correlation id", "req id"),
+    "logger": ("log", "logging", "access", "accesslog"),
+    "recovery": ("recover", "recoverer", "panic"),
+    "secure": ("security", "secure headers"),
+    "nocache": ("no cache",),
+    "cors": ("preflight",),
+    "dump": ("dumper", "redact"),
+}
+
+# A frame whose name has this word is a middleware adapter, even when it names no middleware.
+ADAPTER_WORD = "middleware"
+
+_WORD_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+# Path prefixes up to which py-spy's --full-filenames paths are cut, to get the module path.
+_ROOTS_RE = re.compile(r".*/(?:site-packages|dist-packages|lib/python3\.\d+)/")
+# The project root: harness/profiling/attribution.py is two packages down.
+_PROJECT = str(Path(__file__).resolve().parents[2]) + "/"
+
+
+@dataclass(frozen=True)
+class Owner:
+    layer: str
+    kind: str
+
+
+# How firmly a frame owns a sample (see the module docstring).
+FIRM = 2  # a package layer, or a middleware adapter named by class or enclosing function
+WEAK = 1  # a middleware helper named only by its module or its own function name
+SHARED = 0  # a middleware helper that names no middleware
+
+
+@dataclass(frozen=True)
+class Claim:
+    owner: Owner
+    strength: int
+
+
+def words(identifier: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in _WORD_RE.findall(identifier))
+
+
+def module_path(file: str) -> str:
+    """py-spy's file as a module path: `flask/app.py` stays; a full path loses its prefix."""
+    if not file.startswith("/"):
+        return file
+    cut = _ROOTS_RE.sub("", file)  # first: the project's own venv is under the project too
+    if cut == file and file.startswith(_PROJECT):
+        return file[len(_PROJECT) :]
+    return cut
+
+
+@dataclass
+class Rules:
+    """The attribution tables; `Rules()` is the default set."""
+
+    packages: dict[str, tuple[str, str]] = field(default_factory=lambda: dict(PACKAGES))
+    middleware_package: str = MIDDLEWARE_PACKAGE
+    middlewares: tuple[str, ...] = ORDER
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(ALIASES))
+    _spellings: list[tuple[tuple[str, ...], str]] = field(init=False, repr=False)
+    _cache: dict[Frame, Claim | None] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        spellings: dict[tuple[str, ...], str] = {}
+        for name in self.middlewares:
+            spellings[words(name)] = name
+            spellings[("".join(words(name)),)] = name
+            for alias in self.aliases.get(name, ()):
+                spellings[words(alias)] = name
+        # Longest spelling first: `log_request_id` is request-id, not logger.
+        self._spellings = sorted(spellings.items(), key=lambda item: -len(item[0]))
+
+    def middleware_in(self, identifier: str) -> str | None:
+        """The middleware whose name is spelled in `identifier`, if any."""
+        found = words(identifier)
+        for spelling, name in self._spellings:
+            n = len(spelling)
+            if any(found[i : i + n] == spelling for i in range(len(found) - n + 1)):
+                return name
+        return None
+
+    def claim(self, frame: Frame) -> Claim | None:
+        """The layer `frame` belongs to and how firmly, or None for a frame that is no layer."""
+        if frame in self._cache:
+            return self._cache[frame]
+        found = self._classify(frame)
+        self._cache[frame] = found
+        return found
+
+    def _classify(self, frame: Frame) -> Claim | None:
+        path = module_path(frame.file)
+        if path.startswith(self.middleware_package):
+            return self._middleware_claim(frame, path)
+        best = ""
+        for prefix in self.packages:
+            if path.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        if not best:
+            return None
+        layer, kind = self.packages[best]
+        return Claim(Owner(layer, kind), FIRM)
+
+    def _middleware_claim(self, frame: Frame, path: str) -> Claim:
+        # `Class.method.<locals>.inner`: the class and the enclosing functions are the adapter
+        # (firm); the module and the frame's own function name only say what a helper is about.
+        *outer, own = frame.function.split(".")
+        enclosing = [p for p in outer if p and not p.startswith(("<", "__"))]
+        modules = path[len(self.middleware_package) :].removesuffix(".py").split("/")
+        for candidates, strength in (
+            (reversed(enclosing), FIRM),
+            (reversed(modules), WEAK),
+            ((own,), WEAK),
+        ):
+            for candidate in candidates:
+                name = self.middleware_in(candidate)
+                if name is not None:
+                    return Claim(Owner(name, "middleware"), strength)
+        if any(ADAPTER_WORD in words(part) for part in frame.function.split(".")):
+            # A middleware that does not say which: one adapter shared by several (aiohttp's
+            # secure and nocache are one closure). It is not a helper of the middleware around
+            # it, so it keeps its samples rather than lend them outwards.
+            return Claim(Owner(SHARED_MIDDLEWARE, "middleware"), FIRM)
+        return Claim(Owner(SHARED_MIDDLEWARE, "middleware"), SHARED)
+
+
+DEFAULT_RULES = Rules()
+
+
+def owner_of(stack: Stack, rules: Rules = DEFAULT_RULES) -> Owner:
+    """The owner of one sample (the innermost-owner rule of the module docstring)."""
+    helper: Claim | None = None  # the best middleware helper seen so far, innermost first
+    for frame in reversed(stack):
+        found = rules.claim(frame)
+        if found is None:
+            continue
+        if found.strength == FIRM:
+            # A framework or server frame above a helper means the helper was called from there,
+            # not by an adapter: the helper keeps the sample.
+            if helper is not None and found.owner.kind != "middleware":
+                return helper.owner
+            return found.owner
+        if helper is None or found.strength > helper.strength:
+            helper = found
+    return helper.owner if helper is not None else Owner(OTHER, "other")
+
+
+@dataclass(frozen=True)
+class LayerShare:
+    layer: str
+    kind: str
+    samples: int
+    pct: float
+    hottest: str  # the leaf function with the most of this layer's samples
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "kind": self.kind,
+            "samples": self.samples,
+            "pct": round(self.pct, 2),
+            "hottest": self.hottest,
+        }
+
+
+def attribute(
+    stacks: Stacks, stack: tuple[str, ...] = (), rules: Rules = DEFAULT_RULES
+) -> list[LayerShare]:
+    """Each layer's share of the samples, largest first. The middlewares of `stack` are listed
+    even when they got no sample, so a cheap middleware shows as 0 rather than missing."""
+    total = total_samples(stacks)
+    samples: Counter[Owner] = Counter()
+    leaves: dict[Owner, Counter[str]] = {}
+    for frames, count in stacks.items():
+        owner = owner_of(frames, rules)
+        samples[owner] += count
+        leaf = frames[-1].label if frames else "<no Python frame>"
+        leaves.setdefault(owner, Counter())[leaf] += count
+    for name in stack:
+        samples.setdefault(Owner(name, "middleware"), 0)
+    order = sorted(samples, key=lambda o: (-samples[o], KINDS.index(o.kind), o.layer))
+    return [
+        LayerShare(
+            layer=owner.layer,
+            kind=owner.kind,
+            samples=samples[owner],
+            pct=100.0 * samples[owner] / total if total else 0.0,
+            hottest=leaves[owner].most_common(1)[0][0] if owner in leaves else "",
+        )
+        for owner in order
+    ]
+
+
+def by_kind(shares: list[LayerShare]) -> dict[str, float]:
+    """Percent of samples per kind (middleware, framework, app, server, other)."""
+    totals = dict.fromkeys(KINDS, 0.0)
+    for share in shares:
+        totals[share.kind] += share.pct
+    return {kind: round(pct, 2) for kind, pct in totals.items()}
+
+
+def format_layers(shares: list[LayerShare], *, width: int | None = None) -> str:
+    lines = [f"{'samples':>7} {'%':>6}  {'kind':<10} {'layer':<20} hottest leaf"]
+    for s in shares:
+        line = f"{s.samples:>7} {s.pct:>5.2f}%  {s.kind:<10} {s.layer:<20} {s.hottest}"
+        lines.append(line if width is None else line[:width])
+    kinds = by_kind(shares)
+    lines.append("by kind: " + ", ".join(f"{k} {v:.1f}%" for k, v in kinds.items()))
+    return "\n".join(lines)

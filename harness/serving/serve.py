@@ -1,0 +1,53 @@
+"""`harness serve`: one target in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.serving.servers import SYNC_NOTE, start_server
+from middleware.stack import stack_name
+from targets.table import get_target
+
+
+def serve(
+    *,
+    target: str,
+    stack: tuple[str, ...] = (),
+    workers: int = 1,
+    worker_class: str | None = None,
+    threads: int | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    log_output: str = "stdout",
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run until interrupted or until the server exits; returns the exit code to use."""
+    spec = get_target(target)
+    server = start_server(
+        spec,
+        stack=stack,
+        workers=workers,
+        worker_class=worker_class,
+        threads=threads,
+        host=host,
+        port=port,
+        log_output=log_output,
+        capture_output=False,
+    )
+    try:
+        if server.config.uses_sync_worker:
+            echo(SYNC_NOTE)
+        echo(
+            f"{spec.name} ({spec.framework}) with middlewares {stack_name(stack)} on "
+            f"{spec.server} {server.config.effective_worker_class}, "
+            f"{workers} worker(s): {server.url}/healthz"
+        )
+        echo("press Ctrl-C to stop")
+        code = server.process.wait()
+        echo(f"{spec.name} exited with code {code}")
+        return code or 1
+    except KeyboardInterrupt:
+        # Whenever it comes once the server is up, even while the lines above are printed.
+        return 0
+    finally:
+        server.stop()

@@ -1,0 +1,317 @@
+"""Start a target in its own process group, wait until it answers, and stop all of it.
+
+The Python API under `harness serve`, compare and profile. Every server started here is
+registered until stopped, and an exit hook stops whatever is left, so no process outlives the
+command that started it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from harness.machine.cpus import pinned
+from targets.settings import environment
+from targets.table import WSGI_WORKERS, Target, get_target
+
+SYNC_NOTE = (
+    "note: gunicorn's sync worker closes the connection after every response (no keep-alive), "
+    "so each request wrk sends also pays a TCP handshake"
+)
+DEFAULT_THREADS = 8
+
+
+class ServerError(RuntimeError):
+    """A server that would not start, or did not answer in time. The message is one line plus,
+    when there is one, the tail of the server's stderr."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    target: Target
+    stack: tuple[str, ...] = ()
+    workers: int = 1
+    worker_class: str | None = None  # None: the target's default
+    threads: int | None = None  # gthread only; None: DEFAULT_THREADS
+    host: str = "127.0.0.1"
+    port: int = 0
+    cpus: tuple[int, ...] | None = None
+    log_output: str = "null"
+
+    @property
+    def effective_worker_class(self) -> str:
+        return self.worker_class or self.target.worker_class
+
+    @property
+    def uses_sync_worker(self) -> bool:
+        return self.target.is_gunicorn and self.effective_worker_class == "sync"
+
+
+def check_config(config: ServerConfig) -> None:
+    """Reject combinations that cannot run, before anything starts."""
+    if config.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    if config.worker_class is not None:
+        if config.target.interface != "wsgi":
+            raise ValueError(
+                f"--worker-class applies to WSGI targets only; {config.target.name} runs on "
+                f"{config.target.worker_class}"
+            )
+        if config.worker_class not in WSGI_WORKERS:
+            raise ValueError(
+                f"unknown worker class {config.worker_class!r}; valid: {', '.join(WSGI_WORKERS)}"
+            )
+    if config.threads is not None and config.effective_worker_class != "gthread":
+        raise ValueError("--threads applies to the gthread worker only (--worker-class gthread)")
+    if not config.target.is_gunicorn and config.workers != 1:
+        raise ValueError(f"{config.target.name} runs standalone with one process; drop --workers")
+
+
+def server_command(config: ServerConfig, fd: int) -> list[str]:
+    target = config.target
+    if not target.is_gunicorn:
+        return [sys.executable, "-m", target.module, "--fd", str(fd)]
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"fd://{fd}",
+        "--workers", str(config.workers),
+        "--worker-class", config.effective_worker_class,
+        "--error-logfile", "-",
+        "--log-level", "warning",
+        "--graceful-timeout", "2",
+    ]  # fmt: skip
+    if config.effective_worker_class == "gthread":
+        command += ["--threads", str(config.threads or DEFAULT_THREADS)]
+    return [*command, f"{target.module}:from_env()"]
+
+
+@dataclass
+class RunningServer:
+    config: ServerConfig
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    stderr_path: Path | None
+    _stopped: bool = field(default=False, repr=False)
+    _seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def processes(self) -> list[psutil.Process]:
+        """The server's master and every process below it (gunicorn's workers)."""
+        try:
+            root = psutil.Process(self.process.pid)
+            found = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            found = []
+        # Remembered, so that a worker orphaned by a master killed from outside is still known.
+        self._seen.update((proc.pid, proc) for proc in found)
+        return found
+
+    def worker_pids(self) -> list[int]:
+        """The processes that serve requests: gunicorn's workers, or the standalone server."""
+        procs = self.processes()
+        return [p.pid for p in (procs[1:] if self.config.target.is_gunicorn else procs)]
+
+    def stderr_tail(self, lines: int = 15) -> str:
+        if self.stderr_path is None or not self.stderr_path.exists():
+            return ""
+        text = self.stderr_path.read_text(errors="replace").strip().splitlines()
+        return "\n".join(text[-lines:])
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM to the whole process group, SIGKILL to whatever is left after `timeout`."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _LIVE.discard(self)
+        self.processes()
+        procs = list(self._seen.values())
+        _signal_group(self.process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+        # Whatever is still in the group now is stuck or orphaned (a master killed from outside
+        # leaves its workers behind): it goes too.
+        _signal_group(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        # Every process ever seen, even one that left the group, is gone before stop() returns.
+        _, alive = psutil.wait_procs(procs, timeout=max(0.5, timeout / 2))
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=2)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+_LIVE: set[RunningServer] = set()
+
+
+@atexit.register
+def stop_all() -> None:
+    for server in list(_LIVE):
+        server.stop()
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen here, and hand the socket to the server: `--port 0` then has no race
+    between picking a free port and the server binding it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServerError(f"cannot bind {host}:{port}: {exc.strerror}") from None
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+def start_server(
+    target: str | Target,
+    *,
+    stack: tuple[str, ...] = (),
+    workers: int = 1,
+    worker_class: str | None = None,
+    threads: int | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    cpus: tuple[int, ...] | None = None,
+    log_output: str = "null",
+    capture_output: bool = True,
+    ready_timeout: float = 20.0,
+) -> RunningServer:
+    """Start `target`, wait until GET /healthz answers 200 and return it; on failure nothing is
+    left running and ServerError says why."""
+    config = ServerConfig(
+        target=get_target(target) if isinstance(target, str) else target,
+        stack=stack,
+        workers=workers,
+        worker_class=worker_class,
+        threads=threads,
+        host=host,
+        port=port,
+        cpus=cpus,
+        log_output=log_output,
+    )
+    check_config(config)
+    sock = bind_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    stderr_path = None
+    stdout = stderr = None
+    if capture_output:
+        handle, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
+        stderr_path = Path(name)
+        stdout = stderr = handle
+    env = {**os.environ, **environment(stack, log_output), "PYTHONUNBUFFERED": "1"}
+    try:
+        process = subprocess.Popen(
+            pinned(server_command(config, sock.fileno()), cpus),
+            pass_fds=(sock.fileno(),),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            start_new_session=True,  # its own process group, out of reach of the terminal's ^C
+        )
+    finally:
+        sock.close()  # the server holds its own copy
+        if capture_output and stdout is not None:
+            os.close(stdout)
+    server = RunningServer(config, process, host, bound_port, stderr_path)
+    _LIVE.add(server)
+    try:
+        wait_ready(server, ready_timeout)
+        server.processes()  # remember the workers now that they serve
+    except BaseException:
+        server.stop()
+        if stderr_path is not None:
+            stderr_path.unlink(missing_ok=True)
+        raise
+    return server
+
+
+def wait_ready(server: RunningServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise ServerError(
+                f"{server.config.target.name} exited with code {server.process.returncode} "
+                f"before answering{_tail(server)}"
+            )
+        try:
+            status = _get_status(server.host, server.port, "/healthz")
+            # One worker answering is not enough: load must not start while gunicorn is still
+            # forking the others.
+            if status == 200 and len(server.worker_pids()) >= server.config.workers:
+                return
+            last_error = f"GET /healthz answered {status}"
+            if status == 200:
+                last_error = f"{len(server.worker_pids())} of {server.config.workers} workers up"
+        except OSError as exc:
+            last_error = str(exc) or type(exc).__name__
+        time.sleep(0.05)
+    raise ServerError(
+        f"{server.config.target.name} did not answer GET /healthz within {timeout:g}s "
+        f"({last_error}){_tail(server)}"
+    )
+
+
+def _tail(server: RunningServer) -> str:
+    tail = server.stderr_tail()
+    return f"; its stderr ends with:\n{tail}" if tail else ""
+
+
+def _get_status(host: str, port: int, path: str) -> int:
+    conn = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def running(target: str | Target, **options: object) -> Iterator[RunningServer]:
+    """`start_server` as a context manager: the server is stopped however the block ends."""
+    server = start_server(target, **options)  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.stop()
+        if server.stderr_path is not None:
+            server.stderr_path.unlink(missing_ok=True)

@@ -1,0 +1,160 @@
+"""`harness demo`: the source document's story, reproduced in Python on this machine.
+
+1. the ceiling: how fast wrk can go here, so no result is mistaken for the server's;
+2. every framework against its raw baseline, with no middleware and with all of them;
+3. the cost of each middleware on one WSGI and one ASGI framework;
+4. a profile of the costliest stack (the `go tool pprof top -cum` step);
+then a report (Markdown and self-contained HTML) whose sentences are written from the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.load.sweep import check_out_dir
+from harness.load.wrk import resolve_wrk
+from harness.machine.cpus import plan
+from harness.machine.system import idle_note
+from harness.measure.compare import CompareReport, Entry, compare, measure_ceiling
+from harness.profiling.profile import ProfileError, ProfileResult, profile
+from middleware.stack import parse_sets
+
+DEFAULT_OUT_DIR = Path("_output/demo")
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    # (target, middleware sets): per-middleware detail for one WSGI and one ASGI framework,
+    # none and all for the rest.
+    comparisons: tuple[tuple[str, str], ...]
+    repeat: int
+    duration: float
+    warmup: float
+    levels: tuple[int, ...]
+    profile_duration: float
+
+
+# Three rounds, not two: a 95% interval from two paired rounds is 12.7 standard errors wide
+# (Student's t, 1 degree of freedom), from three 4.3. No warm-up: wrk runs whole seconds, so one
+# would double every round; the validation requests have already exercised each route, and a
+# start-up transient is shared by both sides of a paired difference.
+FULL = DemoPlan(
+    comparisons=(("flask", "each"), ("starlette", "each"), ("aiohttp", "none,all")),
+    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0,
+)  # fmt: skip
+QUICK = DemoPlan(
+    comparisons=(("flask", "none,all"), ("starlette", "none,all"), ("aiohttp", "none,all")),
+    repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
+)  # fmt: skip
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    plan: DemoPlan
+    ceiling_qps: float | None = None
+    reports: list[CompareReport] = field(default_factory=list)
+    profiled: ProfileResult | None = None
+    profile_error: str | None = None
+    machine_note: str | None = (
+        None  # harness.machine.system's note when this machine distorts overheads
+    )
+    wall_s: float = 0.0
+    files: list[Path] = field(default_factory=list)
+
+    def costliest(self) -> Entry | None:
+        """The set with the highest CPU cost per request: what the profile looks at."""
+        sets = [e for r in self.reports for e in r.sets if e.cost_cpu or e.cost_qps]
+        return max(sets, key=_cost, default=None)
+
+
+def _cost(entry: Entry) -> float:
+    est = entry.cost_cpu or entry.cost_qps
+    return est.median if est else 0.0
+
+
+def demo(
+    *,
+    out_dir: Path | str = DEFAULT_OUT_DIR,
+    quick: bool = False,
+    wrk: str | None = None,
+    pin: bool = True,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
+    chosen = QUICK if quick else FULL
+    out = Path(out_dir)
+    check_out_dir(out)
+    resolve_wrk(wrk)
+    started = time.monotonic()
+    result = DemoResult(out, chosen, machine_note=idle_note())
+    sweep_options = {
+        "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
+        "warmup": chosen.warmup, "wrk": wrk, "charts": False,
+    }  # fmt: skip
+
+    echo("1/4 the ceiling: how many requests per second can wrk drive on this machine?")
+    result.ceiling_qps = measure_ceiling(
+        cpus=plan(pin), out_dir=out / "ceiling", sweep_options=sweep_options
+    )
+    if result.ceiling_qps:
+        echo(f"    ceiling: {result.ceiling_qps:,.0f} req/s")
+
+    notes_said: set[str] = set()
+
+    def indented(line: str) -> None:
+        # Each compare repeats its notes about the machine; the tour says each one once.
+        if line.startswith("note:"):
+            if line in notes_said:
+                return
+            notes_said.add(line)
+        echo(f"    {line}")
+
+    for step, (target, sets) in enumerate(chosen.comparisons, start=2):
+        label = "2/4 frameworks vs raw baselines" if step == 2 else "3/4 per-middleware cost"
+        echo(f"{label}: {target} with {sets}")
+        result.reports.append(
+            compare(
+                targets=[target],
+                sets=parse_sets(sets),
+                levels=chosen.levels,
+                duration=chosen.duration,
+                warmup=chosen.warmup,
+                repeat=chosen.repeat,
+                pin=pin,
+                out_dir=out / target,
+                wrk=wrk,
+                ceiling_qps=result.ceiling_qps,
+                echo=indented,
+            )
+        )
+
+    costliest = result.costliest()
+    if costliest is not None:
+        target, stack = costliest.contender.target.name, costliest.contender.stack
+        echo(f"4/4 profile of the costliest stack: {target} with {costliest.contender.set_name}")
+        try:
+            result.profiled = profile(
+                target=target,
+                stack=stack,
+                duration=chosen.profile_duration,
+                out_dir=out / "profile",
+                wrk=wrk,
+                pin=pin,
+                top=15,
+                echo=lambda line: None,
+            )
+        except ProfileError as exc:
+            result.profile_error = str(exc)
+            echo(f"    profile skipped: {exc}")
+
+    result.wall_s = time.monotonic() - started
+    from harness.tour.report import write_demo_report
+
+    result.files = write_demo_report(result)
+    return result
+
+
+__all__ = ["DEFAULT_OUT_DIR", "FULL", "QUICK", "DemoResult", "demo"]

@@ -1,0 +1,444 @@
+"""The demo's report: findings written from the measured numbers, as Markdown and as one
+self-contained HTML file (charts embedded)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.output.compare_report import rows as compare_rows
+from middleware.stack import stack_name
+
+if TYPE_CHECKING:
+    from harness.measure.compare import CompareReport, Entry
+    from harness.tour.demo import DemoResult
+
+# The source document's reference values for an API server, and its gin findings.
+MAX_AVG_LATENCY_MS = 500.0
+MIN_SUCCESS_PCT = 99.95
+MIN_QPS = 1000.0
+SOURCE_ALL_PCT = 13.68
+SOURCE_NONE_PCT = 75.02
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    qps: float
+    latency_ms: float | None
+    success_pct: float | None
+
+    @property
+    def verdicts(self) -> tuple[bool, bool, bool]:
+        return (
+            self.latency_ms is not None and self.latency_ms < MAX_AVG_LATENCY_MS,
+            self.success_pct is not None and self.success_pct >= MIN_SUCCESS_PCT,
+            self.qps >= MIN_QPS,
+        )
+
+    @property
+    def passed(self) -> bool:
+        return all(self.verdicts)
+
+
+def reference_checks(result: DemoResult) -> list[Check]:
+    checks = []
+    for report in result.reports:
+        for entry in report.entries:
+            sweep = next((r.sweep for r in reversed(entry.rounds) if r.sweep), None)
+            peak = sweep.peak if sweep else None
+            if peak is None:
+                continue
+            checks.append(
+                Check(
+                    entry.contender.target.name + ":" + entry.contender.set_name,
+                    peak.qps,
+                    peak.latency_avg_ms,
+                    peak.success_pct,
+                )
+            )
+    return checks
+
+
+def _pct_of_base(report: CompareReport, stack_label: str) -> Entry | None:
+    return next((e for e in report.sets if e.label == stack_label and e.pct_of_baseline), None)
+
+
+def findings(result: DemoResult) -> list[str]:
+    """One short paragraph per finding, each written from the numbers measured."""
+    found: list[str] = []
+    fastest = max(
+        (e for r in result.reports for e in r.entries if e.peak_qps),
+        key=lambda e: e.peak_qps.median if e.peak_qps else 0.0,
+        default=None,
+    )
+    if result.ceiling_qps and fastest is not None and fastest.peak_qps:
+        share = 100 * fastest.peak_qps.median / result.ceiling_qps
+        verdict = (
+            "so that result measured wrk as much as the server"
+            if share >= 80
+            else "well below it, so every result here measured the server, not the load generator"
+        )
+        found.append(
+            f"The load generator's ceiling on this machine is {result.ceiling_qps:,.0f} req/s "
+            f"(a raw uvloop server, pinned apart from wrk). The fastest target, "
+            f"{fastest.contender.target.name} with {fastest.contender.set_name}, reached "
+            f"{fastest.peak_qps.median:,.0f} req/s, {share:.0f}% of the ceiling: {verdict}."
+        )
+    for report in result.reports:
+        target = report.targets[0]
+        baseline = report.baselines[0] if report.baselines else "its baseline"
+        none, full = _pct_of_base(report, "none"), _pct_of_base(report, "all")
+        if none is not None and full is not None:
+            assert none.pct_of_baseline is not None and full.pct_of_baseline is not None
+            overhead = full.overhead_cpu.format(1) if full.overhead_cpu else "n/a"
+            found.append(
+                f"{target} without middlewares reached {none.pct_of_baseline:.1f}% of "
+                f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
+                f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
+                f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
+                f"per request."
+            )
+            sync = report.settings.get("worker_class") in (None, "sync")
+            if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
+                lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
+                found.append(
+                    f"{target} runs on gunicorn's sync worker, which accepts a new TCP connection "
+                    f"for every request: the server's own work is most of each request, so the "
+                    f"{full.overhead_cpu.median:.0f} µs of CPU that all seven middlewares add "
+                    f"cost it only {lost:.0f}% of its QPS. Per-request CPU time is the fairer "
+                    f"measure here; --worker-class gthread keeps connections alive."
+                )
+        singles = [e for e in report.sets if len(e.contender.stack) == 1 and e.overhead_cpu]
+        if len(singles) > 1:
+            singles.sort(
+                key=lambda e: e.overhead_cpu.median if e.overhead_cpu else 0.0, reverse=True
+            )
+            top = singles[0]
+            assert top.overhead_cpu is not None
+            total = sum(max(0.0, e.overhead_cpu.median) for e in singles if e.overhead_cpu)
+            share = 100 * top.overhead_cpu.median / total if total > 0 else math.nan
+            insignificant = [
+                e.label
+                for e in singles
+                if e.overhead_cpu and e.overhead_cpu.has_interval and not e.overhead_cpu.significant
+            ]
+            ranked = ", ".join(
+                f"{e.label} {e.overhead_cpu.median:+.1f}" for e in singles[1:4] if e.overhead_cpu
+            )
+            text = (
+                f"In {target}, {top.label} alone costs {top.overhead_cpu.format(1)} µs per "
+                f"request, {share:.0f}% of what the single middlewares add up to; next come "
+                f"{ranked} µs."
+            )
+            if insignificant:
+                text += (
+                    f" Not significantly different from zero at 95%: {', '.join(insignificant)}."
+                )
+            found.append(text)
+    if result.profiled is not None:
+        layers = [s for s in result.profiled.layers if s.samples][:4]
+        described = ", ".join(f"{s.layer} {s.pct:.0f}%" for s in layers)
+        middleware_share = sum(s.pct for s in result.profiled.layers if s.kind == "middleware")
+        top_two = [s.layer for s in result.profiled.layers if s.kind == "middleware"][:2]
+        reproduced = "dump" in top_two
+        found.append(
+            f"A py-spy profile of {result.profiled.target} with "
+            f"{stack_name(result.profiled.stack)} under load puts the CPU here: "
+            f"{described}. The middlewares hold {middleware_share:.0f}% of the samples, "
+            + (
+                "led by dump's JSON pretty-printing: the source document's finding holds in "
+                "Python too."
+                if reproduced
+                else f"led by {', '.join(top_two) or 'none'}; the source document's dump-first "
+                "finding does not hold here."
+            )
+        )
+    elif result.profile_error:
+        found.append(f"The profile could not be taken: {result.profile_error}")
+    if result.machine_note:
+        found.append(
+            "This machine's idle CPUs halt at once, so each response that wakes wrk's idle CPU "
+            "costs the server microseconds: overheads measured on the event-loop servers "
+            "(starlette, aiohttp) come out high, by 20-30% on the VM this project was built on "
+            "(`harness calibrate` measures it here). `harness system tune`, as root, fixes that; "
+            "`harness system reset` undoes it."
+        )
+    checks = reference_checks(result)
+    if checks:
+        failing = [c.label for c in checks if not c.passed]
+        found.append(
+            f"Against the source document's reference values (average response time < "
+            f"{MAX_AVG_LATENCY_MS:.0f} ms, success rate ≥ {MIN_SUCCESS_PCT}%, ≥ "
+            f"{MIN_QPS:,.0f} QPS per server): {len(checks) - len(failing)} of {len(checks)} "
+            f"measured stacks pass" + (f"; failing: {', '.join(failing)}." if failing else ".")
+        )
+    return found
+
+
+def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
+    """Peak QPS of each framework's baseline, none and all, against the ceiling."""
+    groups = []
+    for report in result.reports:
+        by_label = {e.label: e for e in report.entries}
+        base = next((e for e in report.entries if e.contender.role == "baseline"), None)
+        bars = [
+            (report.baselines[0] if report.baselines else "raw", base),
+            ("none", by_label.get("none")),
+            ("all", by_label.get("all")),
+        ]
+        groups.append((report.targets[0], bars))
+    if not groups:
+        return None
+    import matplotlib.pyplot as plt
+
+    from harness.output.charts import chart_style, literal, save_figure, titles
+
+    colors = ("#7f7f7f", "#1f4e9c", "#d62728")
+    with chart_style():
+        fig, ax = plt.subplots(figsize=(9, 4.6))
+        width = 0.26
+        top = result.ceiling_qps or 0.0
+        for g, (_target, bars) in enumerate(groups):
+            for b, (label, entry) in enumerate(bars):
+                if entry is None or entry.peak_qps is None:
+                    continue
+                est = entry.peak_qps
+                x = g + (b - 1) * width
+                # QPS is never negative: an interval from two rounds can reach below zero, the
+                # chart stops it at the axis.
+                low = max(0.0, est.low) if est.low is not None else est.median
+                high = est.high if est.high is not None else est.median
+                ax.bar(
+                    x,
+                    est.median,
+                    width,
+                    color=colors[b],
+                    yerr=[[est.median - low], [high - est.median]],
+                    capsize=3,
+                    label=("raw baseline" if b == 0 else label) if g == 0 else None,
+                )
+                ax.text(
+                    x,
+                    max(est.median, high),
+                    f"{est.median / 1000:.1f}k",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+                top = max(top, high)
+        if result.ceiling_qps:
+            ax.axhline(result.ceiling_qps, color="#2ca02c", linestyle="--", linewidth=1)
+            ax.text(
+                -0.45,
+                result.ceiling_qps,
+                "ceiling (wrk's limit)",
+                ha="left",
+                va="bottom",
+                fontsize=8,
+                color="#2ca02c",
+            )
+        ax.set_ylim(0, top * 1.12)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([literal(t) for t, _ in groups])
+        ax.set_ylabel("peak requests per second")
+        ax.yaxis.set_major_formatter(lambda v, _p: f"{v / 1000:g}k")
+        titles(
+            ax,
+            "Frameworks against their raw baselines",
+            literal(
+                "one worker pinned to one CPU, wrk on the other; bars: median, "
+                "error bars: 95% interval"
+            ),
+        )
+        ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        fig.tight_layout()
+        return save_figure(fig, path)
+
+
+def _checks_table(checks: list[Check]) -> list[list[str]]:
+    mark = {True: "✓", False: "✗"}
+    return [
+        [
+            c.label,
+            f"{c.qps:,.0f}",
+            f"{c.latency_ms:.2f}" if c.latency_ms is not None else "—",
+            f"{c.success_pct:.2f}" if c.success_pct is not None else "—",
+            " ".join(mark[v] for v in c.verdicts),
+        ]
+        for c in checks
+    ]
+
+
+_CHECK_COLUMNS = (
+    "stack",
+    "peak QPS",
+    "avg latency ms",
+    "success %",
+    "< 500 ms / ≥ 99.95% / ≥ 1000 QPS",
+)
+_COMPARE_COLUMNS = (
+    "set",
+    "peak QPS",
+    "% of baseline",
+    "µs/req (1/QPS)",
+    "µs/req (CPU)",
+    "overhead µs (CPU)",
+    "overhead µs (1/QPS)",
+    "vs",
+    "p99 ms",
+    "flags",
+)
+
+
+def _md_table(columns: tuple[str, ...], body: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+        *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body),
+    ]
+
+
+def _charts(result: DemoResult) -> list[tuple[str, Path]]:
+    charts = []
+    if (result.out_dir / "frameworks.png").exists():
+        charts.append(("Frameworks against raw baselines", result.out_dir / "frameworks.png"))
+    for report in result.reports:
+        overhead = report.out_dir / "overhead.png"
+        if overhead.exists():
+            charts.append((f"Per-request overhead: {report.targets[0]}", overhead))
+    if result.profiled is not None and result.profiled.files.get("flamegraph"):
+        charts.append(
+            (f"Flame graph: {result.profiled.target}", result.profiled.files["flamegraph"])
+        )
+    return charts
+
+
+def markdown(result: DemoResult) -> str:
+    lines = [
+        "# mwbench demo report",
+        "",
+        f"Measured on this machine in {result.wall_s:.0f} s "
+        f"({'quick' if result.plan.repeat == 1 else f'{result.plan.repeat} rounds'}, "
+        f"{result.plan.duration:g} s per run).",
+        "",
+        "## Findings",
+        "",
+    ]
+    lines += [f"- {f}" for f in findings(result)]
+    for report in result.reports:
+        lines += [
+            "",
+            f"## {report.targets[0]}",
+            "",
+            *_md_table(_COMPARE_COLUMNS, compare_rows(report)),
+        ]
+    checks = reference_checks(result)
+    if checks:
+        lines += ["", "## Reference values", "", *_md_table(_CHECK_COLUMNS, _checks_table(checks))]
+    if result.profiled is not None:
+        lines += [
+            "",
+            f"## Profile: {result.profiled.target}",
+            "",
+            *_md_table(
+                ("layer", "kind", "samples", "%"),
+                [[s.layer, s.kind, str(s.samples), f"{s.pct:.1f}"] for s in result.profiled.layers],
+            ),
+        ]
+    lines += ["", "## Charts", ""]
+    lines += [f"![{title}]({path.relative_to(result.out_dir)})" for title, path in _charts(result)]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d1d1f;
+max-width:1100px;margin:2rem auto;padding:0 1.2rem;background:#fafafa}
+h1{font-size:1.8rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px solid #ddd;
+padding-bottom:.3rem}.meta{color:#666}
+.finding{background:#fff;border-left:4px solid #1f4e9c;padding:.6rem 1rem;margin:.7rem 0;
+box-shadow:0 1px 2px rgba(0,0,0,.06)}
+table{border-collapse:collapse;background:#fff;font-size:13px;margin:.5rem 0;width:100%}
+th,td{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f0f2f5}
+figure{background:#fff;margin:1rem 0;padding:1rem;box-shadow:0 1px 2px rgba(0,0,0,.06)}
+figure img{max-width:100%}figcaption{color:#555;font-size:13px}
+"""
+
+
+def _html_table(columns: tuple[str, ...], body: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _embedded(path: Path) -> str:
+    mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def html_page(result: DemoResult) -> str:
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        "<title>mwbench demo report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>What do Python frameworks and middlewares cost per request?</h1>",
+        f"<p class=meta>mwbench demo, measured on this machine in {result.wall_s:.0f} s; "
+        f"ceiling {result.ceiling_qps or 0:,.0f} req/s.</p>",
+        "<h2>Findings</h2>",
+        *(f"<p class=finding>{html.escape(f)}</p>" for f in findings(result)),
+    ]
+    charts = _charts(result)
+    if charts:
+        title, path = charts[0]
+        parts.append(
+            f"<figure><img alt='{html.escape(title)}' src='{_embedded(path)}'>"
+            f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        )
+    for report in result.reports:
+        parts += [
+            f"<h2>{html.escape(report.targets[0])}</h2>",
+            _html_table(_COMPARE_COLUMNS, compare_rows(report)),
+        ]
+        chart = report.out_dir / "overhead.png"
+        if chart.exists():
+            parts.append(
+                f"<figure><img alt='overhead' src='{_embedded(chart)}'><figcaption>"
+                f"Per-request overhead, {html.escape(report.targets[0])}"
+                "</figcaption></figure>"
+            )
+    checks = reference_checks(result)
+    if checks:
+        parts += ["<h2>Reference values</h2>", _html_table(_CHECK_COLUMNS, _checks_table(checks))]
+    if result.profiled is not None:
+        parts += [
+            f"<h2>Profile: {html.escape(result.profiled.target)} with "
+            f"{html.escape(stack_name(result.profiled.stack))}</h2>",
+            _html_table(
+                ("layer", "kind", "samples", "%"),
+                [[s.layer, s.kind, str(s.samples), f"{s.pct:.1f}"] for s in result.profiled.layers],
+            ),
+        ]
+        flame = result.profiled.files.get("flamegraph")
+        if flame is not None and flame.exists():
+            parts.append(
+                f"<figure><img alt='flame graph' src='{_embedded(flame)}'>"
+                "<figcaption>Flame graph (py-spy)</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_demo_report(result: DemoResult) -> list[Path]:
+    out = result.out_dir
+    frameworks_chart(result, out / "frameworks.png")
+    md, page = out / "report.md", out / "report.html"
+    md.write_text(markdown(result))
+    page.write_text(html_page(result))
+    return [md, page]
