@@ -85,7 +85,6 @@ def measure_target(
                         wrk=wrk,
                         cpus=load_cpus,
                         progress=False,
-                        charts=False,
                     )
                     if swept.peak is None:
                         raise RuntimeError(f"harness sweep of {target} measured nothing")

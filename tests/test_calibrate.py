@@ -10,19 +10,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import harness.measure.compare
+import harness.measure.calibrate
 from harness.cli.main import main
-from harness.measure.calibrate import (
-    CheckRow,
-    CostCheck,
-    calibrate,
-    check_cost,
-    failure_message,
-    fit,
-    parse_costs,
-)
+from harness.measure.calibrate import calibrate, fit, parse_costs
+from harness.measure.check import CheckRow, CostCheck, check_cost, failure_message
 from harness.measure.compare import CompareReport, Contender, Entry, Round
 from harness.measure.stats import Estimate
+from harness.output.calibration import write_calibration
+from harness.output.compare_report import write_report
 from harness.serving.servers import RunningServer
 from middleware.stack import BadSpin
 from targets.table import get_target
@@ -127,7 +122,7 @@ GOOD = {
 def test_calibrate_command_passes_writes_and_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(GOOD))
+    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(GOOD))
     result = CliRunner().invoke(main, ["calibrate", "-t", "flask", "-d", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for text in ("spin:5us", "spin:50us", "1e6/QPS per server core", "server CPU time per",
@@ -150,7 +145,7 @@ def test_calibrate_command_fails_naming_the_cost_and_measure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(bad))
+    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(bad))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path), "--no-charts"]
     )
@@ -252,6 +247,8 @@ def test_calibrate_end_to_end(
         assert cpu is not None
         # Generous: two 1 s rounds, on a machine other tests may share.
         assert abs(cpu.median - point.known_us) <= 0.5 * point.known_us, (point.label, cpu)
+    write_report(report.compare, charts=False)
+    write_calibration(report)
     data = json.loads((tmp_path / "calibration.json").read_text())
     assert [c["set"] for c in data["costs"]] == ["spin:100us", "spin:300us"]
     assert data["environment"]["packages"] and data["environment"]["wrk"]

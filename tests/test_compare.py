@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import harness.measure.compare
 from harness.cli.main import main
 from harness.measure.compare import compare
+from harness.output.compare_report import write_report
 from harness.serving.servers import RunningServer
 from middleware.stack import ORDER
 
@@ -53,6 +54,7 @@ def test_none_and_all_on_real_servers(
     target: str, tmp_path: Path, started: list[RunningServer]
 ) -> None:
     report = compare(targets=[target], sets=[(), ORDER], repeat=2, out_dir=tmp_path, **SHORT)
+    write_report(report)
     data = json.loads((tmp_path / "compare.json").read_text())
     assert data["target"] == target
     assert data["baseline"] == ("raw-wsgi" if target == "flask" else "raw-asgi")
@@ -108,6 +110,7 @@ def test_wrong_answers_are_never_timed(
         repeat=2,
         **SHORT,
     )
+    write_report(report, charts=False)
     entry = report.entries[0]
     assert [r.status for r in entry.rounds] == ["failed", "failed"]
     assert "secure is in the stack but X-Frame-Options is None" in entry.rounds[0].reason
@@ -150,7 +153,6 @@ def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
         duration=2.0,
         warmup=0.0,
         ceiling=False,
-        charts=False,
     )
     (only,) = report.entries[0].rounds
     assert only.status == "failed"

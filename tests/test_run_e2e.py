@@ -76,7 +76,7 @@ def test_sweep_api_for_compare(tmp_path: Path) -> None:
     with running("ceiling") as server:
         result = sweep(
             url=f"{server.url}/healthz", name="api", out_dir=tmp_path, levels=[16],
-            duration=1, timeout=2, warmup=0, progress=False, charts=False,
+            duration=1, timeout=2, warmup=0, progress=False,
             meta={"target": "ceiling", "workers": 1},
         )  # fmt: skip
     assert result.peak is not None and result.peak.concurrency == 16

@@ -345,12 +345,12 @@ def test_compare_notes_idle_halts_at_the_start(
 def test_calibrate_failure_points_to_system_tune(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_ns: int, hinted: bool
 ) -> None:
-    import harness.measure.compare
+    import harness.measure.calibrate
     from harness.measure.stats import Estimate
     from tests.test_calibrate import GOOD, _fake_compare
 
     above = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.measure.compare, "compare", _fake_compare(above))
+    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(above))
     monkeypatch.setenv(ENV_ROOT, str(vm_tree(tmp_path / "root", poll_ns=poll_ns)))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path / "out"), "--no-charts"]

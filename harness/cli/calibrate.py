@@ -22,13 +22,8 @@ from harness.cli.params import (
 )
 from harness.load.sweep import SweepError
 from harness.load.wrk import WrkError
-from harness.measure.calibrate import (
-    DEFAULT_COSTS,
-    DEFAULT_OUT_DIR,
-    DEFAULT_REPEAT,
-    TOLERANCE,
-    parse_costs,
-)
+from harness.measure.calibrate import DEFAULT_COSTS, DEFAULT_OUT_DIR, DEFAULT_REPEAT, parse_costs
+from harness.measure.check import TOLERANCE
 from harness.serving.servers import ServerError
 from targets.table import TARGETS
 
@@ -95,7 +90,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     show_default=True,
     help="Draw calibration.png (measured against known, identity line, error bars).",
 )
-def calibrate_command(tolerance: float, **options: Any) -> None:
+def calibrate_command(tolerance: float, charts: bool, **options: Any) -> None:
     """Measure spin middlewares of known CPU cost and check the harness finds it.
 
     Runs compare with none,spin:5us,spin:20us,spin:50us (the given costs; no baseline, no
@@ -107,18 +102,22 @@ def calibrate_command(tolerance: float, **options: Any) -> None:
 
     Example: harness calibrate -t flask --repeat 3
     """
-    from harness.measure.calibrate import calibrate, check_table, notes
+    from harness.measure.calibrate import calibrate
+    from harness.output.calibration import check_table, notes, write_calibration
+    from harness.output.compare_report import write_report
 
     try:
         report = calibrate(tolerance=tolerance / 100, echo=console.print, **options)
-    except KeyboardInterrupt:
+    except (SweepError, WrkError, ServerError, ValueError) as exc:
+        raise click.ClickException(str(exc).splitlines()[0]) from None
+    write_report(report.compare, charts=False)
+    if report.interrupted:
         console.print(
             "interrupted: the rounds that finished are in "
             f"{Path(options['out_dir']) / 'compare.md'}; no calibration was written"
         )
         sys.exit(130)
-    except (SweepError, WrkError, ServerError, ValueError) as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    write_calibration(report, charts=charts)
     console.print(check_table(report.rows, f"calibration: {report.target}"))
     for line in notes(report):
         console.print(escape(line), soft_wrap=True)  # `[low - 10% ...]` is not rich markup

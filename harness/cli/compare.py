@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -101,13 +100,15 @@ from harness.serving.servers import ServerError
     show_default=True,
     help="Draw overhead.png, the sweeps' charts and the diff charts.",
 )
-def compare(preset: str | None, levels: tuple[int, ...] | None, **options: Any) -> None:
+def compare(
+    preset: str | None, levels: tuple[int, ...] | None, charts: bool, **options: Any
+) -> None:
     """Per-request overhead of middleware sets (and frameworks) against the raw baseline.
 
     Example: harness compare -t flask -m none,all
     """
     from harness.measure.compare import compare as run_compare
-    from harness.output.compare_report import notes, rich_table
+    from harness.output.compare_report import notes, rich_table, write_report
 
     if preset is not None:
         chosen = PRESETS[preset]
@@ -115,14 +116,15 @@ def compare(preset: str | None, levels: tuple[int, ...] | None, **options: Any) 
         levels = levels or chosen.levels
     try:
         report = run_compare(levels=levels or (64,), echo=console.print, **options)
-    except KeyboardInterrupt:
-        console.print(
-            "interrupted: the rounds that finished are in the report "
-            f"({Path(options['out_dir']) / 'compare.md'})"
-        )
-        sys.exit(130)
     except (SweepError, WrkError, ServerError, ValueError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
+    write_report(report, charts=charts)
+    if report.interrupted:
+        console.print(
+            "interrupted: the rounds that finished are in the report "
+            f"({report.out_dir / 'compare.md'})"
+        )
+        sys.exit(130)
     console.print(rich_table(report))
     for line in notes(report):
         console.print(line)

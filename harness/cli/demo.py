@@ -22,12 +22,13 @@ def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
     from harness.load.wrk import WrkError
     from harness.serving.servers import ServerError
     from harness.tour.demo import demo as run_demo
-    from harness.tour.report import findings
+    from harness.tour.report import findings, write_demo_report
 
     try:
         result = run_demo(out_dir=out_dir, quick=quick, wrk=wrk, pin=pin, echo=console.print)
     except (SweepError, WrkError, ServerError) as exc:
         raise click.ClickException(str(exc).splitlines()[0]) from None
+    result.files = write_demo_report(result)
     console.print()
     for finding in findings(result):
         console.print(f"• {finding}\n")

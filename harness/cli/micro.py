@@ -155,7 +155,8 @@ def micro_command(json_path: Path | None, **options: Any) -> None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"wrote {json_path}")
-    from harness.measure.calibrate import check_table, failure_message
+    from harness.measure.check import failure_message
+    from harness.output.calibration import check_table
     from harness.measure.micro import spin_checks
 
     checks = spin_checks(report)

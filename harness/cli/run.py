@@ -228,7 +228,6 @@ def run(
             cpus=cpus,
             resume=resume,
             progress=RichReporter(console),
-            charts=charts,
             meta={"command": "run", "preset": preset},
         )
     except (SweepError, WrkError) as exc:
@@ -239,6 +238,10 @@ def run(
             f"{out_dir / name}.json; continue with --resume"
         )
         sys.exit(130)
+    if charts:
+        from harness.output.charts import plot_sweep
+
+        plot_sweep(result)
     console.print(summary_table(result, console.width))
     for note in sweep_notes(result):
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True)

@@ -184,7 +184,6 @@ def sweep(
     cpus: tuple[int, ...] | None = None,
     resume: bool = False,
     progress: bool | Reporter = True,
-    charts: bool = True,
     meta: dict[str, Any] | None = None,
     probe: Probe | None = None,
 ) -> SweepResult:
@@ -310,10 +309,6 @@ def sweep(
         reporter.finish()
         raise
     result.finished_at = _now()
-    if charts and result.ok_levels:
-        from harness.output.charts import plot_sweep
-
-        result.charts = plot_sweep(result)
     result.save()
     reporter.finish()
     return result

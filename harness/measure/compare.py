@@ -423,12 +423,11 @@ def compare(
     ceiling: bool = True,
     ceiling_qps: float | None = None,
     max_overhead_us: float | None = None,
-    charts: bool = True,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
-    """Measure every contender `repeat` times, interleaved, and write compare.json, compare.md
-    and the charts into `out_dir`. Ctrl-C stops measuring; the report is still written, listing
-    what is missing, and KeyboardInterrupt is raised again."""
+    """Measure every contender `repeat` times, interleaved; each round's sweep files go into
+    `out_dir` as it runs (harness.output.compare_report writes the report itself). Ctrl-C stops
+    measuring: the report of the rounds that finished is returned with `interrupted` set."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     if not targets or not sets:
@@ -443,7 +442,6 @@ def compare(
         "timeout": timeout,
         "warmup": warmup,
         "wrk": wrk,
-        "charts": charts,
     }
     # Fail on bad settings (SweepError, WrkError) before a single server starts.
     check_levels(levels)
@@ -486,7 +484,7 @@ def compare(
     try:
         if ceiling and ceiling_qps is None:
             report.ceiling_qps = measure_ceiling(
-                cpus=cpu_plan, out_dir=out, sweep_options={**sweep_options, "charts": False}
+                cpus=cpu_plan, out_dir=out, sweep_options=sweep_options
             )
             if report.ceiling_qps:
                 echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
@@ -510,10 +508,7 @@ def compare(
                         worker_class=worker_class,
                         threads=threads,
                         out_dir=out,
-                        sweep_options={
-                            **sweep_options,
-                            "charts": charts and r == repeat - 1,
-                        },
+                        sweep_options=sweep_options,
                     )
                 except ValidationError as exc:
                     invalid.add(index)
@@ -526,11 +521,6 @@ def compare(
         report.interrupted = True
     report.wall_s = time.monotonic() - started
     summarize(entries, report.ceiling_qps)
-    from harness.output.compare_report import write_report
-
-    report.files = write_report(report, charts=charts)
-    if report.interrupted:
-        raise KeyboardInterrupt
     return report
 
 

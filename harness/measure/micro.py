@@ -50,7 +50,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.measure.calibrate import TOLERANCE, CheckRow, check_cost
+from harness.measure.check import TOLERANCE, CheckRow, check_cost
 from harness.measure.stats import Estimate, estimate, paired_differences
 from middleware import core
 from middleware.stack import is_spin, spin_ns, stack_name

@@ -298,15 +298,20 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
 
 
 def plot_sweep(result: SweepResult) -> list[Path]:
-    """NAME_qps_ttlb.png, NAME_successrate.png and NAME_latency.png next to NAME.dat."""
+    """NAME_qps_ttlb.png, NAME_successrate.png and NAME_latency.png next to NAME.dat, listed in
+    NAME.json; nothing for a sweep with no level measured."""
+    if not result.ok_levels:
+        return []
     series = Series.from_sweep(result)
     out, name = result.out_dir, result.name
     head = f"{name} — {result.url}"
-    return [
+    result.charts = [
         qps_latency_chart([series], f"QPS & TTLB — {head}", out / f"{name}_qps_ttlb.png"),
         success_chart([series], f"Success rate — {head}", out / f"{name}_successrate.png"),
         latency_chart(result, out / f"{name}_latency.png"),
     ]
+    result.save()
+    return result.charts
 
 
 def plot_diff(a: Series, b: Series, out_dir: Path) -> list[Path]:

@@ -226,13 +226,21 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_report(report: CompareReport, charts: bool = True) -> list[Path]:
+    """compare.json and compare.md into the report's directory; with `charts`, overhead.png,
+    each contender's last sweep's charts and the diff charts of each against the first."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "compare.json", out / "compare.md"]
     if charts:
+        from harness.output.charts import plot_sweep
+
         chart = overhead_chart(report, out / "overhead.png")
         if chart is not None:
             files.append(chart)
+        for entry in report.entries:
+            last = _last_sweep(entry)
+            if last is not None:
+                plot_sweep(last)
         files += diff_charts(report)
     report.files = files
     _write_atomic(files[1], markdown(report))

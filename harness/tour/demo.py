@@ -19,6 +19,7 @@ from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
 from harness.machine.system import idle_note
 from harness.measure.compare import CompareReport, Entry, compare, measure_ceiling
+from harness.output.compare_report import write_report
 from harness.profiling.profile import ProfileError, ProfileResult, profile
 from middleware.stack import parse_sets
 
@@ -92,7 +93,7 @@ def demo(
     result = DemoResult(out, chosen, machine_note=idle_note())
     sweep_options = {
         "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
-        "warmup": chosen.warmup, "wrk": wrk, "charts": False,
+        "warmup": chosen.warmup, "wrk": wrk,
     }  # fmt: skip
 
     echo("1/4 the ceiling: how many requests per second can wrk drive on this machine?")
@@ -115,21 +116,23 @@ def demo(
     for step, (target, sets) in enumerate(chosen.comparisons, start=2):
         label = "2/4 frameworks vs raw baselines" if step == 2 else "3/4 per-middleware cost"
         echo(f"{label}: {target} with {sets}")
-        result.reports.append(
-            compare(
-                targets=[target],
-                sets=parse_sets(sets),
-                levels=chosen.levels,
-                duration=chosen.duration,
-                warmup=chosen.warmup,
-                repeat=chosen.repeat,
-                pin=pin,
-                out_dir=out / target,
-                wrk=wrk,
-                ceiling_qps=result.ceiling_qps,
-                echo=indented,
-            )
+        report = compare(
+            targets=[target],
+            sets=parse_sets(sets),
+            levels=chosen.levels,
+            duration=chosen.duration,
+            warmup=chosen.warmup,
+            repeat=chosen.repeat,
+            pin=pin,
+            out_dir=out / target,
+            wrk=wrk,
+            ceiling_qps=result.ceiling_qps,
+            echo=indented,
         )
+        write_report(report)
+        if report.interrupted:
+            raise KeyboardInterrupt
+        result.reports.append(report)
 
     costliest = result.costliest()
     if costliest is not None:
@@ -151,9 +154,6 @@ def demo(
             echo(f"    profile skipped: {exc}")
 
     result.wall_s = time.monotonic() - started
-    from harness.tour.report import write_demo_report
-
-    result.files = write_demo_report(result)
     return result
 
 

@@ -1,0 +1,169 @@
+"""What calibrate writes: the check table, its notes, calibration.json and calibration.png."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.machine.system import idle_note
+from harness.measure.calibrate import MEASURES, CalibrationReport
+from harness.measure.check import RULE, CheckRow
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def check_table(rows: Sequence[CheckRow], title: str) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    columns = ("spin", "measure", "known µs", "measured µs", "95% interval", "error µs",
+               "error %", "accepted known", "result")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("spin", "measure") else "right")
+    for row in rows:
+        c, m = row.check, row.check.measured
+        bounds = c.bounds
+        table.add_row(
+            row.label,
+            row.measure,
+            f"{c.known_us:g}",
+            f"{m.median:.2f}" if m else "—",
+            f"[{m.low:.2f}, {m.high:.2f}]" if m and m.has_interval else "—",
+            f"{c.error_us:+.2f}" if c.error_us is not None else "—",
+            f"{c.error_pct:+.1f}%" if c.error_pct is not None else "—",
+            f"[{bounds[0]:.2f}, {bounds[1]:.2f}]" if bounds else "—",
+            "pass" if c.passed else "[bold red]FAIL[/]",
+        )
+    return table
+
+
+def notes(report: CalibrationReport) -> list[str]:
+    s = report.settings
+    lines = [
+        f"{report.target}: {s['repeat']} round(s) of none + {len(report.points)} spin set(s), "
+        f"interleaved; levels {s['levels']}, {s['duration_s']:g}s each after a "
+        f"{s['warmup_s']:g}s warm-up; {s['pinning']}; wall time {report.wall_s:.0f}s.",
+        f"Measured = overhead over none, paired round by round, median and 95% interval "
+        f"(Student t). Pass: {RULE.replace('10%', f'{100 * report.tolerance:g}%')}.",
+    ]
+    for _, key, text in MEASURES:
+        one = report.fits.get(key)
+        if one is not None:
+            lines.append(
+                f"Fit ({text}): measured ≈ {one.intercept_us:+.2f} µs + {one.slope:.3f} × known."
+            )
+    load = report.environment.get("load_avg_start")
+    if load:
+        lines.append(f"Load average at the start {load[0]:.2f}, at the end "
+                     f"{report.environment.get('load_avg_end', [0.0])[0]:.2f}.")  # fmt: skip
+    missed = [row.check for row in report.rows if not row.check.passed and row.check.measured]
+    if missed and all((c.error_us or 0) > 0 for c in missed):
+        lines.append(
+            "Every miss is above its known cost: the server paid more than the spin. A likely "
+            "cause is indirect: once the spin slows the server, wrk's CPU falls idle between "
+            "responses and each response pays a cross-CPU wake-up, which costs microseconds "
+            "under a hypervisor (docs/middleware.md, 'spin')."
+        )
+        if idle_note() is not None:
+            lines.append(
+                "Here idle CPUs halt at once (haltpoll, guest_halt_poll_ns=0): run "
+                "`harness system tune` (as root) and calibrate again; `harness system reset` "
+                "undoes it."
+            )
+    lines += [f"Missing: {m}" for m in report.missing]
+    return lines
+
+
+def write_json(report: CalibrationReport, path: Path) -> Path:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
+    """Measured overhead against known cost, both measures, 95% error bars, the identity line
+    and the accepted band (± the tolerance of the known cost)."""
+    measured = [p for p in report.points if any(c.measured for c in p.checks.values())]
+    if not measured:
+        return None
+    import matplotlib.pyplot as plt
+
+    from harness.output.charts import chart_style, literal, save_figure, titles
+
+    known = [p.known_us for p in report.points]
+    top = max(known)
+    with chart_style():
+        fig, ax = plt.subplots(figsize=(7.2, 5.6))
+        line = [0.0, top * 1.08]
+        ax.plot(line, line, color="#333333", linewidth=1, label="identity: measured = known")
+        ax.fill_between(
+            line,
+            [x * (1 - report.tolerance) for x in line],
+            [x * (1 + report.tolerance) for x in line],
+            color="#999999",
+            alpha=0.18,
+            linewidth=0,
+            # A cost passes exactly when its error bar reaches this band.
+            label=f"known ± {100 * report.tolerance:g}%: pass when the error bar reaches it",
+        )
+        shift = top * 0.012  # side by side, so the two measures' error bars do not overlap
+        for (_, key, text), color, marker, dx in zip(
+            MEASURES, ("#d62728", "#1f4e9c"), ("o", "s"), (-shift, shift), strict=True
+        ):
+            xs, ys, lo, hi, failed = [], [], [], [], []
+            for point in report.points:
+                check = point.checks[key]
+                m = check.measured
+                if m is None:
+                    continue
+                xs.append(point.known_us + dx)
+                ys.append(m.median)
+                lo.append(m.median - m.low if m.low is not None else 0.0)
+                hi.append(m.high - m.median if m.high is not None else 0.0)
+                if not check.passed:
+                    failed.append((point.known_us + dx, m.median))
+            ax.errorbar(
+                xs, ys, yerr=[lo, hi], fmt=marker, color=color, capsize=4, markersize=6,
+                elinewidth=1.2, label=text,
+            )  # fmt: skip
+            if failed:
+                fx, fy = zip(*failed, strict=True)
+                ax.plot(fx, fy, "x", color="black", markersize=11, mew=2, linestyle="none")
+        if any(not row.check.passed for row in report.rows):
+            ax.plot([], [], "x", color="black", markersize=9, mew=2, label="outside the range")
+        ax.set_xlim(0, top * 1.08)
+        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+        ax.set_xticks(known)
+        ax.set_xlabel("known cost of the spin middleware, µs per request")
+        ax.set_ylabel("measured overhead over none, µs per request")
+        s = report.settings
+        verdict = "pass" if report.passed else "FAIL"
+        titles(
+            ax,
+            f"Calibration: {report.target} — {verdict}",
+            literal(
+                f"median of {s['repeat']} paired round(s), error bars: 95% interval; "
+                f"{s['duration_s']:g}s per level; {s['pinning']}"
+            ),
+        )
+        ax.legend(fontsize=8, frameon=False, loc="upper left")
+        fig.tight_layout()
+        return save_figure(fig, path)
+
+
+def write_calibration(report: CalibrationReport, charts: bool = True) -> list[Path]:
+    """calibration.json (and calibration.png) beside compare's own files, listed in the report."""
+    out = report.out_dir
+    files = [out / "calibration.json"]
+    if charts:
+        chart = calibration_chart(report, out / "calibration.png")
+        if chart is not None:
+            files.append(chart)
+    report.files = [*files, out / "compare.json", out / "compare.md"]
+    write_json(report, files[0])
+    return report.files
