@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             print(format_part(name, part) + "\n")
         return 0
 
-    from harness.measure.micro import environment
+    from harness.measure.micro import micro_environment as environment
 
     chosen = [p for p in args.only if p not in args.skip]
     started = time.monotonic()

@@ -110,7 +110,7 @@ def test_wrong_answer_is_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return app
 
-    monkeypatch.setattr("harness.measure.micro.build_app", build)
+    monkeypatch.setattr("harness.measure.micro.run.build_app", build)
     with pytest.raises(MicroError, match="answered 404, not 200"):
         micro(targets=["raw-wsgi"], sets=[()], repeat=2, requests=1)
 

@@ -156,8 +156,8 @@ def micro_command(json_path: Path | None, **options: Any) -> None:
         json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"wrote {json_path}")
     from harness.measure.check import failure_message
-    from harness.output.calibration import check_table
     from harness.measure.micro import spin_checks
+    from harness.output.calibration import check_table
 
     checks = spin_checks(report)
     if checks:

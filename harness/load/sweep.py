@@ -5,16 +5,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
-import platform
-import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,16 +20,11 @@ from harness.load.limits import fd_shortfall, raise_fd_limit
 from harness.load.progress import NullReporter, Reporter
 from harness.load.results import ResultError, SweepResult, dat_row
 from harness.load.wrk import WrkError, WrkResult, resolve_wrk, run_wrk, wrk_seconds, wrk_version
-from harness.machine.system import default_root
-from harness.machine.system import inspect as inspect_system
+from harness.machine.environment import environment as machine_environment
 
 DEFAULT_OUT_DIR = Path("_output/wrk")
 Probe = Callable[[int], Callable[[], dict[str, Any]]]
 DEFAULT_NAME = "apiserver"  # the original's default job name
-_PACKAGES = (
-    "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
-    "uvloop", "httptools", "flask", "starlette", "aiohttp",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -132,25 +123,13 @@ def auto_threads(cpus: tuple[int, ...] | None) -> int:
 
 
 def environment(*, wrk: str, cpus: tuple[int, ...] | None, fd_limit: int) -> dict[str, Any]:
-    packages = {}
-    for package in _PACKAGES:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            packages[package] = metadata.version(package)
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "cpus_available": sorted(os.sched_getaffinity(0)),
-        "wrk": wrk,
-        "wrk_version": wrk_version(wrk),
-        "wrk_cpus": list(cpus) if cpus else None,
-        "pinning": f"wrk on CPU {','.join(map(str, cpus))}" if cpus else "wrk not pinned",
-        "fd_limit": fd_limit,
-        "packages": packages,
-        # cpuidle / haltpoll / cpufreq: what an idle CPU does changes what a request costs.
-        "system": inspect_system(root=default_root()).to_dict(),
-    }
+    return machine_environment(
+        wrk=wrk,
+        wrk_version=wrk_version(wrk),
+        wrk_cpus=list(cpus) if cpus else None,
+        pinning=f"wrk on CPU {','.join(map(str, cpus))}" if cpus else "wrk not pinned",
+        fd_limit=fd_limit,
+    )
 
 
 def _now() -> str:

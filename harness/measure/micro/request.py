@@ -1,0 +1,91 @@
+"""The request a micro run replays, the answers it expects, and the check before timing."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from middleware import core
+from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, PANIC_PATH
+
+
+@dataclass(frozen=True)
+class MicroRequest:
+    """One request, replayed N times. Header names as a client sends them; the drivers convert
+    them to each interface's form (WSGI environ keys, lower-case ASGI bytes, aiohttp's CIMultiDict).
+    """
+
+    method: str = "GET"
+    path: str = HEALTHZ_PATH
+    query: str = ""
+    headers: tuple[tuple[str, str], ...] = (("Host", "127.0.0.1:8000"),)  # what wrk sends
+    body: bytes = b""
+    client: tuple[str, int] = ("127.0.0.1", 40000)
+    server: tuple[str, int] = ("127.0.0.1", 8000)
+    expect_status: int | None = 200
+    expect_body: bytes | None = None
+
+    def with_headers(self, *extra: tuple[str, str]) -> MicroRequest:
+        return dataclasses.replace(self, headers=(*self.headers, *extra))
+
+    def describe(self) -> str:
+        target = self.path + (f"?{self.query}" if self.query else "")
+        return f"{self.method} {target}" + (f" ({len(self.body)} B body)" if self.body else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": [list(h) for h in self.headers],
+            "body_bytes": len(self.body),
+            "expect_status": self.expect_status,
+        }
+
+
+_ECHO_BODY = b'{"hello":"world","n":[1,2,3]}'
+ROUTES: dict[str, MicroRequest] = {
+    "healthz": MicroRequest(expect_body=HEALTHZ_BODY),
+    "panic": MicroRequest(path=PANIC_PATH, expect_status=500),
+    "echo": MicroRequest(
+        method="POST",
+        path=ECHO_PATH,
+        headers=(
+            ("Host", "127.0.0.1:8000"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(_ECHO_BODY))),
+        ),
+        body=_ECHO_BODY,
+        expect_body=_ECHO_BODY,
+    ),
+}
+
+
+@dataclass
+class Reply:
+    """What one request answered, for the check before timing."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lower), None)
+
+
+def check_reply(reply: Reply, request: MicroRequest, stack: tuple[str, ...]) -> list[str]:
+    """Problems with an answer: status, body, and the headers the stack's middlewares must add
+    (on a 2xx answer; names the project does not know, e.g. a future `spin:20us`, add none)."""
+    found = []
+    if request.expect_status is not None and reply.status != request.expect_status:
+        found.append(f"{request.describe()} answered {reply.status}, not {request.expect_status}")
+    if request.expect_body is not None and reply.body != request.expect_body:
+        found.append(f"body {reply.body[:60]!r} is not {request.expect_body[:60]!r}")
+    if 200 <= reply.status < 300:
+        for name in stack:
+            for header in core.EXPECTED_HEADERS.get(name, ()):
+                if reply.header(header) is None:
+                    found.append(f"{name} is in the stack but the answer has no {header}")
+    return found

@@ -1,0 +1,162 @@
+"""`micro()`: check every app, then time them interleaved, target by target."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from harness.machine.environment import environment
+from harness.measure.micro.apps import EMPTY_APPS, build_app, make_driver
+from harness.measure.micro.driver import Driver, MicroError, event_loop, loop_name
+from harness.measure.micro.report import MicroReport, SetResult, TargetResult
+from harness.measure.micro.request import ROUTES, MicroRequest, check_reply
+from harness.measure.micro.timing import (
+    DEFAULT_BATCH_S,
+    DEFAULT_REPEAT,
+    overhead,
+    time_drivers,
+)
+from harness.measure.stats import paired_differences
+from middleware import core
+from middleware.stack import stack_name
+from targets.table import TARGETS, Target, get_target
+
+INTERFACES = ("wsgi", "asgi", "aiohttp")
+MICRO_TARGETS = tuple(name for name, t in TARGETS.items() if t.interface in INTERFACES)
+EMPTY = "empty"  # the label of the loop calibration: the cheapest app of the interface
+
+
+def check_targets(targets: Sequence[str]) -> list[Target]:
+    chosen = []
+    for name in targets:
+        target = get_target(name)
+        if target.interface not in INTERFACES:
+            raise MicroError(
+                f"{name} has no app to call in-process; valid: {', '.join(MICRO_TARGETS)}"
+            )
+        chosen.append(target)
+    if not chosen:
+        raise MicroError(f"no target given; valid: {', '.join(MICRO_TARGETS)}")
+    return chosen
+
+
+def measure_target(
+    target: Target,
+    stacks: Sequence[tuple[str, ...]],
+    *,
+    request: MicroRequest,
+    loop: asyncio.AbstractEventLoop,
+    repeat: int,
+    requests: int | None,
+    batch_s: float,
+    log_output: str,
+) -> TargetResult:
+    """One target: its empty app and each stack (the first is the reference), checked, then
+    timed interleaved."""
+    drivers: dict[str, Driver] = {}
+    statuses: dict[str, int] = {}
+    try:
+        drivers[EMPTY] = make_driver(
+            target.interface, EMPTY_APPS[target.interface], request, loop=loop
+        )
+        for stack in stacks:
+            name = stack_name(stack)
+            try:
+                app = build_app(target, stack, log_output)
+            except ValueError as exc:
+                raise MicroError(f"{target.name} -m {name}: {exc}") from None
+            drivers[name] = make_driver(
+                target.interface, app, request, loop=loop, log_output=log_output
+            )
+            reply = drivers[name].check()
+            problems = check_reply(reply, request, stack)
+            if problems:
+                raise MicroError(
+                    f"{target.name} -m {name} answers wrongly, not timed: " + "; ".join(problems)
+                )
+            statuses[name] = reply.status
+        series = time_drivers(drivers, repeat=repeat, requests=requests, batch_s=batch_s)
+    finally:
+        for driver in drivers.values():
+            driver.close()
+    reference = series[stack_name(stacks[0])]
+    results = []
+    for stack in stacks:
+        name = stack_name(stack)
+        one = series[name]
+        result = SetResult(name, stack, one, statuses[name])
+        if stack != stacks[0]:
+            result.overhead_values_us = paired_differences(one.values_us, reference.values_us)
+            result.overhead = overhead(one.values_us, reference.values_us)
+        results.append(result)
+    return TargetResult(target.name, target.interface, target.framework, series[EMPTY], results)
+
+
+def micro_environment(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, Any]:
+    """The machine's record, with what in-process timing also depends on."""
+    clock = time.get_clock_info("perf_counter")
+    return environment(
+        timer=f"perf_counter_ns ({clock.implementation}, resolution {clock.resolution:g} s)",
+        event_loop=loop_name(loop) if loop is not None else None,
+        gc_enabled=gc.isenabled(),
+    )
+
+
+def micro(
+    *,
+    targets: Sequence[str],
+    sets: Sequence[tuple[str, ...]],
+    repeat: int = DEFAULT_REPEAT,
+    requests: int | None = None,
+    batch_s: float = DEFAULT_BATCH_S,
+    request: MicroRequest | str = "healthz",
+    log_output: str = "null",
+    echo: Callable[[str], None] = lambda line: None,
+) -> MicroReport:
+    """Measure each set of `sets` on each target in-process; `none` is always measured (first)
+    as the reference, and the empty app of the interface as the loop's own cost.
+
+    A set is passed to the target's `create_app` as it is, so any stack the middleware package
+    builds can be measured. Every app is checked (status, body, its middlewares' headers) before
+    it is timed: one that answers wrongly raises MicroError and nothing is timed."""
+    chosen = check_targets(targets)
+    replay = ROUTES[request] if isinstance(request, str) else request
+    core.check_log_output(log_output)
+    if repeat < 2:
+        raise MicroError("repeat must be at least 2 (an interval needs two values)")
+    wanted = [(), *dict.fromkeys(s for s in sets if s)]
+    started = time.monotonic()
+    results: list[TargetResult] = []
+    with event_loop() as loop:
+        for target in chosen:
+            echo(f"micro: {target.name}: {len(wanted) + 1} apps × {repeat} repeats ...")
+            results.append(
+                measure_target(
+                    target,
+                    wanted,
+                    request=replay,
+                    loop=loop,
+                    repeat=repeat,
+                    requests=requests,
+                    batch_s=batch_s,
+                    log_output=log_output,
+                )
+            )
+        env = micro_environment(loop)
+    return MicroReport(
+        targets=results,
+        settings={
+            "repeat": repeat,
+            "requests": requests if requests is not None else "auto",
+            "batch_s": batch_s if requests is None else None,
+            "request": replay.to_dict(),
+            "log_output": log_output,
+            "order": "interleaved, rotated each repeat",
+            "sets": [stack_name(s) for s in wanted],
+        },
+        environment=env,
+        wall_s=time.monotonic() - started,
+    )
