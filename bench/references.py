@@ -1,11 +1,11 @@
 """Part (b): our middlewares against the reference libraries doing the same job, in the same run.
 
-Each comparison times, interleaved (harness.measure.micro.time_drivers), the bare app, the app
-with our middleware and the app with each reference, and reports what each adds to the bare app
-(paired by repeat) and ours minus each reference (paired): "faster", "same within noise" (the
-interval includes 0) or "SLOWER". Every log goes to a stream that drops it after formatting (our `null`
-sink; a logging.StreamHandler on harness.measure.micro.NullStream for the references), so
-formatting is timed and writing is not, alike for all.
+Each comparison times, interleaved (harness.measure.micro.time_drivers), the bare app, the app with
+our middleware and the app with each reference, and reports what each adds to the bare app (paired
+by repeat) and ours minus each reference (paired): "faster", "same within noise" (the interval
+includes 0) or "SLOWER". Every log goes to a stream that drops it after formatting (our `null` sink;
+a logging.StreamHandler on harness.measure.micro.NullStream for the references), so formatting is
+timed and writing is not, alike for all.
 
 - request-id vs asgi-correlation-id's CorrelationIdMiddleware, with no incoming id and with a valid
   one (a uuid4 hex, which both accept), on Starlette (both added with add_middleware) and on a bare
