@@ -24,7 +24,7 @@ from bench.report import fmt_num, fmt_pct, table
 from harness.load.sweep import sweep
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
-from harness.measure.compare import GENERATOR_BOUND
+from harness.measure.contenders import GENERATOR_BOUND
 from harness.measure.stats import estimate
 from harness.serving.servers import running
 

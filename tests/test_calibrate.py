@@ -14,7 +14,7 @@ import harness.measure.calibrate
 from harness.cli.main import main
 from harness.measure.calibrate import calibrate, fit, parse_costs
 from harness.measure.check import CheckRow, CostCheck, check_cost, failure_message
-from harness.measure.compare import CompareReport, Contender, Entry, Round
+from harness.measure.contenders import CompareReport, Contender, Entry, Round
 from harness.measure.stats import Estimate
 from harness.output.calibration import write_calibration
 from harness.output.compare_report import write_report

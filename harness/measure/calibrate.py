@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.check import RULE, TOLERANCE, CheckRow, CostCheck, check_cost, failure_message
-from harness.measure.compare import CompareReport, Entry, compare
+from harness.measure.compare import compare
+from harness.measure.contenders import CompareReport, Entry
 from middleware.stack import SPIN_SYNTAX, BadSpin, parse_spin, spin_label
 from targets.table import get_target
 

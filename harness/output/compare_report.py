@@ -14,7 +14,7 @@ from harness.measure.stats import Estimate
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
-    from harness.measure.compare import CompareReport, Entry
+    from harness.measure.contenders import CompareReport, Entry
 
 COLUMNS = (
     "set", "peak QPS", "% of baseline", "µs/req (1/QPS)", "µs/req (CPU)",

@@ -18,7 +18,8 @@ from harness.load.sweep import check_out_dir
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
 from harness.machine.system import idle_note
-from harness.measure.compare import CompareReport, Entry, compare, measure_ceiling
+from harness.measure.compare import compare, measure_ceiling
+from harness.measure.contenders import CompareReport, Entry
 from harness.output.compare_report import write_report
 from harness.profiling.profile import ProfileError, ProfileResult, profile
 from middleware.stack import parse_sets

@@ -14,7 +14,7 @@ from harness.output.compare_report import rows as compare_rows
 from middleware.stack import stack_name
 
 if TYPE_CHECKING:
-    from harness.measure.compare import CompareReport, Entry
+    from harness.measure.contenders import CompareReport, Entry
     from harness.tour.demo import DemoResult
 
 # The source document's reference values for an API server, and its gin findings.
