@@ -19,7 +19,8 @@ from typing import Any
 from aiohttp import web
 from multidict import istr
 
-from middleware import core
+from middleware import core, sink
+from middleware.spin import spinner
 from middleware.stack import SPIN, layers
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -54,7 +55,7 @@ def request_id() -> Middleware:
 
 
 def logger(log_output: str) -> Middleware:
-    write = core.open_sink(log_output).write
+    write = sink.open_sink(log_output).write
 
     @web.middleware
     async def logger_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
@@ -83,7 +84,7 @@ def logger(log_output: str) -> Middleware:
 
 
 def recovery(log_output: str) -> Middleware:
-    write = core.open_sink(log_output).write
+    write = sink.open_sink(log_output).write
 
     @web.middleware
     async def recovery_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
@@ -160,7 +161,7 @@ def cors() -> Middleware:
 
 
 def dump(log_output: str) -> Middleware:
-    write = core.open_sink(log_output).write
+    write = sink.open_sink(log_output).write
 
     @web.middleware
     async def dump_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
@@ -201,9 +202,9 @@ def dump(log_output: str) -> Middleware:
 
 
 def spin(ns: int) -> Middleware:
-    """Burns a fixed amount of the thread's CPU time per request (core.spinner), then calls the
+    """Burns a fixed amount of the thread's CPU time per request (`spinner`), then calls the
     handler: the middleware of known cost that `harness calibrate` measures."""
-    burn = core.spinner(ns)
+    burn = spinner(ns)
 
     @web.middleware
     async def spin_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
 from typing import Any
 
-from middleware import core
+from middleware import core, sink, spin
 from middleware.stack import SPIN
 from middleware.stack import layers as stack_layers
 
@@ -75,7 +75,7 @@ class RequestIdMiddleware:
 class LoggerMiddleware:
     def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,7 +108,7 @@ class LoggerMiddleware:
 class RecoveryMiddleware:
     def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,7 +228,7 @@ class DumpMiddleware:
 
     def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -278,13 +278,13 @@ class DumpMiddleware:
 
 
 class SpinMiddleware:
-    """Burns a fixed amount of the thread's CPU time per HTTP request (core.spinner), then calls
+    """Burns a fixed amount of the thread's CPU time per HTTP request (spin.spinner), then calls
     the app: the middleware of known cost that `harness calibrate` measures."""
 
     def __init__(self, app: ASGIApp, ns: int) -> None:
         self.app = app
         self.ns = ns
-        self._spin = core.spinner(ns)
+        self._spin = spin.spinner(ns)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":

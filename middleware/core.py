@@ -9,7 +9,6 @@ this project measures what a middleware costs and a careless one would measure o
 from __future__ import annotations
 
 import email.utils
-import functools
 import itertools
 import json
 import os
@@ -19,71 +18,6 @@ import traceback
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
-
-# --------------------------------------------------------------------------------------------------
-# The log sink: opened once per process, one write(2) per entry.
-
-
-class Sink:
-    """Where log entries go. `write` takes one whole entry (one or more lines, ending in a newline).
-
-    A file or stdout gets one unbuffered write(2) per entry: an O_APPEND write of a whole entry is
-    not interleaved with another worker's, and a test can read the line as soon as it is written.
-    That is the same cost as a line-buffered file, without the TextIOWrapper layer in between.
-    """
-
-    __slots__ = ("spec", "write")
-
-    def __init__(self, spec: str, write: Callable[[str], None]) -> None:
-        self.spec = spec
-        self.write = write
-
-
-def _discard(entry: str) -> None:
-    """The `null` sink: entries are still formatted (that is the middleware's cost), not written."""
-
-
-def _fd_writer(fd: int) -> Callable[[str], None]:
-    def write(entry: str) -> None:
-        data = entry.encode("utf-8", "backslashreplace")
-        written = os.write(fd, data)
-        while written < len(data):  # a pipe may take less than all of a large dump entry
-            written += os.write(fd, data[written:])
-
-    return write
-
-
-LOG_OUTPUTS = "stdout, null, file:PATH"
-_SINKS: dict[str, Sink] = {}
-
-
-def check_log_output(spec: str) -> str:
-    """`spec` if it names a sink, else ValueError listing the valid forms (for CLI validation)."""
-    if spec in ("stdout", "null") or (spec.startswith("file:") and len(spec) > len("file:")):
-        return spec
-    raise ValueError(f"unknown log output {spec!r}; valid: {LOG_OUTPUTS}")
-
-
-def open_sink(spec: str) -> Sink:
-    """The sink for `spec`, opened on first use and shared by every middleware of this process."""
-    sink = _SINKS.get(spec)
-    if sink is not None:
-        return sink
-    check_log_output(spec)
-    if spec == "null":
-        sink = Sink(spec, _discard)
-    elif spec == "stdout":
-        sink = Sink(spec, _fd_writer(1))
-    else:
-        path = spec[len("file:") :]
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        sink = Sink(spec, _fd_writer(fd))
-    _SINKS[spec] = sink
-    return sink
-
 
 # --------------------------------------------------------------------------------------------------
 # Time strings, cached per second: strftime/formatdate cost microseconds, a request here less.
@@ -331,56 +265,6 @@ EXPECTED_HEADERS: dict[str, tuple[str, ...]] = {
     "cors": (),  # only with Origin
     "dump": (),
 }
-
-# --------------------------------------------------------------------------------------------------
-# spin: a middleware of known cost, to calibrate the harness against.
-
-_thread_time_ns = time.thread_time_ns
-
-
-def _busy_wait(wait: int) -> Callable[[], None]:
-    clock = _thread_time_ns
-
-    def spin() -> None:
-        end = clock() + wait
-        while clock() < end:
-            pass
-
-    return spin
-
-
-@functools.cache
-def spin_overshoot_ns() -> int:
-    """What a busy-wait costs beyond the time it waits for: the read of the clock before the
-    loop, the last read, which crosses the end by half a loop on average, and the call itself.
-    Each read of the thread's CPU clock is a system call (~0.2 µs here, more under some
-    hypervisors), so uncorrected, a 5 µs spin would cost ~10% more. Measured once per process
-    with the same clock: the median of 15 spins of 20 µs, minus one read of the clock (the two
-    reads around each spin count half each)."""
-    clock = _thread_time_ns
-    wait = 20_000
-    probe = _busy_wait(wait)
-    costs = []
-    for _ in range(15):
-        before = clock()
-        probe()
-        costs.append(clock() - before)
-    reads = [clock() for _ in range(201)]
-    read = sorted(b - a for a, b in itertools.pairwise(reads))[100]
-    return max(0, sorted(costs)[7] - wait - read)
-
-
-def spinner(ns: int) -> Callable[[], None]:
-    """A function that burns `ns` nanoseconds of the calling thread's CPU time per call.
-
-    It busy-waits on the thread's CPU clock (CLOCK_THREAD_CPUTIME_ID), not a wall clock: time
-    the thread is preempted or waits does not count, so the cost per request is the same under
-    any load, concurrency or worker class. The loop's fixed overshoot is taken off every wait
-    (`spin_overshoot_ns`), so that a whole call costs `ns`, not `ns` plus a few clock reads."""
-    if ns <= 0:
-        raise ValueError(f"a spin must cost more than 0 ns: {ns}")
-    return _busy_wait(ns - spin_overshoot_ns())
-
 
 # --------------------------------------------------------------------------------------------------
 # dump: gin-dump's pretty, key-sorted JSON of both sides of the exchange.

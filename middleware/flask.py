@@ -15,11 +15,11 @@ from collections.abc import Callable
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from middleware import core, wsgi
+from middleware import core, sink, wsgi
 
 
 def recovery_handler(log_output: str) -> Callable[[Exception], Response | HTTPException]:
-    write = core.open_sink(log_output).write
+    write = sink.open_sink(log_output).write
 
     def recover(exc: Exception) -> Response | HTTPException:
         # A handler for Exception also receives Flask's HTTP errors (404, 405): those are answers,

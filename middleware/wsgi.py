@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from middleware import core
+from middleware import core, sink, spin
 from middleware.stack import SPIN, layers
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class RequestIdMiddleware:
 class LoggerMiddleware:
     def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
@@ -121,7 +121,7 @@ class RecoveryMiddleware:
 
     def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -238,7 +238,7 @@ class DumpMiddleware:
 
     def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
         self.app = app
-        self._write = core.open_sink(log_output).write
+        self._write = sink.open_sink(log_output).write
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request_body = _read_body(environ)
@@ -311,13 +311,13 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
 
 
 class SpinMiddleware:
-    """Burns a fixed amount of the thread's CPU time per request (core.spinner), then calls the
+    """Burns a fixed amount of the thread's CPU time per request (spin.spinner), then calls the
     app: the middleware of known cost that `harness calibrate` measures."""
 
     def __init__(self, app: WSGIApplication, ns: int) -> None:
         self.app = app
         self.ns = ns
-        self._spin = core.spinner(ns)
+        self._spin = spin.spinner(ns)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._spin()

@@ -46,7 +46,7 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
 
 def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path: Path) -> None:
     from harness.tour.demo import QUICK, DemoResult
-    from harness.tour.report import findings
+    from harness.tour.findings import findings
 
     quiet = DemoResult(tmp_path, QUICK)
     assert not any("harness system tune" in f for f in findings(quiet))

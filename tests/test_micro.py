@@ -233,7 +233,7 @@ def test_spin_sets_are_checked_against_their_spin_less_twin(tmp_path: Path) -> N
 
 def test_a_spin_that_does_not_spin_fails_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
     # A spin that burns nothing: what micro measures is far from the known cost, and says so.
-    monkeypatch.setattr("middleware.core.spinner", lambda ns: lambda: None)
+    monkeypatch.setattr("middleware.spin.spinner", lambda ns: lambda: None)
     result = CliRunner().invoke(main, ["micro", "-t", "raw-wsgi", "-m", "none,spin:50us", *TINY])
     assert result.exit_code == 1
     assert "spin: known cost against measured overhead" in result.output

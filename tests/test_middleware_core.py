@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from middleware import core
+from middleware import core, sink, spin
 from middleware.stack import (
     ORDER,
     SPIN,
@@ -338,25 +338,25 @@ def test_wsgi_request_headers() -> None:
 
 def test_file_sink_appends_whole_entries(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "log.txt"
-    sink = core.open_sink(f"file:{path}")
-    assert core.open_sink(f"file:{path}") is sink  # opened once per process
-    sink.write("one\n")
-    sink.write("two\nlines\n")
+    opened = sink.open_sink(f"file:{path}")
+    assert sink.open_sink(f"file:{path}") is opened  # opened once per process
+    opened.write("one\n")
+    opened.write("two\nlines\n")
     assert path.read_text() == "one\ntwo\nlines\n"  # readable at once: nothing buffered
 
 
 def test_null_sink_discards() -> None:
-    core.open_sink("null").write("nothing\n")
+    sink.open_sink("null").write("nothing\n")
 
 
 @pytest.mark.parametrize("spec", ["", "file:", "stderr", "file", "/tmp/x"])
 def test_unknown_sink_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match="stdout, null, file:PATH"):
-        core.open_sink(spec)
+        sink.open_sink(spec)
 
 
 # ---------------------------------------------------------------------------------------------
-# spin: the syntax (middleware/stack.py) and the busy-wait (core.spinner)
+# spin: the syntax (middleware/stack.py) and the busy-wait (spin.spinner)
 
 
 @pytest.mark.parametrize(
@@ -432,17 +432,17 @@ def test_unknown_names_still_list_the_valid_ones() -> None:
 @pytest.mark.parametrize("us", [5, 20, 100])
 def test_spinner_burns_its_cost_in_thread_cpu_time(us: int) -> None:
     # Thread CPU time, like the spin itself: other processes on the machine do not change it.
-    spin = core.spinner(us * 1000)
+    burn = spin.spinner(us * 1000)
     calls = max(20, 20_000 // us)
     best = math.inf
     for _ in range(3):  # the closest of three batches: a stray interrupt only adds
         started = time.thread_time_ns()
         for _ in range(calls):
-            spin()
+            burn()
         best = min(best, (time.thread_time_ns() - started) / calls / 1000)
     assert us * 0.95 <= best <= us * 1.1 + 0.3, best
 
 
 def test_spinner_refuses_nothing_to_burn() -> None:
     with pytest.raises(ValueError):
-        core.spinner(0)
+        spin.spinner(0)

@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import harness.machine.system
+import harness.machine.tune
 from harness.cli.main import main
 from harness.machine.system import (
     ENV_ROOT,
     STATE_FILE,
-    SystemTuneError,
     advice,
     cpu_ranges,
     idle_note,
     inspect,
-    reset,
-    tune,
 )
+from harness.machine.tune import SystemTuneError, reset, tune
 
 HALTPOLL = "sys/module/haltpoll/parameters"
 CPUS = "sys/devices/system/cpu"
@@ -202,14 +200,14 @@ def test_nothing_to_tune_is_not_an_error(tmp_path: Path) -> None:
 def _refuse_writes(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     """Make `path` unwritable, even for root (who ignores file modes)."""
     path.chmod(0o444)
-    real = harness.machine.system._write
+    real = harness.machine.tune._write
 
     def write(target: Path, value: str) -> None:
         if target == path:
             raise PermissionError(13, "Permission denied", str(target))
         real(target, value)
 
-    monkeypatch.setattr(harness.machine.system, "_write", write)
+    monkeypatch.setattr(harness.machine.tune, "_write", write)
 
 
 def test_a_read_only_file_is_a_clear_error_and_nothing_stays_changed(

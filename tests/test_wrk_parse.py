@@ -8,16 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.load.wrk import (
-    WrkError,
+from harness.load.wrk import WrkError, resolve_wrk, run_wrk, wrk_command
+from harness.load.wrk_output import (
     WrkResult,
     parse_duration,
     parse_metric,
     parse_time_ms,
     parse_wrk_output,
-    resolve_wrk,
-    run_wrk,
-    wrk_command,
     wrk_seconds,
 )
 

@@ -22,7 +22,8 @@ def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
     from harness.load.wrk import WrkError
     from harness.serving.servers import ServerError
     from harness.tour.demo import demo as run_demo
-    from harness.tour.report import findings, write_demo_report
+    from harness.tour.findings import findings
+    from harness.tour.report import write_demo_report
 
     try:
         result = run_demo(out_dir=out_dir, quick=quick, wrk=wrk, pin=pin, echo=console.print)

@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 
-from harness.load.wrk import ENV_WRK, parse_duration, parse_metric
-from middleware import core
+from harness.load.wrk import ENV_WRK
+from harness.load.wrk_output import parse_duration, parse_metric
+from middleware import sink
 from middleware.stack import parse_sets, parse_stack
 from targets.table import TARGETS, WSGI_WORKERS
 
@@ -186,7 +187,7 @@ class LogOutput(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            return core.check_log_output(str(value))
+            return sink.check_log_output(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -13,15 +13,11 @@ from harness.machine.system import (
     DEFAULT_HALT_POLL_NS,
     ENV_ROOT,
     HALTPOLL_PARAMS,
-    Outcome,
-    SystemTuneError,
     advice,
     cpu_ranges,
     inspect,
-    reset,
-    state_path,
-    tune,
 )
+from harness.machine.tune import Outcome, SystemTuneError, reset, state_path, tune
 
 
 @click.group("system")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
-    from harness.load.wrk import WrkResult
+    from harness.load.wrk_output import WrkResult
 
 
 class Reporter(Protocol):
@@ -43,7 +43,7 @@ class NullReporter:
         pass
 
 
-def _ms(value: float | None) -> str:
+def format_ms(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value * 1000:.0f} µs" if value < 1 else f"{value:,.2f} ms"
@@ -56,8 +56,9 @@ def level_line(level: WrkResult) -> str:
         return f"  {head} [{style}]{level.status}[/]: {level.reason}"
     style = "green" if level.success_pct >= 99.995 else "yellow"
     return (
-        f"  {head} [bold]{level.qps:>10,.0f}[/] req/s   avg {_ms(level.latency_avg_ms):>10}   "
-        f"p99 {_ms(level.p99_ms):>10}   [{style}]{level.success_pct:6.2f}% ok[/]   "
+        f"  {head} [bold]{level.qps:>10,.0f}[/] req/s   "
+        f"avg {format_ms(level.latency_avg_ms):>10}   "
+        f"p99 {format_ms(level.p99_ms):>10}   [{style}]{level.success_pct:6.2f}% ok[/]   "
         f"({level.threads} threads, {level.connections} conns, {level.duration_s:.2f}s)"
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.datfile import DatError, DatRow, load_dat
-from harness.load.wrk import WrkResult
+from harness.load.wrk_output import WrkResult
 
 SCHEMA = 1
 

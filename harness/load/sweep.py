@@ -19,7 +19,8 @@ from harness.load.datfile import append_row, write_rows
 from harness.load.limits import fd_shortfall, raise_fd_limit
 from harness.load.progress import NullReporter, Reporter
 from harness.load.results import ResultError, SweepResult, dat_row
-from harness.load.wrk import WrkError, WrkResult, resolve_wrk, run_wrk, wrk_seconds, wrk_version
+from harness.load.wrk import WrkError, resolve_wrk, run_wrk, wrk_version
+from harness.load.wrk_output import WrkResult, wrk_seconds
 from harness.machine.environment import environment as machine_environment
 
 DEFAULT_OUT_DIR = Path("_output/wrk")

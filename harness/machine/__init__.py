@@ -1,4 +1,5 @@
-"""The machine under the pipeline: CPU sets for pinning, idle-state inspection and tuning.
+"""The machine under the pipeline: CPU sets for pinning, idle states (inspect and tune), and the
+record of where numbers were taken.
 
-Imports nothing else of the harness.
+May import nothing else of the harness.
 """

@@ -1,4 +1,4 @@
 """Costs per request with intervals: compare (over the wire), micro (in-process), calibrate.
 
-Starts servers (serving) and drives them (load); returns result types, never writes reports.
+May import load, serving and machine; returns result types and never writes reports.
 """

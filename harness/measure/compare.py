@@ -21,7 +21,8 @@ import psutil
 
 from harness.load.sweep import check_levels, check_out_dir, sweep
 from harness.load.validate import ValidationError, validate
-from harness.load.wrk import resolve_wrk, wrk_seconds
+from harness.load.wrk import resolve_wrk
+from harness.load.wrk_output import wrk_seconds
 from harness.machine.cpus import CpuPlan, plan
 from harness.machine.system import idle_note
 from harness.measure.contenders import CompareReport, Contender, Entry, Round, contenders, summarize

@@ -1,4 +1,5 @@
-"""What results become: charts, the compare and calibration reports, diffs of two sweeps.
+"""What results become: charts, the compare, calibration and micro reports, diffs of two sweeps.
 
-Reads the result types of measure, profiling and load; never imported by them.
+May import measure, profiling, load and machine, for the result types it renders; none of them
+imports it: a stage returns its result and the caller writes it.
 """

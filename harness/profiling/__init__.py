@@ -1,4 +1,4 @@
 """`harness profile`: py-spy on a server under wrk load, `top -cum`, layers, flame graph.
 
-May import serving, load and machine; independent of measure.
+May import load, serving and machine; independent of measure.
 """

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.limits import raise_fd_limit
-from harness.load.wrk import WrkResult, resolve_wrk, run_wrk
+from harness.load.wrk import resolve_wrk, run_wrk
+from harness.load.wrk_output import WrkResult
 from harness.machine.cpus import plan
 from harness.profiling.attribution import (
     DEFAULT_RULES,

@@ -1,4 +1,4 @@
 """`harness demo`: the source document's story measured on this machine, and its report.
 
-Runs measurements (measure, profiling) and writes with output; imported only by the CLI.
+May import output, measure, profiling, load, serving and machine; only the CLI imports it.
 """

@@ -1,183 +1,19 @@
-"""The demo's report: findings written from the measured numbers, as Markdown and as one
-self-contained HTML file (charts embedded)."""
+"""The demo's report: its findings, tables and charts, as Markdown and as one self-contained
+HTML file (charts embedded)."""
 
 from __future__ import annotations
 
 import base64
 import html
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.output.compare_report import rows as compare_rows
+from harness.tour.findings import Check, findings, reference_checks
 from middleware.stack import stack_name
 
 if TYPE_CHECKING:
-    from harness.measure.contenders import CompareReport, Entry
     from harness.tour.demo import DemoResult
-
-# The source document's reference values for an API server, and its gin findings.
-MAX_AVG_LATENCY_MS = 500.0
-MIN_SUCCESS_PCT = 99.95
-MIN_QPS = 1000.0
-SOURCE_ALL_PCT = 13.68
-SOURCE_NONE_PCT = 75.02
-
-
-@dataclass(frozen=True)
-class Check:
-    label: str
-    qps: float
-    latency_ms: float | None
-    success_pct: float | None
-
-    @property
-    def verdicts(self) -> tuple[bool, bool, bool]:
-        return (
-            self.latency_ms is not None and self.latency_ms < MAX_AVG_LATENCY_MS,
-            self.success_pct is not None and self.success_pct >= MIN_SUCCESS_PCT,
-            self.qps >= MIN_QPS,
-        )
-
-    @property
-    def passed(self) -> bool:
-        return all(self.verdicts)
-
-
-def reference_checks(result: DemoResult) -> list[Check]:
-    checks = []
-    for report in result.reports:
-        for entry in report.entries:
-            sweep = next((r.sweep for r in reversed(entry.rounds) if r.sweep), None)
-            peak = sweep.peak if sweep else None
-            if peak is None:
-                continue
-            checks.append(
-                Check(
-                    entry.contender.target.name + ":" + entry.contender.set_name,
-                    peak.qps,
-                    peak.latency_avg_ms,
-                    peak.success_pct,
-                )
-            )
-    return checks
-
-
-def _pct_of_base(report: CompareReport, stack_label: str) -> Entry | None:
-    return next((e for e in report.sets if e.label == stack_label and e.pct_of_baseline), None)
-
-
-def findings(result: DemoResult) -> list[str]:
-    """One short paragraph per finding, each written from the numbers measured."""
-    found: list[str] = []
-    fastest = max(
-        (e for r in result.reports for e in r.entries if e.peak_qps),
-        key=lambda e: e.peak_qps.median if e.peak_qps else 0.0,
-        default=None,
-    )
-    if result.ceiling_qps and fastest is not None and fastest.peak_qps:
-        share = 100 * fastest.peak_qps.median / result.ceiling_qps
-        verdict = (
-            "so that result measured wrk as much as the server"
-            if share >= 80
-            else "well below it, so every result here measured the server, not the load generator"
-        )
-        found.append(
-            f"The load generator's ceiling on this machine is {result.ceiling_qps:,.0f} req/s "
-            f"(a raw uvloop server, pinned apart from wrk). The fastest target, "
-            f"{fastest.contender.target.name} with {fastest.contender.set_name}, reached "
-            f"{fastest.peak_qps.median:,.0f} req/s, {share:.0f}% of the ceiling: {verdict}."
-        )
-    for report in result.reports:
-        target = report.targets[0]
-        baseline = report.baselines[0] if report.baselines else "its baseline"
-        none, full = _pct_of_base(report, "none"), _pct_of_base(report, "all")
-        if none is not None and full is not None:
-            assert none.pct_of_baseline is not None and full.pct_of_baseline is not None
-            overhead = full.overhead_cpu.format(1) if full.overhead_cpu else "n/a"
-            found.append(
-                f"{target} without middlewares reached {none.pct_of_baseline:.1f}% of "
-                f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
-                f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
-                f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
-                f"per request."
-            )
-            sync = report.settings.get("worker_class") in (None, "sync")
-            if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
-                lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
-                found.append(
-                    f"{target} runs on gunicorn's sync worker, which accepts a new TCP connection "
-                    f"for every request: the server's own work is most of each request, so the "
-                    f"{full.overhead_cpu.median:.0f} µs of CPU that all seven middlewares add "
-                    f"cost it only {lost:.0f}% of its QPS. Per-request CPU time is the fairer "
-                    f"measure here; --worker-class gthread keeps connections alive."
-                )
-        singles = [e for e in report.sets if len(e.contender.stack) == 1 and e.overhead_cpu]
-        if len(singles) > 1:
-            singles.sort(
-                key=lambda e: e.overhead_cpu.median if e.overhead_cpu else 0.0, reverse=True
-            )
-            top = singles[0]
-            assert top.overhead_cpu is not None
-            total = sum(max(0.0, e.overhead_cpu.median) for e in singles if e.overhead_cpu)
-            share = 100 * top.overhead_cpu.median / total if total > 0 else math.nan
-            insignificant = [
-                e.label
-                for e in singles
-                if e.overhead_cpu and e.overhead_cpu.has_interval and not e.overhead_cpu.significant
-            ]
-            ranked = ", ".join(
-                f"{e.label} {e.overhead_cpu.median:+.1f}" for e in singles[1:4] if e.overhead_cpu
-            )
-            text = (
-                f"In {target}, {top.label} alone costs {top.overhead_cpu.format(1)} µs per "
-                f"request, {share:.0f}% of what the single middlewares add up to; next come "
-                f"{ranked} µs."
-            )
-            if insignificant:
-                text += (
-                    f" Not significantly different from zero at 95%: {', '.join(insignificant)}."
-                )
-            found.append(text)
-    if result.profiled is not None:
-        layers = [s for s in result.profiled.layers if s.samples][:4]
-        described = ", ".join(f"{s.layer} {s.pct:.0f}%" for s in layers)
-        middleware_share = sum(s.pct for s in result.profiled.layers if s.kind == "middleware")
-        top_two = [s.layer for s in result.profiled.layers if s.kind == "middleware"][:2]
-        reproduced = "dump" in top_two
-        found.append(
-            f"A py-spy profile of {result.profiled.target} with "
-            f"{stack_name(result.profiled.stack)} under load puts the CPU here: "
-            f"{described}. The middlewares hold {middleware_share:.0f}% of the samples, "
-            + (
-                "led by dump's JSON pretty-printing: the source document's finding holds in "
-                "Python too."
-                if reproduced
-                else f"led by {', '.join(top_two) or 'none'}; the source document's dump-first "
-                "finding does not hold here."
-            )
-        )
-    elif result.profile_error:
-        found.append(f"The profile could not be taken: {result.profile_error}")
-    if result.machine_note:
-        found.append(
-            "This machine's idle CPUs halt at once, so each response that wakes wrk's idle CPU "
-            "costs the server microseconds: overheads measured on the event-loop servers "
-            "(starlette, aiohttp) come out high, by 20-30% on the VM this project was built on "
-            "(`harness calibrate` measures it here). `harness system tune`, as root, fixes that; "
-            "`harness system reset` undoes it."
-        )
-    checks = reference_checks(result)
-    if checks:
-        failing = [c.label for c in checks if not c.passed]
-        found.append(
-            f"Against the source document's reference values (average response time < "
-            f"{MAX_AVG_LATENCY_MS:.0f} ms, success rate ≥ {MIN_SUCCESS_PCT}%, ≥ "
-            f"{MIN_QPS:,.0f} QPS per server): {len(checks) - len(failing)} of {len(checks)} "
-            f"measured stacks pass" + (f"; failing: {', '.join(failing)}." if failing else ".")
-        )
-    return found
 
 
 def frameworks_chart(result: DemoResult, path: Path) -> Path | None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.measure.micro.request import Reply
-from middleware import core
+from middleware import sink
 
 
 class MicroError(ValueError):
@@ -38,7 +38,7 @@ def server_logger(log_output: str) -> logging.Logger:
     found = _SERVER_LOGGERS.get(log_output)
     if found is not None:
         return found
-    core.check_log_output(log_output)
+    sink.check_log_output(log_output)
     handler: logging.Handler
     if log_output == "null":
         handler = logging.StreamHandler(NullStream())

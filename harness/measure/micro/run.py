@@ -20,7 +20,7 @@ from harness.measure.micro.timing import (
     time_drivers,
 )
 from harness.measure.stats import paired_differences
-from middleware import core
+from middleware import sink
 from middleware.stack import stack_name
 from targets.table import TARGETS, Target, get_target
 
@@ -124,7 +124,7 @@ def micro(
     it is timed: one that answers wrongly raises MicroError and nothing is timed."""
     chosen = check_targets(targets)
     replay = ROUTES[request] if isinstance(request, str) else request
-    core.check_log_output(log_output)
+    sink.check_log_output(log_output)
     if repeat < 2:
         raise MicroError("repeat must be at least 2 (an interval needs two values)")
     wanted = [(), *dict.fromkeys(s for s in sets if s)]

@@ -1,0 +1,246 @@
+"""What wrk prints, parsed: its units, its summary, and the WrkResult of one run.
+
+The one place that knows wrk's output format (harness.load.wrk knows its command line).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# wrk prints times with these units (units.c: us ms s, then m h) and counts with k M G.
+_TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_METRIC = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
+_NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+|nan|inf))"
+_TIME_RE = re.compile(_NUMBER + r"(us|ms|s|m|h)$", re.IGNORECASE)
+_METRIC_RE = re.compile(_NUMBER + r"([kMG]?)$")
+
+_THREADS_RE = re.compile(r"^\s*(\d+) threads and (\d+) connections")
+_LATENCY_RE = re.compile(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)")
+_PERCENTILE_RE = re.compile(r"^\s*(50|75|90|99)%\s+(\S+)")
+_REQUESTS_RE = re.compile(r"^\s*(\d+) requests in (\S+?),")
+_SOCKET_RE = re.compile(
+    r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.IGNORECASE
+)
+_NON2XX_RE = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_QPS_RE = re.compile(r"^Requests/sec:\s+(\S+)")
+
+
+class WrkParseError(ValueError):
+    """A value in wrk's output that is not what wrk prints."""
+
+
+def parse_time_ms(text: str) -> float:
+    """`88.39us`, `2.11ms`, `1.24s`, `1.50m`, `1.02h` -> milliseconds."""
+    match = _TIME_RE.match(text.strip())
+    if not match:
+        raise WrkParseError(f"not a wrk time: {text!r}")
+    # Rounded: wrk prints at most 2 decimals, so this only removes float noise from scaling.
+    return round(float(match.group(1)) * _TIME_MS[match.group(2).lower()], 6)
+
+
+def parse_metric(text: str) -> float:
+    """`178.45k`, `1.20M`, `3335.36` -> a plain number."""
+    match = _METRIC_RE.match(text.strip())
+    if not match:
+        raise WrkParseError(f"not a wrk number: {text!r}")
+    return float(match.group(1)) * _METRIC[match.group(2)]
+
+
+def parse_duration(text: str | float) -> float:
+    """A duration option (`5s`, `300s`, `1m`, `500ms`, `1h`, or bare seconds) -> seconds."""
+    if isinstance(text, int | float):
+        seconds = float(text)
+    else:
+        stripped = text.strip()
+        try:
+            seconds = float(stripped)
+        except ValueError:
+            try:
+                seconds = parse_time_ms(stripped) / 1e3
+            except WrkParseError:
+                raise ValueError(f"not a duration: {text!r} (use e.g. 500ms, 5s, 1m, 1h)") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a duration: {text!r}")
+    return seconds
+
+
+def wrk_seconds(seconds: float) -> int:
+    """wrk's -d and --timeout take whole seconds (units.c scans an integer), so round up, and
+    never 0: `-d0s` would measure nothing."""
+    return max(1, math.ceil(seconds - 1e-9))
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass
+class WrkResult:
+    command: list[str]
+    url: str
+    concurrency: int  # the level asked for (-c)
+    threads: int
+    connections: int  # really opened: wrk gives each thread connections // threads
+    duration_s: float  # as wrk measured it, else as asked
+    requests: int = 0
+    qps: float = 0.0
+    latency_avg_ms: float | None = None
+    latency_stdev_ms: float | None = None
+    latency_max_ms: float | None = None
+    p50_ms: float | None = None
+    p75_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    errors_connect: int = 0
+    errors_read: int = 0
+    errors_write: int = 0
+    errors_timeout: int = 0
+    non2xx3xx: int = 0
+    status: str = "ok"  # "ok", "failed" (reason says why) or "skipped" (by the sweep)
+    reason: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # anything a caller wants kept
+
+    @property
+    def socket_errors(self) -> int:
+        return self.errors_connect + self.errors_read + self.errors_write + self.errors_timeout
+
+    @property
+    def ok(self) -> int:
+        return max(0, self.requests - self.non2xx3xx)
+
+    @property
+    def attempted(self) -> int:
+        return self.requests + self.socket_errors
+
+    @property
+    def success_pct(self) -> float:
+        # Nothing attempted is 0 %, never NaN; such a level is also marked failed.
+        return 100.0 * self.ok / self.attempted if self.attempted else 0.0
+
+    @property
+    def is_ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def littles_law_ratio(self) -> float | None:
+        """QPS x mean latency / connections: about 1 for a closed loop like wrk's. Far below 1,
+        the connections spent time outside a timed request (reconnects, errors)."""
+        if not self.is_ok or not self.latency_avg_ms or not self.connections:
+            return None
+        return self.qps * self.latency_avg_ms / 1e3 / self.connections
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(
+            ok=self.ok,
+            attempted=self.attempted,
+            success_pct=round(self.success_pct, 4),
+            socket_errors=self.socket_errors,
+            littles_law_ratio=_round(self.littles_law_ratio),
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WrkResult:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def actual_connections(connections: int, threads: int) -> int:
+    return (connections // threads) * threads if threads else connections
+
+
+def parse_wrk_output(
+    text: str,
+    *,
+    command: list[str] | None = None,
+    concurrency: int | None = None,
+    duration_s: float | None = None,
+) -> WrkResult:
+    """Parse wrk's stdout. Zero requests, or no summary at all, gives a failed result."""
+    threads = requested = 0
+    url = ""
+    requests = 0
+    measured: float | None = None
+    qps = 0.0
+    latency: tuple[float, float, float] | None = None
+    percentiles: dict[str, float] = {}
+    errors = (0, 0, 0, 0)
+    non2xx = 0
+    in_distribution = False
+    for line in text.splitlines():
+        if line.startswith("Running "):
+            url = line.partition(" @ ")[2].strip()
+        elif match := _THREADS_RE.match(line):
+            threads, requested = int(match.group(1)), int(match.group(2))
+        elif "Latency Distribution" in line:
+            in_distribution = True
+        elif in_distribution and (match := _PERCENTILE_RE.match(line)):
+            percentiles[match.group(1)] = parse_time_ms(match.group(2))
+        elif match := _LATENCY_RE.match(line):
+            latency = (
+                parse_time_ms(match.group(1)),
+                parse_time_ms(match.group(2)),
+                parse_time_ms(match.group(3)),
+            )
+        elif match := _REQUESTS_RE.match(line):
+            in_distribution = False
+            requests = int(match.group(1))
+            measured = parse_time_ms(match.group(2)) / 1e3
+        elif match := _SOCKET_RE.search(line):
+            errors = (
+                int(match.group(1)),
+                int(match.group(2)),
+                int(match.group(3)),
+                int(match.group(4)),
+            )
+        elif match := _NON2XX_RE.search(line):
+            non2xx = int(match.group(1))
+        elif match := _QPS_RE.match(line):
+            qps = parse_metric(match.group(1))
+    level = concurrency if concurrency is not None else requested
+    result = WrkResult(
+        command=list(command or []),
+        url=url,
+        concurrency=level,
+        threads=threads,
+        connections=actual_connections(requested or level, threads),
+        duration_s=measured if measured is not None else (duration_s or 0.0),
+        requests=requests,
+        qps=_finite(qps) or 0.0,
+        latency_avg_ms=_finite(latency[0]) if latency else None,
+        latency_stdev_ms=_finite(latency[1]) if latency else None,
+        latency_max_ms=_finite(latency[2]) if latency else None,
+        p50_ms=_finite(percentiles.get("50")),
+        p75_ms=_finite(percentiles.get("75")),
+        p90_ms=_finite(percentiles.get("90")),
+        p99_ms=_finite(percentiles.get("99")),
+        errors_connect=errors[0],
+        errors_read=errors[1],
+        errors_write=errors[2],
+        errors_timeout=errors[3],
+        non2xx3xx=non2xx,
+    )
+    if measured is None:
+        result.status, result.reason = "failed", "wrk printed no summary"
+    elif requests == 0:
+        result.status = "failed"
+        result.reason = "0 requests completed" + (
+            f" ({result.socket_errors} socket errors)" if result.socket_errors else ""
+        )
+        # wrk's statistics over zero samples are zeros, not measurements.
+        for name in ("latency_avg_ms", "latency_stdev_ms", "latency_max_ms"):
+            setattr(result, name, None)
+        result.p50_ms = result.p75_ms = result.p90_ms = result.p99_ms = None
+    elif result.ok == 0:
+        # Every answer was an error page: that measures the error path, not the URL.
+        result.status = "failed"
+        result.reason = f"no 2xx/3xx responses ({non2xx} non-2xx/3xx)"
+    return result
