@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
+from rich.table import Table
+
 from harness.load.datfile import DatRow
+from harness.load.progress import format_ms
 from harness.load.results import Series, load_series
 from harness.load.sweep import DEFAULT_OUT_DIR, check_out_dir
 
@@ -96,3 +99,46 @@ def diff(*, a: Path | str, b: Path | str, out_dir: Path | str = DEFAULT_OUT_DIR,
 
         result.charts = plot_diff(series_a, series_b, out)
     return result
+
+
+def _row_cell(row: DatRow | None, attr: str) -> str:
+    value = getattr(row, attr) if row is not None else None
+    if value is None:
+        return "—"
+    if attr == "qps":
+        return f"{value:,.0f}"
+    if attr == "success_pct":
+        return f"{value:.2f}%"
+    return format_ms(value)
+
+
+def _change(value: float | None, unit: str = "%", good_when_up: bool = True) -> str:
+    if value is None:
+        return "—"
+    style = "green" if (value >= 0) == good_when_up else "red"
+    return f"[{style}]{value:+.1f}{unit}[/]"
+
+
+def diff_table(result: DiffResult) -> Table:
+    """One row per concurrency level: both runs and the change, B relative to A."""
+    na, nb = result.a.name, result.b.name
+    table = Table(title=f"{na} (A) vs {nb} (B); change is B relative to A", title_justify="left")
+    table.add_column("c", justify="right")
+    for column in (f"{na} QPS", f"{nb} QPS", "QPS Δ", f"{na} avg", f"{nb} avg", "latency Δ"):
+        table.add_column(column, justify="right")
+    for column in (f"{na} success", f"{nb} success", "success Δ"):
+        table.add_column(column, justify="right")
+    for row in result.rows:
+        table.add_row(
+            str(row.concurrency),
+            _row_cell(row.a, "qps"),
+            _row_cell(row.b, "qps"),
+            _change(row.qps_change_pct),
+            _row_cell(row.a, "avg_latency_ms"),
+            _row_cell(row.b, "avg_latency_ms"),
+            _change(row.latency_change_pct, good_when_up=False),
+            _row_cell(row.a, "success_pct"),
+            _row_cell(row.b, "success_pct"),
+            _change(row.success_change_pp, unit=" pp"),
+        )
+    return table
