@@ -23,6 +23,12 @@ _SPIN_VALUE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms)")
 _UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 1_000_000}
 
 
+# A middleware given by import path (`starlette.middleware.gzip:GZipMiddleware`,
+# `path/to/mw.py:Timing`) instead of by name: applied innermost, after the named ones and spin,
+# by harness.serving.userapp around the built app (the adapters here never see it).
+_IMPORT_PATH = re.compile(r"[^\s:,+]+:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 class UnknownMiddleware(ValueError):
     """A middleware name that is not in ORDER; the message lists the valid ones."""
 
@@ -33,8 +39,17 @@ class BadSpin(UnknownMiddleware):
     turns a bad spin into one too."""
 
 
-def valid_names() -> str:
-    return ", ".join(("none", "all", *ORDER, "spin:N"))
+def valid_names(names: tuple[str, ...] = ORDER) -> str:
+    return ", ".join(("none", "all", *names, "spin:N", "module:Name"))
+
+
+def is_import_path(name: str) -> bool:
+    return not is_spin(name) and _IMPORT_PATH.fullmatch(name) is not None
+
+
+def import_paths(stack: tuple[str, ...]) -> tuple[str, ...]:
+    """The middlewares of `stack` given by import path, in the order given."""
+    return tuple(name for name in stack if is_import_path(name))
 
 
 def _number(value: float) -> str:
@@ -77,7 +92,9 @@ def layers(stack: tuple[str, ...]) -> list[tuple[str, int | None]]:
     """What the adapters build for `stack`, outermost first: (name, None) for each middleware in
     ORDER, then ("spin", nanoseconds) innermost if the stack has one. Raises UnknownMiddleware
     (a ValueError) for a name that is neither."""
-    unknown = sorted(name for name in set(stack) - set(ORDER) if not is_spin(name))
+    unknown = sorted(
+        name for name in set(stack) - set(ORDER) if not (is_spin(name) or is_import_path(name))
+    )
     if unknown:
         raise UnknownMiddleware(f"unknown middleware(s) {unknown}; valid: {valid_names()}")
     chosen: list[tuple[str, int | None]] = [(name, None) for name in ORDER if name in stack]
@@ -88,44 +105,54 @@ def layers(stack: tuple[str, ...]) -> list[tuple[str, int | None]]:
     return chosen
 
 
-def parse_stack(spec: str) -> tuple[str, ...]:
-    """`none`, `all`, or names joined by `,` or `+`, and at most one `spin:N`; returned in
-    canonical order (spin last, as `spin_label` spells it), no repeats."""
-    names = [part.strip() for part in spec.replace("+", ",").split(",") if part.strip()]
-    if not names:
-        raise UnknownMiddleware(f"empty middleware list; valid: {valid_names()}")
+def parse_stack(spec: str, names: tuple[str, ...] = ORDER) -> tuple[str, ...]:
+    """`none`, `all`, or names joined by `,` or `+`, at most one `spin:N`, and middlewares by
+    import path; returned in canonical order (the order of `names`, then the spin as
+    `spin_label` spells it, then the import paths as given), no repeats. `names` are the layers
+    to choose from: this project's middlewares, or those found in a user's app."""
+    given = [part.strip() for part in spec.replace("+", ",").split(",") if part.strip()]
+    if not given:
+        raise UnknownMiddleware(f"empty middleware list; valid: {valid_names(names)}")
     chosen: set[str] = set()
     spins: set[int] = set()
-    for name in names:
+    paths: list[str] = []
+    for name in given:
         if name == "none":
             continue
         if name == "all":
-            chosen.update(ORDER)
-        elif name in ORDER:
+            chosen.update(names)
+        elif name in names:
             chosen.add(name)
         elif is_spin(name):
             spins.add(parse_spin(name))
+        elif is_import_path(name):
+            paths += [name] if name not in paths else []
         else:
-            raise UnknownMiddleware(f"unknown middleware {name!r}; valid: {valid_names()}")
+            raise UnknownMiddleware(f"unknown middleware {name!r}; valid: {valid_names(names)}")
     if len(spins) > 1:
         shown = ", ".join(spin_label(ns) for ns in sorted(spins))
         raise BadSpin(f"one spin per set, not {shown}; to compare costs, list them as sets")
-    return (*(name for name in ORDER if name in chosen), *(spin_label(ns) for ns in spins))
+    return (
+        *(name for name in names if name in chosen),
+        *(spin_label(ns) for ns in spins),
+        *paths,
+    )
 
 
-def parse_sets(spec: str) -> list[tuple[str, ...]]:
+def parse_sets(spec: str, names: tuple[str, ...] = ORDER) -> list[tuple[str, ...]]:
     """Comma-separated sets, each joined with `+` (`none,request-id+logger,all`); `each` expands
-    to `none`, every single middleware, then `all` (never a spin: spins are named)."""
+    to `none`, every single layer of `names`, then `all` (never a spin nor an import path: those
+    are named)."""
     sets: list[tuple[str, ...]] = []
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
         if part == "each":
-            sets.extend([(), *((name,) for name in ORDER), ORDER])
+            sets.extend([(), *((name,) for name in names), names])
         else:
-            sets.append(parse_stack(part))
+            sets.append(parse_stack(part, names))
     if not sets:
-        raise UnknownMiddleware(f"no middleware set given; valid: {valid_names()}, each")
+        raise UnknownMiddleware(f"no middleware set given; valid: {valid_names(names)}, each")
     unique: list[tuple[str, ...]] = []
     for stack in sets:
         if stack not in unique:
@@ -133,19 +160,23 @@ def parse_sets(spec: str) -> list[tuple[str, ...]]:
     return unique
 
 
-def stack_name(stack: tuple[str, ...]) -> str:
-    """The label of a stack in tables and charts: `none`, `all`, or names joined by `+`
-    (`all+spin:20us`). Not for file names: see `stack_file_name`."""
+def stack_name(stack: tuple[str, ...], names: tuple[str, ...] = ORDER) -> str:
+    """The label of a stack in tables and charts: `none`, `all` (every layer of `names`), or
+    names joined by `+` (`all+spin:20us`). Not for file names: see `stack_file_name`."""
     if not stack:
         return "none"
-    named = tuple(name for name in stack if not is_spin(name))
-    spins = tuple(name for name in stack if is_spin(name))
-    if named == ORDER:
-        return "+".join(("all", *spins))
+    extra = tuple(name for name in stack if is_spin(name) or is_import_path(name))
+    named = tuple(name for name in stack if name not in extra)
+    if named and named == names:
+        return "+".join(("all", *extra))
     return "+".join(stack)
 
 
-def stack_file_name(stack: tuple[str, ...]) -> str:
+def stack_file_name(stack: tuple[str, ...], names: tuple[str, ...] = ORDER) -> str:
     """`stack_name` spelled for a file name: `spin:20us` becomes `spin-20us` (a `:` is not
-    portable in file names, and reads as a drive or a URL scheme)."""
-    return stack_name(stack).replace(":", "-")
+    portable in file names, and reads as a drive or a URL scheme); an import path keeps its last
+    name (`starlette.middleware.gzip:GZipMiddleware` is `GZipMiddleware`); `#2` is `-2`."""
+    label = stack_name(stack, names)
+    for path in import_paths(stack):
+        label = label.replace(path, path.rpartition(":")[2])
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", label)

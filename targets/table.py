@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from middleware.stack import ORDER
+
 WSGI_WORKERS = ("sync", "gthread")
 
 
@@ -19,10 +21,20 @@ class Target:
     server: str  # "gunicorn" or "standalone"
     worker_class: str  # gunicorn's -k value; for a standalone server, what runs it
     baseline: str | None  # the raw target on the same server stack; None for `ceiling`
+    # A user's own app (`harness --app`): its import spec, served through the harness's loader
+    # (`module`), with `factory` and `app_dir` as uvicorn spells them. None for the targets here.
+    app: str | None = None
+    factory: bool = False
+    app_dir: str | None = None
+    layers: tuple[str, ...] = ORDER  # the middlewares -m chooses from: ours, or the app's own
 
     @property
     def is_gunicorn(self) -> bool:
         return self.server == "gunicorn"
+
+    @property
+    def is_user_app(self) -> bool:
+        return self.app is not None
 
     @property
     def is_raw(self) -> bool:
@@ -53,6 +65,30 @@ TARGETS: dict[str, Target] = {
                "standalone", "uvloop + httptools", None),
     )
 }  # fmt: skip
+
+
+# Where a user's app is served, by the interface it was found to speak: the same server stack and
+# raw baseline as the targets here of that interface.
+INTERFACE_TARGETS = {"wsgi": "raw-wsgi", "asgi": "raw-asgi", "aiohttp": "raw-aiohttp"}
+APP_LOADER = "harness.serving.userapp.entry"
+
+
+def app_target(
+    name: str,
+    framework: str,
+    interface: str,
+    *,
+    app: str,
+    factory: bool = False,
+    app_dir: str | None = None,
+    layers: tuple[str, ...] = (),
+) -> Target:
+    """A user's app as a target: served like the raw target of its interface, compared with it."""
+    raw = TARGETS[INTERFACE_TARGETS[interface]]
+    return Target(
+        name, framework, interface, APP_LOADER, raw.server, raw.worker_class, raw.name,
+        app=app, factory=factory, app_dir=app_dir, layers=layers,
+    )  # fmt: skip
 
 
 class UnknownTarget(ValueError):

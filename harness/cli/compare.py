@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from harness.cli.choose import app_options, choose, describe_app_choice, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
@@ -31,11 +32,12 @@ from harness.serving.servers import ServerError
     "-t",
     "--target",
     "targets",
-    required=True,
     type=TargetList(),
     help="A target, or a comma list of targets to compare frameworks.",
 )
+@app_options
 @sets_option()
+@request_options
 @click.option(
     "--baseline/--no-baseline",
     default=True,
@@ -101,19 +103,49 @@ from harness.serving.servers import ServerError
     help="Draw overhead.png, the sweeps' charts and the diff charts.",
 )
 def compare(
-    preset: str | None, levels: tuple[int, ...] | None, charts: bool, **options: Any
+    preset: str | None,
+    levels: tuple[int, ...] | None,
+    charts: bool,
+    targets: list[str] | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    sets: str,
+    path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    body_file: Any,
+    expect_status: int | None,
+    **options: Any,
 ) -> None:
-    """Per-request overhead of middleware sets (and frameworks) against the raw baseline.
+    """Per-request overhead of middleware sets (and frameworks) against the raw baseline; of
+    your own app's middlewares with --app.
 
-    Example: harness compare -t flask -m none,all
+    Examples: harness compare -t flask -m none,all;
+    harness compare --app main.py:app --path /items/1 -m each
     """
+    chosen = choose(
+        targets=targets,
+        app=app,
+        factory=factory,
+        app_dir=app_dir,
+        sets_text=sets,
+        request_options={
+            "path": path, "method": method, "headers": headers, "body": body,
+            "body_file": body_file, "expect_status": expect_status,
+        },
+    )  # fmt: skip
+    options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
+    if chosen.app is not None:
+        describe_app_choice(chosen.app)
     from harness.measure.compare import compare as run_compare
     from harness.output.compare_report import notes, rich_table, write_report
 
     if preset is not None:
-        chosen = PRESETS[preset]
-        options.update(duration=chosen.duration, timeout=chosen.timeout, warmup=chosen.warmup)
-        levels = levels or chosen.levels
+        picked = PRESETS[preset]
+        options.update(duration=picked.duration, timeout=picked.timeout, warmup=picked.warmup)
+        levels = levels or picked.levels
     try:
         report = run_compare(levels=levels or (64,), echo=console.print, **options)
     except (SweepError, WrkError, ServerError, ValueError) as exc:

@@ -11,6 +11,7 @@ from harness.cli.calibrate import calibrate_command
 from harness.cli.compare import compare
 from harness.cli.demo import demo
 from harness.cli.diff import diff_command
+from harness.cli.layers import layers
 from harness.cli.micro import micro_command
 from harness.cli.profile import profile_command
 from harness.cli.run import run
@@ -32,7 +33,7 @@ def main() -> None:
 
 
 for command in (
-    targets, serve, run, diff_command, compare, profile_command, micro_command,
+    targets, layers, serve, run, diff_command, compare, profile_command, micro_command,
     calibrate_command, demo, system,
 ):  # fmt: skip
     main.add_command(command)

@@ -16,7 +16,6 @@ import click
 from harness.load.wrk import ENV_WRK
 from harness.load.wrk_output import parse_duration, parse_metric
 from middleware import sink
-from middleware.stack import parse_sets, parse_stack
 from targets.table import TARGETS, WSGI_WORKERS
 
 
@@ -147,39 +146,6 @@ class TargetList(TargetName):
         return list(dict.fromkeys(super(TargetList, self).convert(n, param, ctx) for n in names))
 
 
-class Stack(click.ParamType):
-    """One middleware stack: `none`, `all`, or names joined by `,` or `+`."""
-
-    name = "middlewares"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, ...]:
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_stack(str(value))
-        except ValueError as exc:  # UnknownMiddleware, or a bad spin: cost
-            self.fail(str(exc), param, ctx)
-
-
-class StackSets(click.ParamType):
-    """Comma-separated middleware sets, each `none`, `all`, a name, or names joined by `+`;
-    `each` is none, every single middleware, then all."""
-
-    name = "sets"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> list[tuple[str, ...]]:
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_sets(str(value))
-        except ValueError as exc:  # UnknownMiddleware, or a bad spin: cost
-            self.fail(str(exc), param, ctx)
-
-
 class LogOutput(click.ParamType):
     """Where the middleware logs go: `stdout`, `null` or `file:PATH`."""
 
@@ -252,16 +218,30 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def sets_option(note: str = "") -> Decorator:
-    """-m/--middlewares for the commands that measure several sets."""
+    """-m/--middlewares for the commands that measure several sets; resolved by the command
+    (harness.cli.choose) against the target's middlewares or, with --app, the app's own."""
     return click.option(
         "-m",
         "--middlewares",
         "sets",
         default="none,all",
         show_default=True,
-        type=StackSets(),
         help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
-        "'each' is none, every single middleware, then all." + note,
+        "'each' is none, every single middleware, then all; spin:N and module:Name (a "
+        "middleware by import path) go innermost." + note,
+    )
+
+
+def stack_option(default: str) -> Decorator:
+    """-m/--middlewares for the commands that run one stack."""
+    return click.option(
+        "-m",
+        "--middlewares",
+        "stack",
+        default=default,
+        show_default=True,
+        help="none, all, or middleware names joined by ',' or '+' (with --app, the app's own); "
+        "spin:N and module:Name (a middleware by import path) go innermost.",
     )
 
 

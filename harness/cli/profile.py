@@ -7,14 +7,15 @@ from typing import Any
 
 import click
 
+from harness.cli.choose import app_options, choose, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
     LogOutput,
-    Stack,
     TargetName,
     out_dir_option,
     pin_option,
+    stack_option,
     wrk_option,
 )
 from harness.load.wrk import WrkError
@@ -35,19 +36,12 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
 @click.option(
     "-t",
     "--target",
-    required=True,
     type=TargetName(),
     help=f"The target to profile: {', '.join(TARGETS)}.",
 )
-@click.option(
-    "-m",
-    "--middlewares",
-    "stack",
-    default="all",
-    show_default=True,
-    type=Stack(),
-    help="The middleware set: none, all, or names joined by ',' or '+'.",
-)
+@app_options
+@stack_option("all")
+@request_options
 @click.option(
     "-c",
     "--connections",
@@ -121,9 +115,35 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     help="Where middleware logs go: stdout, null, or file:PATH  "
     "[default: file:DIR/TARGET-SET.server.log]",
 )
-def profile_command(**options: Any) -> None:
-    """Profile a target under wrk load: pprof-style top -cum, the share of every layer
-    (each middleware, framework, app, server), and a flame graph."""
+def profile_command(
+    target: str | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    stack: str,
+    path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    body_file: Any,
+    expect_status: int | None,
+    **options: Any,
+) -> None:
+    """Profile a target (or your app, --app) under wrk load: pprof-style top -cum, the share of
+    every layer (each middleware, framework, app, server), and a flame graph."""
+    chosen = choose(
+        targets=[target] if target else None,
+        app=app,
+        factory=factory,
+        app_dir=app_dir,
+        sets_text=stack,
+        request_options={
+            "path": path, "method": method, "headers": headers, "body": body,
+            "body_file": body_file, "expect_status": expect_status,
+        },
+        one_stack=True,
+    )  # fmt: skip
+    options.update(target=chosen.targets[0], stack=chosen.sets[0], request=chosen.request)
     width = console.width if sys.stdout.isatty() else None
     try:
         result = profile(**options, echo=lambda line: console.print(line, soft_wrap=True))
@@ -143,5 +163,5 @@ def profile_command(**options: Any) -> None:
     console.print()
     console.print(result.report(width=width), soft_wrap=True, markup=False)
     console.print()
-    for label, path in result.files.items():
-        console.print(f"{label}: {path}", soft_wrap=True, markup=False)
+    for label, file in result.files.items():
+        console.print(f"{label}: {file}", soft_wrap=True, markup=False)

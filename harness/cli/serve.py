@@ -7,22 +7,21 @@ from typing import Any
 
 import click
 
+from harness.cli.choose import app_options, choose
 from harness.cli.console import console
-from harness.cli.params import LogOutput, Stack, TargetName, server_options
+from harness.cli.params import LogOutput, TargetName, server_options, stack_option
 from harness.serving.servers import ServerError
 from targets.table import UnknownTarget
 
 
 @click.command()
-@click.option("-t", "--target", required=True, type=TargetName(), help="The target to serve.")
+@click.option("-t", "--target", type=TargetName(), help="The target to serve.")
+@app_options
+@stack_option("none")
 @click.option(
-    "-m",
-    "--middlewares",
-    "stack",
-    type=Stack(),
-    default="none",
-    show_default=True,
-    help="none, all, or middleware names joined by ',' or '+'.",
+    "--path",
+    default=None,
+    help="With --app: the path that must answer before it is up, and that is printed  [default: /]",
 )
 @server_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
@@ -41,10 +40,37 @@ from targets.table import UnknownTarget
     show_default=True,
     help="Where middleware logs go: stdout, null, or file:PATH.",
 )
-def serve(**options: Any) -> None:
-    """Run one target in the foreground until Ctrl-C."""
+def serve(
+    target: str | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    stack: str,
+    path: str | None,
+    **options: Any,
+) -> None:
+    """Run one target, or your app (--app), in the foreground until Ctrl-C.
+
+    Example: harness serve --app main.py:app -m none --port 8000
+    """
     from harness.serving.serve import serve as run_serve
 
+    chosen = choose(
+        targets=[target] if target else None,
+        app=app,
+        factory=factory,
+        app_dir=app_dir,
+        sets_text=stack,
+        request_options={
+            "path": path, "method": "GET", "headers": (), "body": None, "body_file": None,
+            "expect_status": None,
+        },
+        one_stack=True,
+    )  # fmt: skip
+    served = chosen.targets[0]
+    options.update(target=served, stack=chosen.sets[0])
+    if chosen.request is not None:
+        options["path"] = chosen.request.path
     try:
         code = run_serve(**options, echo=lambda line: console.print(line, soft_wrap=True))
     except (ServerError, UnknownTarget, ValueError) as exc:

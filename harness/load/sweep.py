@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from harness.load.datfile import append_row, write_rows
 from harness.load.limits import fd_shortfall, raise_fd_limit
 from harness.load.progress import NullReporter, Reporter
+from harness.load.request import Request
 from harness.load.results import ResultError, SweepResult, dat_row
 from harness.load.wrk import WrkError, resolve_wrk, run_wrk, wrk_version
 from harness.load.wrk_output import WrkResult, wrk_seconds
@@ -166,11 +167,14 @@ def sweep(
     progress: bool | Reporter = True,
     meta: dict[str, Any] | None = None,
     probe: Probe | None = None,
+    request: Request | None = None,
 ) -> SweepResult:
     """Warm up (discarded), then run wrk at each level in order. Each finished level is appended
     to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True` runs only the
     levels not yet recorded. A level that fails is recorded with its reason and the sweep goes
     on. `threads=None` is one per CPU wrk may use; never more than the connections.
+
+    `request`, when it is not a plain GET of `url`, is sent through a wrk script, NAME.lua.
 
     `probe(concurrency)` is called just before each measured level and returns a function called
     just after it; the dict that returns is kept in the level's `extra` (compare records the
@@ -187,6 +191,11 @@ def sweep(
     wrk_path = resolve_wrk(wrk)
     out = Path(out_dir)
     check_out_dir(out)
+    script = None
+    if request is not None and not request.plain:
+        script_path = out / f"{name}.lua"
+        script_path.write_text(request.lua(), encoding="utf-8")
+        script = str(script_path)
     meta = dict(meta or {})
     fd_limit = raise_fd_limit()
     settings = {
@@ -198,6 +207,7 @@ def sweep(
         "warmup_s": float(wrk_seconds(warmup)) if warmup > 0 else 0.0,
         "latency": True,
         "cpus": list(cpus) if cpus else None,
+        "request": request.to_dict() if request is not None else None,
     }
     result = SweepResult(name=name, url=url, out_dir=out, settings=settings, meta=meta)
     if resume and result.json_path.exists():
@@ -256,6 +266,7 @@ def sweep(
                     wrk=wrk_path,
                     cpus=cpus,
                     latency=False,
+                    script=script,
                 )
                 if not warm.is_ok:
                     reporter.note(f"warm-up failed: {warm.reason}")
@@ -275,6 +286,7 @@ def sweep(
                     timeout=timeout,
                     wrk=wrk_path,
                     cpus=cpus,
+                    script=script,
                 )
                 if finish is not None:
                     measured.extra.update(finish())

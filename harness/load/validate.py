@@ -6,6 +6,7 @@ import http.client
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from harness.load.request import Request
 from targets.routes import HEALTHZ_BODY, HEALTHZ_PATH, JSON_TYPE
 
 PROBE_ID = "mwbench-validate-0001"
@@ -34,6 +35,12 @@ def problems(headers: Headers, status: int, body: bytes, stack: tuple[str, ...])
     content_type = headers.get("Content-Type", "")
     if content_type.split(";")[0].strip() != JSON_TYPE:
         found.append(f"Content-Type {content_type!r} is not {JSON_TYPE}")
+    return found + mark_problems(headers, stack)
+
+
+def mark_problems(headers: Headers, stack: tuple[str, ...]) -> list[str]:
+    """Each middleware of ours in `stack` left its mark, and none that is not in it did."""
+    found = []
     for name, (header, check) in _MARKS.items():
         value = headers.get(header)
         if name in stack and (value is None or not check(value)):
@@ -43,18 +50,39 @@ def problems(headers: Headers, status: int, body: bytes, stack: tuple[str, ...])
     return found
 
 
-def validate(url: str, stack: tuple[str, ...], timeout: float = 5.0) -> None:
-    """GET /healthz the way a browser with an id would; raise ValidationError on any problem."""
+def validate(
+    url: str,
+    stack: tuple[str, ...],
+    request: Request | None = None,
+    *,
+    marks: bool = True,
+    timeout: float = 5.0,
+) -> None:
+    """Send `request` (default: GET /healthz) the way a browser with an id would; raise
+    ValidationError on any problem. The default request on a target here must answer exactly
+    its /healthz; any other request must answer its expected status. `marks`: check the headers
+    this project's middlewares add (not for a user's app, whose layers are its own)."""
+    chosen = request or Request()
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
+    probe = {"X-Request-ID": PROBE_ID, "Origin": PROBE_ORIGIN} if marks else {}
     try:
         conn.request(
-            "GET", HEALTHZ_PATH, headers={"X-Request-ID": PROBE_ID, "Origin": PROBE_ORIGIN}
+            chosen.method,
+            chosen.path,
+            body=chosen.body or None,
+            headers={**probe, **dict(chosen.headers)},
         )
         response = conn.getresponse()
-        found = problems(response.headers, response.status, response.read(), stack)
+        status, body = response.status, response.read()
+        if marks and chosen == Request():
+            found = problems(response.headers, status, body, stack)
+        else:
+            found = [p for p in [chosen.status_problem(status)] if p]
+            if marks and 200 <= status < 300:
+                found += mark_problems(response.headers, stack)
     except OSError as exc:
-        found = [f"GET {HEALTHZ_PATH} failed: {exc}"]
+        found = [f"{chosen.describe()} failed: {exc}"]
     finally:
         conn.close()
     if found:

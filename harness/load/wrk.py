@@ -58,6 +58,7 @@ def wrk_command(
     timeout: float,
     wrk: str = "wrk",
     latency: bool = True,
+    script: str | None = None,
 ) -> list[str]:
     command = [
         wrk,
@@ -67,6 +68,8 @@ def wrk_command(
     ]
     if latency:
         command.append("--latency")
+    if script is not None:
+        command += ["-s", script]  # the request to send, when it is not a plain GET
     return [*command, "-c", str(connections), url]
 
 
@@ -91,6 +94,7 @@ def run_wrk(
     wrk: str = "wrk",
     cpus: tuple[int, ...] | None = None,
     latency: bool = True,
+    script: str | None = None,
 ) -> WrkResult:
     """Run wrk once. wrk's own errors (bad URL, refused connection, c < threads, ...) give a
     failed result with the reason; WrkError if wrk cannot be run at all."""
@@ -104,6 +108,7 @@ def run_wrk(
         timeout=timeout,
         wrk=wrk,
         latency=latency,
+        script=script,
     )
     command = pinned(command, cpus)
     # wrk ends by itself after -d; this bound is for a wrk that hangs.

@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from harness.load.request import Request
 from harness.load.sweep import check_levels, check_out_dir, sweep
 from harness.load.validate import ValidationError, validate
 from harness.load.wrk import resolve_wrk
@@ -27,6 +28,7 @@ from harness.machine.cpus import CpuPlan, plan
 from harness.machine.system import idle_note
 from harness.measure.contenders import CompareReport, Contender, Entry, Round, contenders, summarize
 from harness.serving.servers import SYNC_NOTE, RunningServer, ServerError, start_server
+from targets.table import Target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
 
@@ -73,8 +75,13 @@ def measure_round(
     threads: int | None,
     out_dir: Path,
     sweep_options: dict[str, Any],
+    request: Request | None = None,
 ) -> Round:
+    """`contender` on a fresh server: its answer to `request` (default: GET /healthz) checked,
+    then swept with it."""
     result = Round(repeat)
+    target = contender.target
+    asked = request or Request()
     log_path = out_dir / "logs" / f"{contender.file_stem}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.unlink(missing_ok=True)  # each round's log stands alone
@@ -87,11 +94,13 @@ def measure_round(
         threads=threads,
         cpus=cpus.server,
         log_output=f"file:{log_path}",
+        ready_path=asked.path,
     )
     try:
-        validate(server.url, contender.stack)
+        validate(server.url, contender.stack, request, marks=not target.is_user_app)
         swept = sweep(
-            url=f"{server.url}/healthz",
+            url=f"{server.url}{asked.path}",
+            request=request,
             name=name,
             out_dir=out_dir,
             cpus=cpus.load,
@@ -155,9 +164,10 @@ def measure_ceiling(*, cpus: CpuPlan, out_dir: Path, sweep_options: dict[str, An
 
 def compare(
     *,
-    targets: Sequence[str],
+    targets: Sequence[str | Target],
     sets: Sequence[tuple[str, ...]],
     baseline: bool = True,
+    request: Request | None = None,
     levels: Sequence[int] = (64,),
     duration: float = 3.0,
     timeout: float = 5.0,
@@ -176,7 +186,11 @@ def compare(
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved; each round's sweep files go into
     `out_dir` as it runs (harness.output.compare_report writes the report itself). Ctrl-C stops
-    measuring: the report of the rounds that finished is returned with `interrupted` set."""
+    measuring: the report of the rounds that finished is returned with `interrupted` set.
+
+    `targets` are names of the table's targets, or user apps (harness.serving.apps.target_for).
+    `request` (default GET /healthz) is what each set is checked with and timed with; a raw
+    baseline beside a user's app is timed with its own GET /healthz."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     if not targets or not sets:
@@ -198,7 +212,7 @@ def compare(
     resolve_wrk(wrk)
     entries = [Entry(c, c.label(multi), [Round(r + 1) for r in range(repeat)]) for c in chosen]
     report = CompareReport(
-        targets=list(targets),
+        targets=list(dict.fromkeys(c.target.name for c in chosen if c.role == "set")),
         baselines=[e.contender.target.name for e in entries if e.contender.role == "baseline"],
         entries=entries,
         settings={
@@ -214,11 +228,24 @@ def compare(
             "pinning": cpu_plan.describe(),
             "server_cpus": list(cpu_plan.server) if cpu_plan.server else None,
             "wrk_cpus": list(cpu_plan.load) if cpu_plan.load else None,
+            "request": (request or Request()).to_dict(),
+            "apps": {
+                c.target.name: {"app": c.target.app, "framework": c.target.framework}
+                for c in chosen
+                if c.target.is_user_app
+            },
         },
         out_dir=out,
         ceiling_qps=ceiling_qps,
         gate=max_overhead_us,
     )
+    has_app = any(c.target.is_user_app for c in chosen)
+
+    def request_for(contender: Contender) -> Request | None:
+        # The targets here all answer the same routes; a user's app answers its own, and the
+        # raw baseline beside it is timed on its /healthz.
+        return request if contender.target.is_user_app or not has_app else None
+
     started = time.monotonic()
     echo(f"compare: {len(entries)} contenders × {repeat} round(s), {cpu_plan.describe()}")
     if any(
@@ -258,6 +285,7 @@ def compare(
                         threads=threads,
                         out_dir=out,
                         sweep_options=sweep_options,
+                        request=request_for(entry.contender),
                     )
                 except ValidationError as exc:
                     invalid.add(index)

@@ -29,7 +29,7 @@ class Contender:
 
     @property
     def set_name(self) -> str:
-        return stack_name(self.stack)
+        return stack_name(self.stack, self.target.layers)
 
     def label(self, multi_target: bool) -> str:
         if self.role == "baseline" or multi_target:
@@ -39,7 +39,7 @@ class Contender:
     @property
     def file_stem(self) -> str:
         # The label's file-safe spelling: `spin:20us` is `spin-20us` in file names.
-        return f"{self.target.name}_{stack_file_name(self.stack)}"
+        return f"{self.target.name}_{stack_file_name(self.stack, self.target.layers)}"
 
 
 @dataclass
@@ -190,11 +190,13 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def contenders(
-    targets: Sequence[str], sets: Sequence[tuple[str, ...]], baseline: bool
+    targets: Sequence[str | Target], sets: Sequence[tuple[str, ...]], baseline: bool
 ) -> list[Contender]:
-    chosen = [Contender(get_target(t), stack, "set") for t in targets for stack in sets]
+    """Every target with every set, then each target's raw baseline (unless it is one of them)."""
+    chosen_targets = [get_target(t) if isinstance(t, str) else t for t in targets]
+    chosen = [Contender(t, stack, "set") for t in chosen_targets for stack in sets]
     if baseline:
-        for name in dict.fromkeys(get_target(t).baseline for t in targets):
+        for name in dict.fromkeys(t.baseline for t in chosen_targets):
             if name is None:
                 continue
             base = Contender(get_target(name), (), "baseline")

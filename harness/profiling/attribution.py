@@ -123,7 +123,12 @@ class Rules:
     middleware_package: str = MIDDLEWARE_PACKAGE
     middlewares: tuple[str, ...] = ORDER
     aliases: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(ALIASES))
+    # A user's app (`--app`): its layers, named by class or function (`Name#2` is a repeat), and
+    # the directory its own code lives in (what is no layer there is the app's).
+    app_layers: tuple[str, ...] = ()
+    app_root: str | None = None
     _spellings: list[tuple[tuple[str, ...], str]] = field(init=False, repr=False)
+    _app_layer_of: dict[str, str] = field(init=False, repr=False)
     _cache: dict[Frame, Claim | None] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +140,9 @@ class Rules:
                 spellings[words(alias)] = name
         # Longest spelling first: `log_request_id` is request-id, not logger.
         self._spellings = sorted(spellings.items(), key=lambda item: -len(item[0]))
+        self._app_layer_of = {}
+        for layer in self.app_layers:
+            self._app_layer_of.setdefault(layer.partition("#")[0], layer)
 
     def middleware_in(self, identifier: str) -> str | None:
         """The middleware whose name is spelled in `identifier`, if any."""
@@ -154,6 +162,12 @@ class Rules:
         return found
 
     def _classify(self, frame: Frame) -> Claim | None:
+        # A frame of an app's layer: its class (`PoweredBy.dispatch`) or function names it.
+        for part in frame.function.split("."):
+            if part in self._app_layer_of:
+                return Claim(Owner(self._app_layer_of[part], "middleware"), FIRM)
+        if self.app_root is not None and frame.file.startswith(self.app_root):
+            return Claim(Owner(APP, "app"), FIRM)
         path = module_path(frame.file)
         if path.startswith(self.middleware_package):
             return self._middleware_claim(frame, path)

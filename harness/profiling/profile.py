@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from harness.load.limits import raise_fd_limit
+from harness.load.request import Request
 from harness.load.wrk import resolve_wrk, run_wrk
 from harness.load.wrk_output import WrkResult
 from harness.machine.cpus import plan
 from harness.profiling.attribution import (
     DEFAULT_RULES,
     LayerShare,
+    Rules,
     attribute,
     by_kind,
     format_layers,
@@ -40,7 +43,7 @@ from harness.profiling.pyspy import (
 from harness.profiling.top import TopRow, format_top, top_cum
 from harness.serving.servers import SYNC_NOTE, running
 from middleware.stack import stack_file_name, stack_name
-from targets.table import get_target
+from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/profile")
 DEFAULT_RATE = 250
@@ -123,8 +126,9 @@ def _sample_in_background(
 
 def profile(
     *,
-    target: str,
+    target: str | Target,
     stack: tuple[str, ...] = (),
+    request: Request | None = None,
     connections: int = DEFAULT_CONNECTIONS,
     worker_class: str | None = None,
     duration: float = DEFAULT_DURATION,
@@ -138,15 +142,18 @@ def profile(
     gil: bool | None = None,
     lead_in: float = DEFAULT_LEAD_IN,
     timeout: float = 10.0,
-    path: str = "/healthz",
     log_output: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> ProfileResult:
     """Profile `target` with `stack` under wrk load and write NAME.collapsed.txt, NAME.svg and
-    NAME.json (NAME = target-stack) in `out_dir`. Raises ProfileError (its PySpyError and
+    NAME.json (NAME = target-stack) in `out_dir`. `request` (default GET /healthz) is what wrk
+    sends; a user's app (harness.serving.apps.target_for) has its own layers attributed by name.
+    Raises ProfileError (its PySpyError and
     PtracePermissionError when py-spy may not attach), WrkError or ServerError, with nothing
     left running."""
-    spec = get_target(target)
+    spec = get_target(target) if isinstance(target, str) else target
+    asked = request or Request()
+    path = asked.path
     if not duration > 0:
         raise ProfileError(f"--duration must be positive: {duration:g}s")
     duration = float(math.ceil(duration))  # py-spy samples whole seconds
@@ -157,7 +164,7 @@ def profile(
     raise_fd_limit()
     cpus = plan(pin)
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{spec.name}-{stack_file_name(stack)}"
+    name = f"{spec.name}-{stack_file_name(stack, spec.layers)}"
     files = {
         "collapsed": out_dir / f"{name}.collapsed.txt",
         "flamegraph": out_dir / f"{name}.svg",
@@ -186,6 +193,7 @@ def profile(
         "nonblocking": nonblocking,
         "gil_only": gil,
         "path": path,
+        "request": asked.to_dict(),
         "pinning": cpus.describe(),
         "server_cpus": list(cpus.server) if cpus.server else None,
         "load_cpus": list(cpus.load) if cpus.load else None,
@@ -201,6 +209,7 @@ def profile(
         worker_class=worker_class,
         cpus=cpus.server,
         log_output=log_output,
+        ready_path=path,
     ) as server:
         if server.config.uses_sync_worker:
             echo(SYNC_NOTE)
@@ -221,6 +230,10 @@ def profile(
         recorder = Recorder(command, pid, files["collapsed"])
         stop, lock = threading.Event(), threading.Lock()
         thread, outcome = _sample_in_background(recorder, lead_in, duration + 30, stop, lock)
+        script = None
+        if not asked.plain:
+            script = out_dir / f"{name}.lua"
+            script.write_text(asked.lua(), encoding="utf-8")
         try:
             load = run_wrk(
                 server.url + path,
@@ -230,6 +243,7 @@ def profile(
                 timeout=timeout,
                 wrk=wrk_path,
                 cpus=cpus.load,
+                script=str(script) if script else None,
             )
             thread.join(duration + 35)
         finally:
@@ -254,7 +268,7 @@ def profile(
         out_dir=out_dir,
         stacks=stacks,
         top=top_cum(stacks, top),
-        layers=attribute(stacks, stack),
+        layers=attribute(stacks, stack, rules_for(spec)),
         wrk=load,
         recording=recorded,
         settings=settings,
@@ -262,6 +276,13 @@ def profile(
     )
     write_outputs(result)
     return result
+
+
+def rules_for(target: Target) -> Rules:
+    """The attribution tables; a user's app adds its own layers and its own code."""
+    if not target.is_user_app:
+        return DEFAULT_RULES
+    return Rules(app_layers=target.layers, app_root=(target.app_dir or os.getcwd()) + "/")
 
 
 def write_outputs(result: ProfileResult) -> None:

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 from harness.serving.servers import SYNC_NOTE, start_server
 from middleware.stack import stack_name
-from targets.table import get_target
+from targets.routes import HEALTHZ_PATH
+from targets.table import Target, get_target
 
 
 def serve(
     *,
-    target: str,
+    target: str | Target,
     stack: tuple[str, ...] = (),
     workers: int = 1,
     worker_class: str | None = None,
@@ -19,10 +20,12 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     log_output: str = "stdout",
+    path: str = HEALTHZ_PATH,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Run until interrupted or until the server exits; returns the exit code to use."""
-    spec = get_target(target)
+    """Run until interrupted or until the server exits; returns the exit code to use. `path`:
+    what to print as the address (and, for a user's app, what must answer before it is up)."""
+    spec = get_target(target) if isinstance(target, str) else target
     server = start_server(
         spec,
         stack=stack,
@@ -32,15 +35,16 @@ def serve(
         host=host,
         port=port,
         log_output=log_output,
+        ready_path=path,
         capture_output=False,
     )
     try:
         if server.config.uses_sync_worker:
             echo(SYNC_NOTE)
         echo(
-            f"{spec.name} ({spec.framework}) with middlewares {stack_name(stack)} on "
-            f"{spec.server} {server.config.effective_worker_class}, "
-            f"{workers} worker(s): {server.url}/healthz"
+            f"{spec.name} ({spec.framework}) with middlewares {stack_name(stack, spec.layers)} "
+            f"on {spec.server} {server.config.effective_worker_class}, "
+            f"{workers} worker(s): {server.url}{path}"
         )
         echo("press Ctrl-C to stop")
         code = server.process.wait()

@@ -24,8 +24,12 @@ from pathlib import Path
 import psutil
 
 from harness.machine.cpus import pinned
+from harness.serving.userapp import entry
+from harness.serving.userapp.spec import AppSpec
+from middleware.stack import import_paths, is_import_path, is_spin
+from targets.routes import HEALTHZ_PATH
 from targets.settings import environment
-from targets.table import WSGI_WORKERS, Target, get_target
+from targets.table import APP_LOADER, WSGI_WORKERS, Target, get_target
 
 SYNC_NOTE = (
     "note: gunicorn's sync worker closes the connection after every response (no keep-alive), "
@@ -50,6 +54,7 @@ class ServerConfig:
     port: int = 0
     cpus: tuple[int, ...] | None = None
     log_output: str = "null"
+    ready_path: str = HEALTHZ_PATH  # a user's app: the path of the request to time
 
     @property
     def effective_worker_class(self) -> str:
@@ -95,7 +100,33 @@ def server_command(config: ServerConfig, fd: int) -> list[str]:
     ]  # fmt: skip
     if config.effective_worker_class == "gthread":
         command += ["--threads", str(config.threads or DEFAULT_THREADS)]
-    return [*command, f"{target.module}:from_env()"]
+    return [*command, f"{served_module(config)}:from_env()"]
+
+
+def served_module(config: ServerConfig) -> str:
+    """What the server imports: the target's module, or the app loader when the app is a user's
+    or when middlewares given by import path must be added around a target's app."""
+    if config.target.is_user_app or import_paths(config.stack):
+        return APP_LOADER
+    return config.target.module
+
+
+def app_environment(config: ServerConfig) -> dict[str, str]:
+    """What the server process reads to build the app: the stack and log sink of a target here;
+    for the app loader, which app, which of its layers and which extras (harness.serving
+    .userapp.entry). A user's app takes `spin:N` as an extra; a target here builds it itself."""
+    target, stack = config.target, config.stack
+    if target.app is not None:
+        extras = tuple(name for name in stack if is_spin(name) or is_import_path(name))
+        layers = [name for name in stack if name not in extras]
+        spec = AppSpec(target.app, target.factory, target.app_dir)
+        return {**entry.environment(spec, layers, extras), **environment((), config.log_output)}
+    named = tuple(name for name in stack if not is_import_path(name))
+    env = environment(named, config.log_output)
+    if import_paths(stack):
+        spec = AppSpec(f"{target.module}:from_env", factory=True, app_dir=os.getcwd())
+        env.update(entry.environment(spec, None, import_paths(stack)))
+    return env
 
 
 @dataclass
@@ -209,11 +240,13 @@ def start_server(
     port: int = 0,
     cpus: tuple[int, ...] | None = None,
     log_output: str = "null",
+    ready_path: str = HEALTHZ_PATH,
     capture_output: bool = True,
     ready_timeout: float = 20.0,
 ) -> RunningServer:
-    """Start `target`, wait until GET /healthz answers 200 and return it; on failure nothing is
-    left running and ServerError says why."""
+    """Start `target`, wait until it answers and return it; on failure nothing is left running
+    and ServerError says why. Up means GET /healthz answers 200 for a target here, and GET
+    `ready_path` answers at all for a user's app (whether it answers right is validated later)."""
     config = ServerConfig(
         target=get_target(target) if isinstance(target, str) else target,
         stack=stack,
@@ -224,6 +257,7 @@ def start_server(
         port=port,
         cpus=cpus,
         log_output=log_output,
+        ready_path=ready_path,
     )
     check_config(config)
     sock = bind_socket(host, port)
@@ -234,7 +268,7 @@ def start_server(
         handle, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
         stderr_path = Path(name)
         stdout = stderr = handle
-    env = {**os.environ, **environment(stack, log_output), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **app_environment(config), "PYTHONUNBUFFERED": "1"}
     try:
         process = subprocess.Popen(
             pinned(server_command(config, sock.fileno()), cpus),
@@ -264,29 +298,40 @@ def start_server(
 
 def wait_ready(server: RunningServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
+    path = server.config.ready_path
+    any_answer = server.config.target.is_user_app
     last_error = "no answer"
     while time.monotonic() < deadline:
         if not server.alive():
             raise ServerError(
                 f"{server.config.target.name} exited with code {server.process.returncode} "
-                f"before answering{_tail(server)}"
+                f"before answering{_load_error(server) or _tail(server)}"
             )
         try:
-            status = _get_status(server.host, server.port, "/healthz")
+            status = _get_status(server.host, server.port, path)
             # One worker answering is not enough: load must not start while gunicorn is still
             # forking the others.
-            if status == 200 and len(server.worker_pids()) >= server.config.workers:
+            up = any_answer or status == 200
+            if up and len(server.worker_pids()) >= server.config.workers:
                 return
-            last_error = f"GET /healthz answered {status}"
-            if status == 200:
+            last_error = f"GET {path} answered {status}"
+            if up:
                 last_error = f"{len(server.worker_pids())} of {server.config.workers} workers up"
         except OSError as exc:
             last_error = str(exc) or type(exc).__name__
         time.sleep(0.05)
     raise ServerError(
-        f"{server.config.target.name} did not answer GET /healthz within {timeout:g}s "
+        f"{server.config.target.name} did not answer GET {path} within {timeout:g}s "
         f"({last_error}){_tail(server)}"
     )
+
+
+def _load_error(server: RunningServer) -> str:
+    """The app loader's one-line reason (it prints `mwbench: ...`), if that is why it exited."""
+    for line in reversed(server.stderr_tail(40).splitlines()):
+        if line.startswith("mwbench: "):
+            return f": {line.removeprefix('mwbench: ')}"
+    return ""
 
 
 def _tail(server: RunningServer) -> str:

@@ -1,0 +1,231 @@
+"""What a command measures: a target of the table (`-t`) or your own app (`--app`), the middleware
+sets (`-m`, resolved against the target's middlewares or the app's own layers), and the request
+to time (`--path`, `--method`, `-H`, `--body`, `--body-file`, `--expect-status`).
+
+Shared by serve, compare, profile, micro and calibrate, so they read and fail alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.load.request import METHODS, Request, RequestError, parse_header
+from harness.serving.apps import AppInfo, describe_app, target_for
+from harness.serving.userapp.spec import AppLoadError, AppSpec
+from middleware.stack import (
+    ORDER,
+    UnknownMiddleware,
+    is_import_path,
+    is_spin,
+    parse_sets,
+    parse_stack,
+)
+from targets.routes import HEALTHZ_PATH
+from targets.table import Target, get_target
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+SETS_HINT = "'-m' / '--middlewares'"
+
+
+def _apply(command: Callable[..., Any], options: tuple[Decorator, ...]) -> Callable[..., Any]:
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def app_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--app, --factory, --app-dir: your own app instead of -t."""
+    return _apply(
+        command,
+        (
+            click.option(
+                "--app",
+                default=None,
+                metavar="SPEC",
+                help="Your app instead of -t: package.module:attr or path/to/file.py:attr "
+                "(WSGI, ASGI or aiohttp, detected); -m then toggles its own middlewares.",
+            ),
+            click.option(
+                "--factory", is_flag=True, help="--app names a factory: call it with no arguments."
+            ),
+            click.option(
+                "--app-dir",
+                default=".",
+                show_default=True,
+                type=click.Path(file_okay=False, exists=True),
+                help="Put first on sys.path when importing --app (and -m import paths).",
+            ),
+        ),
+    )
+
+
+def request_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The request to time, sent as is by wrk (a Lua script when it is not a plain GET)."""
+    return _apply(
+        command,
+        (
+            click.option(
+                "--path",
+                default=None,
+                help=f"Path to request  [default: / with --app, {HEALTHZ_PATH} for targets]",
+            ),
+            click.option(
+                "--method",
+                type=click.Choice(METHODS, case_sensitive=False),
+                default="GET",
+                show_default=True,
+                help="HTTP method.",
+            ),
+            click.option(
+                "-H",
+                "--header",
+                "headers",
+                multiple=True,
+                metavar="'NAME: VALUE'",
+                help="A request header; repeatable.",
+            ),
+            click.option("--body", default=None, help="Request body (text)."),
+            click.option(
+                "--body-file",
+                type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                default=None,
+                help="Request body, from a file.",
+            ),
+            click.option(
+                "--expect-status",
+                type=click.IntRange(100, 599),
+                default=None,
+                help="The status every answer must have  [default: any 2xx]",
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """What to measure: targets (names, or one app as a Target), the sets, and the request."""
+
+    targets: list[str | Target]
+    sets: list[tuple[str, ...]]
+    request: Request | None  # None: the targets' GET /healthz
+    app: AppInfo | None = None
+
+
+def build_request(
+    *,
+    path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    body_file: Path | None,
+    expect_status: int | None,
+    for_app: bool,
+) -> Request | None:
+    """The request the options describe; None when they describe the default GET /healthz of a
+    target here (which is checked more strictly: its exact body and content type)."""
+    if body is not None and body_file is not None:
+        raise click.UsageError("give --body or --body-file, not both")
+    data = body_file.read_bytes() if body_file is not None else (body or "").encode()
+    try:
+        request = Request(
+            method=method.upper(),
+            path=path or ("/" if for_app else HEALTHZ_PATH),
+            headers=tuple(parse_header(h) for h in headers),
+            body=data,
+            expect_status=expect_status,
+        )
+    except RequestError as exc:
+        raise click.UsageError(str(exc)) from None
+    return None if request == Request() and not for_app else request
+
+
+def load_app(app: str, factory: bool, app_dir: str, extras: tuple[str, ...] = ()) -> AppInfo:
+    """Describe `--app` (in a child interpreter): a one-line error and exit 1 when it cannot be
+    served."""
+    try:
+        return describe_app(AppSpec(app, factory, app_dir), extras)
+    except AppLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def resolve_sets(text: str, names: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """-m against the middlewares there are: ours on a target, the app's own with --app."""
+    try:
+        return parse_sets(text, names)
+    except UnknownMiddleware as exc:
+        raise click.BadParameter(str(exc), param_hint=SETS_HINT) from None
+
+
+def resolve_stack(text: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return parse_stack(text, names)
+    except UnknownMiddleware as exc:
+        raise click.BadParameter(str(exc), param_hint=SETS_HINT) from None
+
+
+def extras_of(text: str) -> tuple[str, ...]:
+    """The middlewares of -m given by import path or spin: checked against the app up front."""
+    parts = (p.strip() for p in text.replace("+", ",").split(","))
+    return tuple(dict.fromkeys(p for p in parts if is_import_path(p) or is_spin(p)))
+
+
+def describe_app_choice(info: AppInfo) -> None:
+    """What --app found, before it is measured: the interface, the layers and what stays."""
+    from harness.cli.console import console
+
+    names = ", ".join(info.layer_names) or "(none)"
+    console.print(
+        f"{info.spec.target}: {info.framework}, {info.interface.upper()}; layers, outermost "
+        f"first: {names}",
+        soft_wrap=True,
+        markup=False,
+    )
+    for note in info.untoggled:
+        console.print(f"not toggled: {note}", soft_wrap=True, markup=False)
+
+
+def check_extras(target: Target, paths: tuple[str, ...], app_dir: str) -> None:
+    """Middlewares given by import path, on a target here: imported and checked against its
+    interface before any server starts (the server process adds them around its app)."""
+    spec = AppSpec(f"{target.module}:from_env", factory=True, app_dir=app_dir)
+    try:
+        describe_app(spec, paths)
+    except AppLoadError as exc:
+        raise click.ClickException(f"{target.name}: {exc}") from None
+
+
+def choose(
+    *,
+    targets: list[str] | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    sets_text: str,
+    request_options: dict[str, Any],
+    one_stack: bool = False,
+) -> Chosen:
+    """-t or --app (exactly one), the sets against the right names, and the request.
+    `one_stack`: -m is one stack (serve, profile: `,` joins names as `+` does), not sets."""
+
+    def resolve(names: tuple[str, ...]) -> list[tuple[str, ...]]:
+        if one_stack:
+            return [resolve_stack(sets_text, names)]
+        return resolve_sets(sets_text, names)
+
+    if (targets is None) == (app is None):
+        raise click.UsageError("give -t/--target or --app (not both)")
+    request = build_request(**request_options, for_app=app is not None)
+    if app is None:
+        assert targets is not None
+        sets = resolve(ORDER)
+        paths = tuple(p for p in extras_of(sets_text) if is_import_path(p))
+        for name in targets if paths else ():
+            check_extras(get_target(name), paths, app_dir)
+        return Chosen(list(targets), sets, request)
+    info = load_app(app, factory, app_dir, extras_of(sets_text))
+    return Chosen([target_for(info)], resolve(info.layer_names), request, info)
