@@ -161,22 +161,24 @@ def parse_sets(spec: str, names: tuple[str, ...] = ORDER) -> list[tuple[str, ...
 
 
 def stack_name(stack: tuple[str, ...], names: tuple[str, ...] = ORDER) -> str:
-    """The label of a stack in tables and charts: `none`, `all` (every layer of `names`), or
-    names joined by `+` (`all+spin:20us`). Not for file names: see `stack_file_name`."""
+    """The label of a stack in tables and charts: `none`, `all` (every layer of `names`, when
+    there are several), or names joined by `+` (`all+spin:20us`). Not for file names: see
+    `stack_file_name`."""
     if not stack:
         return "none"
-    extra = tuple(name for name in stack if is_spin(name) or is_import_path(name))
-    named = tuple(name for name in stack if name not in extra)
-    if named and named == names:
+    # A middleware by import path is labelled by its own name: `GZipMiddleware`.
+    extra = tuple(
+        name.rpartition(":")[2] if is_import_path(name) else name
+        for name in stack
+        if is_spin(name) or is_import_path(name)
+    )
+    named = tuple(name for name in stack if not (is_spin(name) or is_import_path(name)))
+    if len(names) > 1 and named == names:
         return "+".join(("all", *extra))
-    return "+".join(stack)
+    return "+".join((*named, *extra))
 
 
 def stack_file_name(stack: tuple[str, ...], names: tuple[str, ...] = ORDER) -> str:
     """`stack_name` spelled for a file name: `spin:20us` becomes `spin-20us` (a `:` is not
-    portable in file names, and reads as a drive or a URL scheme); an import path keeps its last
-    name (`starlette.middleware.gzip:GZipMiddleware` is `GZipMiddleware`); `#2` is `-2`."""
-    label = stack_name(stack, names)
-    for path in import_paths(stack):
-        label = label.replace(path, path.rpartition(":")[2])
-    return re.sub(r"[^A-Za-z0-9._+-]", "-", label)
+    portable in file names, and reads as a drive or a URL scheme); `#2` is `-2`."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "-", stack_name(stack, names))

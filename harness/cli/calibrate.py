@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from harness.cli.choose import app_options, choose, describe_app_choice, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Levels,
@@ -41,10 +42,11 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @click.option(
     "-t",
     "--target",
-    required=True,
     type=TargetName(CALIBRATE_TARGETS, why_not={"ceiling": "ceiling takes no middleware"}),
     help="The target to calibrate.",
 )
+@app_options
+@request_options
 @click.option(
     "--costs",
     "costs_ns",
@@ -90,7 +92,21 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     show_default=True,
     help="Draw calibration.png (measured against known, identity line, error bars).",
 )
-def calibrate_command(tolerance: float, charts: bool, **options: Any) -> None:
+def calibrate_command(
+    tolerance: float,
+    charts: bool,
+    target: str | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    body_file: Any,
+    expect_status: int | None,
+    **options: Any,
+) -> None:
     """Measure spin middlewares of known CPU cost and check the harness finds it.
 
     Runs compare with none,spin:5us,spin:20us,spin:50us (the given costs; no baseline, no
@@ -100,9 +116,24 @@ def calibrate_command(tolerance: float, charts: bool, **options: Any) -> None:
     tolerance (10% of the known cost by default) on each side. Writes calibration.json and
     calibration.png, beside compare.json and compare.md.
 
-    Example: harness calibrate -t flask --repeat 3
+    Example: harness calibrate -t flask --repeat 3; with --app, the spins go inside your app
     """
     from harness.measure.calibrate import calibrate
+
+    chosen = choose(
+        targets=[target] if target else None,
+        app=app,
+        factory=factory,
+        app_dir=app_dir,
+        sets_text="none",
+        request_options={
+            "path": path, "method": method, "headers": headers, "body": body,
+            "body_file": body_file, "expect_status": expect_status,
+        },
+    )  # fmt: skip
+    if chosen.app is not None:
+        describe_app_choice(chosen.app)
+    options.update(target=chosen.targets[0], request=chosen.request)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from harness.cli.choose import app_options, choose, describe_app_choice, request_options
 from harness.cli.params import CountOrAuto, LogOutput, TargetList, sets_option
 from harness.measure.micro import (
     DEFAULT_BATCH_S,
@@ -15,6 +16,7 @@ from harness.measure.micro import (
     MICRO_TARGETS,
     ROUTES,
     MicroError,
+    MicroRequest,
 )
 
 
@@ -23,11 +25,12 @@ from harness.measure.micro import (
     "-t",
     "--target",
     "targets",
-    required=True,
     type=TargetList(MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}),
     help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
 )
+@app_options
 @sets_option(" none is always measured.")
+@request_options
 @click.option(
     "--repeat",
     "-r",
@@ -49,7 +52,8 @@ from harness.measure.micro import (
     type=click.Choice(sorted(ROUTES)),
     default="healthz",
     show_default=True,
-    help="The request replayed: GET /healthz, GET /panic (raises), POST /echo (JSON body).",
+    help="The request replayed on a target: GET /healthz, GET /panic (raises), POST /echo "
+    "(JSON body); --path and the other request options replace it.",
 )
 @click.option(
     "--log-output",
@@ -65,11 +69,46 @@ from harness.measure.micro import (
     default=None,
     help="Also write the results, with every repeat and the environment, as JSON.",
 )
-def micro_command(json_path: Path | None, **options: Any) -> None:
-    """In-process cost per request of middleware sets on a framework: no server, no network.
+def micro_command(
+    json_path: Path | None,
+    targets: list[str] | None,
+    app: str | None,
+    factory: bool,
+    app_dir: str,
+    sets: str,
+    route: str,
+    path: str | None,
+    method: str,
+    headers: tuple[str, ...],
+    body: str | None,
+    body_file: Path | None,
+    expect_status: int | None,
+    **options: Any,
+) -> None:
+    """In-process cost per request of middleware sets on a framework, or of your app's own
+    middlewares (--app): no server, no network.
 
-    Example: harness micro -t starlette -m each
+    Example: harness micro -t starlette -m each; harness micro --app main.py:app --path /items/1
     """
+    chosen = choose(
+        targets=targets,
+        app=app,
+        factory=factory,
+        app_dir=app_dir,
+        sets_text=sets,
+        request_options={
+            "path": path, "method": method, "headers": headers, "body": body,
+            "body_file": body_file, "expect_status": expect_status,
+        },
+    )  # fmt: skip
+    if chosen.app is not None:
+        describe_app_choice(chosen.app)
+    wire = chosen.request
+    options.update(
+        targets=chosen.targets,
+        sets=chosen.sets,
+        request=MicroRequest.from_wire(wire) if wire is not None else route,
+    )
     from harness.cli.console import console
     from harness.measure.check import failure_message
     from harness.measure.micro import micro, spin_checks
@@ -77,7 +116,7 @@ def micro_command(json_path: Path | None, **options: Any) -> None:
     from harness.output.micro_report import notes, rich_table
 
     try:
-        report = micro(echo=console.print, request=options.pop("route"), **options)
+        report = micro(echo=console.print, **options)
     except MicroError as exc:
         raise click.ClickException(str(exc)) from None
     console.print(rich_table(report))

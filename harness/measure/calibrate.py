@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.load.request import Request
 from harness.measure.check import RULE, TOLERANCE, CheckRow, CostCheck, check_cost, failure_message
 from harness.measure.compare import compare
 from harness.measure.contenders import CompareReport, Entry
 from middleware.stack import SPIN_SYNTAX, BadSpin, parse_spin, spin_label
-from targets.table import get_target
+from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/calibrate")
 DEFAULT_COSTS = "5,20,50"
@@ -194,7 +195,8 @@ def _entry_for(compare_report: CompareReport, stack: tuple[str, ...]) -> Entry |
 
 def calibrate(
     *,
-    target: str,
+    target: str | Target,
+    request: Request | None = None,
     costs_ns: Sequence[int] | str = DEFAULT_COSTS,
     repeat: int = DEFAULT_REPEAT,
     levels: Sequence[int] = (64,),
@@ -216,9 +218,9 @@ def calibrate(
 
     Raises ValueError (bad settings, before any server starts), and whatever compare raises;
     after a Ctrl-C the report has `interrupted` set and checks only the rounds that finished."""
-    spec = get_target(target)
+    spec = get_target(target) if isinstance(target, str) else target
     if spec.baseline is None:
-        raise ValueError(f"{target} takes no middleware: calibrate a framework target")
+        raise ValueError(f"{spec.name} takes no middleware: calibrate a framework target")
     costs = parse_costs(costs_ns) if isinstance(costs_ns, str) else tuple(sorted(set(costs_ns)))
     if not costs:
         raise ValueError("no cost given")
@@ -232,9 +234,10 @@ def calibrate(
     sets: list[tuple[str, ...]] = [(), *((spin_label(ns),) for ns in costs)]
     load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
-    echo(f"calibrate: {target} with {', '.join(spin_label(ns) for ns in costs)} against none")
+    echo(f"calibrate: {spec.name} with {', '.join(spin_label(ns) for ns in costs)} against none")
     compared = compare(
-        targets=[target],
+        targets=[spec],
+        request=request,
         sets=sets,
         baseline=False,
         levels=levels,
@@ -263,14 +266,14 @@ def calibrate(
     environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {
         **compared.settings,
-        "target": target,
+        "target": spec.name,
         "sets": ["none", *(spin_label(ns) for ns in costs)],
         "costs_us": [ns / 1000 for ns in costs],
         "baseline": False,
         "ceiling": False,
     }
     report = CalibrationReport(
-        target=target,
+        target=spec.name,
         points=points,
         settings=settings,
         environment=environment,

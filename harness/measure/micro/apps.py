@@ -13,6 +13,10 @@ from harness.measure.micro.asgi_driver import AsgiDriver
 from harness.measure.micro.driver import Driver, MicroError
 from harness.measure.micro.request import MicroRequest
 from harness.measure.micro.wsgi_driver import WsgiDriver
+from harness.serving.userapp import entry
+from harness.serving.userapp.interface import is_coroutine_function
+from harness.serving.userapp.spec import AppLoadError, AppSpec
+from middleware.stack import import_paths, is_import_path, is_spin
 from targets.table import Target
 
 
@@ -34,11 +38,26 @@ def make_driver(
 
 
 def build_app(target: Target, stack: tuple[str, ...], log_output: str) -> Any:
-    """The target's app with `stack`, exactly as its server process builds it."""
-    module = importlib.import_module(target.module)
-    if hasattr(module, "create_app"):
-        return module.create_app(stack, log_output)
-    return module.create_handler(stack, log_output)
+    """The target's app with `stack`, exactly as its server process builds it: a user's app
+    imported afresh with the chosen layers and extras; a target here from its module, with any
+    middleware given by import path added innermost by the same loader."""
+    extras = tuple(name for name in stack if is_spin(name) or is_import_path(name))
+    try:
+        if target.app is not None:
+            spec = AppSpec(target.app, target.factory, target.app_dir)
+            keep = [name for name in stack if name not in extras]
+            app = entry.build(spec, keep, extras, fresh=True)
+            if is_coroutine_function(app):
+                raise MicroError(f"{target.app} is an async factory: micro needs the app itself")
+            return app
+        module = importlib.import_module(target.module)
+        named = tuple(name for name in stack if not is_import_path(name))
+        make = module.create_app if hasattr(module, "create_app") else module.create_handler
+        app = make(named, log_output)
+        paths = import_paths(stack)
+        return entry.prepare(app, None, paths, target.app_dir) if paths else app
+    except AppLoadError as exc:
+        raise MicroError(f"{target.name}: {exc}") from None
 
 
 def _empty_wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

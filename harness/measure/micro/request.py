@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from harness.load.request import Request
 from middleware import core
 from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, PANIC_PATH
 
@@ -23,8 +24,25 @@ class MicroRequest:
     body: bytes = b""
     client: tuple[str, int] = ("127.0.0.1", 40000)
     server: tuple[str, int] = ("127.0.0.1", 8000)
-    expect_status: int | None = 200
+    expect_status: int | None = 200  # None: any 2xx
     expect_body: bytes | None = None
+
+    @classmethod
+    def from_wire(cls, request: Request) -> MicroRequest:
+        """The request wrk sends for `request`: the same method, path, query, headers and body
+        (and the Host and Content-Length that wrk adds), checked for the same status."""
+        path, _, query = request.path.partition("?")
+        headers = [("Host", "127.0.0.1:8000"), *request.headers]
+        if request.body and not any(k.lower() == "content-length" for k, _ in request.headers):
+            headers.append(("Content-Length", str(len(request.body))))
+        return cls(
+            method=request.method,
+            path=path,
+            query=query,
+            headers=tuple(headers),
+            body=request.body,
+            expect_status=request.expect_status,
+        )
 
     def with_headers(self, *extra: tuple[str, str]) -> MicroRequest:
         return dataclasses.replace(self, headers=(*self.headers, *extra))
@@ -79,7 +97,9 @@ def check_reply(reply: Reply, request: MicroRequest, stack: tuple[str, ...]) -> 
     """Problems with an answer: status, body, and the headers the stack's middlewares must add
     (on a 2xx answer; names the project does not know, e.g. a future `spin:20us`, add none)."""
     found = []
-    if request.expect_status is not None and reply.status != request.expect_status:
+    if request.expect_status is None and not 200 <= reply.status < 300:
+        found.append(f"{request.describe()} answered {reply.status}, not 2xx")
+    elif request.expect_status is not None and reply.status != request.expect_status:
         found.append(f"{request.describe()} answered {reply.status}, not {request.expect_status}")
     if request.expect_body is not None and reply.body != request.expect_body:
         found.append(f"body {reply.body[:60]!r} is not {request.expect_body[:60]!r}")

@@ -29,13 +29,13 @@ MICRO_TARGETS = tuple(name for name, t in TARGETS.items() if t.interface in INTE
 EMPTY = "empty"  # the label of the loop calibration: the cheapest app of the interface
 
 
-def check_targets(targets: Sequence[str]) -> list[Target]:
+def check_targets(targets: Sequence[str | Target]) -> list[Target]:
     chosen = []
     for name in targets:
-        target = get_target(name)
+        target = get_target(name) if isinstance(name, str) else name
         if target.interface not in INTERFACES:
             raise MicroError(
-                f"{name} has no app to call in-process; valid: {', '.join(MICRO_TARGETS)}"
+                f"{target.name} has no app to call in-process; valid: {', '.join(MICRO_TARGETS)}"
             )
         chosen.append(target)
     if not chosen:
@@ -63,7 +63,7 @@ def measure_target(
             target.interface, EMPTY_APPS[target.interface], request, loop=loop
         )
         for stack in stacks:
-            name = stack_name(stack)
+            name = stack_name(stack, target.layers)
             try:
                 app = build_app(target, stack, log_output)
             except ValueError as exc:
@@ -82,10 +82,10 @@ def measure_target(
     finally:
         for driver in drivers.values():
             driver.close()
-    reference = series[stack_name(stacks[0])]
+    reference = series[stack_name(stacks[0], target.layers)]
     results = []
     for stack in stacks:
-        name = stack_name(stack)
+        name = stack_name(stack, target.layers)
         one = series[name]
         result = SetResult(name, stack, one, statuses[name])
         if stack != stacks[0]:
@@ -107,7 +107,7 @@ def micro_environment(loop: asyncio.AbstractEventLoop | None = None) -> dict[str
 
 def micro(
     *,
-    targets: Sequence[str],
+    targets: Sequence[str | Target],
     sets: Sequence[tuple[str, ...]],
     repeat: int = DEFAULT_REPEAT,
     requests: int | None = None,

@@ -31,10 +31,10 @@ from harness.serving.userapp.layers import Stack
 from harness.serving.userapp.spec import (
     AppLoadError,
     AppSpec,
+    app_from,
     check_factory,
     import_object,
     is_async_factory,
-    load_app,
     load_app_async,
 )
 
@@ -81,10 +81,16 @@ def prepare(
     return stack.rebuild(keep, loaded)
 
 
-def build(spec: AppSpec, keep: Collection[str] | None = None, extras: Sequence[str] = ()) -> Any:
+def build(
+    spec: AppSpec,
+    keep: Collection[str] | None = None,
+    extras: Sequence[str] = (),
+    fresh: bool = False,
+) -> Any:
     """The object for the server: the app with the chosen layers and extras, or, for an aiohttp
-    async factory, a coroutine function that aiohttp's gunicorn worker awaits in its own loop."""
-    obj = import_object(spec.target, spec.app_dir)
+    async factory, a coroutine function that aiohttp's gunicorn worker awaits in its own loop.
+    `fresh`: import the app anew (each call gets its own app, for in-process timing)."""
+    obj = import_object(spec.target, spec.app_dir, fresh)
     if is_async_factory(spec, obj):
         check_factory(obj, spec.target)
 
@@ -95,7 +101,7 @@ def build(spec: AppSpec, keep: Collection[str] | None = None, extras: Sequence[s
             return prepare(app, keep, extras, spec.app_dir)
 
         return deferred
-    return prepare(load_app(spec), keep, extras, spec.app_dir)
+    return prepare(app_from(obj, spec), keep, extras, spec.app_dir)
 
 
 def from_env() -> Any:

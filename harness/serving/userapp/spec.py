@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import itertools
 import os
 import sys
 import traceback
@@ -23,6 +24,8 @@ from harness.serving.userapp.interface import (
     not_an_app_reason,
     takes,
 )
+
+_FRESH = itertools.count(1)
 
 
 class AppLoadError(Exception):
@@ -104,18 +107,18 @@ def _file_module_name(path: Path) -> str:
     return f"_mwbench_app_{abs(hash(str(path))):x}"
 
 
-def import_file(source: str, base: str) -> ModuleType:
+def import_file(source: str, base: str, fresh: bool = False) -> ModuleType:
     """Import a .py file by path (a relative one is relative to `base`, the app dir); its folder
     goes on sys.path (after the app dir) so that it can import its neighbours, as `python file.py`
-    would."""
+    would. `fresh`: a new module object even if the file was imported before."""
     path = (Path(base) / source).resolve()
     if not path.is_file():
         raise AppLoadError(f"no such file: {source}")
-    for module in list(sys.modules.values()):
+    for module in [] if fresh else list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if file and Path(file).resolve() == path:
             return module
-    name = _file_module_name(path)
+    name = f"_mwbench_app_{next(_FRESH)}" if fresh else _file_module_name(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot import {source}: not a Python source file")
@@ -155,13 +158,17 @@ def get_attr(module: ModuleType, attr: str, where: str) -> Any:
     return obj
 
 
-def import_object(spec: str, app_dir: str | None = None) -> Any:
-    """The object `spec` names. app_dir (default: the current directory) goes first on sys.path."""
+def import_object(spec: str, app_dir: str | None = None, fresh: bool = False) -> Any:
+    """The object `spec` names. app_dir (default: the current directory) goes first on sys.path.
+    `fresh`: the module is executed again, so its app is a new object (in-process timing builds
+    one app per middleware set, and choosing a set changes the app in place)."""
     source, attr = split_spec(spec)
     base = app_dir if app_dir is not None else os.getcwd()
     prepend_path(base)
     if is_file_source(source):
-        return get_attr(import_file(source, base), attr, source)
+        return get_attr(import_file(source, base, fresh), attr, source)
+    if fresh:
+        sys.modules.pop(source, None)
     return get_attr(import_module(source), attr, f"module {source!r}")
 
 
@@ -198,10 +205,14 @@ def is_async_factory(spec: AppSpec, obj: Any) -> bool:
     return spec.factory and is_coroutine_function(obj)
 
 
-def load_app(spec: AppSpec) -> Any:
+def load_app(spec: AppSpec, fresh: bool = False) -> Any:
     """The app spec names (its factory called, with spec.factory); async factories: see
     load_app_async."""
-    obj = import_object(spec.target, spec.app_dir)
+    return app_from(import_object(spec.target, spec.app_dir, fresh), spec)
+
+
+def app_from(obj: Any, spec: AppSpec) -> Any:
+    """The app `obj` is, or with spec.factory makes: checked to be an app we can serve."""
     if not spec.factory:
         if interface_of(obj) is None:
             raise AppLoadError(f"{spec.target} {not_an_app_reason(obj)}")
@@ -220,7 +231,7 @@ async def load_app_async(spec: AppSpec) -> Any:
     """load_app, awaiting an async factory (aiohttp's `async def init_app()` pattern)."""
     obj = import_object(spec.target, spec.app_dir)
     if not spec.factory:
-        return load_app(spec)
+        return app_from(obj, spec)
     check_factory(obj, spec.target)
     app = _call_factory(obj, spec.target)
     if inspect.isawaitable(app):
