@@ -77,7 +77,7 @@ EXCLUDED = (
 
 _PACKAGES = (
     "mwbench", "flask", "werkzeug", "starlette", "aiohttp", "uvicorn", "gunicorn", "uvloop",
-    "multidict", "yarl",
+    "multidict", "yarl", "fastapi",
 )  # fmt: skip
 
 

@@ -32,7 +32,7 @@ Probe = Callable[[int], Callable[[], dict[str, Any]]]
 DEFAULT_NAME = "apiserver"  # the original's default job name
 _PACKAGES = (
     "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
-    "uvloop", "httptools", "flask", "starlette", "aiohttp",
+    "uvloop", "httptools", "flask", "starlette", "fastapi", "aiohttp",
 )  # fmt: skip
 
 
