@@ -57,6 +57,8 @@ TARGETS: dict[str, Target] = {
                "gunicorn", _ASGI_WORKER, "raw-asgi"),
         Target("starlette", "Starlette", "asgi", "targets.starlette_app",
                "gunicorn", _ASGI_WORKER, "raw-asgi"),
+        Target("fastapi", "FastAPI", "asgi", "targets.fastapi_app",
+               "gunicorn", _ASGI_WORKER, "raw-asgi"),
         Target("raw-aiohttp", "none (aiohttp low-level server)", "aiohttp", "targets.raw_aiohttp",
                "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
         Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app",

@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-FRAMEWORK_TARGETS = ("raw-wsgi", "flask", "raw-asgi", "starlette", "raw-aiohttp", "aiohttp")
+FRAMEWORK_TARGETS = (
+    "raw-wsgi", "flask", "raw-asgi", "starlette", "fastapi", "raw-aiohttp", "aiohttp",
+)  # fmt: skip
 ALL_TARGETS = (*FRAMEWORK_TARGETS, "ceiling")
 
 

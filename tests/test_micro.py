@@ -32,7 +32,7 @@ from middleware.stack import ORDER
 TINY = ["--repeat", "3", "--requests", "100"]
 
 
-@pytest.mark.parametrize("target", ["raw-wsgi", "starlette", "aiohttp"])
+@pytest.mark.parametrize("target", ["raw-wsgi", "starlette", "fastapi", "aiohttp"])
 def test_cli_none_and_all(target: str, tmp_path: Path) -> None:
     out = tmp_path / "micro.json"
     result = CliRunner().invoke(
@@ -69,7 +69,7 @@ def test_none_is_always_measured_first() -> None:
     assert one.loop.label == EMPTY
 
 
-@pytest.mark.parametrize("target", ["flask", "starlette", "raw-aiohttp"])
+@pytest.mark.parametrize("target", ["flask", "starlette", "fastapi", "raw-aiohttp"])
 def test_panic_route_with_and_without_recovery(target: str) -> None:
     report = micro(targets=[target], sets=[("recovery",)], repeat=2, requests=5, request="panic")
     assert [s.status for s in report.targets[0].sets] == [500, 500]

@@ -20,7 +20,7 @@ import middleware.asgi as mw_asgi
 import middleware.wsgi as mw_wsgi
 from middleware import core
 from middleware.stack import ORDER
-from targets import flask_app, raw_asgi, raw_wsgi, starlette_app
+from targets import fastapi_app, flask_app, raw_asgi, raw_wsgi, starlette_app
 
 
 @pytest.fixture
@@ -79,13 +79,14 @@ def test_aiohttp_list_is_in_order() -> None:
     assert mw_aiohttp.wrap_handler(handler, (), "null") is handler
 
 
-def test_starlette_gets_the_classes_through_its_own_list() -> None:
-    app = starlette_app.create_app(("dump", "request-id"), "null")
+@pytest.mark.parametrize("module", [starlette_app, fastapi_app], ids=["starlette", "fastapi"])
+def test_starlette_gets_the_classes_through_its_own_list(module: Any) -> None:
+    app = module.create_app(("dump", "request-id"), "null")
     assert [m.cls for m in app.user_middleware] == [
         mw_asgi.RequestIdMiddleware,
         mw_asgi.DumpMiddleware,
     ]
-    assert starlette_app.create_app((), "null").user_middleware == []
+    assert module.create_app((), "null").user_middleware == []
 
 
 def test_flask_recovery_is_an_error_handler_and_the_rest_wrap_wsgi_app() -> None:
@@ -452,8 +453,9 @@ def test_spin_is_innermost_in_every_adapter() -> None:
     assert mw_wsgi.wrap(app, ("spin:20us",), "null").ns == 20_000  # type: ignore[attr-defined]
     names = [m.__name__ for m in mw_aiohttp.middlewares(stack, "null")]
     assert names == ["request_id_middleware", "dump_middleware", "spin_middleware"]
-    starlette = starlette_app.create_app(stack, "null")
-    assert [m.cls for m in starlette.user_middleware][-1] is mw_asgi.SpinMiddleware
+    for module in (starlette_app, fastapi_app):
+        app = module.create_app(stack, "null")
+        assert [m.cls for m in app.user_middleware][-1] is mw_asgi.SpinMiddleware
     flask = flask_app.create_app((*ORDER, "spin:20us"), "null")
     assert _chain(flask.wsgi_app)[-1] == "SpinMiddleware"
 

@@ -24,8 +24,9 @@ from harness.cli.main import main as harness_main
 from harness.serving.servers import RunningServer, running
 from middleware import core
 from middleware.stack import ORDER
+from tests.conftest import FRAMEWORK_TARGETS
 
-TARGETS = ("raw-wsgi", "flask", "raw-asgi", "starlette", "raw-aiohttp", "aiohttp")
+TARGETS = FRAMEWORK_TARGETS
 HEALTHZ = b'{"status":"ok"}'
 SECRETS = {
     "Authorization": "Bearer s3cret-authorization",
@@ -48,6 +49,7 @@ DEFAULT_PANIC = {
     "flask": ("text/html; charset=utf-8", b"Internal Server Error"),  # Flask/Werkzeug's page
     "raw-asgi": ("text/plain; charset=utf-8", b"Internal Server Error"),  # uvicorn
     "starlette": ("text/plain; charset=utf-8", b"Internal Server Error"),  # ServerErrorMiddleware
+    "fastapi": ("text/plain; charset=utf-8", b"Internal Server Error"),  # Starlette's, the same
     "raw-aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),  # aiohttp
     "aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),
 }

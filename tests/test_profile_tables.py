@@ -202,6 +202,9 @@ def test_middleware_names_in_classes_closures_and_modules() -> None:
         Frame.parse("ServerErrorMiddleware.__call__ (starlette/middleware/errors.py:1)")
     )
     assert claim is not None and claim.owner == Owner("starlette", "framework")
+    # FastAPI's own frames are FastAPI's layer; the Starlette code under it stays Starlette's
+    claim = rules.claim(Frame.parse("FastAPI.__call__ (fastapi/applications.py:1)"))
+    assert claim is not None and claim.owner == Owner("fastapi", "framework")
     assert rules.claim(Frame.parse("dumps (json/__init__.py:1)")) is None
 
 

@@ -81,7 +81,8 @@ def test_unknown_target_is_a_usage_error_listing_valid_names() -> None:
     result = CliRunner().invoke(main, ["serve", "-t", "django"])
     assert result.exit_code == 2
     assert "unknown target 'django'" in result.output
-    assert "raw-wsgi, flask, raw-asgi, starlette, raw-aiohttp, aiohttp, ceiling" in result.output
+    valid = "raw-wsgi, flask, raw-asgi, starlette, fastapi, raw-aiohttp, aiohttp, ceiling"
+    assert valid in result.output
 
 
 def test_worker_class_is_checked() -> None:
@@ -93,7 +94,7 @@ def test_worker_class_is_checked() -> None:
 def test_targets_lists_the_table() -> None:
     result = CliRunner().invoke(main, ["targets"])
     assert result.exit_code == 0
-    for name in ("raw-wsgi", "flask", "starlette", "aiohttp", "ceiling", "dump"):
+    for name in ("raw-wsgi", "flask", "starlette", "fastapi", "aiohttp", "ceiling", "dump"):
         assert name in result.output
 
 

@@ -17,7 +17,8 @@ from harness.machine.system import inspect as inspect_system
 # The versions worth knowing beside a number: the harness, its servers, its frameworks.
 PACKAGES = (
     "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
-    "uvloop", "httptools", "flask", "werkzeug", "starlette", "aiohttp", "multidict", "yarl",
+    "uvloop", "httptools", "flask", "werkzeug", "starlette", "fastapi", "pydantic", "aiohttp",
+    "multidict", "yarl",
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "flask/": ("flask", "framework"),
     "werkzeug/": ("flask", "framework"),
     "starlette/": ("starlette", "framework"),
+    "fastapi/": ("fastapi", "framework"),
     # What web.Application adds over aiohttp's low-level server (the raw-aiohttp baseline); the
     # rest of aiohttp is the server both of them run on.
     "aiohttp/web_app.py": ("aiohttp-app", "framework"),
