@@ -39,16 +39,28 @@ class DemoPlan:
     profile_duration: float
 
 
+# The lesson the field keeps learning: one no-op middleware written two ways (middleware/noop.py),
+# timed beside Starlette's own sets, by import path.
+PURE_NOOP = "middleware.noop:PureAsgiNoop"
+BASEHTTP_NOOP = "middleware.noop:BaseHttpNoop"
+NOOPS = f"{PURE_NOOP},{BASEHTTP_NOOP}"
+
 # Three rounds, not two: a 95% interval from two paired rounds is 12.7 standard errors wide
 # (Student's t, 1 degree of freedom), from three 4.3. No warm-up: wrk runs whole seconds, so one
 # would double every round; the validation requests have already exercised each route, and a
 # start-up transient is shared by both sides of a paired difference.
 FULL = DemoPlan(
-    comparisons=(("flask", "each"), ("starlette", "each"), ("aiohttp", "none,all")),
+    comparisons=(
+        ("flask", "each"), ("starlette", f"each,{NOOPS}"), ("fastapi", "none,all"),
+        ("aiohttp", "none,all"),
+    ),
     repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0,
 )  # fmt: skip
 QUICK = DemoPlan(
-    comparisons=(("flask", "none,all"), ("starlette", "none,all"), ("aiohttp", "none,all")),
+    comparisons=(
+        ("flask", "none,all"), ("starlette", f"none,all,{NOOPS}"), ("fastapi", "none,all"),
+        ("aiohttp", "none,all"),
+    ),
     repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
 )  # fmt: skip
 

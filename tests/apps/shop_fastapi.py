@@ -72,3 +72,8 @@ def create_app() -> FastAPI:
 
 def broken_factory() -> FastAPI:
     raise RuntimeError("no database configured")
+
+
+@app.get("/broken")
+async def broken() -> dict[str, Any]:
+    raise RuntimeError("a bug in the handler")
