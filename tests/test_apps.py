@@ -94,9 +94,8 @@ def test_a_set_keeps_exactly_its_layers(
 
 
 def test_extras_go_innermost_and_a_wrong_interface_is_refused() -> None:
-    headers = _answer(
-        FASTAPI, ("PoweredBy", "spin:5us", "starlette.middleware.gzip:GZipMiddleware")
-    )
+    gzip = "starlette.middleware.gzip:GZipMiddleware"
+    headers = _answer(FASTAPI, ("PoweredBy", "spin:5us", gzip))
     assert headers["x-powered-by"] == "shop"
     with pytest.raises(AppLoadError, match=r"GZipMiddleware is ASGI; this app is WSGI"):
         describe_app(AppSpec(FLASK, app_dir=str(ROOT)), (gzip,))
