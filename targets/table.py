@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from middleware.stack import ORDER
-
-WSGI_WORKERS = ("sync", "gthread")
+from targets.server_table import WSGI_WORKERS as WSGI_WORKERS  # where commands have read it
+from targets.server_table import Server, get_server, resolve_server
 
 
 @dataclass(frozen=True)
@@ -18,8 +18,7 @@ class Target:
     framework: str
     interface: str  # "wsgi", "asgi", "aiohttp" or "protocol": which middleware adapter applies
     module: str  # the module whose `from_env()` builds the app inside the server process
-    server: str  # "gunicorn" or "standalone"
-    worker_class: str  # gunicorn's -k value; for a standalone server, what runs it
+    server: str  # the server it runs on unless told otherwise (targets.server_table)
     baseline: str | None  # the raw target on the same server stack; None for `ceiling`
     # A user's own app (`harness --app`): its import spec, served through the harness's loader
     # (`module`), with `factory` and `app_dir` as uvicorn spells them. None for the targets here.
@@ -29,8 +28,13 @@ class Target:
     layers: tuple[str, ...] = ORDER  # the middlewares -m chooses from: ours, or the app's own
 
     @property
-    def is_gunicorn(self) -> bool:
-        return self.server == "gunicorn"
+    def default_server(self) -> Server:
+        return get_server(self.server)
+
+    def server_for(self, server: str | None = None, worker_class: str | None = None) -> Server:
+        """The server this target runs on with `--server` / `--worker-class` (None: the default);
+        ServerChoiceError, naming the valid ones, when it cannot."""
+        return resolve_server(self.name, self.interface, self.server, server, worker_class)
 
     @property
     def is_user_app(self) -> bool:
@@ -41,30 +45,27 @@ class Target:
         return self.baseline == self.name
 
 
-_ASGI_WORKER = "uvicorn_worker.UvicornWorker"
-_AIOHTTP_WORKER = "aiohttp.worker.GunicornUVLoopWebWorker"
-
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
         # name          framework                  interface  module
-        #     server        worker class         baseline
+        #     default server      baseline
         Target("raw-wsgi", "none (bare WSGI)", "wsgi", "targets.raw_wsgi",
-               "gunicorn", "sync", "raw-wsgi"),
+               "gunicorn-sync", "raw-wsgi"),
         Target("flask", "Flask", "wsgi", "targets.flask_app",
-               "gunicorn", "sync", "raw-wsgi"),
+               "gunicorn-sync", "raw-wsgi"),
         Target("raw-asgi", "none (bare ASGI)", "asgi", "targets.raw_asgi",
-               "gunicorn", _ASGI_WORKER, "raw-asgi"),
+               "gunicorn-uvicorn", "raw-asgi"),
         Target("starlette", "Starlette", "asgi", "targets.starlette_app",
-               "gunicorn", _ASGI_WORKER, "raw-asgi"),
+               "gunicorn-uvicorn", "raw-asgi"),
         Target("fastapi", "FastAPI", "asgi", "targets.fastapi_app",
-               "gunicorn", _ASGI_WORKER, "raw-asgi"),
+               "gunicorn-uvicorn", "raw-asgi"),
         Target("raw-aiohttp", "none (aiohttp low-level server)", "aiohttp", "targets.raw_aiohttp",
-               "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
+               "gunicorn-aiohttp", "raw-aiohttp"),
         Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app",
-               "gunicorn", _AIOHTTP_WORKER, "raw-aiohttp"),
-        Target("ceiling", "none (asyncio protocol)", "protocol", "targets.ceiling",
-               "standalone", "uvloop + httptools", None),
+               "gunicorn-aiohttp", "raw-aiohttp"),
+        Target("ceiling", "none (uvloop + httptools protocol)", "protocol", "targets.ceiling",
+               "standalone", None),
     )
 }  # fmt: skip
 
@@ -88,7 +89,7 @@ def app_target(
     """A user's app as a target: served like the raw target of its interface, compared with it."""
     raw = TARGETS[INTERFACE_TARGETS[interface]]
     return Target(
-        name, framework, interface, APP_LOADER, raw.server, raw.worker_class, raw.name,
+        name, framework, interface, APP_LOADER, raw.server, raw.name,
         app=app, factory=factory, app_dir=app_dir, layers=layers,
     )  # fmt: skip
 

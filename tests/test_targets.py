@@ -26,7 +26,7 @@ def test_table_lists_every_target_once() -> None:
             baseline = TARGETS[target.baseline]
             assert baseline.is_raw
             assert baseline.interface == target.interface
-            assert baseline.worker_class == target.worker_class
+            assert baseline.server == target.server
 
 
 def test_healthz_exact_bytes(server: RunningServer) -> None:

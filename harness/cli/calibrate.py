@@ -9,7 +9,13 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from harness.cli.choose import app_options, choose, describe_app_choice, request_options
+from harness.cli.choose import (
+    app_options,
+    check_servers,
+    choose,
+    describe_app_choice,
+    request_options,
+)
 from harness.cli.console import console
 from harness.cli.params import (
     Levels,
@@ -17,6 +23,7 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    server_option,
     server_options,
     warmup_option,
     wrk_option,
@@ -82,6 +89,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     help="Percent of the known cost by which the measured 95% interval is widened on each "
     "side: a cost passes when low - tol*known <= known <= high + tol*known.",
 )
+@server_option()
 @server_options
 @pin_option
 @out_dir_option(DEFAULT_OUT_DIR)
@@ -133,6 +141,8 @@ def calibrate_command(
     )  # fmt: skip
     if chosen.app is not None:
         describe_app_choice(chosen.app)
+    server = options["server"]
+    check_servers(chosen.targets, [server] if server else None, options["worker_class"])
     options.update(target=chosen.targets[0], request=chosen.request)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report

@@ -26,6 +26,7 @@ from middleware.stack import (
     parse_stack,
 )
 from targets.routes import HEALTHZ_PATH
+from targets.server_table import ServerChoiceError, check_serves, implied_by_worker_class
 from targets.table import Target, get_target
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -197,6 +198,26 @@ def check_extras(target: Target, paths: tuple[str, ...], app_dir: str) -> None:
         describe_app(spec, paths)
     except AppLoadError as exc:
         raise click.ClickException(f"{target.name}: {exc}") from None
+
+
+def check_servers(
+    targets: list[str | Target], servers: list[str] | None, worker_class: str | None = None
+) -> None:
+    """Every server can serve every target, and agrees with --worker-class: else a usage error
+    naming the valid ones, before anything starts."""
+    try:
+        for name in servers or ():
+            for target in targets:
+                spec = get_target(target) if isinstance(target, str) else target
+                check_serves(name, spec.interface, spec.name)
+    except ServerChoiceError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server'") from None
+    if worker_class is not None and servers:
+        implied = implied_by_worker_class(worker_class)
+        if servers != [implied]:
+            raise click.UsageError(
+                f"--worker-class {worker_class} means --server {implied}: give one of the two"
+            )
 
 
 def choose(

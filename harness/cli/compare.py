@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose, describe_app_choice, request_options
+from harness.cli.choose import (
+    app_options,
+    check_servers,
+    choose,
+    describe_app_choice,
+    request_options,
+)
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
@@ -16,6 +22,7 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    server_option,
     server_options,
     sets_option,
     warmup_option,
@@ -74,6 +81,7 @@ from harness.serving.servers import ServerError
     show_default=True,
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
+@server_option(many=True)
 @server_options
 @pin_option
 @out_dir_option(DEFAULT_OUT_DIR)
@@ -123,7 +131,8 @@ def compare(
     your own app's middlewares with --app.
 
     Examples: harness compare -t flask -m none,all;
-    harness compare --app main.py:app --path /items/1 -m each
+    harness compare --app main.py:app --path /items/1 -m each;
+    harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none
     """
     chosen = choose(
         targets=targets,
@@ -136,11 +145,12 @@ def compare(
             "body_file": body_file, "expect_status": expect_status,
         },
     )  # fmt: skip
+    check_servers(chosen.targets, options["servers"], options["worker_class"])
     options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
     if chosen.app is not None:
         describe_app_choice(chosen.app)
     from harness.measure.compare import compare as run_compare
-    from harness.output.compare_report import notes, rich_table, write_report
+    from harness.output.compare_report import notes, rich_table, server_table, write_report
 
     if preset is not None:
         picked = PRESETS[preset]
@@ -158,6 +168,8 @@ def compare(
         )
         sys.exit(130)
     console.print(rich_table(report))
+    if report.server_rows:
+        console.print(server_table(report))
     for line in notes(report):
         console.print(line)
     console.print(

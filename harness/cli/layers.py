@@ -7,6 +7,7 @@ from rich.table import Table
 
 from harness.cli.choose import app_options, load_app
 from harness.cli.console import console
+from targets.server_table import servers_for
 from targets.table import INTERFACE_TARGETS, TARGETS
 
 
@@ -23,7 +24,8 @@ def layers(app: str | None, factory: bool, app_dir: str) -> None:
     raw = TARGETS[INTERFACE_TARGETS[info.interface]]
     console.print(
         f"{info.spec.target}: {info.framework}, {info.interface.upper()}; served by "
-        f"{raw.server} {raw.worker_class}, compared with {raw.name}",
+        f"{raw.server} (--server: {', '.join(servers_for(info.interface))}), compared with "
+        f"{raw.name}",
         soft_wrap=True,
         markup=False,
     )

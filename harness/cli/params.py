@@ -16,6 +16,7 @@ import click
 from harness.load.wrk import ENV_WRK
 from harness.load.wrk_output import parse_duration, parse_metric
 from middleware import sink
+from targets.server_table import SERVERS
 from targets.table import TARGETS, WSGI_WORKERS
 
 
@@ -146,6 +147,35 @@ class TargetList(TargetName):
         return list(dict.fromkeys(super(TargetList, self).convert(n, param, ctx) for n in names))
 
 
+class ServerName(click.ParamType):
+    """A server of targets.server_table; whether it can serve the target is the command's check
+    (harness.cli.choose.check_servers), once the target is known."""
+
+    name = "server"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        name = str(value).strip()
+        if name not in SERVERS:
+            self.fail(f"unknown server {name!r}; valid: {', '.join(SERVERS)}", param, ctx)
+        return name
+
+
+class ServerList(ServerName):
+    """A comma list of servers, duplicates dropped, order kept."""
+
+    name = "servers"
+
+    def convert(  # type: ignore[override]
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> list[str]:
+        if isinstance(value, list):
+            return value
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        if not names:
+            self.fail(f"no server given; valid: {', '.join(SERVERS)}", param, ctx)
+        return list(dict.fromkeys(super(ServerList, self).convert(n, param, ctx) for n in names))
+
+
 class LogOutput(click.ParamType):
     """Where the middleware logs go: `stdout`, `null` or `file:PATH`."""
 
@@ -203,7 +233,8 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "--worker-class",
                 type=click.Choice(WSGI_WORKERS),
                 default=None,
-                help="gunicorn worker for WSGI targets  [default: sync]",
+                help="gunicorn worker for WSGI targets, the same as --server gunicorn-K  "
+                "[default: sync]",
             ),
             click.option(
                 "--threads",
@@ -215,6 +246,25 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+def server_option(many: bool = False) -> Decorator:
+    """--server: which server runs the target (targets.server_table); with `many`, a comma list
+    that makes the server an axis."""
+    what = (
+        "The server, or a comma list of servers to compare (each set on each, against the raw "
+        "app on the same server)"
+        if many
+        else "The server"
+    )
+    return click.option(
+        "--server",
+        "servers" if many else "server",
+        type=ServerList() if many else ServerName(),
+        default=None,
+        help=f"{what}: {', '.join(SERVERS)}, as the target's interface allows  "
+        "[default: the target's own, see `harness targets`]",
+    )
 
 
 def sets_option(note: str = "") -> Decorator:

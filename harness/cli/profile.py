@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose, request_options
+from harness.cli.choose import app_options, check_servers, choose, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
@@ -15,6 +15,7 @@ from harness.cli.params import (
     TargetName,
     out_dir_option,
     pin_option,
+    server_option,
     stack_option,
     wrk_option,
 )
@@ -50,11 +51,13 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     show_default=True,
     help="wrk connections.",
 )
+@server_option()
 @click.option(
     "--worker-class",
     type=click.Choice(WSGI_WORKERS),
     default=None,
-    help="gunicorn worker for WSGI targets; gthread keeps connections alive  [default: sync]",
+    help="gunicorn worker for WSGI targets, the same as --server gunicorn-K; gthread keeps "
+    "connections alive  [default: sync]",
 )
 @click.option(
     "--duration",
@@ -143,6 +146,8 @@ def profile_command(
         },
         one_stack=True,
     )  # fmt: skip
+    server = options["server"]
+    check_servers(chosen.targets, [server] if server else None, options["worker_class"])
     options.update(target=chosen.targets[0], stack=chosen.sets[0], request=chosen.request)
     width = console.width if sys.stdout.isatty() else None
     try:

@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose
+from harness.cli.choose import app_options, check_servers, choose
 from harness.cli.console import console
-from harness.cli.params import LogOutput, TargetName, server_options, stack_option
+from harness.cli.params import LogOutput, TargetName, server_option, server_options, stack_option
 from harness.serving.servers import ServerError
 from targets.table import UnknownTarget
 
@@ -23,6 +23,7 @@ from targets.table import UnknownTarget
     default=None,
     help="With --app: the path that must answer before it is up, and that is printed  [default: /]",
 )
+@server_option()
 @server_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -51,7 +52,8 @@ def serve(
 ) -> None:
     """Run one target, or your app (--app), in the foreground until Ctrl-C.
 
-    Example: harness serve --app main.py:app -m none --port 8000
+    Examples: harness serve --app main.py:app -m none --port 8000;
+    harness serve -t flask --server granian
     """
     from harness.serving.serve import serve as run_serve
 
@@ -68,6 +70,8 @@ def serve(
         one_stack=True,
     )  # fmt: skip
     served = chosen.targets[0]
+    server = options.get("server")
+    check_servers([served], [server] if server else None, options.get("worker_class"))
     options.update(target=served, stack=chosen.sets[0])
     if chosen.request is not None:
         options["path"] = chosen.request.path

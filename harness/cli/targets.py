@@ -1,4 +1,4 @@
-"""`harness targets`: the target table and the middlewares."""
+"""`harness targets`: the target table, the servers each can run on, and the middlewares."""
 
 from __future__ import annotations
 
@@ -7,18 +7,40 @@ from rich.table import Table
 
 from harness.cli.console import console
 from middleware.stack import ORDER
+from targets.server_table import SERVERS, interface_name
 from targets.table import TARGETS
+
+DEFAULT_MARK = "●"
+CAN_MARK = "✓"
+
+
+def server_matrix() -> Table:
+    """Targets × servers: which server each target can run on, and which is its default."""
+    table = Table(title="servers (--server): ● the target's default, ✓ can serve it")
+    table.add_column("target")
+    for name in SERVERS:
+        table.add_column(name, justify="center")
+    for t in TARGETS.values():
+        cells = [
+            DEFAULT_MARK if name == t.server else CAN_MARK if s.serves(t.interface) else ""
+            for name, s in SERVERS.items()
+        ]
+        table.add_row(t.name, *cells)
+    return table
 
 
 @click.command()
 def targets() -> None:
-    """List the targets and the middlewares."""
+    """List the targets, the servers they run on, and the middlewares."""
     table = Table(title="targets")
-    for column in ("target", "framework", "server", "worker class", "baseline"):
+    for column in ("target", "framework", "interface", "server (default)", "baseline"):
         table.add_column(column)
     for t in TARGETS.values():
-        table.add_row(t.name, t.framework, t.server, t.worker_class, t.baseline or "—")
+        table.add_row(t.name, t.framework, interface_name(t.interface), t.server, t.baseline or "—")
     console.print(table)
+    console.print(server_matrix())
+    for s in SERVERS.values():
+        console.print(f"  {s.name}: {s.what}", soft_wrap=True, markup=False)
     console.print(f"middlewares, outermost first: {', '.join(ORDER)}")
     console.print("a stack is none, all, or names joined by ',' or '+'")
     console.print("spin:N (e.g. spin:20us) burns N of CPU per request, to calibrate; never in all")

@@ -13,12 +13,17 @@ from typing import Any
 
 from harness.machine.system import default_root
 from harness.machine.system import inspect as inspect_system
+from targets.server_table import server_packages
 
-# The versions worth knowing beside a number: the harness, its servers, its frameworks.
-PACKAGES = (
-    "mwbench", "click", "rich", "matplotlib", "psutil", "gunicorn", "uvicorn", "uvicorn-worker",
-    "uvloop", "httptools", "flask", "werkzeug", "starlette", "fastapi", "pydantic", "aiohttp",
-    "multidict", "yarl",
+# The versions worth knowing beside a number: the harness, its servers (every one in the server
+# table, whichever ran), its frameworks.
+PACKAGES = tuple(
+    dict.fromkeys(
+        (
+            "mwbench", "click", "rich", "matplotlib", "psutil", *server_packages(),
+            "flask", "werkzeug", "starlette", "fastapi", "pydantic", "aiohttp", "multidict", "yarl",
+        )
+    )
 )  # fmt: skip
 
 

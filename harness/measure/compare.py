@@ -26,15 +26,26 @@ from harness.load.wrk import resolve_wrk
 from harness.load.wrk_output import wrk_seconds
 from harness.machine.cpus import CpuPlan, plan
 from harness.machine.system import idle_note
-from harness.measure.contenders import CompareReport, Contender, Entry, Round, contenders, summarize
-from harness.serving.servers import SYNC_NOTE, RunningServer, ServerError, start_server
+from harness.measure.contenders import (
+    CompareReport,
+    Contender,
+    Entry,
+    Round,
+    contenders,
+    server_rows,
+    summarize,
+)
+from harness.serving.servers import RunningServer, ServerError, start_server
+from targets.server_table import Server
 from targets.table import Target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
 
 
 def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:
-    """Server CPU seconds (every process, user + system) over exactly one wrk level."""
+    """Server CPU seconds over exactly one wrk level: user + system of every process of the
+    server's tree (a supervisor and its workers), each process's times covering all of its
+    threads (granian's Rust runtime and blocking threads too)."""
 
     def cpu_seconds() -> float:
         total = 0.0
@@ -85,13 +96,14 @@ def measure_round(
     log_path = out_dir / "logs" / f"{contender.file_stem}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.unlink(missing_ok=True)  # each round's log stands alone
-    worker_class = worker_class if contender.target.interface == "wsgi" else None
+    worker_class = _worker_class_for(contender, worker_class)
     server = start_server(
         contender.target,
         stack=contender.stack,
         workers=workers,
         worker_class=worker_class,
         threads=threads,
+        server=contender.server,
         cpus=cpus.server,
         log_output=f"file:{log_path}",
         ready_path=asked.path,
@@ -109,6 +121,7 @@ def measure_round(
             meta={
                 "target": contender.target.name,
                 "middlewares": list(contender.stack),
+                "server": server.config.serving.name,
                 "workers": workers,
                 "worker_class": server.config.effective_worker_class,
                 "server_cpus": list(cpus.server) if cpus.server else None,
@@ -176,6 +189,7 @@ def compare(
     workers: int = 1,
     worker_class: str | None = None,
     threads: int | None = None,
+    servers: Sequence[str] | None = None,
     pin: bool = True,
     out_dir: Path | str = DEFAULT_OUT_DIR,
     wrk: str | None = None,
@@ -190,14 +204,25 @@ def compare(
 
     `targets` are names of the table's targets, or user apps (harness.serving.apps.target_for).
     `request` (default GET /healthz) is what each set is checked with and timed with; a raw
-    baseline beside a user's app is timed with its own GET /healthz."""
+    baseline beside a user's app is timed with its own GET /healthz.
+
+    `servers` (targets.server_table; default: each target's own) makes the server an axis:
+    every (server, set) in the same interleaved rounds, each against the raw app on the same
+    server, and the servers against the first on the raw app (`report.server_rows`)."""
     if repeat < 1:
         raise ValueError("--repeat must be at least 1")
     if not targets or not sets:
         raise ValueError("at least one target and one middleware set are needed")
+    chosen_servers = list(dict.fromkeys(servers or ()))
     out = Path(out_dir)
-    chosen = contenders(targets, sets, baseline)
+    chosen = contenders(targets, sets, baseline, chosen_servers or [None])
+    # Every contender's server, resolved: one that cannot serve its target (or disagrees with
+    # --worker-class) is a ServerChoiceError here, before a single server starts.
+    serving: dict[Contender, Server] = {
+        c: c.target.server_for(c.server, _worker_class_for(c, worker_class)) for c in chosen
+    }
     multi = len(targets) > 1
+    multi_server = len(chosen_servers) > 1
     cpu_plan = plan(pin)
     sweep_options = {
         "levels": tuple(levels),
@@ -210,11 +235,21 @@ def compare(
     check_levels(levels)
     check_out_dir(out)
     resolve_wrk(wrk)
-    entries = [Entry(c, c.label(multi), [Round(r + 1) for r in range(repeat)]) for c in chosen]
+    entries = [
+        Entry(
+            c, c.label(multi, multi_server), [Round(r + 1) for r in range(repeat)], serving[c].name
+        )
+        for c in chosen
+    ]
     report = CompareReport(
         targets=list(dict.fromkeys(c.target.name for c in chosen if c.role == "set")),
-        baselines=[e.contender.target.name for e in entries if e.contender.role == "baseline"],
+        baselines=list(
+            dict.fromkeys(
+                e.contender.target.name for e in entries if e.contender.role == "baseline"
+            )
+        ),
         entries=entries,
+        servers=chosen_servers,
         settings={
             "levels": list(levels),
             # What wrk really ran: it takes whole seconds.
@@ -225,6 +260,7 @@ def compare(
             "workers": workers,
             "worker_class": worker_class,
             "threads": threads,
+            "servers": chosen_servers or None,
             "pinning": cpu_plan.describe(),
             "server_cpus": list(cpu_plan.server) if cpu_plan.server else None,
             "wrk_cpus": list(cpu_plan.load) if cpu_plan.load else None,
@@ -248,11 +284,8 @@ def compare(
 
     started = time.monotonic()
     echo(f"compare: {len(entries)} contenders × {repeat} round(s), {cpu_plan.describe()}")
-    if any(
-        e.contender.target.interface == "wsgi" and (worker_class or "sync") == "sync"
-        for e in entries
-    ):
-        echo(SYNC_NOTE)
+    for note in dict.fromkeys(server.note for server in serving.values() if server.note):
+        echo(note)
     halt = idle_note()
     if halt is not None:
         echo(halt)
@@ -298,7 +331,13 @@ def compare(
         report.interrupted = True
     report.wall_s = time.monotonic() - started
     summarize(entries, report.ceiling_qps)
+    report.server_rows = server_rows(entries, chosen_servers)
     return report
+
+
+def _worker_class_for(contender: Contender, worker_class: str | None) -> str | None:
+    # --worker-class is gunicorn's for WSGI; beside an ASGI or aiohttp target it is not theirs.
+    return worker_class if contender.target.interface == "wsgi" else None
 
 
 def _progress_line(done: int, total: int, label: str, measured: Round) -> str:

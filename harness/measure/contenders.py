@@ -26,20 +26,23 @@ class Contender:
     target: Target
     stack: tuple[str, ...]
     role: str  # "set" or "baseline"
+    server: str | None = None  # a server of targets.server_table; None: the target's default
 
     @property
     def set_name(self) -> str:
         return stack_name(self.stack, self.target.layers)
 
-    def label(self, multi_target: bool) -> str:
+    def label(self, multi_target: bool, multi_server: bool = False) -> str:
+        name = self.set_name
         if self.role == "baseline" or multi_target:
-            return f"{self.target.name}:{self.set_name}"
-        return self.set_name
+            name = f"{self.target.name}:{name}"
+        return f"{self.server}:{name}" if multi_server and self.server else name
 
     @property
     def file_stem(self) -> str:
         # The label's file-safe spelling: `spin:20us` is `spin-20us` in file names.
-        return f"{self.target.name}_{stack_file_name(self.stack, self.target.layers)}"
+        stem = f"{self.target.name}_{stack_file_name(self.stack, self.target.layers)}"
+        return f"{self.server}_{stem}" if self.server else stem
 
 
 @dataclass
@@ -81,6 +84,7 @@ class Entry:
     contender: Contender
     label: str
     rounds: list[Round]
+    server: str = ""  # the server it ran on, resolved (the target's default when not chosen)
     reference: Entry | None = None  # what the overhead is measured against
     peak_qps: Estimate | None = None
     cost_qps: Estimate | None = None
@@ -110,6 +114,7 @@ class Entry:
         return {
             "name": self.label,
             "target": self.contender.target.name,
+            "server": self.server,
             "role": self.contender.role,
             "middlewares": list(self.contender.stack),
             "reference": self.reference.label if self.reference else None,
@@ -134,6 +139,9 @@ class CompareReport:
     entries: list[Entry]
     settings: dict[str, Any]
     out_dir: Path
+    servers: list[str] = field(default_factory=list)  # chosen with --server; [] : the defaults
+    # With more than one server: each server on each raw app, against the first server.
+    server_rows: list[ServerRow] = field(default_factory=list)
     ceiling_qps: float | None = None
     interrupted: bool = False
     wall_s: float = 0.0
@@ -163,9 +171,11 @@ class CompareReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": ",".join(self.targets),
-            "baseline": ",".join(self.baselines) or None,
+            "baseline": ",".join(dict.fromkeys(self.baselines)) or None,
+            "servers": self.servers,
             "sets": [e.to_dict() for e in self.sets],
             "baselines": [e.to_dict() for e in self.entries if e.contender.role == "baseline"],
+            "server_comparison": [row.to_dict() for row in self.server_rows],
             "ceiling_qps": self.ceiling_qps,
             "settings": self.settings,
             "interrupted": self.interrupted,
@@ -190,23 +200,32 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def contenders(
-    targets: Sequence[str | Target], sets: Sequence[tuple[str, ...]], baseline: bool
+    targets: Sequence[str | Target],
+    sets: Sequence[tuple[str, ...]],
+    baseline: bool,
+    servers: Sequence[str | None] = (None,),
 ) -> list[Contender]:
-    """Every target with every set, then each target's raw baseline (unless it is one of them)."""
+    """Per server: every target with every set, then each target's raw baseline on that server
+    (unless it is one of them)."""
     chosen_targets = [get_target(t) if isinstance(t, str) else t for t in targets]
-    chosen = [Contender(t, stack, "set") for t in chosen_targets for stack in sets]
-    if baseline:
-        for name in dict.fromkeys(t.baseline for t in chosen_targets):
-            if name is None:
-                continue
-            base = Contender(get_target(name), (), "baseline")
-            if not any(c.target == base.target and c.stack == () for c in chosen):
-                chosen.append(base)
-    return chosen
+    everything: list[Contender] = []
+    for server in servers or (None,):
+        chosen = [Contender(t, stack, "set", server) for t in chosen_targets for stack in sets]
+        if baseline:
+            for name in dict.fromkeys(t.baseline for t in chosen_targets):
+                if name is None:
+                    continue
+                base = Contender(get_target(name), (), "baseline", server)
+                if not any(c.target == base.target and c.stack == () for c in chosen):
+                    chosen.append(base)
+        everything += chosen
+    return everything
 
 
 def summarize(entries: list[Entry], ceiling_qps: float | None) -> None:
-    by_key = {(e.contender.target.name, e.contender.stack): e for e in entries}
+    """Each entry's estimates, and its overhead against the `none` set of its target, or else
+    the raw baseline, on the same server."""
+    by_key = {(e.server, e.contender.target.name, e.contender.stack): e for e in entries}
     for entry in entries:
         ok = entry.ok_rounds
         if not ok:
@@ -217,8 +236,8 @@ def summarize(entries: list[Entry], ceiling_qps: float | None) -> None:
         entry.cost_cpu = estimate(cpu) if cpu else None
         entry.p99_ms = _median([r.p99_ms for r in ok])
         target = entry.contender.target
-        none = by_key.get((target.name, ()))
-        base = by_key.get((target.baseline, ())) if target.baseline else None
+        none = by_key.get((entry.server, target.name, ()))
+        base = by_key.get((entry.server, target.baseline, ())) if target.baseline else None
         entry.reference = none if entry.contender.stack and none else base
         if entry.reference is entry:
             entry.reference = None
@@ -228,18 +247,87 @@ def summarize(entries: list[Entry], ceiling_qps: float | None) -> None:
                 entry.pct_of_baseline = 100 * entry.peak_qps.median / base_qps
         entry.flags = flags(entry, ceiling_qps)
     for entry in entries:
-        ref = entry.reference
-        if ref is None or not entry.ok_rounds or not ref.ok_rounds:
-            continue
-        pairs = _paired(entry.rounds, ref.rounds)
-        diffs_qps = paired_differences(
-            [a.cost_qps_us for a, _ in pairs], [b.cost_qps_us for _, b in pairs]
-        )
-        diffs_cpu = paired_differences(
-            [a.cost_cpu_us for a, _ in pairs], [b.cost_cpu_us for _, b in pairs]
-        )
-        entry.overhead_qps = estimate(diffs_qps) if diffs_qps else None
-        entry.overhead_cpu = estimate(diffs_cpu) if diffs_cpu else None
+        if entry.reference is not None:
+            entry.overhead_qps, entry.overhead_cpu = overheads(entry, entry.reference)
+
+
+def overheads(entry: Entry, reference: Entry) -> tuple[Estimate | None, Estimate | None]:
+    """`entry`'s cost minus `reference`'s, paired round by round: (1e6/QPS, CPU) estimates."""
+    if not entry.ok_rounds or not reference.ok_rounds:
+        return None, None
+    pairs = _paired(entry.rounds, reference.rounds)
+    diffs_qps = paired_differences(
+        [a.cost_qps_us for a, _ in pairs], [b.cost_qps_us for _, b in pairs]
+    )
+    diffs_cpu = paired_differences(
+        [a.cost_cpu_us for a, _ in pairs], [b.cost_cpu_us for _, b in pairs]
+    )
+    return (
+        estimate(diffs_qps) if diffs_qps else None,
+        estimate(diffs_cpu) if diffs_cpu else None,
+    )
+
+
+@dataclass
+class ServerRow:
+    """One server on one raw app, against the first server on the same app."""
+
+    server: str
+    app: str  # the raw target
+    entry: Entry
+    reference: Entry | None  # the first server's entry; None for the first server itself
+    qps_ratio: float | None = None  # peak QPS over the reference's
+    overhead_qps: Estimate | None = None
+    overhead_cpu: Estimate | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        entry = self.entry
+        return {
+            "server": self.server,
+            "app": self.app,
+            "name": entry.label,
+            "peak_qps": entry.peak_qps.median if entry.peak_qps else None,
+            "cost_us_per_request": {
+                "qps": entry.cost_qps.to_dict() if entry.cost_qps else None,
+                "cpu": entry.cost_cpu.to_dict() if entry.cost_cpu else None,
+            },
+            "reference": self.reference.server if self.reference else None,
+            "qps_ratio": self.qps_ratio,
+            "overhead_us_per_request": self.overhead_cpu.median if self.overhead_cpu else None,
+            "overhead_us_per_request_ci": self.overhead_cpu.to_dict()
+            if self.overhead_cpu
+            else None,
+            "overhead_qps_us_per_request": (
+                self.overhead_qps.to_dict() if self.overhead_qps else None
+            ),
+        }
+
+
+def server_rows(entries: list[Entry], servers: Sequence[str]) -> list[ServerRow]:
+    """The servers against each other on the raw app of each interface measured (the raw
+    baseline, or a raw target's `none` set), each against the first server; [] with fewer than
+    two servers."""
+    if len(servers) < 2:
+        return []
+    raw = {
+        (e.server, e.contender.target.name): e
+        for e in entries
+        if e.contender.target.is_raw and e.contender.stack == ()
+    }
+    rows = []
+    for app in dict.fromkeys(name for _, name in raw):
+        first = raw.get((servers[0], app))
+        for server in servers:
+            entry = raw.get((server, app))
+            if entry is None:
+                continue
+            row = ServerRow(server, app, entry, first if entry is not first else None)
+            if row.reference is not None:
+                row.overhead_qps, row.overhead_cpu = overheads(entry, row.reference)
+                if entry.peak_qps and row.reference.peak_qps and row.reference.peak_qps.median:
+                    row.qps_ratio = entry.peak_qps.median / row.reference.peak_qps.median
+            rows.append(row)
+    return rows
 
 
 def _paired(rounds: list[Round], reference: list[Round]) -> list[tuple[Round, Round]]:

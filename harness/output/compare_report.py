@@ -20,6 +20,10 @@ COLUMNS = (
     "set", "peak QPS", "% of baseline", "µs/req (1/QPS)", "µs/req (CPU)",
     "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "p99 ms", "flags",
 )  # fmt: skip
+SERVER_COLUMNS = (
+    "server", "raw app", "peak QPS", "QPS vs first", "µs/req (1/QPS)", "µs/req (CPU)",
+    "vs first µs (CPU)", "vs first µs (1/QPS)",
+)  # fmt: skip
 
 
 def _est(e: Estimate | None, digits: int = 1) -> str:
@@ -57,13 +61,62 @@ def rows(report: CompareReport) -> list[list[str]]:
     return table
 
 
+def title(report: CompareReport) -> str:
+    servers = f" on {', '.join(report.servers)}" if report.servers else ""
+    return f"compare: {', '.join(report.targets)}{servers}"
+
+
+def server_rows(report: CompareReport) -> list[list[str]]:
+    """The servers against each other on the raw app: each server's cost, and its difference
+    from the first server's, paired round by round."""
+    table = []
+    for row in report.server_rows:
+        entry = row.entry
+        table.append(
+            [
+                row.server,
+                row.app,
+                f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
+                f"{row.qps_ratio:.2f}×" if row.qps_ratio is not None else "—",
+                _est(entry.cost_qps),
+                _est(entry.cost_cpu),
+                _overhead(row.overhead_cpu),
+                _overhead(row.overhead_qps),
+            ]
+        )
+    return table
+
+
+def server_title(report: CompareReport) -> str:
+    first = report.servers[0] if report.servers else "the first server"
+    return f"servers on the raw app, against {first}"
+
+
 def rich_table(report: CompareReport) -> Table:
-    table = Table(title=f"compare: {', '.join(report.targets)}", title_justify="left")
+    table = Table(title=title(report), title_justify="left")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("set", "vs", "flags") else "right")
     for row in rows(report):
         table.add_row(*row)
     return table
+
+
+def server_table(report: CompareReport) -> Table:
+    table = Table(title=server_title(report), title_justify="left")
+    for column in SERVER_COLUMNS:
+        table.add_column(column, justify="left" if column in ("server", "raw app") else "right")
+    for row in server_rows(report):
+        table.add_row(*row)
+    return table
+
+
+def _md(columns: tuple[str, ...], body: list[list[str]], left: tuple[str, ...]) -> list[str]:
+    align = "|" + "|".join(":---" if c in left else "---:" for c in columns) + "|"
+    return [
+        "| " + " | ".join(columns) + " |",
+        align,
+        *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body),
+    ]
 
 
 def notes(report: CompareReport) -> list[str]:
@@ -75,6 +128,11 @@ def notes(report: CompareReport) -> list[str]:
         "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
         "interval (Student t); one that includes zero is marked not significant.",
     ]
+    if len(report.servers) > 1:
+        lines.append(
+            "Servers as an axis: each server's sets against the raw app on the same server; "
+            f"the servers against each other on the raw app, each against {report.servers[0]}."
+        )
     if report.ceiling_qps:
         lines.append(f"The load generator's ceiling here: {report.ceiling_qps:,.0f} req/s.")
     if report.interrupted:
@@ -85,23 +143,15 @@ def notes(report: CompareReport) -> list[str]:
 
 
 def markdown(report: CompareReport) -> str:
-    header = "| " + " | ".join(COLUMNS) + " |"
-    align = "|" + "|".join(":---" if c in ("set", "vs", "flags") else "---:" for c in COLUMNS) + "|"
-    body = [
-        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows(report)
-    ]
-    return "\n".join(
-        [
-            f"# compare: {', '.join(report.targets)}",
+    lines = [f"# {title(report)}", "", *_md(COLUMNS, rows(report), ("set", "vs", "flags")), ""]
+    if report.server_rows:
+        lines += [
+            f"## {server_title(report)}",
             "",
-            header,
-            align,
-            *body,
-            "",
-            *(f"- {line}" for line in notes(report)),
+            *_md(SERVER_COLUMNS, server_rows(report), ("server", "raw app")),
             "",
         ]
-    )
+    return "\n".join([*lines, *(f"- {line}" for line in notes(report)), ""])
 
 
 def _clip_intervals(ax: Any, ends: list[tuple[float, float, float, float]]) -> bool:
@@ -180,7 +230,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         rounds = report.settings["repeat"]
         titles(
             ax,
-            f"Per-request overhead: {', '.join(report.targets)}",
+            f"Per-request overhead: {title(report).removeprefix('compare: ')}",
             literal(
                 f"median of {rounds} paired round(s), error bars: 95% interval"
                 + (" (cut at the axes, ends written)" if clipped else "")

@@ -57,6 +57,9 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "uvloop/": ("event-loop", "server"),
     "asyncio/": ("event-loop", "server"),
     "httptools/": ("httptools", "server"),
+    "granian/": ("granian", "server"),
+    "hypercorn/": ("hypercorn", "server"),
+    "h11/": ("h11", "server"),  # hypercorn's HTTP/1.1 parser, as httptools is uvicorn's
 }
 
 MIDDLEWARE_PACKAGE = "middleware/"

@@ -41,7 +41,7 @@ from harness.profiling.pyspy import (
     resolve_py_spy,
 )
 from harness.profiling.top import TopRow, format_top, top_cum
-from harness.serving.servers import SYNC_NOTE, running
+from harness.serving.servers import running
 from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
 
@@ -131,6 +131,7 @@ def profile(
     request: Request | None = None,
     connections: int = DEFAULT_CONNECTIONS,
     worker_class: str | None = None,
+    server: str | None = None,
     duration: float = DEFAULT_DURATION,
     rate: int = DEFAULT_RATE,
     out_dir: Path = DEFAULT_OUT_DIR,
@@ -148,6 +149,7 @@ def profile(
     """Profile `target` with `stack` under wrk load and write NAME.collapsed.txt, NAME.svg and
     NAME.json (NAME = target-stack) in `out_dir`. `request` (default GET /healthz) is what wrk
     sends; a user's app (harness.serving.apps.target_for) has its own layers attributed by name.
+    `server` (targets.server_table; default: the target's) is what serves it.
     Raises ProfileError (its PySpyError and
     PtracePermissionError when py-spy may not attach), WrkError or ServerError, with nothing
     left running."""
@@ -159,12 +161,15 @@ def profile(
     duration = float(math.ceil(duration))  # py-spy samples whole seconds
     if rate < 1:
         raise ProfileError(f"--rate must be at least 1 Hz: {rate}")
+    serving = spec.server_for(server, worker_class)  # ServerChoiceError before anything runs
     wrk_path = resolve_wrk(wrk)
     py_spy_path = resolve_py_spy(py_spy)
     raise_fd_limit()
     cpus = plan(pin)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{spec.name}-{stack_file_name(stack, spec.layers)}"
+    if server is not None:
+        name = f"{serving.name}-{name}"  # beside the same stack's profile on another server
     files = {
         "collapsed": out_dir / f"{name}.collapsed.txt",
         "flamegraph": out_dir / f"{name}.svg",
@@ -179,11 +184,10 @@ def profile(
     else:
         del files["log"]
     threads = len(cpus.load) if cpus.load else 1
-    effective_class = worker_class or spec.worker_class
     if gil is None:
         # py-spy takes a pool thread blocked on its queue for a busy one, so gthread's idle
         # threads would swamp the profile: sample only the thread holding the GIL there.
-        gil = effective_class == "gthread"
+        gil = serving.worker_class == "gthread"
     settings: dict[str, Any] = {
         "connections": connections,
         "threads": threads,
@@ -198,8 +202,8 @@ def profile(
         "server_cpus": list(cpus.server) if cpus.server else None,
         "load_cpus": list(cpus.load) if cpus.load else None,
         "log_output": log_output,
-        "server": spec.server,
-        "worker_class": effective_class,
+        "server": serving.name,
+        "worker_class": serving.worker_class,
     }
 
     with running(
@@ -207,13 +211,14 @@ def profile(
         stack=stack,
         workers=1,
         worker_class=worker_class,
+        server=server,
         cpus=cpus.server,
         log_output=log_output,
         ready_path=path,
-    ) as server:
-        if server.config.uses_sync_worker:
-            echo(SYNC_NOTE)
-        workers = server.worker_pids()
+    ) as started:
+        if serving.note:
+            echo(serving.note)
+        workers = started.worker_pids()
         if not workers:
             raise ProfileError(f"{spec.name} has no worker process to profile")
         pid = workers[0]
@@ -236,7 +241,7 @@ def profile(
             script.write_text(asked.lua(), encoding="utf-8")
         try:
             load = run_wrk(
-                server.url + path,
+                started.url + path,
                 connections=connections,
                 threads=threads,
                 duration=lead_in + duration + _TAIL,

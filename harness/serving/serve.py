@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.serving.servers import SYNC_NOTE, start_server
+from harness.serving.servers import start_server
 from middleware.stack import stack_name
 from targets.routes import HEALTHZ_PATH
 from targets.table import Target, get_target
@@ -17,6 +17,7 @@ def serve(
     workers: int = 1,
     worker_class: str | None = None,
     threads: int | None = None,
+    server: str | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
     log_output: str = "stdout",
@@ -26,12 +27,13 @@ def serve(
     """Run until interrupted or until the server exits; returns the exit code to use. `path`:
     what to print as the address (and, for a user's app, what must answer before it is up)."""
     spec = get_target(target) if isinstance(target, str) else target
-    server = start_server(
+    running = start_server(
         spec,
         stack=stack,
         workers=workers,
         worker_class=worker_class,
         threads=threads,
+        server=server,
         host=host,
         port=port,
         log_output=log_output,
@@ -39,19 +41,19 @@ def serve(
         capture_output=False,
     )
     try:
-        if server.config.uses_sync_worker:
-            echo(SYNC_NOTE)
+        serving = running.config.serving
+        if serving.note:
+            echo(serving.note)
         echo(
             f"{spec.name} ({spec.framework}) with middlewares {stack_name(stack, spec.layers)} "
-            f"on {spec.server} {server.config.effective_worker_class}, "
-            f"{workers} worker(s): {server.url}{path}"
+            f"on {serving.name}, {workers} worker(s): {running.url}{path}"
         )
         echo("press Ctrl-C to stop")
-        code = server.process.wait()
+        code = running.process.wait()
         echo(f"{spec.name} exited with code {code}")
         return code or 1
     except KeyboardInterrupt:
         # Whenever it comes once the server is up, even while the lines above are printed.
         return 0
     finally:
-        server.stop()
+        running.stop()

@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,14 +27,9 @@ from harness.serving.userapp import entry
 from harness.serving.userapp.spec import AppSpec
 from middleware.stack import import_paths, is_import_path, is_spin
 from targets.routes import HEALTHZ_PATH
+from targets.server_table import LISTEN_BACKLOG, Launch, Server
 from targets.settings import environment
-from targets.table import APP_LOADER, WSGI_WORKERS, Target, get_target
-
-SYNC_NOTE = (
-    "note: gunicorn's sync worker closes the connection after every response (no keep-alive), "
-    "so each request wrk sends also pays a TCP handshake"
-)
-DEFAULT_THREADS = 8
+from targets.table import APP_LOADER, Target, get_target
 
 
 class ServerError(RuntimeError):
@@ -48,59 +42,50 @@ class ServerConfig:
     target: Target
     stack: tuple[str, ...] = ()
     workers: int = 1
-    worker_class: str | None = None  # None: the target's default
-    threads: int | None = None  # gthread only; None: DEFAULT_THREADS
+    worker_class: str | None = None  # gunicorn's, for WSGI: the same as server gunicorn-K
+    threads: int | None = None  # gthread only; None: server_table.DEFAULT_THREADS
     host: str = "127.0.0.1"
     port: int = 0
     cpus: tuple[int, ...] | None = None
     log_output: str = "null"
     ready_path: str = HEALTHZ_PATH  # a user's app: the path of the request to time
+    server: str | None = None  # a name in targets.server_table; None: the target's default
+
+    @property
+    def serving(self) -> Server:
+        """The server row this runs on (ServerChoiceError, a ValueError, when it cannot)."""
+        return self.target.server_for(self.server, self.worker_class)
 
     @property
     def effective_worker_class(self) -> str:
-        return self.worker_class or self.target.worker_class
+        """gunicorn's worker class, or the server's name for the servers that have none."""
+        return self.serving.worker_class or self.serving.name
 
     @property
     def uses_sync_worker(self) -> bool:
-        return self.target.is_gunicorn and self.effective_worker_class == "sync"
+        return self.serving.name == "gunicorn-sync"
 
 
 def check_config(config: ServerConfig) -> None:
     """Reject combinations that cannot run, before anything starts."""
     if config.workers < 1:
         raise ValueError("--workers must be at least 1")
-    if config.worker_class is not None:
-        if config.target.interface != "wsgi":
-            raise ValueError(
-                f"--worker-class applies to WSGI targets only; {config.target.name} runs on "
-                f"{config.target.worker_class}"
-            )
-        if config.worker_class not in WSGI_WORKERS:
-            raise ValueError(
-                f"unknown worker class {config.worker_class!r}; valid: {', '.join(WSGI_WORKERS)}"
-            )
-    if config.threads is not None and config.effective_worker_class != "gthread":
-        raise ValueError("--threads applies to the gthread worker only (--worker-class gthread)")
-    if not config.target.is_gunicorn and config.workers != 1:
-        raise ValueError(f"{config.target.name} runs standalone with one process; drop --workers")
+    serving = config.serving
+    if config.threads is not None and not serving.threads:
+        raise ValueError("--threads applies to the gthread worker only (--server gunicorn-gthread)")
+    if not serving.multi_worker and config.workers != 1:
+        raise ValueError(f"{serving.name} runs {config.target.name} in one process; drop --workers")
 
 
 def server_command(config: ServerConfig, fd: int) -> list[str]:
-    target = config.target
-    if not target.is_gunicorn:
-        return [sys.executable, "-m", target.module, "--fd", str(fd)]
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"fd://{fd}",
-        "--workers", str(config.workers),
-        "--worker-class", config.effective_worker_class,
-        "--error-logfile", "-",
-        "--log-level", "warning",
-        "--graceful-timeout", "2",
-    ]  # fmt: skip
-    if config.effective_worker_class == "gthread":
-        command += ["--threads", str(config.threads or DEFAULT_THREADS)]
-    return [*command, f"{served_module(config)}:from_env()"]
+    launch = Launch(
+        fd=fd,
+        module=served_module(config),
+        interface=config.target.interface,
+        workers=config.workers,
+        threads=config.threads,
+    )
+    return config.serving.command(launch)
 
 
 def served_module(config: ServerConfig) -> str:
@@ -149,7 +134,8 @@ class RunningServer:
         return self.process.pid
 
     def processes(self) -> list[psutil.Process]:
-        """The server's master and every process below it (gunicorn's workers)."""
+        """The server's top process and every process below it (gunicorn's and granian's
+        workers). psutil's CPU times of a process cover all its threads (granian's Rust ones)."""
         try:
             root = psutil.Process(self.process.pid)
             found = [root, *root.children(recursive=True)]
@@ -160,9 +146,16 @@ class RunningServer:
         return found
 
     def worker_pids(self) -> list[int]:
-        """The processes that serve requests: gunicorn's workers, or the standalone server."""
+        """The processes that serve requests: the workers of gunicorn and granian, or the
+        process itself for the servers that serve in one process."""
         procs = self.processes()
-        return [p.pid for p in (procs[1:] if self.config.target.is_gunicorn else procs)]
+        return [p.pid for p in (procs[1:] if self.config.serving.serves_in_children else procs)]
+
+    @property
+    def stopped_cleanly(self) -> bool:
+        """Stopped, and by its stop signal rather than SIGKILL (uvicorn's clean exit is -15)."""
+        code = self.process.returncode
+        return self._stopped and code in self.config.serving.clean_exits
 
     def stderr_tail(self, lines: int = 15) -> str:
         if self.stderr_path is None or not self.stderr_path.exists():
@@ -174,14 +167,15 @@ class RunningServer:
         return self.process.poll() is None
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM to the whole process group, SIGKILL to whatever is left after `timeout`."""
+        """The server's stop signal (SIGTERM) to the whole process group, SIGKILL to whatever is
+        left after `timeout`."""
         if self._stopped:
             return
         self._stopped = True
         _LIVE.discard(self)
         self.processes()
         procs = list(self._seen.values())
-        _signal_group(self.process.pid, signal.SIGTERM)
+        _signal_group(self.process.pid, self.config.serving.stop_signal)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
         # Whatever is still in the group now is stuck or orphaned (a master killed from outside
@@ -219,12 +213,15 @@ def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it (Linux). uvicorn --fd takes the socket for a Unix one and
+    # never sets it itself: without it, Nagle and delayed ACKs make every request ~40 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise ServerError(f"cannot bind {host}:{port}: {exc.strerror}") from None
-    sock.listen(4096)
+    sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
 
@@ -241,12 +238,15 @@ def start_server(
     cpus: tuple[int, ...] | None = None,
     log_output: str = "null",
     ready_path: str = HEALTHZ_PATH,
+    server: str | None = None,
     capture_output: bool = True,
     ready_timeout: float = 20.0,
 ) -> RunningServer:
     """Start `target`, wait until it answers and return it; on failure nothing is left running
     and ServerError says why. Up means GET /healthz answers 200 for a target here, and GET
-    `ready_path` answers at all for a user's app (whether it answers right is validated later)."""
+    `ready_path` answers at all for a user's app (whether it answers right is validated later).
+    `server` (targets.server_table) runs it on another server than the target's default;
+    ValueError before anything starts when it cannot serve the target."""
     config = ServerConfig(
         target=get_target(target) if isinstance(target, str) else target,
         stack=stack,
@@ -258,6 +258,7 @@ def start_server(
         cpus=cpus,
         log_output=log_output,
         ready_path=ready_path,
+        server=server,
     )
     check_config(config)
     sock = bind_socket(host, port)
@@ -283,17 +284,17 @@ def start_server(
         sock.close()  # the server holds its own copy
         if capture_output and stdout is not None:
             os.close(stdout)
-    server = RunningServer(config, process, host, bound_port, stderr_path)
-    _LIVE.add(server)
+    started = RunningServer(config, process, host, bound_port, stderr_path)
+    _LIVE.add(started)
     try:
-        wait_ready(server, ready_timeout)
-        server.processes()  # remember the workers now that they serve
+        wait_ready(started, ready_timeout)
+        started.processes()  # remember the workers now that they serve
     except BaseException:
-        server.stop()
+        started.stop()
         if stderr_path is not None:
             stderr_path.unlink(missing_ok=True)
         raise
-    return server
+    return started
 
 
 def wait_ready(server: RunningServer, timeout: float) -> None:
@@ -327,10 +328,12 @@ def wait_ready(server: RunningServer, timeout: float) -> None:
 
 
 def _load_error(server: RunningServer) -> str:
-    """The app loader's one-line reason (it prints `mwbench: ...`), if that is why it exited."""
+    """The app loader's one-line reason (`mwbench: ...`, alone on its line under gunicorn, after
+    the exception's name in the other servers' tracebacks), if that is why it exited."""
     for line in reversed(server.stderr_tail(40).splitlines()):
-        if line.startswith("mwbench: "):
-            return f": {line.removeprefix('mwbench: ')}"
+        _, found, reason = line.partition("mwbench: ")
+        if found:
+            return f": {reason}"
     return ""
 
 
