@@ -75,6 +75,19 @@ def notes(report: CompareReport) -> list[str]:
         "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
         "interval (Student t); one that includes zero is marked not significant.",
     ]
+    request = report.settings.get("request") or {}
+    if request and (request.get("method"), request.get("path")) != ("GET", "/healthz"):
+        lines.append(
+            f"The request timed: {request['method']} {request['path']}"
+            + (f" with a {request['body_bytes']} B body" if request.get("body_bytes") else "")
+            + (f", {len(request['headers'])} header(s)" if request.get("headers") else "")
+            + f"; expected status {request.get('expect_status', '2xx')}."
+        )
+    for name, app in (report.settings.get("apps") or {}).items():
+        lines.append(
+            f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
+            "middlewares, and its raw baseline is timed on its own GET /healthz."
+        )
     if report.ceiling_qps:
         lines.append(f"The load generator's ceiling here: {report.ceiling_qps:,.0f} req/s.")
     if report.interrupted:
