@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "set", "peak QPS", "% of baseline", "µs/req (1/QPS)", "µs/req (CPU)",
-    "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "p99 ms", "flags",
+    "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "rounds", "p99 ms", "flags",
 )  # fmt: skip
 
 
@@ -50,6 +50,7 @@ def rows(report: CompareReport) -> list[list[str]]:
                 _overhead(entry.overhead_cpu),
                 _overhead(entry.overhead_qps),
                 entry.reference.label if entry.reference else "—",
+                str(len(entry.ok_rounds)),
                 f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—",
                 "; ".join(entry.flags),
             ]
@@ -87,6 +88,18 @@ def notes(report: CompareReport) -> list[str]:
         lines.append(
             f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
             "middlewares, and its raw baseline is timed on its own GET /healthz."
+        )
+    target = report.settings.get("precision_us")
+    if target is not None:
+        budget = report.settings.get("budget_s", 0)
+        lines.append(
+            f"Precision: rounds went on until every set's 95% half-width (CPU) was at most "
+            f"±{target:g} µs, within {budget:g}s: {report.settings.get('rounds', 0)} rounds; "
+            + (
+                "every set met it."
+                if not report.precision_missed
+                else f"missed: {'; '.join(report.precision_missed)}."
+            )
         )
     if report.ceiling_qps:
         lines.append(f"The load generator's ceiling here: {report.ceiling_qps:,.0f} req/s.")
