@@ -18,6 +18,7 @@ from harness.cli.params import (
     out_dir_option,
     pin_option,
     server_options,
+    tune_option,
     warmup_option,
     wrk_option,
 )
@@ -84,6 +85,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 )
 @server_options
 @pin_option
+@tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(

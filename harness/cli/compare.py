@@ -19,6 +19,7 @@ from harness.cli.params import (
     precision_options,
     server_options,
     sets_option,
+    tune_option,
     warmup_option,
     wrk_option,
 )
@@ -79,6 +80,7 @@ from harness.serving.servers import ServerError
 @precision_options
 @server_options
 @pin_option
+@tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(

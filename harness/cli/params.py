@@ -227,6 +227,14 @@ wrk_option: Decorator = click.option(
     help="The wrk binary  [default: wrk on PATH]",
 )
 
+tune_option: Decorator = click.option(
+    "--tune/--no-tune",
+    default=True,
+    show_default=True,
+    help="Where idle CPUs halt at once (VMs), tune them to poll for the run and restore them "
+    "at exit (root only; as `harness system tune|reset`).",
+)
+
 pin_option: Decorator = click.option(
     "--pin/--no-pin", default=True, show_default=True, help="Server and wrk on disjoint CPU sets."
 )

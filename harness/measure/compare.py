@@ -26,6 +26,7 @@ from harness.load.wrk import resolve_wrk
 from harness.load.wrk_output import wrk_seconds
 from harness.machine.cpus import CpuPlan, plan
 from harness.machine.system import idle_note
+from harness.machine.tune import tuned_for_run
 from harness.measure.contenders import CompareReport, Contender, Entry, Round, contenders, summarize
 from harness.measure.rounds import Precision, Schedule, missed
 from harness.serving.servers import SYNC_NOTE, RunningServer, ServerError, start_server
@@ -184,6 +185,7 @@ def compare(
     ceiling_qps: float | None = None,
     max_overhead_us: float | None = None,
     precision: Precision | None = None,
+    tune: bool = True,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved; each round's sweep files go into
@@ -192,7 +194,8 @@ def compare(
 
     With `precision`, rounds go on past `repeat` (at least 3) until every set's 95% half-width
     is at most the target or the budget is spent (harness.measure.rounds); the report lists the
-    sets that missed.
+    sets that missed. `tune`: the machine is tuned for the run where it distorts overheads and
+    this process may tune it (harness.machine.tune.tuned_for_run), and put back at the end.
 
     `targets` are names of the table's targets, or user apps (harness.serving.apps.target_for).
     `request` (default GET /healthz) is what each set is checked with and timed with; a raw
@@ -267,42 +270,44 @@ def compare(
         for e in entries
     ):
         echo(SYNC_NOTE)
-    halt = idle_note()
-    if halt is not None:
-        echo(halt)
-    schedule = Schedule(entries, repeat=repeat, precision=precision)
-    try:
-        if ceiling and ceiling_qps is None:
-            report.ceiling_qps = measure_ceiling(
-                cpus=cpu_plan, out_dir=out, sweep_options=sweep_options
-            )
-            if report.ceiling_qps:
-                echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
-        while picked := schedule.next(time.monotonic() - started):
-            r = schedule.rounds
-            for index in picked:
-                entries[index].rounds.append(Round(r))  # missing until measured
-            for index in picked:
-                entry = entries[index]
-                run_started = time.monotonic()
-                measured = _one_round(
-                    entry,
-                    r,
-                    name=entry.contender.file_stem + (f"_r{r}" if numbered else ""),
-                    cpus=cpu_plan,
-                    workers=workers,
-                    worker_class=worker_class,
-                    threads=threads,
-                    out_dir=out,
-                    sweep_options=sweep_options,
-                    request=request_for(entry.contender),
+    with tuned_for_run(enabled=tune, echo=echo) as tuned:
+        report.settings["tuned_for_run"] = [c.describe() for c in tuned.changes] if tuned else []
+        halt = idle_note()
+        if halt is not None:
+            echo(halt)
+        schedule = Schedule(entries, repeat=repeat, precision=precision)
+        try:
+            if ceiling and ceiling_qps is None:
+                report.ceiling_qps = measure_ceiling(
+                    cpus=cpu_plan, out_dir=out, sweep_options=sweep_options
                 )
-                schedule.run_s.append(time.monotonic() - run_started)
-                entry.rounds[-1] = measured
-                echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured))
-            summarize(entries, report.ceiling_qps)
-    except KeyboardInterrupt:
-        report.interrupted = True
+                if report.ceiling_qps:
+                    echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
+            while picked := schedule.next(time.monotonic() - started):
+                r = schedule.rounds
+                for index in picked:
+                    entries[index].rounds.append(Round(r))  # missing until measured
+                for index in picked:
+                    entry = entries[index]
+                    run_started = time.monotonic()
+                    measured = _one_round(
+                        entry,
+                        r,
+                        name=entry.contender.file_stem + (f"_r{r}" if numbered else ""),
+                        cpus=cpu_plan,
+                        workers=workers,
+                        worker_class=worker_class,
+                        threads=threads,
+                        out_dir=out,
+                        sweep_options=sweep_options,
+                        request=request_for(entry.contender),
+                    )
+                    schedule.run_s.append(time.monotonic() - run_started)
+                    entry.rounds[-1] = measured
+                    echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured))
+                summarize(entries, report.ceiling_qps)
+        except KeyboardInterrupt:
+            report.interrupted = True
     for entry in entries:
         _mark_missing(entry, schedule.fixed_rounds)
     report.wall_s = time.monotonic() - started
