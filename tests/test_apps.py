@@ -237,3 +237,23 @@ def test_asyncio_is_left_as_found() -> None:
     describe("tests.apps.shop_aiohttp:create_app", factory=True)
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+@pytest.mark.slow
+def test_profile_attributes_the_apps_own_layers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(
+        main,
+        ["profile", "--app", FASTAPI, "--path", ITEM, "-m", "all", "--duration", "2",
+         "-d", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "shop_fastapi-all.json").read_text())
+    kinds = {share["layer"]: share["kind"] for share in data["layers"]}
+    for layer in ("GZipMiddleware", "PoweredBy", "ServerTiming"):
+        assert kinds.get(layer) == "middleware", data["layers"]
+    powered = next(s for s in data["layers"] if s["layer"] == "PoweredBy")
+    assert powered["samples"] > 0  # BaseHTTPMiddleware's dispatch is where its time shows
+    assert data["settings"]["request"]["path"] == ITEM

@@ -95,10 +95,11 @@ def test_fit_finds_slope_and_intercept() -> None:
 def _fake_compare(measured: dict[str, tuple[Estimate, Estimate]]) -> Any:
     """A compare() that measures nothing: `measured[set name]` = (1/QPS, CPU) overheads."""
 
-    def fake(*, targets: list[str], sets: list[tuple[str, ...]], out_dir: Path, **kw: Any) -> Any:
+    def fake(*, targets: list[Any], sets: list[tuple[str, ...]], out_dir: Path, **kw: Any) -> Any:
         entries = []
         for stack in sets:
-            entry = Entry(Contender(get_target(targets[0]), stack, "set"), "x", [Round(1, "ok")])
+            target = get_target(targets[0]) if isinstance(targets[0], str) else targets[0]
+            entry = Entry(Contender(target, stack, "set"), "x", [Round(1, "ok")])
             if stack:
                 entry.overhead_qps, entry.overhead_cpu = measured[stack[0]]
             entries.append(entry)
@@ -107,7 +108,8 @@ def _fake_compare(measured: dict[str, tuple[Estimate, Estimate]]) -> Any:
             "levels": [64], "duration_s": 3.0, "warmup_s": 1.0, "repeat": kw["repeat"],
             "pinning": "server on CPU 0, wrk on CPU 1",
         }  # fmt: skip
-        return CompareReport(targets, [], entries, settings, out_dir)
+        names = [t if isinstance(t, str) else t.name for t in targets]
+        return CompareReport(names, [], entries, settings, out_dir)
 
     return fake
 

@@ -334,7 +334,7 @@ def test_compare_notes_idle_halts_at_the_start(
 
     monkeypatch.setattr("harness.measure.compare.measure_ceiling", lambda **kw: echo("ceiling"))
     with pytest.raises(_Stop):
-        compare(targets=["starlette"], sets=[()], out_dir=tmp_path / "out", echo=echo)
+        compare(targets=["starlette"], sets=[()], out_dir=tmp_path / "out", echo=echo, tune=False)
     assert lines[0].startswith("compare: ")
     assert (lines[1].startswith("note: idle CPUs halt") and "+22%" in lines[1]) is noted
 
@@ -356,3 +356,51 @@ def test_calibrate_failure_points_to_system_tune(
     assert result.exit_code == 1
     assert "Every miss is above its known cost" in result.output
     assert ("`harness system tune` (as root) and calibrate again" in result.output) is hinted
+
+
+# ---------------------------------------------------------------------------------------------
+# tuned for the run: compare measures right by default, and puts the machine back
+
+
+def test_a_run_is_tuned_and_the_machine_put_back_however_it_ends(tmp_path: Path) -> None:
+    from harness.machine.tune import tuned_for_run
+
+    root = vm_tree(tmp_path / "root", poll_ns=0)
+    said: list[str] = []
+    with tuned_for_run(root=root, echo=said.append) as tuned:
+        assert tuned is not None and _get(root, POLL_NS) == "200000"
+    assert _get(root, POLL_NS) == "0" and not (root / STATE_FILE).exists()
+    assert said and "tuned for this run, restored at exit" in said[0]
+    with pytest.raises(KeyboardInterrupt), tuned_for_run(root=root, echo=said.append):
+        raise KeyboardInterrupt  # Ctrl-C mid-run
+    assert _get(root, POLL_NS) == "0"
+    with tuned_for_run(root=root, enabled=False, echo=said.append) as tuned:
+        assert tuned is None and _get(root, POLL_NS) == "0"
+
+
+def test_someone_elses_tune_is_left_alone(tmp_path: Path) -> None:
+    from harness.machine.tune import tuned_for_run
+
+    root = vm_tree(tmp_path / "root", poll_ns=0)
+    tune(root=root)  # the user's own `harness system tune`
+    with tuned_for_run(root=root, echo=lambda line: None) as tuned:
+        assert tuned is None
+    assert _get(root, POLL_NS) == "200000" and (root / STATE_FILE).exists()  # still theirs
+
+
+def test_compare_tunes_for_its_run_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = vm_tree(tmp_path / "root", poll_ns=0)
+    monkeypatch.setenv(ENV_ROOT, str(root))
+    result = CliRunner().invoke(
+        main,
+        ["compare", "-t", "raw-asgi", "-m", "none", "--no-baseline", "--no-ceiling",
+         "--no-charts", "-c", "8", "--duration", "1s", "--warmup", "0",
+         "-d", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "tuned for this run" in result.output and "idle CPUs halt at once" not in result.output
+    assert _get(root, POLL_NS) == "0"
+    settings = json.loads((tmp_path / "out" / "compare.json").read_text())["settings"]
+    assert settings["tuned_for_run"] and "guest_halt_poll_ns" in settings["tuned_for_run"][0]

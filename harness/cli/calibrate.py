@@ -25,6 +25,7 @@ from harness.cli.params import (
     pin_option,
     server_option,
     server_options,
+    tune_option,
     warmup_option,
     wrk_option,
 )
@@ -92,6 +93,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @server_option()
 @server_options
 @pin_option
+@tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(

@@ -22,15 +22,18 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    precision_options,
     server_option,
     server_options,
     sets_option,
+    tune_option,
     warmup_option,
     wrk_option,
 )
 from harness.load.sweep import PRESETS, SweepError
 from harness.load.wrk import WrkError
 from harness.measure.compare import DEFAULT_OUT_DIR
+from harness.measure.rounds import Precision
 from harness.serving.servers import ServerError
 
 
@@ -81,9 +84,11 @@ from harness.serving.servers import ServerError
     show_default=True,
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
+@precision_options
 @server_option(many=True)
 @server_options
 @pin_option
+@tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(
@@ -125,6 +130,8 @@ def compare(
     body: str | None,
     body_file: Any,
     expect_status: int | None,
+    precision: float | None,
+    budget: float,
     **options: Any,
 ) -> None:
     """Per-request overhead of middleware sets (and frameworks) against the raw baseline; of
@@ -147,6 +154,8 @@ def compare(
     )  # fmt: skip
     check_servers(chosen.targets, options["servers"], options["worker_class"])
     options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
+    if precision is not None:
+        options["precision"] = Precision(target_us=precision, budget_s=budget)
     if chosen.app is not None:
         describe_app_choice(chosen.app)
     from harness.measure.compare import compare as run_compare
@@ -179,6 +188,11 @@ def compare(
     if report.gate_failures:
         raise click.ClickException(
             "overhead above --max-overhead-us: " + "; ".join(report.gate_failures)
+        )
+    if report.precision_missed:
+        raise click.ClickException(
+            f"±{precision:g} µs not reached within {budget:g}s: "
+            + "; ".join(report.precision_missed)
         )
     if report.missing:
         raise click.ClickException(f"{len(report.missing)} round(s) missing; see compare.md")

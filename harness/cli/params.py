@@ -42,6 +42,51 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Microseconds(click.ParamType):
+    """A per-request cost: `2us`, `0.5us`, `1ms`, or a bare number of µs; more than 0."""
+
+    name = "time"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().replace("µs", "us")
+        try:
+            us = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text) * 1e6
+        except ValueError:
+            self.fail(f"not a time per request: {value!r} (e.g. 2us, 0.5us, 1ms)", param, ctx)
+        if not us > 0:
+            self.fail(f"must be more than 0: {value!r}", param, ctx)
+        return round(us, 9)  # 0.001us is 0.001, not 0.000999...
+
+
+def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--precision and --budget: rounds until every set's interval is that narrow."""
+    for option in reversed(
+        (
+            click.option(
+                "--precision",
+                type=Microseconds(),
+                default=None,
+                help="Go on with interleaved rounds (at least 3) until every set's 95% "
+                "half-width is at most this (e.g. 2us), or --budget is spent; exit 1 naming "
+                "the sets that missed.  [default: fixed --repeat rounds]",
+            ),
+            click.option(
+                "--budget",
+                type=Duration(positive=True),
+                default="3m",
+                show_default=True,
+                help="Wall time allowed with --precision (e.g. 90s, 3m).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
 class Levels(click.ParamType):
     """Concurrency levels: `8,32,64`, `"8 32 64"`, `1k`."""
 
@@ -210,6 +255,14 @@ wrk_option: Decorator = click.option(
     show_envvar=True,
     default=None,
     help="The wrk binary  [default: wrk on PATH]",
+)
+
+tune_option: Decorator = click.option(
+    "--tune/--no-tune",
+    default=True,
+    show_default=True,
+    help="Where idle CPUs halt at once (VMs), tune them to poll for the run and restore them "
+    "at exit (root only; as `harness system tune|reset`).",
 )
 
 pin_option: Decorator = click.option(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness.machine.system import (
     PERFORMANCE,
     STATE_FILE,
     SystemState,
+    default_root,
     inspect,
     read_value,
 )
@@ -193,3 +195,34 @@ def reset(*, root: Path = Path("/"), state_file: Path | None = None) -> Outcome:
     if gone:
         message += f" (no longer present, skipped: {', '.join(gone)})"
     return Outcome(done, saved_path, message)
+
+
+@contextlib.contextmanager
+def tuned_for_run(
+    *, enabled: bool = True, root: Path | None = None, echo: Callable[[str], None] = print
+) -> Iterator[Outcome | None]:
+    """Tune the machine while the block runs (as `harness system tune` does), and put it back
+    however the block ends: so that a compare run as the README says measures right without the
+    user knowing about idle states. Nothing happens when it is off, when the machine needs no
+    tuning, when someone's `harness system tune` is in force (its state file exists: theirs to
+    reset), or when this process may not write the settings (it says so). A harness killed
+    outright leaves the state file, so `harness system reset` still restores."""
+    root = default_root() if root is None else Path(root)
+    saved = state_path(root)
+    if not enabled or saved.exists() or not plan(inspect(root=root)):
+        yield None
+        return
+    try:
+        outcome = tune(root=root)
+    except SystemTuneError as exc:
+        echo(f"note: cannot tune this machine for the run ({exc}); overheads on event-loop "
+             "servers will read high")  # fmt: skip
+        yield None
+        return
+    shown = ", ".join(f"{Path(c.path).name} {c.old} -> {c.new}" for c in outcome.changes)
+    echo(f"tuned for this run, restored at exit: {shown} (--no-tune to measure as it is)")
+    try:
+        yield outcome
+    finally:
+        with contextlib.suppress(SystemTuneError):
+            reset(root=root)

@@ -26,6 +26,7 @@ from harness.load.wrk import resolve_wrk
 from harness.load.wrk_output import wrk_seconds
 from harness.machine.cpus import CpuPlan, plan
 from harness.machine.system import idle_note
+from harness.machine.tune import tuned_for_run
 from harness.measure.contenders import (
     CompareReport,
     Contender,
@@ -35,6 +36,7 @@ from harness.measure.contenders import (
     server_rows,
     summarize,
 )
+from harness.measure.rounds import Precision, Schedule, missed
 from harness.serving.servers import RunningServer, ServerError, start_server
 from targets.server_table import Server
 from targets.table import Target
@@ -196,11 +198,18 @@ def compare(
     ceiling: bool = True,
     ceiling_qps: float | None = None,
     max_overhead_us: float | None = None,
+    precision: Precision | None = None,
+    tune: bool = True,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved; each round's sweep files go into
     `out_dir` as it runs (harness.output.compare_report writes the report itself). Ctrl-C stops
     measuring: the report of the rounds that finished is returned with `interrupted` set.
+
+    With `precision`, rounds go on past `repeat` (at least 3) until every set's 95% half-width
+    is at most the target or the budget is spent (harness.measure.rounds); the report lists the
+    sets that missed. `tune`: the machine is tuned for the run where it distorts overheads and
+    this process may tune it (harness.machine.tune.tuned_for_run), and put back at the end.
 
     `targets` are names of the table's targets, or user apps (harness.serving.apps.target_for).
     `request` (default GET /healthz) is what each set is checked with and timed with; a raw
@@ -235,12 +244,8 @@ def compare(
     check_levels(levels)
     check_out_dir(out)
     resolve_wrk(wrk)
-    entries = [
-        Entry(
-            c, c.label(multi, multi_server), [Round(r + 1) for r in range(repeat)], serving[c].name
-        )
-        for c in chosen
-    ]
+    entries = [Entry(c, c.label(multi, multi_server), [], serving[c].name) for c in chosen]
+    numbered = repeat > 1 or precision is not None
     report = CompareReport(
         targets=list(dict.fromkeys(c.target.name for c in chosen if c.role == "set")),
         baselines=list(
@@ -265,6 +270,8 @@ def compare(
             "server_cpus": list(cpu_plan.server) if cpu_plan.server else None,
             "wrk_cpus": list(cpu_plan.load) if cpu_plan.load else None,
             "request": (request or Request()).to_dict(),
+            "precision_us": precision.target_us if precision else None,
+            "budget_s": precision.budget_s if precision else None,
             "apps": {
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in chosen
@@ -283,35 +290,38 @@ def compare(
         return request if contender.target.is_user_app or not has_app else None
 
     started = time.monotonic()
-    echo(f"compare: {len(entries)} contenders × {repeat} round(s), {cpu_plan.describe()}")
+    rounds = (
+        f"{repeat} round(s)"
+        if precision is None
+        else f"rounds until ±{precision.target_us:g} µs or {precision.budget_s:g}s"
+    )
+    echo(f"compare: {len(entries)} contenders × {rounds}, {cpu_plan.describe()}")
     for note in dict.fromkeys(server.note for server in serving.values() if server.note):
         echo(note)
-    halt = idle_note()
-    if halt is not None:
-        echo(halt)
-    invalid: set[int] = set()
-    try:
-        if ceiling and ceiling_qps is None:
-            report.ceiling_qps = measure_ceiling(
-                cpus=cpu_plan, out_dir=out, sweep_options=sweep_options
-            )
-            if report.ceiling_qps:
-                echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
-        total = len(entries) * repeat
-        done = 0
-        for r in range(repeat):
-            for index, entry in enumerate(entries):
-                done += 1
-                if index in invalid:
-                    entry.rounds[r].status = "failed"
-                    entry.rounds[r].reason = "not timed: it answered wrongly in round 1"
-                    continue
-                name = entry.contender.file_stem + (f"_r{r + 1}" if repeat > 1 else "")
-                try:
-                    measured = measure_round(
-                        entry.contender,
-                        r + 1,
-                        name=name,
+    with tuned_for_run(enabled=tune, echo=echo) as tuned:
+        report.settings["tuned_for_run"] = [c.describe() for c in tuned.changes] if tuned else []
+        halt = idle_note()
+        if halt is not None:
+            echo(halt)
+        schedule = Schedule(entries, repeat=repeat, precision=precision)
+        try:
+            if ceiling and ceiling_qps is None:
+                report.ceiling_qps = measure_ceiling(
+                    cpus=cpu_plan, out_dir=out, sweep_options=sweep_options
+                )
+                if report.ceiling_qps:
+                    echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
+            while picked := schedule.next(time.monotonic() - started):
+                r = schedule.rounds
+                for index in picked:
+                    entries[index].rounds.append(Round(r))  # missing until measured
+                for index in picked:
+                    entry = entries[index]
+                    run_started = time.monotonic()
+                    measured = _one_round(
+                        entry,
+                        r,
+                        name=entry.contender.file_stem + (f"_r{r}" if numbered else ""),
                         cpus=cpu_plan,
                         workers=workers,
                         worker_class=worker_class,
@@ -320,18 +330,20 @@ def compare(
                         sweep_options=sweep_options,
                         request=request_for(entry.contender),
                     )
-                except ValidationError as exc:
-                    invalid.add(index)
-                    measured = Round(r + 1, "failed", f"answered wrongly, not timed: {exc}")
-                except ServerError as exc:
-                    measured = Round(r + 1, "failed", str(exc).splitlines()[0])
-                entry.rounds[r] = measured
-                echo(_progress_line(done, total, entry.label, measured))
-    except KeyboardInterrupt:
-        report.interrupted = True
+                    schedule.run_s.append(time.monotonic() - run_started)
+                    entry.rounds[-1] = measured
+                    echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured))
+                summarize(entries, report.ceiling_qps)
+        except KeyboardInterrupt:
+            report.interrupted = True
+    for entry in entries:
+        _mark_missing(entry, schedule.fixed_rounds)
     report.wall_s = time.monotonic() - started
     summarize(entries, report.ceiling_qps)
     report.server_rows = server_rows(entries, chosen_servers)
+    if precision is not None:
+        report.precision_missed = missed(entries, precision)
+        report.settings["rounds"] = schedule.rounds
     return report
 
 
@@ -340,8 +352,32 @@ def _worker_class_for(contender: Contender, worker_class: str | None) -> str | N
     return worker_class if contender.target.interface == "wsgi" else None
 
 
-def _progress_line(done: int, total: int, label: str, measured: Round) -> str:
-    head = f"[{done}/{total}] {label} round {measured.repeat}: "
+def _one_round(entry: Entry, r: int, **options: Any) -> Round:
+    """One measurement of `entry`, its failure kept as a failed round: a wrong answer marks it
+    invalid (it is not timed again), a server that would not start or died fails this round."""
+    try:
+        return measure_round(entry.contender, r, **options)
+    except ValidationError as exc:
+        entry.invalid = True
+        return Round(r, "failed", f"answered wrongly, not timed: {exc}")
+    except ServerError as exc:
+        return Round(r, "failed", str(exc).splitlines()[0])
+
+
+def _mark_missing(entry: Entry, fixed_rounds: int) -> None:
+    """The fixed rounds `entry` has no result for: missing (interrupted before them), or not
+    timed because it answered wrongly before."""
+    have = {r.repeat for r in entry.rounds}
+    for r in range(1, fixed_rounds + 1):
+        if r not in have:
+            reason = "not timed: it answered wrongly before" if entry.invalid else ""
+            entry.rounds.append(Round(r, "failed" if entry.invalid else "missing", reason))
+    entry.rounds.sort(key=lambda one: one.repeat)
+
+
+def _progress_line(r: int, fixed: int, label: str, measured: Round) -> str:
+    head = f"[round {r}/{fixed}] " if r <= fixed else f"[round {r}, for precision] "
+    head += f"{label}: "
     if measured.status != "ok":
         return head + f"{measured.status}: {measured.reason}"
     cpu = f", {measured.cost_cpu_us:.1f} µs CPU" if math.isfinite(measured.cost_cpu_us) else ""

@@ -94,6 +94,7 @@ class Entry:
     pct_of_baseline: float | None = None
     p99_ms: float | None = None
     flags: list[str] = field(default_factory=list)
+    invalid: bool = False  # it answered wrongly: never timed again
 
     @property
     def ok_rounds(self) -> list[Round]:
@@ -127,6 +128,8 @@ class Entry:
             "overhead_us_per_request_ci": est(self.overhead_cpu),
             "overhead_qps_us_per_request": est(self.overhead_qps),
             "p99_ms_at_peak": self.p99_ms,
+            "rounds_used": len(self.ok_rounds),
+            "half_width_us": self.overhead_cpu.half_width if self.overhead_cpu else None,
             "flags": self.flags,
             "rounds": [r.to_dict() for r in self.rounds],
         }
@@ -147,6 +150,7 @@ class CompareReport:
     wall_s: float = 0.0
     gate: float | None = None
     files: list[Path] = field(default_factory=list)
+    precision_missed: list[str] = field(default_factory=list)  # with a precision target
 
     @property
     def sets(self) -> list[Entry]:
@@ -183,6 +187,7 @@ class CompareReport:
             "wall_s": round(self.wall_s, 1),
             "max_overhead_us": self.gate,
             "gate_failures": self.gate_failures,
+            "precision_missed": self.precision_missed,
             "environment": self.environment,
         }
 

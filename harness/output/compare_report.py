@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "set", "peak QPS", "% of baseline", "µs/req (1/QPS)", "µs/req (CPU)",
-    "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "p99 ms", "flags",
+    "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "rounds", "p99 ms", "flags",
 )  # fmt: skip
 SERVER_COLUMNS = (
     "server", "raw app", "peak QPS", "QPS vs first", "µs/req (1/QPS)", "µs/req (CPU)",
@@ -54,6 +54,7 @@ def rows(report: CompareReport) -> list[list[str]]:
                 _overhead(entry.overhead_cpu),
                 _overhead(entry.overhead_qps),
                 entry.reference.label if entry.reference else "—",
+                str(len(entry.ok_rounds)),
                 f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—",
                 "; ".join(entry.flags),
             ]
@@ -128,6 +129,31 @@ def notes(report: CompareReport) -> list[str]:
         "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
         "interval (Student t); one that includes zero is marked not significant.",
     ]
+    request = report.settings.get("request") or {}
+    if request and (request.get("method"), request.get("path")) != ("GET", "/healthz"):
+        lines.append(
+            f"The request timed: {request['method']} {request['path']}"
+            + (f" with a {request['body_bytes']} B body" if request.get("body_bytes") else "")
+            + (f", {len(request['headers'])} header(s)" if request.get("headers") else "")
+            + f"; expected status {request.get('expect_status', '2xx')}."
+        )
+    for name, app in (report.settings.get("apps") or {}).items():
+        lines.append(
+            f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
+            "middlewares, and its raw baseline is timed on its own GET /healthz."
+        )
+    target = report.settings.get("precision_us")
+    if target is not None:
+        budget = report.settings.get("budget_s", 0)
+        lines.append(
+            f"Precision: rounds went on until every set's 95% half-width (CPU) was at most "
+            f"±{target:g} µs, within {budget:g}s: {report.settings.get('rounds', 0)} rounds; "
+            + (
+                "every set met it."
+                if not report.precision_missed
+                else f"missed: {'; '.join(report.precision_missed)}."
+            )
+        )
     if len(report.servers) > 1:
         lines.append(
             "Servers as an axis: each server's sets against the raw app on the same server; "

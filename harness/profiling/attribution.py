@@ -19,6 +19,7 @@ package or spelling is one line.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -130,9 +131,11 @@ class Rules:
     # A user's app (`--app`): its layers, named by class or function (`Name#2` is a repeat), and
     # the directory its own code lives in (what is no layer there is the app's).
     app_layers: tuple[str, ...] = ()
+    app_bases: dict[str, tuple[str, ...]] = field(default_factory=dict)  # layer -> its bases
     app_root: str | None = None
     _spellings: list[tuple[tuple[str, ...], str]] = field(init=False, repr=False)
     _app_layer_of: dict[str, str] = field(init=False, repr=False)
+    _app_module_of: dict[str, str] = field(init=False, repr=False)
     _cache: dict[Frame, Claim | None] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -147,6 +150,20 @@ class Rules:
         self._app_layer_of = {}
         for layer in self.app_layers:
             self._app_layer_of.setdefault(layer.partition("#")[0], layer)
+        # Code a layer inherits (BaseHTTPMiddleware.__call__) is that layer's when it is the only
+        # one of the set with that base; shared by several, it is theirs together.
+        # The code is told by its class name and by its module (BaseHTTPMiddleware's helpers,
+        # `_StreamingResponse`, live in starlette/middleware/base.py).
+        sharing: dict[str, list[str]] = {}
+        for layer in self.app_layers:
+            for base in self.app_bases.get(layer, ()):
+                sharing.setdefault(base, []).append(layer)
+        self._app_module_of = {}
+        for base, layers in sharing.items():
+            module, _, name = base.rpartition(":")
+            owner = layers[0] if len(layers) == 1 else f"{name} (shared)"
+            self._app_layer_of.setdefault(name, owner)
+            self._app_module_of.setdefault(module.replace(".", "/") + ".py", owner)
 
     def middleware_in(self, identifier: str) -> str | None:
         """The middleware whose name is spelled in `identifier`, if any."""
@@ -170,9 +187,9 @@ class Rules:
         for part in frame.function.split("."):
             if part in self._app_layer_of:
                 return Claim(Owner(self._app_layer_of[part], "middleware"), FIRM)
-        if self.app_root is not None and frame.file.startswith(self.app_root):
-            return Claim(Owner(APP, "app"), FIRM)
         path = module_path(frame.file)
+        if path in self._app_module_of:
+            return Claim(Owner(self._app_module_of[path], "middleware"), FIRM)
         if path.startswith(self.middleware_package):
             return self._middleware_claim(frame, path)
         best = ""
@@ -180,9 +197,19 @@ class Rules:
             if path.startswith(prefix) and len(prefix) > len(best):
                 best = prefix
         if not best:
-            return None
+            return self._app_claim(frame.file)
         layer, kind = self.packages[best]
         return Claim(Owner(layer, kind), FIRM)
+
+    def _app_claim(self, file: str) -> Claim | None:
+        """A frame of the user's own code: py-spy names files relative to the sys.path entry
+        they were found under, and the app's directory is the first of those."""
+        if self.app_root is None or file.startswith("<"):
+            return None
+        full = file if file.startswith("/") else os.path.join(self.app_root, file)
+        if full.startswith(self.app_root) and os.path.isfile(full):
+            return Claim(Owner(APP, "app"), FIRM)
+        return None
 
     def _middleware_claim(self, frame: Frame, path: str) -> Claim:
         # `Class.method.<locals>.inner`: the class and the enclosing functions are the adapter

@@ -41,7 +41,9 @@ from harness.profiling.pyspy import (
     resolve_py_spy,
 )
 from harness.profiling.top import TopRow, format_top, top_cum
+from harness.serving.apps import describe_app
 from harness.serving.servers import running
+from harness.serving.userapp.spec import AppLoadError, AppSpec
 from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
 
@@ -273,7 +275,7 @@ def profile(
         out_dir=out_dir,
         stacks=stacks,
         top=top_cum(stacks, top),
-        layers=attribute(stacks, stack, rules_for(spec)),
+        layers=attribute(stacks, stack, rules_for(spec, stack)),
         wrk=load,
         recording=recorded,
         settings=settings,
@@ -283,11 +285,22 @@ def profile(
     return result
 
 
-def rules_for(target: Target) -> Rules:
-    """The attribution tables; a user's app adds its own layers and its own code."""
-    if not target.is_user_app:
+def rules_for(target: Target, stack: tuple[str, ...]) -> Rules:
+    """The attribution tables; a user's app adds the layers of `stack`, with the code they
+    inherit (described again: the Target keeps only their names), and its own code."""
+    if not target.is_user_app or target.app is None:
         return DEFAULT_RULES
-    return Rules(app_layers=target.layers, app_root=(target.app_dir or os.getcwd()) + "/")
+    try:
+        info = describe_app(AppSpec(target.app, target.factory, target.app_dir))
+        bases = {layer["name"]: tuple(layer.get("bases", ())) for layer in info.layers}
+    except AppLoadError:
+        bases = {}
+    chosen = tuple(name for name in stack if name in target.layers)
+    return Rules(
+        app_layers=chosen,
+        app_bases={name: bases.get(name, ()) for name in chosen},
+        app_root=(target.app_dir or os.getcwd()) + "/",
+    )
 
 
 def write_outputs(result: ProfileResult) -> None:

@@ -43,6 +43,16 @@ class Layer:
     kind: str
     scope: str = ""  # a Flask blueprint's name for its own hooks; "" when app-wide
     detail: str = ""  # what else tells it apart (arguments, old-style, ...)
+    # The classes it inherits its code from (BaseHTTPMiddleware, ...): a profile's frames of
+    # that code are this layer's when no other layer of the set shares the base.
+    bases: tuple[str, ...] = ()
+
+
+def bases_of(obj: Any) -> tuple[str, ...]:
+    """The classes `obj` (a class, or an instance's class) inherits from, as `module:Name`
+    (`starlette.middleware.base:BaseHTTPMiddleware`): a profile gives their code to the layer."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    return tuple(f"{k.__module__}:{k.__name__}" for k in cls.__mro__[1:] if k is not object)
 
 
 def _middleware_name(m: Any) -> str:
@@ -80,6 +90,7 @@ class _Slot:
     kind: str
     scope: str = ""
     detail: str = ""
+    bases: tuple[str, ...] = ()
 
 
 class Stack:
@@ -109,17 +120,22 @@ class Stack:
     # -- listing --------------------------------------------------------------------------------
 
     def _slots(self) -> list[_Slot]:
-        slots = [_Slot(name_of(w), "wrapper") for w, _ in self.outer.wrappers]
+        slots = [_Slot(name_of(w), "wrapper", bases=bases_of(w)) for w, _ in self.outer.wrappers]
         fw = self.framework
         if is_starlette(fw):
             slots += [
-                _Slot(_middleware_name(m), "user_middleware", detail=_middleware_detail(m))
+                _Slot(
+                    _middleware_name(m),
+                    "user_middleware",
+                    detail=_middleware_detail(m),
+                    bases=bases_of(m.cls),
+                )
                 for m in fw.user_middleware
             ]
         elif is_flask(fw):
             assert self.flask_chain is not None
             slots += [
-                _Slot(name_of(w), "wrapper", detail="app.wsgi_app")
+                _Slot(name_of(w), "wrapper", detail="app.wsgi_app", bases=bases_of(w))
                 for w, _ in self.flask_chain.wrappers
             ]
             for kind, scope, funcs in flask_hooks(fw):
@@ -138,7 +154,9 @@ class Stack:
     def layers(self) -> list[Layer]:
         slots = self._slots()
         names = unique_names(s.name for s in slots)
-        return [Layer(n, s.kind, s.scope, s.detail) for n, s in zip(names, slots, strict=True)]
+        return [
+            Layer(n, s.kind, s.scope, s.detail, s.bases) for n, s in zip(names, slots, strict=True)
+        ]
 
     def names(self) -> list[str]:
         return [layer.name for layer in self.layers()]

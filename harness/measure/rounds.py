@@ -1,0 +1,109 @@
+"""Which contenders the next round of a compare measures: every one, for a fixed number of rounds;
+or, with a precision target, rounds until every set's interval is narrow enough or the time
+budget is spent.
+
+The precise mode is a fixed-width sequential procedure (Chow and Robbins): after at least
+`min_rounds` rounds of everyone, a set whose 95% half-width (of its overhead, server CPU µs per
+request, paired with its reference round by round) is still above the target gets another round,
+together with its reference, since a difference needs both sides measured in the same round.
+The widest intervals go first, so that when the budget cannot fit everyone, the rounds go where
+the variance is.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.measure.contenders import Entry
+
+DEFAULT_MIN_ROUNDS = 3
+MAX_ROUNDS = 60  # a bound on the loop, whatever the budget: 60 rounds is already ±t·s/7.7
+
+
+@dataclass(frozen=True)
+class Precision:
+    target_us: float  # the 95% half-width every set must reach
+    budget_s: float  # wall time for the whole compare, the ceiling's run included
+    min_rounds: int = DEFAULT_MIN_ROUNDS
+
+
+def half_width(entry: Entry) -> float | None:
+    """The width that must shrink: the overhead's (server CPU), None before two paired rounds."""
+    return entry.overhead_cpu.half_width if entry.overhead_cpu is not None else None
+
+
+def needs_precision(entry: Entry) -> bool:
+    """A set measured against a reference; references without one (the raw baseline) are only
+    there to be subtracted."""
+    return entry.reference is not None
+
+
+def missed(entries: Sequence[Entry], precision: Precision) -> list[str]:
+    """`label (±x µs after n rounds)` for each set whose interval is still wider than the target."""
+    found = []
+    for entry in entries:
+        if not needs_precision(entry) or entry.invalid:
+            continue
+        width = half_width(entry)
+        if width is None or width > precision.target_us:
+            shown = f"±{width:.1f} µs" if width is not None else "no interval"
+            found.append(f"{entry.label} ({shown} after {len(entry.ok_rounds)} rounds)")
+    return found
+
+
+@dataclass
+class Schedule:
+    """The rounds of one compare: `next()` says which entries to measure in the next round."""
+
+    entries: list[Entry]
+    repeat: int
+    precision: Precision | None = None
+    run_s: list[float] = field(default_factory=list)  # wall time of each measured run so far
+    rounds: int = 0
+    budget_spent: bool = False
+
+    @property
+    def fixed_rounds(self) -> int:
+        if self.precision is None:
+            return self.repeat
+        return max(self.repeat, self.precision.min_rounds)
+
+    def next(self, elapsed_s: float) -> list[int]:
+        """Indices of the entries to measure next, in table order; [] when done."""
+        live = [i for i, e in enumerate(self.entries) if not e.invalid]
+        if self.rounds < self.fixed_rounds:
+            return self._take(live)
+        if self.precision is None or self.rounds >= MAX_ROUNDS:
+            return []
+        precision = self.precision
+        wide = [
+            i
+            for i in live
+            if needs_precision(self.entries[i])
+            and ((w := half_width(self.entries[i])) is None or w > precision.target_us)
+        ]
+        if not wide:
+            return []
+        wide.sort(key=lambda i: -(half_width(self.entries[i]) or float("inf")))
+        per_run = statistics.median(self.run_s) if self.run_s else 0.0
+        left = precision.budget_s - elapsed_s
+        chosen: list[int] = []
+        for index in wide:
+            with_reference = {index, *self._reference_of(index)} - set(chosen)
+            if per_run * (len(chosen) + len(with_reference)) > left:
+                break
+            chosen.extend(sorted(with_reference))
+        if not chosen:
+            self.budget_spent = True
+            return []
+        return self._take(sorted(set(chosen)))
+
+    def _reference_of(self, index: int) -> list[int]:
+        reference = self.entries[index].reference
+        return [i for i, e in enumerate(self.entries) if e is reference and not e.invalid]
+
+    def _take(self, indices: list[int]) -> list[int]:
+        self.rounds += 1
+        return indices

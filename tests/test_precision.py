@@ -1,0 +1,82 @@
+"""`compare --precision --budget`: the stopping rule on a stand-in, then one real short run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from harness.cli.main import main
+from harness.measure.contenders import Contender, Entry
+from harness.measure.rounds import Precision, Schedule, missed
+from harness.measure.stats import Estimate
+from targets.table import get_target
+
+
+def _entries() -> list[Entry]:
+    """raw-asgi, then none (against raw-asgi) and two sets (against none)."""
+    starlette, raw = get_target("starlette"), get_target("raw-asgi")
+    base = Entry(Contender(raw, (), "baseline"), "raw-asgi:none", [])
+    none = Entry(Contender(starlette, (), "set"), "none", [], reference=base)
+    dump = Entry(Contender(starlette, ("dump",), "set"), "dump", [], reference=none)
+    cors = Entry(Contender(starlette, ("cors",), "set"), "cors", [], reference=none)
+    return [none, dump, cors, base]
+
+
+def _widths(entries: list[Entry], **half: float) -> None:
+    for entry in entries:
+        if entry.label in half:
+            h = half[entry.label]
+            entry.overhead_cpu = Estimate(10.0, 10.0 - h, 10.0 + h, 3)
+
+
+def test_fixed_rounds_measure_everyone_then_stop() -> None:
+    schedule = Schedule(_entries(), repeat=2)
+    assert schedule.next(0.0) == [0, 1, 2, 3]
+    assert schedule.next(0.0) == [0, 1, 2, 3]
+    assert schedule.next(0.0) == []
+
+
+def test_precise_rounds_go_to_the_wide_sets_and_their_references() -> None:
+    entries = _entries()
+    schedule = Schedule(entries, repeat=1, precision=Precision(target_us=2.0, budget_s=600))
+    for _ in range(3):  # at least three rounds of everyone, whatever --repeat says
+        assert schedule.next(0.0) == [0, 1, 2, 3]
+    schedule.run_s = [1.0] * 12
+    _widths(entries, none=1.0, dump=9.0, cors=1.5)
+    assert schedule.next(10.0) == [0, 1]  # dump, with none (its reference); not cors
+    _widths(entries, none=3.0, dump=1.0, cors=1.5)
+    assert schedule.next(12.0) == [0, 3]  # none, with raw-asgi
+    _widths(entries, none=1.9)
+    assert schedule.next(14.0) == []
+    assert missed(entries, schedule.precision) == []  # type: ignore[arg-type]
+
+
+def test_the_budget_goes_to_the_widest_and_then_stops() -> None:
+    entries = _entries()
+    schedule = Schedule(entries, repeat=3, precision=Precision(target_us=2.0, budget_s=100))
+    for _ in range(3):
+        schedule.next(0.0)
+    schedule.run_s = [10.0] * 12
+    _widths(entries, none=1.0, dump=4.0, cors=30.0)
+    assert schedule.next(75.0) == [0, 2]  # 25 s left: two runs, cors (widest) and none
+    assert schedule.next(95.0) == []  # no room for even one run
+    assert schedule.budget_spent
+    assert [m.split()[0] for m in missed(entries, schedule.precision)] == ["dump", "cors"]  # type: ignore[arg-type]
+
+
+def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["compare", "-t", "raw-asgi", "-m", "none,spin:20us", "--no-baseline", "--no-ceiling",
+         "--no-charts", "-c", "16", "--duration", "1s", "--warmup", "0",
+         "--precision", "0.001us", "--budget", "12s", "-d", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "±0.001 µs not reached within 12s: spin:20us" in result.output
+    data = json.loads((tmp_path / "compare.json").read_text())
+    spin = data["sets"][1]
+    assert spin["rounds_used"] >= 3 and spin["half_width_us"] > 0.001
+    assert data["precision_missed"] and data["settings"]["precision_us"] == 0.001
+    assert data["wall_s"] < 12 + 8  # the budget bounds the rounds (one run may overrun it)
