@@ -54,6 +54,9 @@ class Server:
     multi_worker: bool = False  # takes --workers
     worker_class: str | None = None  # gunicorn's -k
     threads: bool = False  # takes --threads
+    # Python threads that wait while another works (gthread's pool, granian's worker main
+    # thread): py-spy takes them for busy ones, so a profile samples only the GIL's holder.
+    profile_gil_only: bool = False
     stop_signal: signal.Signals = signal.SIGTERM
     # uvicorn stops gracefully on SIGTERM and then re-raises it: -15 is its clean exit.
     clean_exits: tuple[int, ...] = (0,)
@@ -143,7 +146,7 @@ SERVERS: dict[str, Server] = {
                worker_class="sync", note=SYNC_NOTE),
         Server("gunicorn-gthread", ("wsgi",), "gunicorn, gthread worker (threads, keep-alive)",
                ("gunicorn",), _gunicorn("gthread"), serves_in_children=True, multi_worker=True,
-               worker_class="gthread", threads=True),
+               worker_class="gthread", threads=True, profile_gil_only=True),
         Server("gunicorn-uvicorn", ("asgi",), "gunicorn + uvicorn_worker.UvicornWorker",
                ("gunicorn", "uvicorn-worker", "uvicorn"),
                _gunicorn("uvicorn_worker.UvicornWorker"), serves_in_children=True,
@@ -156,7 +159,8 @@ SERVERS: dict[str, Server] = {
                ("uvicorn", "uvloop", "httptools"), _uvicorn, serves_in_children=False,
                clean_exits=(0, -signal.SIGTERM)),
         Server("granian", ("wsgi", "asgi"), "granian (Rust, hyper), one worker process",
-               ("granian",), _granian, serves_in_children=True, multi_worker=True),
+               ("granian",), _granian, serves_in_children=True, multi_worker=True,
+               profile_gil_only=True),
         Server("hypercorn", ("asgi",), "hypercorn (h11), one process",
                ("hypercorn", "h11"), _hypercorn, serves_in_children=False),
         Server("standalone", ("protocol",), "the target is its own server",

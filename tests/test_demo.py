@@ -9,6 +9,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.measure.contenders import CompareReport, Contender, Entry, Round, summarize
+from harness.measure.stats import Estimate
+from targets.table import TARGETS
 
 
 def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) -> None:
@@ -36,10 +39,20 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
     peak = max(level["qps"] for level in ceiling["levels"] if level["status"] == "ok")
     assert f"ceiling on this machine is {peak:,.0f} req/s" in md
 
+    # the server axis: each framework and its raw app on several servers, a chart, a finding
+    on_servers = json.loads((tmp_path / "servers" / "starlette" / "compare.json").read_text())
+    assert on_servers["servers"] == ["gunicorn-uvicorn", "uvicorn", "granian"]
+    granian = next(s for s in on_servers["sets"] if s["server"] == "granian")
+    assert granian["reference"] == "granian:raw-asgi:none"
+    assert f"granian {granian['peak_qps']:,.0f}" in md
+    for target in ("flask", "starlette"):
+        assert f"The same {target} app with no middleware, only the server changed" in md
+    assert (tmp_path / "servers.png").stat().st_size > 10_000
+
     # the profile of the costliest stack, the reference-value checks, embedded charts
     assert re.search(r"A py-spy profile of \w+ with [\w+-]+ under load", md)
     assert "Reference values" in md and "measured stacks pass" in md
-    assert page.count("src='data:image/") >= 3
+    assert page.count("src='data:image/") >= 4
     assert (tmp_path / "frameworks.png").stat().st_size > 10_000
     assert "report.html" in result.output
 
@@ -52,3 +65,40 @@ def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path
     assert not any("harness system tune" in f for f in findings(quiet))
     halting = DemoResult(tmp_path, QUICK, machine_note="note: idle CPUs halt at once")
     assert any("harness system tune" in f for f in findings(halting))
+
+
+def _entry(target: str, server: str, role: str, qps: float, cpu: float) -> Entry:
+    rounds = [
+        Round(r, "ok", peak_qps=qps * (1 + d), cost_qps_us=1e6 / (qps * (1 + d)),
+              cost_cpu_us=cpu * (1 + d))
+        for r, d in ((1, 0.0), (2, 0.02), (3, -0.02))
+    ]  # fmt: skip
+    label = f"{server}:{target}:none" if role == "baseline" else f"{server}:none"
+    return Entry(Contender(TARGETS[target], (), role, server), label, rounds, server)
+
+
+def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
+    from harness.tour.demo import FULL, DemoResult
+    from harness.tour.server_axis import server_findings
+
+    entries = [
+        _entry("flask", "gunicorn-sync", "set", 1_000, 600.0),
+        _entry("raw-wsgi", "gunicorn-sync", "baseline", 2_000, 400.0),
+        _entry("flask", "granian", "set", 4_000, 200.0),
+        _entry("raw-wsgi", "granian", "baseline", 30_000, 30.0),
+    ]
+    summarize(entries, None)
+    report = CompareReport(["flask"], ["raw-wsgi"], entries, {}, tmp_path)
+    report.servers = ["gunicorn-sync", "granian"]
+    result = DemoResult(tmp_path, FULL, server_reports=[report])
+    (text,) = server_findings(result)
+    assert "gunicorn-sync 1,000 req/s" in text and "granian 4,000 (4.0×)" in text
+    assert "granian 15.0×" in text  # the raw app, against the first server
+    assert "flask keeps 50% on gunicorn-sync, 13% on granian" in text
+    assert "saves 400 ± " in text and text.endswith("of CPU per request.")
+    # Against the framework's own middleware cost from the demo's compare of it:
+    full = Entry(Contender(TARGETS["flask"], ("dump",), "set"), "all", [])
+    full.overhead_cpu = Estimate(80.0, 70.0, 90.0, 3)
+    result.reports.append(CompareReport(["flask"], ["raw-wsgi"], [full], {}, tmp_path))
+    (text,) = server_findings(result)
+    assert "more than all seven middlewares cost it (80 µs): the server is the bigger lever" in text

@@ -24,6 +24,7 @@ from harness.serving.userapp.spec import AppSpec
 from targets.server_table import SERVERS, servers_for
 from targets.table import TARGETS
 from tests.conftest import request
+from tests.test_servers import _serve
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ["-c", "16", "--duration", "1s", "--warmup", "0", "--no-ceiling", "--no-charts"]
@@ -100,6 +101,21 @@ def test_granians_worker_dies_with_its_supervisor() -> None:
         os.kill(started.pid, signal.SIGKILL)
         _, alive = psutil.wait_procs([worker], timeout=10)
         assert alive == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_on_granian_stops_on_ctrl_c_and_sigterm(signum: int) -> None:
+    proc, url, lines = _serve("-t", "flask", "--server", "granian")
+    try:
+        assert request(url).status == 200
+        assert any("on granian" in line for line in lines)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2  # granian's supervisor and its worker (taskset execs)
+    finally:
+        proc.send_signal(signum)
+        proc.wait(15)
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == []
 
 
 def test_cpu_time_is_counted_over_granians_whole_tree(tmp_path: Path) -> None:

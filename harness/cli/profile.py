@@ -109,7 +109,7 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     "--gil/--no-gil",
     default=None,
     help="Sample only the thread holding the GIL (misses time in syscalls that release it)  "
-    "[default: on for gthread, else off]",
+    "[default: on for gthread and granian, else off]",
 )
 @click.option(
     "--log-output",

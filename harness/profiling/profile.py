@@ -187,9 +187,10 @@ def profile(
         del files["log"]
     threads = len(cpus.load) if cpus.load else 1
     if gil is None:
-        # py-spy takes a pool thread blocked on its queue for a busy one, so gthread's idle
-        # threads would swamp the profile: sample only the thread holding the GIL there.
-        gil = serving.worker_class == "gthread"
+        # py-spy takes a thread blocked on a queue or an event for a busy one, so gthread's idle
+        # pool (or granian's waiting main thread) would swamp the profile: there, sample only
+        # the thread holding the GIL.
+        gil = serving.profile_gil_only
     settings: dict[str, Any] = {
         "connections": connections,
         "threads": threads,

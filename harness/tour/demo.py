@@ -3,7 +3,8 @@
 1. the ceiling: how fast wrk can go here, so no result is mistaken for the server's;
 2. every framework against its raw baseline, with no middleware and with all of them;
 3. the cost of each middleware on one WSGI and one ASGI framework;
-4. a profile of the costliest stack (the `go tool pprof top -cum` step);
+4. the server as an axis: Flask and Starlette, and their raw apps, on several servers;
+5. a profile of the costliest stack (the `go tool pprof top -cum` step);
 then a report (Markdown and self-contained HTML) whose sentences are written from the numbers.
 """
 
@@ -32,6 +33,8 @@ class DemoPlan:
     # (target, middleware sets): per-middleware detail for one WSGI and one ASGI framework,
     # none and all for the rest.
     comparisons: tuple[tuple[str, str], ...]
+    # (target, servers): the target and its raw app with no middleware on each server.
+    servers: tuple[tuple[str, str], ...]
     repeat: int
     duration: float
     warmup: float
@@ -45,6 +48,12 @@ PURE_NOOP = "middleware.noop:PureAsgiNoop"
 BASEHTTP_NOOP = "middleware.noop:BaseHttpNoop"
 NOOPS = f"{PURE_NOOP},{BASEHTTP_NOOP}"
 
+# The server axis: the lever most deployments choose before any middleware.
+SERVER_AXIS = (
+    ("flask", "gunicorn-sync,granian"),
+    ("starlette", "gunicorn-uvicorn,uvicorn,granian"),
+)
+
 # Three rounds, not two: a 95% interval from two paired rounds is 12.7 standard errors wide
 # (Student's t, 1 degree of freedom), from three 4.3. No warm-up: wrk runs whole seconds, so one
 # would double every round; the validation requests have already exercised each route, and a
@@ -54,6 +63,7 @@ FULL = DemoPlan(
         ("flask", "each"), ("starlette", f"each,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
+    servers=SERVER_AXIS,
     repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0,
 )  # fmt: skip
 QUICK = DemoPlan(
@@ -61,6 +71,7 @@ QUICK = DemoPlan(
         ("flask", "none,all"), ("starlette", f"none,all,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
+    servers=SERVER_AXIS,
     repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
 )  # fmt: skip
 
@@ -71,6 +82,7 @@ class DemoResult:
     plan: DemoPlan
     ceiling_qps: float | None = None
     reports: list[CompareReport] = field(default_factory=list)
+    server_reports: list[CompareReport] = field(default_factory=list)  # one per SERVER_AXIS row
     profiled: ProfileResult | None = None
     profile_error: str | None = None
     machine_note: str | None = (
@@ -109,7 +121,7 @@ def demo(
         "warmup": chosen.warmup, "wrk": wrk,
     }  # fmt: skip
 
-    echo("1/4 the ceiling: how many requests per second can wrk drive on this machine?")
+    echo("1/5 the ceiling: how many requests per second can wrk drive on this machine?")
     result.ceiling_qps = measure_ceiling(
         cpus=plan(pin), out_dir=out / "ceiling", sweep_options=sweep_options
     )
@@ -126,31 +138,43 @@ def demo(
             notes_said.add(line)
         echo(f"    {line}")
 
-    for step, (target, sets) in enumerate(chosen.comparisons, start=2):
-        label = "2/4 frameworks vs raw baselines" if step == 2 else "3/4 per-middleware cost"
-        echo(f"{label}: {target} with {sets}")
+    def measured(
+        target: str, sets: str, out_dir: Path, servers: str | None = None
+    ) -> CompareReport:
         report = compare(
             targets=[target],
             sets=parse_sets(sets),
+            servers=servers.split(",") if servers else None,
             levels=chosen.levels,
             duration=chosen.duration,
             warmup=chosen.warmup,
             repeat=chosen.repeat,
             pin=pin,
-            out_dir=out / target,
+            out_dir=out_dir,
             wrk=wrk,
             ceiling_qps=result.ceiling_qps,
             echo=indented,
         )
-        write_report(report)
+        # The server axis has its own chart in the report (servers.png): no sweep charts, which
+        # take seconds on a slow machine.
+        write_report(report, charts=servers is None)
         if report.interrupted:
             raise KeyboardInterrupt
-        result.reports.append(report)
+        return report
+
+    for step, (target, sets) in enumerate(chosen.comparisons, start=2):
+        label = "2/5 frameworks vs raw baselines" if step == 2 else "3/5 per-middleware cost"
+        echo(f"{label}: {target} with {sets}")
+        result.reports.append(measured(target, sets, out / target))
+
+    for target, servers in chosen.servers:
+        echo(f"4/5 the server as an axis: {target} and its raw app on {servers}")
+        result.server_reports.append(measured(target, "none", out / "servers" / target, servers))
 
     costliest = result.costliest()
     if costliest is not None:
         target, stack = costliest.contender.target.name, costliest.contender.stack
-        echo(f"4/4 profile of the costliest stack: {target} with {costliest.contender.set_name}")
+        echo(f"5/5 profile of the costliest stack: {target} with {costliest.contender.set_name}")
         try:
             result.profiled = profile(
                 target=target,

@@ -169,6 +169,9 @@ def findings(result: DemoResult) -> list[str]:
                 )
             found.append(text)
     found += basehttp_lesson(result)
+    from harness.tour.server_axis import server_findings
+
+    found += server_findings(result)
     if result.profiled is not None:
         layers = [s for s in result.profiled.layers if s.samples][:4]
         described = ", ".join(f"{s.layer} {s.pct:.0f}%" for s in layers)

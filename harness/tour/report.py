@@ -8,8 +8,10 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.output.compare_report import SERVER_COLUMNS, server_rows, server_title
 from harness.output.compare_report import rows as compare_rows
 from harness.tour.findings import Check, findings, reference_checks
+from harness.tour.server_axis import servers_chart
 from middleware.stack import stack_name
 
 if TYPE_CHECKING:
@@ -126,6 +128,7 @@ _COMPARE_COLUMNS = (
     "overhead µs (CPU)",
     "overhead µs (1/QPS)",
     "vs",
+    "rounds",
     "p99 ms",
     "flags",
 )
@@ -143,6 +146,8 @@ def _charts(result: DemoResult) -> list[tuple[str, Path]]:
     charts = []
     if (result.out_dir / "frameworks.png").exists():
         charts.append(("Frameworks against raw baselines", result.out_dir / "frameworks.png"))
+    if (result.out_dir / "servers.png").exists():
+        charts.append(("The server as an axis", result.out_dir / "servers.png"))
     for report in result.reports:
         overhead = report.out_dir / "overhead.png"
         if overhead.exists():
@@ -172,6 +177,17 @@ def markdown(result: DemoResult) -> str:
             f"## {report.targets[0]}",
             "",
             *_md_table(_COMPARE_COLUMNS, compare_rows(report)),
+        ]
+    for report in result.server_reports:
+        lines += [
+            "",
+            f"## {report.targets[0]} on {', '.join(report.servers)}",
+            "",
+            *_md_table(_COMPARE_COLUMNS, compare_rows(report)),
+            "",
+            f"{server_title(report)}:",
+            "",
+            *_md_table(SERVER_COLUMNS, server_rows(report)),
         ]
     checks = reference_checks(result)
     if checks:
@@ -249,6 +265,20 @@ def html_page(result: DemoResult) -> str:
                 f"Per-request overhead, {html.escape(report.targets[0])}"
                 "</figcaption></figure>"
             )
+    for report in result.server_reports:
+        parts += [
+            f"<h2>{html.escape(report.targets[0])} on {html.escape(', '.join(report.servers))}"
+            "</h2>",
+            _html_table(_COMPARE_COLUMNS, compare_rows(report)),
+            f"<p>{html.escape(server_title(report))}</p>",
+            _html_table(SERVER_COLUMNS, server_rows(report)),
+        ]
+    chart = result.out_dir / "servers.png"
+    if result.server_reports and chart.exists():
+        parts.append(
+            f"<figure><img alt='servers' src='{_embedded(chart)}'><figcaption>The server as an "
+            "axis: peak QPS and CPU per request</figcaption></figure>"
+        )
     checks = reference_checks(result)
     if checks:
         parts += ["<h2>Reference values</h2>", _html_table(_CHECK_COLUMNS, _checks_table(checks))]
@@ -274,6 +304,7 @@ def html_page(result: DemoResult) -> str:
 def write_demo_report(result: DemoResult) -> list[Path]:
     out = result.out_dir
     frameworks_chart(result, out / "frameworks.png")
+    servers_chart(result, out / "servers.png")
     md, page = out / "report.md", out / "report.html"
     md.write_text(markdown(result))
     page.write_text(html_page(result))
