@@ -41,7 +41,7 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
 
     # the server axis: each framework and its raw app on several servers, a chart, a finding
     on_servers = json.loads((tmp_path / "servers" / "starlette" / "compare.json").read_text())
-    assert on_servers["servers"] == ["gunicorn-uvicorn", "uvicorn", "granian"]
+    assert on_servers["servers"] == ["gunicorn-uvicorn", "granian"]
     granian = next(s for s in on_servers["sets"] if s["server"] == "granian")
     assert granian["reference"] == "granian:raw-asgi:none"
     assert f"granian {granian['peak_qps']:,.0f}" in md

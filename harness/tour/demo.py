@@ -48,11 +48,13 @@ PURE_NOOP = "middleware.noop:PureAsgiNoop"
 BASEHTTP_NOOP = "middleware.noop:BaseHttpNoop"
 NOOPS = f"{PURE_NOOP},{BASEHTTP_NOOP}"
 
-# The server axis: the lever most deployments choose before any middleware.
+# The server axis: the lever most deployments choose before any middleware. --quick keeps one
+# server beside each framework's default.
 SERVER_AXIS = (
     ("flask", "gunicorn-sync,granian"),
     ("starlette", "gunicorn-uvicorn,uvicorn,granian"),
 )
+QUICK_SERVER_AXIS = (("flask", "gunicorn-sync,granian"), ("starlette", "gunicorn-uvicorn,granian"))
 
 # Three rounds, not two: a 95% interval from two paired rounds is 12.7 standard errors wide
 # (Student's t, 1 degree of freedom), from three 4.3. No warm-up: wrk runs whole seconds, so one
@@ -71,7 +73,7 @@ QUICK = DemoPlan(
         ("flask", "none,all"), ("starlette", f"none,all,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
-    servers=SERVER_AXIS,
+    servers=QUICK_SERVER_AXIS,
     repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
 )  # fmt: skip
 
@@ -82,7 +84,7 @@ class DemoResult:
     plan: DemoPlan
     ceiling_qps: float | None = None
     reports: list[CompareReport] = field(default_factory=list)
-    server_reports: list[CompareReport] = field(default_factory=list)  # one per SERVER_AXIS row
+    server_reports: list[CompareReport] = field(default_factory=list)  # one per plan.servers row
     profiled: ProfileResult | None = None
     profile_error: str | None = None
     machine_note: str | None = (
