@@ -51,7 +51,10 @@ class Server:
     # gunicorn and granian fork their workers from a supervisor that serves nothing; the others
     # serve in the process the harness started.
     serves_in_children: bool
-    multi_worker: bool = False  # takes --workers
+    # Takes --workers. granian could fork more, but its workers share one socket and the
+    # harness cannot tell that each has started; stopped before they have, its supervisor can
+    # hang until SIGKILL. One worker is what the measurements use anyway.
+    multi_worker: bool = False
     worker_class: str | None = None  # gunicorn's -k
     threads: bool = False  # takes --threads
     # Python threads that wait while another works (gthread's pool, granian's worker main
@@ -159,8 +162,7 @@ SERVERS: dict[str, Server] = {
                ("uvicorn", "uvloop", "httptools"), _uvicorn, serves_in_children=False,
                clean_exits=(0, -signal.SIGTERM)),
         Server("granian", ("wsgi", "asgi"), "granian (Rust, hyper), one worker process",
-               ("granian",), _granian, serves_in_children=True, multi_worker=True,
-               profile_gil_only=True),
+               ("granian",), _granian, serves_in_children=True, profile_gil_only=True),
         Server("hypercorn", ("asgi",), "hypercorn (h11), one process",
                ("hypercorn", "h11"), _hypercorn, serves_in_children=False),
         Server("standalone", ("protocol",), "the target is its own server",

@@ -213,10 +213,11 @@ def test_a_server_that_cannot_serve_is_a_usage_error(
     assert "Traceback" not in result.output
 
 
-def test_one_process_servers_refuse_more_workers() -> None:
-    result = CliRunner().invoke(main, ["serve", "-t", "raw-asgi", "--server", "uvicorn", "-w", "2"])
+@pytest.mark.parametrize("server", ["uvicorn", "granian", "hypercorn"])
+def test_the_new_servers_refuse_more_workers(server: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "-t", "raw-asgi", "--server", server, "-w", "2"])
     assert result.exit_code == 1
-    assert "uvicorn runs raw-asgi in one process; drop --workers" in result.output
+    assert f"{server} runs raw-asgi with one worker; drop --workers" in result.output
 
 
 def test_worker_class_and_server_name_one_choice() -> None:

@@ -74,7 +74,9 @@ def check_config(config: ServerConfig) -> None:
     if config.threads is not None and not serving.threads:
         raise ValueError("--threads applies to the gthread worker only (--server gunicorn-gthread)")
     if not serving.multi_worker and config.workers != 1:
-        raise ValueError(f"{serving.name} runs {config.target.name} in one process; drop --workers")
+        raise ValueError(
+            f"{serving.name} runs {config.target.name} with one worker; drop --workers"
+        )
 
 
 def server_command(config: ServerConfig, fd: int) -> list[str]:
