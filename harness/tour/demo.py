@@ -18,11 +18,13 @@ from harness.load.sweep import check_out_dir
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
 from harness.machine.system import idle_note
+from harness.machine.tune import tuned_for_run
 from harness.measure.compare import compare, measure_ceiling
 from harness.measure.contenders import CompareReport, Entry
+from harness.measure.rounds import Precision
 from harness.output.compare_report import write_report
 from harness.profiling.profile import ProfileError, ProfileResult, profile
-from middleware.stack import parse_sets
+from middleware.stack import ORDER, parse_sets
 
 DEFAULT_OUT_DIR = Path("_output/demo")
 
@@ -37,6 +39,9 @@ class DemoPlan:
     warmup: float
     levels: tuple[int, ...]
     profile_duration: float
+    # The whole tour's wall time: past the fixed rounds, each compare may spend its share of what
+    # is left on the rounds that make its headlines (dump, all) significant. None: fixed rounds.
+    budget_s: float | None = None
 
 
 # The lesson the field keeps learning: one no-op middleware written two ways (middleware/noop.py),
@@ -54,7 +59,7 @@ FULL = DemoPlan(
         ("flask", "each"), ("starlette", f"each,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
-    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0,
+    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=170.0,
 )  # fmt: skip
 QUICK = DemoPlan(
     comparisons=(
@@ -103,6 +108,18 @@ def demo(
     check_out_dir(out)
     resolve_wrk(wrk)
     started = time.monotonic()
+    with tuned_for_run(echo=echo):
+        return _tour(chosen, out, wrk, pin, echo, started)
+
+
+def _tour(
+    chosen: DemoPlan,
+    out: Path,
+    wrk: str | None,
+    pin: bool,
+    echo: Callable[[str], None],
+    started: float,
+) -> DemoResult:
     result = DemoResult(out, chosen, machine_note=idle_note())
     sweep_options = {
         "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
@@ -126,9 +143,11 @@ def demo(
             notes_said.add(line)
         echo(f"    {line}")
 
+    weights = [len(parse_sets(sets)) + 1 for _, sets in chosen.comparisons]
     for step, (target, sets) in enumerate(chosen.comparisons, start=2):
         label = "2/4 frameworks vs raw baselines" if step == 2 else "3/4 per-middleware cost"
         echo(f"{label}: {target} with {sets}")
+        share = weights[step - 2] / sum(weights[step - 2 :])
         report = compare(
             targets=[target],
             sets=parse_sets(sets),
@@ -140,6 +159,8 @@ def demo(
             out_dir=out / target,
             wrk=wrk,
             ceiling_qps=result.ceiling_qps,
+            precision=_headlines(chosen, sets, share, time.monotonic() - started),
+            tune=False,  # the tour tuned the machine once, for all of it
             echo=indented,
         )
         write_report(report)
@@ -168,6 +189,17 @@ def demo(
 
     result.wall_s = time.monotonic() - started
     return result
+
+
+def _headlines(plan: DemoPlan, sets: str, share: float, elapsed_s: float) -> Precision | None:
+    """Rounds until dump and all are clear of zero (a half-width at most half the overhead, or
+    ±1 µs), within this compare's share of what is left of the tour's budget."""
+    if plan.budget_s is None:
+        return None
+    reserve = plan.profile_duration + 6.0  # the profile that ends the tour
+    left = max(0.0, plan.budget_s - elapsed_s - reserve)
+    focus = frozenset({("dump",), ORDER}) & frozenset(parse_sets(sets))
+    return Precision(target_us=1.0, budget_s=share * left, relative=0.5, focus=focus)
 
 
 __all__ = ["DEFAULT_OUT_DIR", "FULL", "QUICK", "DemoResult", "demo"]
