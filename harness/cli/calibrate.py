@@ -17,6 +17,7 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    precision_options,
     server_options,
     tune_option,
     warmup_option,
@@ -26,6 +27,7 @@ from harness.load.sweep import SweepError
 from harness.load.wrk import WrkError
 from harness.measure.calibrate import DEFAULT_COSTS, DEFAULT_OUT_DIR, DEFAULT_REPEAT, parse_costs
 from harness.measure.check import TOLERANCE
+from harness.measure.rounds import Precision
 from harness.serving.servers import ServerError
 from targets.table import TARGETS
 
@@ -86,6 +88,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @server_options
 @pin_option
 @tune_option
+@precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(
@@ -107,6 +110,8 @@ def calibrate_command(
     body: str | None,
     body_file: Any,
     expect_status: int | None,
+    precision: float | None,
+    budget: float,
     **options: Any,
 ) -> None:
     """Measure spin middlewares of known CPU cost and check the harness finds it.
@@ -136,6 +141,8 @@ def calibrate_command(
     if chosen.app is not None:
         describe_app_choice(chosen.app)
     options.update(target=chosen.targets[0], request=chosen.request)
+    if precision is not None:
+        options["precision"] = Precision(target_us=precision, budget_s=budget)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report
 
@@ -158,3 +165,8 @@ def calibrate_command(
     failure = report.failure()
     if failure is not None:
         raise click.ClickException(failure)
+    if report.compare.precision_missed:
+        raise click.ClickException(
+            f"±{precision:g} µs not reached within {budget:g}s: "
+            + "; ".join(report.compare.precision_missed)
+        )
