@@ -12,6 +12,7 @@ from harness.cli.console import console
 from harness.cli.params import (
     Duration,
     Levels,
+    LogOutput,
     TargetList,
     duration_option,
     out_dir_option,
@@ -78,6 +79,13 @@ from harness.serving.servers import ServerError
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
 @precision_options
+@click.option(
+    "--log-output",
+    type=LogOutput(),
+    default=None,
+    help="Where middleware logs go: stdout, null, or file:PATH  [default: a file per round, "
+    "DIR/logs/SET.log]",
+)
 @server_options
 @pin_option
 @tune_option

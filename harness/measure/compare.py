@@ -78,15 +78,19 @@ def measure_round(
     out_dir: Path,
     sweep_options: dict[str, Any],
     request: Request | None = None,
+    log_output: str | None = None,
 ) -> Round:
     """`contender` on a fresh server: its answer to `request` (default: GET /healthz) checked,
     then swept with it."""
     result = Round(repeat)
     target = contender.target
     asked = request or Request()
-    log_path = out_dir / "logs" / f"{contender.file_stem}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.unlink(missing_ok=True)  # each round's log stands alone
+    if log_output is None:
+        # The default sink: a real file, as in production; each round's log stands alone.
+        log_path = out_dir / "logs" / f"{contender.file_stem}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+        log_output = f"file:{log_path}"
     worker_class = worker_class if contender.target.interface == "wsgi" else None
     server = start_server(
         contender.target,
@@ -95,7 +99,7 @@ def measure_round(
         worker_class=worker_class,
         threads=threads,
         cpus=cpus.server,
-        log_output=f"file:{log_path}",
+        log_output=log_output,
         ready_path=asked.path,
     )
     try:
@@ -186,6 +190,7 @@ def compare(
     max_overhead_us: float | None = None,
     precision: Precision | None = None,
     tune: bool = True,
+    log_output: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved; each round's sweep files go into
@@ -241,6 +246,7 @@ def compare(
             "request": (request or Request()).to_dict(),
             "precision_us": precision.target_us if precision else None,
             "budget_s": precision.budget_s if precision else None,
+            "log_output": log_output or "file:DIR/logs/SET.log",
             "apps": {
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in chosen
@@ -301,6 +307,7 @@ def compare(
                         out_dir=out,
                         sweep_options=sweep_options,
                         request=request_for(entry.contender),
+                        log_output=log_output,
                     )
                     schedule.run_s.append(time.monotonic() - run_started)
                     entry.rounds[-1] = measured
