@@ -36,23 +36,32 @@ DEFAULT_OUT_DIR = Path("_output/compare")
 
 
 def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:
-    """Server CPU seconds (every process, user + system) over exactly one wrk level."""
+    """Server CPU seconds (every process, user + system) over exactly one wrk level; and the
+    share of the processes that serve requests (gunicorn's workers, without its arbiter)."""
 
-    def cpu_seconds() -> float:
-        total = 0.0
+    def cpu_seconds() -> tuple[float, float]:
+        serving = set(server.worker_pids())
+        total = workers = 0.0
         for proc in server.processes():
             try:
                 times = proc.cpu_times()
             except psutil.NoSuchProcess:
                 continue
             total += times.user + times.system
-        return total
+            if proc.pid in serving:
+                workers += times.user + times.system
+        return total, workers
 
     def start(concurrency: int) -> Callable[[], dict[str, Any]]:
-        before = cpu_seconds()
+        before, workers_before = cpu_seconds()
 
         def finish() -> dict[str, Any]:
-            return {"server_cpu_s": cpu_seconds() - before, "server_alive": server.alive()}
+            after, workers_after = cpu_seconds()
+            return {
+                "server_cpu_s": after - before,
+                "workers_cpu_s": workers_after - workers_before,
+                "server_alive": server.alive(),
+            }
 
         return finish
 
