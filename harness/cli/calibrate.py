@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from harness.cli.choose import app_options, choose, describe_app_choice, request_options
+from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Levels,
@@ -98,21 +98,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     help="Draw calibration.png (measured against known, identity line, error bars).",
 )
 def calibrate_command(
-    tolerance: float,
-    charts: bool,
-    target: str | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Any,
-    expect_status: int | None,
-    precision: float | None,
-    budget: float,
-    **options: Any,
+    tolerance: float, charts: bool, precision: float | None, budget: float, **options: Any
 ) -> None:
     """Measure spin middlewares of known CPU cost and check the harness finds it.
 
@@ -127,19 +113,8 @@ def calibrate_command(
     """
     from harness.measure.calibrate import calibrate
 
-    chosen = choose(
-        targets=[target] if target else None,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text="none",
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-    )  # fmt: skip
-    if chosen.app is not None:
-        describe_app_choice(chosen.app)
+    options["sets"] = "none"  # calibrate chooses its own sets: none and the spins
+    chosen = choose_from(options)
     options.update(target=chosen.targets[0], request=chosen.request)
     if precision is not None:
         options["precision"] = Precision(target_us=precision, budget_s=budget)

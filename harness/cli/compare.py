@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose, describe_app_choice, request_options
+from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
@@ -119,17 +119,6 @@ def compare(
     preset: str | None,
     levels: tuple[int, ...] | None,
     charts: bool,
-    targets: list[str] | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    sets: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Any,
-    expect_status: int | None,
     precision: float | None,
     budget: float,
     **options: Any,
@@ -140,22 +129,10 @@ def compare(
     Examples: harness compare -t flask -m none,all;
     harness compare --app main.py:app --path /items/1 -m each
     """
-    chosen = choose(
-        targets=targets,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=sets,
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-    )  # fmt: skip
+    chosen = choose_from(options)
     options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
     if precision is not None:
         options["precision"] = Precision(target_us=precision, budget_s=budget)
-    if chosen.app is not None:
-        describe_app_choice(chosen.app)
     from harness.measure.compare import compare as run_compare
     from harness.output.compare_report import notes, rich_table, write_report
 

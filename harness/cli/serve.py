@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose
+from harness.cli.choose import app_options, choose_from
 from harness.cli.console import console
 from harness.cli.params import LogOutput, TargetName, server_options, stack_option
 from harness.serving.servers import ServerError
@@ -40,33 +40,14 @@ from targets.table import UnknownTarget
     show_default=True,
     help="Where middleware logs go: stdout, null, or file:PATH.",
 )
-def serve(
-    target: str | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    stack: str,
-    path: str | None,
-    **options: Any,
-) -> None:
+def serve(**options: Any) -> None:
     """Run one target, or your app (--app), in the foreground until Ctrl-C.
 
     Example: harness serve --app main.py:app -m none --port 8000
     """
     from harness.serving.serve import serve as run_serve
 
-    chosen = choose(
-        targets=[target] if target else None,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=stack,
-        request_options={
-            "path": path, "method": "GET", "headers": (), "body": None, "body_file": None,
-            "expect_status": None,
-        },
-        one_stack=True,
-    )  # fmt: skip
+    chosen = choose_from(options, sets_key="stack", one_stack=True)
     served = chosen.targets[0]
     options.update(target=served, stack=chosen.sets[0])
     if chosen.request is not None:
