@@ -27,6 +27,13 @@ class DatRow:
     avg_latency_ms: float | None
     success_pct: float | None
 
+    @property
+    def no_2xx(self) -> bool:
+        """Every answer was an error (success 0.00% of a level that completed requests): its QPS
+        and latency measure the error path, not the URL's. Read off the row itself, so that a
+        .dat (the original script's too) says it as well as a .json does."""
+        return self.success_pct == 0.0
+
 
 def format_row(row: DatRow) -> str:
     def num(value: float | None, spec: str) -> str:

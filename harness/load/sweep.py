@@ -218,8 +218,8 @@ def sweep(
     done = {level.concurrency for level in result.levels}
     pending = [level for level in plan if level not in done]
 
-    # Fresh files: the .dat holds exactly the levels in the .json, in run order.
-    write_rows(result.dat_path, [dat_row(lv) for lv in result.levels if lv.is_ok])
+    # Fresh files: the .dat holds exactly the levels in the .json that have a row, in run order.
+    write_rows(result.dat_path, [dat_row(lv) for lv in result.answered_levels])
     result.save()
 
     reporter: Reporter
@@ -279,7 +279,7 @@ def sweep(
                 if finish is not None:
                     measured.extra.update(finish())
             result.levels.append(measured)
-            if measured.is_ok:
+            if measured.answered:  # an all-404 level too: a row at 0% success
                 append_row(result.dat_path, dat_row(measured))
             result.save()
             reporter.level_done(measured)

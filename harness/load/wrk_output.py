@@ -126,7 +126,16 @@ class WrkResult:
 
     @property
     def is_ok(self) -> bool:
+        """Measured the URL: some answers were 2xx/3xx. Peaks and costs use only these."""
         return self.status == "ok"
+
+    @property
+    def answered(self) -> bool:
+        """wrk completed requests, so its QPS and mean latency are measurements: of the URL, or,
+        for a level still `failed` because no answer was 2xx/3xx (every one a 404, say), of the
+        error path. Such a level is a row in NAME.dat (success 0.00) and a point on the charts;
+        a level with nothing completed has no QPS or latency to write and is neither."""
+        return self.requests > 0
 
     @property
     def littles_law_ratio(self) -> float | None:

@@ -41,12 +41,13 @@ def summary_table(result: SweepResult, width: int = 160) -> Table:
     table.add_column("status", no_wrap=True, min_width=7)
     peak = result.peak
     for level in sorted(result.levels, key=lambda lv: lv.concurrency):
-        if not level.is_ok:
-            # The reason goes below the table (failure_lines): a column would fold it to bits.
-            status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.status}[/]"
+        # The reason goes below the table (sweep_notes): a column would fold it to bits.
+        status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.status}[/]"
+        if not level.answered:
             table.add_row(str(level.concurrency), *["—"] * (len(columns) - 1), status)
             continue
-        style = "green" if level.success_pct >= 99.995 else "yellow"
+        # A level whose answers were all errors still has wrk's numbers: shown, at 0% success.
+        style = "green" if level.success_pct >= 99.995 else "yellow" if level.is_ok else "red"
         cells = {
             "c": str(level.concurrency),
             "conns/thr": f"{level.connections}/{level.threads}",
@@ -60,7 +61,7 @@ def summary_table(result: SweepResult, width: int = 160) -> Table:
             "errors": f"{level.socket_errors + level.non2xx3xx:,}",
             "non-2xx": f"{level.non2xx3xx:,}",
         }
-        table.add_row(*(cells[c] for c in columns), "ok")
+        table.add_row(*(cells[c] for c in columns), "ok" if level.is_ok else status)
     return table
 
 
