@@ -104,20 +104,23 @@ def run(
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh)."""
     from harness.load.progress import RichReporter
-    from harness.load.sweep import SweepError, sweep
+    from harness.load.sweep import SweepError, kept_levels, sweep
 
     chosen = PRESETS[preset] if preset else DEFAULT_PRESET
+    plan = levels or chosen.levels
+    duration = duration if duration is not None else chosen.duration
+    warmup = warmup if warmup is not None else chosen.warmup
     started = time.monotonic()
     try:
         result = sweep(
             url=url,
             name=name,
             out_dir=out_dir,
-            levels=levels or chosen.levels,
-            duration=duration if duration is not None else chosen.duration,
+            levels=plan,
+            duration=duration,
             timeout=timeout if timeout is not None else chosen.timeout,
             threads=threads if threads is not None else preset_threads(chosen),
-            warmup=warmup if warmup is not None else chosen.warmup,
+            warmup=warmup,
             wrk=wrk,
             cpus=cpus,
             resume=resume,
@@ -135,7 +138,13 @@ def run(
     if charts:
         from harness.output.charts import plot_sweep
 
-        plot_sweep(result)
+        try:
+            plot_sweep(result)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write the charts in {result.out_dir}: {exc.strerror or exc}; the "
+                f"{kept_levels(result)}"
+            ) from None
     from harness.output.sweep_table import summary_table, sweep_notes
 
     console.print(summary_table(result, console.width))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.load.datfile import append_row, write_rows
+from harness.load.datfile import append_row, truncate_to, write_rows
 from harness.load.limits import fd_shortfall, raise_fd_limit
 from harness.load.progress import NullReporter, Reporter
 from harness.load.results import ResultError, SweepResult, dat_row
@@ -62,6 +62,11 @@ DEFAULT_PRESET = Preset(
 
 class SweepError(ValueError):
     """A sweep that cannot start; one line, said before anything runs."""
+
+
+class OutputError(SweepError):
+    """The results could not be written (a full disk, say): the sweep stopped, and NAME.dat and
+    NAME.json both still hold exactly the levels the message counts. One line."""
 
 
 def preset_threads(preset: Preset) -> int | None:
@@ -150,6 +155,48 @@ def _skipped(url: str, concurrency: int, threads: int, reason: str) -> WrkResult
     )
 
 
+def kept_levels(result: SweepResult) -> str:
+    """`3 finished levels are kept in NAME.dat and NAME.json`, for an error that stops a sweep."""
+    n = len(result.levels)
+    return (
+        f"{n} finished level{'s are' if n != 1 else ' is'} kept in {result.dat_path} and "
+        f"{result.json_path}"
+    )
+
+
+def _output_error(result: SweepResult, path: Path, exc: OSError) -> OutputError:
+    return OutputError(
+        f"cannot write {path}: {exc.strerror or exc}; the sweep stopped, and its "
+        f"{kept_levels(result)}"
+    )
+
+
+def save(result: SweepResult) -> None:
+    """result.save(), an OSError made an OutputError (the .json on disk stays the last one)."""
+    try:
+        result.save()
+    except OSError as exc:
+        raise _output_error(result, result.json_path, exc) from None
+
+
+def record(result: SweepResult, level: WrkResult) -> None:
+    """Add a finished level to NAME.dat (if it has a row) and NAME.json, both or neither: a
+    failed write undoes the other, so the two files always hold the same levels."""
+    result.levels.append(level)
+    before: int | None = None
+    writing = result.dat_path
+    try:
+        if level.answered:
+            before = append_row(result.dat_path, dat_row(level))  # all or nothing itself
+        writing = result.json_path
+        result.save()  # atomic: the old NAME.json stays if this fails
+    except OSError as exc:
+        result.levels.pop()
+        if before is not None:
+            truncate_to(result.dat_path, before)
+        raise _output_error(result, writing, exc) from None
+
+
 def sweep(
     *,
     url: str,
@@ -176,7 +223,8 @@ def sweep(
     just after it; the dict that returns is kept in the level's `extra` (compare records the
     server's CPU time this way).
 
-    Raises SweepError or WrkError before anything runs; KeyboardInterrupt after saving."""
+    Raises SweepError or WrkError before anything runs; OutputError if the results cannot be
+    written (the finished levels stay in both files); KeyboardInterrupt after saving."""
     check_url(url)
     check_name(name)
     plan = check_levels(levels)
@@ -219,8 +267,11 @@ def sweep(
     pending = [level for level in plan if level not in done]
 
     # Fresh files: the .dat holds exactly the levels in the .json that have a row, in run order.
-    write_rows(result.dat_path, [dat_row(lv) for lv in result.answered_levels])
-    result.save()
+    try:
+        write_rows(result.dat_path, [dat_row(lv) for lv in result.answered_levels])
+    except OSError as exc:
+        raise _output_error(result, result.dat_path, exc) from None
+    save(result)
 
     reporter: Reporter
     if isinstance(progress, bool):
@@ -278,19 +329,19 @@ def sweep(
                 )
                 if finish is not None:
                     measured.extra.update(finish())
-            result.levels.append(measured)
-            if measured.answered:  # an all-404 level too: a row at 0% success
-                append_row(result.dat_path, dat_row(measured))
-            result.save()
+            record(result, measured)
             reporter.level_done(measured)
     except KeyboardInterrupt:
         result.interrupted = True
-        result.save()
+        reporter.finish()
+        save(result)
+        raise
+    except BaseException:
         reporter.finish()
         raise
     result.finished_at = _now()
-    result.save()
     reporter.finish()
+    save(result)
     return result
 
 
@@ -298,6 +349,7 @@ __all__ = [
     "DEFAULT_NAME",
     "DEFAULT_OUT_DIR",
     "PRESETS",
+    "OutputError",
     "Preset",
     "SweepError",
     "SweepResult",

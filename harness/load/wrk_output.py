@@ -252,4 +252,18 @@ def parse_wrk_output(
         # Every answer was an error page: that measures the error path, not the URL.
         result.status = "failed"
         result.reason = f"no 2xx/3xx responses ({non2xx} non-2xx/3xx)"
+    elif result.socket_errors:
+        # Measured, but not cleanly; a server that stops mid-level leaves exactly this (answers,
+        # then read, write or connect errors), so the level says it where NAME.json is read.
+        result.reason = f"{result.success_pct:.2f}% success: socket errors {socket_errors(result)}"
     return result
+
+
+def socket_errors(result: WrkResult) -> str:
+    """`16 read, 58438 write`: the kinds that happened."""
+    kinds = zip(
+        ("connect", "read", "write", "timeout"),
+        (result.errors_connect, result.errors_read, result.errors_write, result.errors_timeout),
+        strict=True,
+    )
+    return ", ".join(f"{n} {kind}" for kind, n in kinds if n) or "none"

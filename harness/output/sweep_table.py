@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from rich import box
 from rich.table import Table
 
@@ -71,9 +73,25 @@ def _levels_with(levels: list[WrkResult]) -> str:
     )
 
 
+def _stopped_answering(levels: list[WrkResult]) -> str | None:
+    """A level with answers and socket errors, then only refused connections: the server went
+    away during that level (it crashed, or was stopped), which no single level can say."""
+    for before, after in pairwise(levels):
+        refused = not after.answered and "refused" in after.reason.lower()
+        if before.answered and before.socket_errors and refused:
+            return (
+                f"the server answered at c={before.concurrency}, then socket errors, then "
+                f"refused connections at c={after.concurrency}: it stopped during "
+                f"c={before.concurrency} ({before.reason})"
+            )
+    return None
+
+
 def sweep_notes(result: SweepResult) -> list[str]:
     """Failures with their reasons, then what the numbers themselves say is off."""
     notes = [f"c={lv.concurrency} {lv.status}: {lv.reason}" for lv in result.levels if not lv.is_ok]
+    if stopped := _stopped_answering(result.levels):
+        notes.append(stopped)
     measured = result.ok_levels
     # Little's law for wrk's closed loop: connections ≈ QPS × mean latency.
     low = [lv for lv in measured if (lv.littles_law_ratio or 1.0) < 0.75]
