@@ -18,6 +18,7 @@ from harness.load.wrk_output import (
     wrk_seconds,
 )
 from harness.machine.cpus import pinned
+from harness.machine.lifetime import dies_with_us
 
 ENV_WRK = "HARNESS_WRK"
 
@@ -114,7 +115,7 @@ def run_wrk(
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(
-            command,
+            dies_with_us(command, signal.SIGKILL),  # wrk has nothing to save if we are gone
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from harness.machine.cpus import pinned
+from harness.machine.lifetime import dies_with_us
 from targets.settings import environment
 from targets.table import WSGI_WORKERS, Target, get_target
 
@@ -237,7 +238,8 @@ def start_server(
     env = {**os.environ, **environment(stack, log_output), "PYTHONUNBUFFERED": "1"}
     try:
         process = subprocess.Popen(
-            pinned(server_command(config, sock.fileno()), cpus),
+            # SIGTERM if the harness dies: gunicorn then stops its workers itself.
+            dies_with_us(pinned(server_command(config, sock.fileno()), cpus), signal.SIGTERM),
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=stdout,
