@@ -12,6 +12,7 @@ from harness.cli.calibrate import calibrate_command
 from harness.cli.compare import compare
 from harness.cli.demo import demo
 from harness.cli.diff import diff_command
+from harness.cli.lab import lab
 from harness.cli.micro import micro_command
 from harness.cli.profile import profile_command
 from harness.cli.run import run
@@ -47,7 +48,7 @@ def main() -> None:
 
 for command in (
     targets, serve, run, diff_command, compare, profile_command, micro_command,
-    calibrate_command, demo, system,
+    calibrate_command, demo, system, lab,
 ):  # fmt: skip
     main.add_command(command)
 

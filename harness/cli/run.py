@@ -87,6 +87,12 @@ from harness.load.wrk import WrkError
 @click.option(
     "--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts at the end."
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Send load to a host that is not loopback (a server of yours on another machine or "
+    "network namespace, e.g. `harness lab up`'s); the first line says what will be sent.",
+)
 def run(
     url: str,
     name: str,
@@ -101,10 +107,17 @@ def run(
     cpus: tuple[int, ...] | None,
     resume: bool,
     charts: bool,
+    allow_remote: bool,
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh)."""
     from harness.load.progress import RichReporter
-    from harness.load.sweep import SweepError, kept_levels, sweep
+    from harness.load.sweep import (
+        SweepError,
+        check_url,
+        kept_levels,
+        remote_announcement,
+        sweep,
+    )
 
     chosen = PRESETS[preset] if preset else DEFAULT_PRESET
     plan = levels or chosen.levels
@@ -112,6 +125,12 @@ def run(
     warmup = warmup if warmup is not None else chosen.warmup
     started = time.monotonic()
     try:
+        if allow_remote:
+            host = check_url(url, allow_remote=True)
+            console.print(
+                remote_announcement(host=host, levels=plan, duration=duration, warmup=warmup),
+                soft_wrap=True,
+            )
         result = sweep(
             url=url,
             name=name,
@@ -125,7 +144,8 @@ def run(
             cpus=cpus,
             resume=resume,
             progress=RichReporter(console),
-            meta={"command": "run", "preset": preset},
+            meta={"command": "run", "preset": preset, "allow_remote": allow_remote},
+            allow_remote=allow_remote,
         )
     except (SweepError, WrkError) as exc:
         raise click.ClickException(str(exc)) from None

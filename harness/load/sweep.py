@@ -73,7 +73,9 @@ def preset_threads(preset: Preset) -> int | None:
     return preset.threads_per_cpu * (os.cpu_count() or 1) if preset.threads_per_cpu else None
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, *, allow_remote: bool = False) -> str:
+    """The URL's host, if wrk may be pointed at it: an http(s) URL to a loopback host, or to
+    any host with `allow_remote`."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SweepError(f"not an http(s) URL: {url!r} (e.g. http://127.0.0.1:8000/healthz)")
@@ -81,12 +83,26 @@ def check_url(url: str) -> None:
         parts.port  # noqa: B018 - raises for a port out of range or not a number
     except ValueError as exc:
         raise SweepError(f"bad port in URL {url!r}: {exc}") from None
-    if not is_loopback(parts.hostname):
-        # A load generator pointed at someone else's server is an attack, not a benchmark.
+    if not allow_remote and not is_loopback(parts.hostname):
+        # A load generator pointed at someone else's server is an attack, not a benchmark: the
+        # user must say that this host is theirs to load.
         raise SweepError(
             f"{parts.hostname!r} is not a loopback host: load goes only to 127.0.0.0/8, ::1 "
-            "or localhost"
+            "or localhost, unless --allow-remote says the host is yours to load"
         )
+    return parts.hostname
+
+
+def remote_announcement(*, host: str, levels: Sequence[int], duration: float, warmup: float) -> str:
+    """What `--allow-remote` is about to send, said before it is sent."""
+    run_s, warm_s = wrk_seconds(duration), wrk_seconds(warmup) if warmup > 0 else 0
+    total = warm_s + run_s * len(levels)
+    return (
+        f"sending load to {host}: {len(levels)} level{'s' if len(levels) != 1 else ''} of "
+        f"{' '.join(map(str, levels))} connections, {run_s}s each"
+        + (f" after a {warm_s}s warm-up" if warm_s else "")
+        + f" ({total}s of load)"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -213,6 +229,7 @@ def sweep(
     progress: bool | Reporter = True,
     meta: dict[str, Any] | None = None,
     probe: Probe | None = None,
+    allow_remote: bool = False,
 ) -> SweepResult:
     """Warm up (discarded), then run wrk at each level in order. Each finished level is appended
     to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True` runs only the
@@ -223,9 +240,11 @@ def sweep(
     just after it; the dict that returns is kept in the level's `extra` (compare records the
     server's CPU time this way).
 
+    `allow_remote` lets the URL's host be any host, not only a loopback one.
+
     Raises SweepError or WrkError before anything runs; OutputError if the results cannot be
     written (the finished levels stay in both files); KeyboardInterrupt after saving."""
-    check_url(url)
+    check_url(url, allow_remote=allow_remote)
     check_name(name)
     plan = check_levels(levels)
     if duration <= 0 or timeout <= 0 or warmup < 0:
