@@ -97,6 +97,7 @@ def run_wrk(
     failed result with the reason; WrkError if wrk cannot be run at all."""
     connections = max(1, connections)
     threads = max(1, min(threads, connections))
+    _check_runnable(wrk)
     command = wrk_command(
         url,
         connections=connections,
@@ -156,6 +157,16 @@ def run_wrk(
     if result.status == "failed" and stderr.strip():
         result.reason += "; " + _error_reason("", stderr, proc.returncode)
     return result
+
+
+def _check_runnable(wrk: str) -> None:
+    """WrkError unless `wrk` can be run. Said here, not by Popen: behind the setpriv and taskset
+    prefixes a missing wrk would only be their exit code, a failed level instead of an error."""
+    if shutil.which(wrk) is not None:
+        return
+    if os.path.exists(wrk) and not os.access(wrk, os.X_OK):
+        raise WrkError(f"wrk is not executable: {wrk!r}")
+    raise WrkError(f"wrk not found: {wrk!r}")
 
 
 def _failed(
