@@ -47,13 +47,15 @@ def drawn(monkeypatch: pytest.MonkeyPatch) -> Drawn:
     return seen
 
 
-def run(monkeypatch: pytest.MonkeyPatch, out: Path, plan: str, levels: str, name: str) -> Result:
+def run(
+    monkeypatch: pytest.MonkeyPatch, out: Path, plan: str, levels: str, name: str, *args: str
+) -> Result:
     monkeypatch.setenv("FAKE_WRK_PLAN", plan)
     monkeypatch.delenv("HARNESS_WRK", raising=False)
     return CliRunner().invoke(
         main,
         ["run", URL, "-d", str(out), "-n", name, "--wrk", FAKE_WRK, "--warmup", "0",
-         "-c", levels],
+         "-c", levels, *args],
     )  # fmt: skip
 
 
@@ -125,8 +127,9 @@ def test_diff_shows_the_404_level_and_compares_no_speed_against_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drawn: Drawn
 ) -> None:
     out = tmp_path / "out"
-    assert run(monkeypatch, out, PLAN, "8,16,32,64", "broken").exit_code == 0
-    assert run(monkeypatch, out, "*=flask_latency", "8,16,32,64", "fixed").exit_code == 0
+    assert run(monkeypatch, out, PLAN, "8,16,32,64", "broken", "--no-charts").exit_code == 0
+    fixed = run(monkeypatch, out, "*=flask_latency", "8,16,32,64", "fixed", "--no-charts")
+    assert fixed.exit_code == 0
     for a in (out / "broken.json", out / "broken.dat"):  # a .dat says it too: success 0.00
         series = load_series(a)
         assert [row.concurrency for row in series.no_2xx_rows] == [16]
@@ -143,7 +146,15 @@ def test_diff_shows_the_404_level_and_compares_no_speed_against_it(
         assert points(qps, "broken QPS, no 2xx/3xx answer") == [(16, NON2XX_QPS)]
 
     shown = CliRunner().invoke(
-        main, ["diff", str(out / "broken.json"), str(out / "fixed.json"), "-d", str(tmp_path)]
+        main,
+        [
+            "diff",
+            str(out / "broken.json"),
+            str(out / "fixed.json"),
+            "-d",
+            str(tmp_path),
+            "--no-charts",
+        ],
     )
     assert shown.exit_code == 0, shown.output
     (line,) = [line for line in shown.output.splitlines() if line.strip().startswith("│ 16 ")]

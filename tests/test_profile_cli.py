@@ -167,14 +167,14 @@ def test_a_server_dying_mid_profile_is_an_error_and_nothing_is_left(
     @contextlib.contextmanager
     def running_then_killed(*args: object, **options: object) -> Iterator[RunningServer]:
         with record(*args, **options) as server:  # type: ignore[arg-type]
-            # SIGKILL half-way through the sampling (lead-in 1 s, then 3 s): the whole server,
+            # SIGKILL half-way through the sampling (lead-in 1 s, then 2 s): the whole server,
             # or only the worker py-spy samples (gunicorn then forks a new one).
             pid, kill = (
                 (server.pid, os.killpg)
                 if victim == "server"
                 else (server.worker_pids()[0], os.kill)
             )
-            timer = threading.Timer(2.5, kill, (pid, signal.SIGKILL))
+            timer = threading.Timer(2.0, kill, (pid, signal.SIGKILL))
             timer.start()
             try:
                 yield server
@@ -184,7 +184,7 @@ def test_a_server_dying_mid_profile_is_an_error_and_nothing_is_left(
     monkeypatch.setattr(profiling, "running", running_then_killed)
     result = CliRunner().invoke(
         main,
-        ["profile", "-t", "raw-asgi", "-m", "none", "--duration", "3", "-d", str(tmp_path)],
+        ["profile", "-t", "raw-asgi", "-m", "none", "--duration", "2", "-d", str(tmp_path)],
     )
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
