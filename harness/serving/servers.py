@@ -238,7 +238,9 @@ def start_server(
     env = {**os.environ, **environment(stack, log_output), "PYTHONUNBUFFERED": "1"}
     try:
         process = subprocess.Popen(
-            # SIGTERM if the harness dies: gunicorn then stops its workers itself.
+            # SIGTERM if the harness dies: gunicorn then stops its workers itself. The kernel
+            # sends it when the *thread* calling this exits: the harness starts servers from its
+            # main thread; an API caller must start them from a thread that outlives them.
             dies_with_us(pinned(server_command(config, sock.fileno()), cpus), signal.SIGTERM),
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
