@@ -45,7 +45,6 @@ def run_twice(
                 duration=duration,
                 warmup=warmup,
                 ceiling=False,
-                charts=False,
                 out_dir=base / f"run{index}",
                 echo=lambda line: echo(f"  {line}"),
             )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA = "mwbench-bench/1"
-PARTS = ("micro", "references", "precision", "agreement")
+PARTS = ("micro", "references", "precision", "agreement", "wire", "options")
 
 
 def fmt_num(value: float | None, digits: int = 3) -> str:

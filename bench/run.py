@@ -11,6 +11,8 @@ Parts:
   references  (b) our middlewares against the reference libraries, in the same run
   precision   (c) the same `harness compare` twice: how far the two agree
   agreement   (d) harness sweep vs a plain `taskset -c 1 wrk -t1 -c64 -d5s`, and the ceiling
+  wire        (e) each middleware in-process against over the wire, and the causes of a gap
+  options     (f) precision per minute for every framework, before and after; Flask's options
 """
 
 from __future__ import annotations
@@ -73,6 +75,14 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         if quick:
             return agreement.run(targets=("ceiling", "starlette"), rounds=2, duration=3)
         return agreement.run()
+    if name == "wire":
+        from bench import wire
+
+        return wire.run(targets=("starlette",) if quick else ("starlette", "flask"))
+    if name == "options":
+        from bench import options
+
+        return options.run(rounds=3 if quick else 5)
     raise ValueError(name)
 
 

@@ -75,7 +75,7 @@ def test_document_merges_parts_and_keeps_the_others() -> None:
     json.dumps(third)  # plain JSON
     with pytest.raises(ValueError, match="unknown bench part"):
         document({"nope": {}}, env)
-    assert set(PARTS) == {"micro", "references", "precision", "agreement"}
+    assert set(PARTS) == {"micro", "references", "precision", "agreement", "wire", "options"}
 
 
 def test_format_part_prints_tables_and_notes() -> None:

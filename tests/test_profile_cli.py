@@ -9,9 +9,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.profiling.pyspy import ENV_PY_SPY, resolve_py_spy
+from harness.serving.servers import RunningServer
 
 ROOT = Path(__file__).resolve().parents[1]
 # What py-spy 0.4.3 prints, on stderr with exit code 1, when it may not ptrace the target
@@ -151,3 +153,43 @@ def test_ctrl_c_while_sampling_stops_server_wrk_and_py_spy(tmp_path: Path) -> No
     assert "interrupted" in output
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["server", "worker"])
+def test_a_server_dying_mid_profile_is_an_error_and_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim: str
+) -> None:
+    import harness.profiling.profile as profiling
+
+    record = profiling.running
+
+    @contextlib.contextmanager
+    def running_then_killed(*args: object, **options: object) -> Iterator[RunningServer]:
+        with record(*args, **options) as server:  # type: ignore[arg-type]
+            # SIGKILL half-way through the sampling (lead-in 1 s, then 2 s): the whole server,
+            # or only the worker py-spy samples (gunicorn then forks a new one).
+            pid, kill = (
+                (server.pid, os.killpg)
+                if victim == "server"
+                else (server.worker_pids()[0], os.kill)
+            )
+            timer = threading.Timer(2.0, kill, (pid, signal.SIGKILL))
+            timer.start()
+            try:
+                yield server
+            finally:
+                timer.cancel()
+
+    monkeypatch.setattr(profiling, "running", running_then_killed)
+    result = CliRunner().invoke(
+        main,
+        ["profile", "-t", "raw-asgi", "-m", "none", "--duration", "2", "-d", str(tmp_path)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    said = "raw-asgi exited with code -9" if victim == "server" else "raw-asgi's worker (pid"
+    assert said in line and "mid-profile" in line, line
+    assert not (tmp_path / "raw-asgi-none.json").exists()  # no profile of a dead server
+    assert _children() == []

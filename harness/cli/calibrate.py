@@ -9,13 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from harness.cli.choose import (
-    app_options,
-    check_servers,
-    choose,
-    describe_app_choice,
-    request_options,
-)
+from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Levels,
@@ -23,6 +17,7 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    precision_options,
     server_option,
     server_options,
     tune_option,
@@ -33,6 +28,7 @@ from harness.load.sweep import SweepError
 from harness.load.wrk import WrkError
 from harness.measure.calibrate import DEFAULT_COSTS, DEFAULT_OUT_DIR, DEFAULT_REPEAT, parse_costs
 from harness.measure.check import TOLERANCE
+from harness.measure.rounds import Precision
 from harness.serving.servers import ServerError
 from targets.table import TARGETS
 
@@ -94,6 +90,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @server_options
 @pin_option
 @tune_option
+@precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
 @click.option(
@@ -103,19 +100,7 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     help="Draw calibration.png (measured against known, identity line, error bars).",
 )
 def calibrate_command(
-    tolerance: float,
-    charts: bool,
-    target: str | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Any,
-    expect_status: int | None,
-    **options: Any,
+    tolerance: float, charts: bool, precision: float | None, budget: float, **options: Any
 ) -> None:
     """Measure spin middlewares of known CPU cost and check the harness finds it.
 
@@ -130,22 +115,13 @@ def calibrate_command(
     """
     from harness.measure.calibrate import calibrate
 
-    chosen = choose(
-        targets=[target] if target else None,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text="none",
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-    )  # fmt: skip
-    if chosen.app is not None:
-        describe_app_choice(chosen.app)
+    options["sets"] = "none"  # calibrate chooses its own sets: none and the spins
+    chosen = choose_from(options)
     server = options["server"]
     check_servers(chosen.targets, [server] if server else None, options["worker_class"])
     options.update(target=chosen.targets[0], request=chosen.request)
+    if precision is not None:
+        options["precision"] = Precision(target_us=precision, budget_s=budget)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report
 
@@ -168,3 +144,8 @@ def calibrate_command(
     failure = report.failure()
     if failure is not None:
         raise click.ClickException(failure)
+    if report.compare.precision_missed:
+        raise click.ClickException(
+            f"±{precision:g} µs not reached within {budget:g}s: "
+            + "; ".join(report.compare.precision_missed)
+        )

@@ -250,3 +250,32 @@ def choose(
         return Chosen(list(targets), sets, request)
     info = load_app(app, factory, app_dir, extras_of(sets_text))
     return Chosen([target_for(info)], resolve(info.layer_names), request, info)
+
+
+REQUEST_KEYS = ("path", "method", "headers", "body", "body_file", "expect_status")
+
+
+def choose_from(
+    options: dict[str, Any], *, sets_key: str = "sets", one_stack: bool = False
+) -> Chosen:
+    """`choose` with a command's own options: takes out -t/--target(s), --app, --factory,
+    --app-dir, -m and the request options, and leaves the rest for the command's function."""
+    targets = options.pop("targets", None)
+    target = options.pop("target", None)
+    request = {
+        "path": None, "method": "GET", "headers": (), "body": None, "body_file": None,
+        "expect_status": None,
+    }  # fmt: skip
+    request.update({key: options.pop(key) for key in REQUEST_KEYS if key in options})
+    chosen = choose(
+        targets=targets or ([target] if target else None),
+        app=options.pop("app"),
+        factory=options.pop("factory"),
+        app_dir=options.pop("app_dir"),
+        sets_text=options.pop(sets_key),
+        request_options=request,
+        one_stack=one_stack,
+    )
+    if chosen.app is not None:
+        describe_app_choice(chosen.app)
+    return chosen

@@ -7,17 +7,12 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import (
-    app_options,
-    check_servers,
-    choose,
-    describe_app_choice,
-    request_options,
-)
+from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
     Levels,
+    LogOutput,
     TargetList,
     duration_option,
     out_dir_option,
@@ -85,6 +80,13 @@ from harness.serving.servers import ServerError
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
 @precision_options
+@click.option(
+    "--log-output",
+    type=LogOutput(),
+    default=None,
+    help="Where middleware logs go: stdout, null, or file:PATH  [default: a file per round, "
+    "DIR/logs/SET.log]",
+)
 @server_option(many=True)
 @server_options
 @pin_option
@@ -119,17 +121,6 @@ def compare(
     preset: str | None,
     levels: tuple[int, ...] | None,
     charts: bool,
-    targets: list[str] | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    sets: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Any,
-    expect_status: int | None,
     precision: float | None,
     budget: float,
     **options: Any,
@@ -141,23 +132,11 @@ def compare(
     harness compare --app main.py:app --path /items/1 -m each;
     harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none
     """
-    chosen = choose(
-        targets=targets,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=sets,
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-    )  # fmt: skip
+    chosen = choose_from(options)
     check_servers(chosen.targets, options["servers"], options["worker_class"])
     options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
     if precision is not None:
         options["precision"] = Precision(target_us=precision, budget_s=budget)
-    if chosen.app is not None:
-        describe_app_choice(chosen.app)
     from harness.measure.compare import compare as run_compare
     from harness.output.compare_report import notes, rich_table, server_table, write_report
 

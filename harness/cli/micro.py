@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, choose, describe_app_choice, request_options
+from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.params import CountOrAuto, LogOutput, TargetList, sets_option
 from harness.measure.micro import (
     DEFAULT_BATCH_S,
@@ -69,40 +69,13 @@ from harness.measure.micro import (
     default=None,
     help="Also write the results, with every repeat and the environment, as JSON.",
 )
-def micro_command(
-    json_path: Path | None,
-    targets: list[str] | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    sets: str,
-    route: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Path | None,
-    expect_status: int | None,
-    **options: Any,
-) -> None:
+def micro_command(json_path: Path | None, route: str, **options: Any) -> None:
     """In-process cost per request of middleware sets on a framework, or of your app's own
     middlewares (--app): no server, no network.
 
     Example: harness micro -t starlette -m each; harness micro --app main.py:app --path /items/1
     """
-    chosen = choose(
-        targets=targets,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=sets,
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-    )  # fmt: skip
-    if chosen.app is not None:
-        describe_app_choice(chosen.app)
+    chosen = choose_from(options)
     wire = chosen.request
     options.update(
         targets=chosen.targets,

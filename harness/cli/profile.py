@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, check_servers, choose, request_options
+from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.params import (
     Duration,
@@ -118,34 +118,10 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     help="Where middleware logs go: stdout, null, or file:PATH  "
     "[default: file:DIR/TARGET-SET.server.log]",
 )
-def profile_command(
-    target: str | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    stack: str,
-    path: str | None,
-    method: str,
-    headers: tuple[str, ...],
-    body: str | None,
-    body_file: Any,
-    expect_status: int | None,
-    **options: Any,
-) -> None:
+def profile_command(**options: Any) -> None:
     """Profile a target (or your app, --app) under wrk load: pprof-style top -cum, the share of
     every layer (each middleware, framework, app, server), and a flame graph."""
-    chosen = choose(
-        targets=[target] if target else None,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=stack,
-        request_options={
-            "path": path, "method": method, "headers": headers, "body": body,
-            "body_file": body_file, "expect_status": expect_status,
-        },
-        one_stack=True,
-    )  # fmt: skip
+    chosen = choose_from(options, sets_key="stack", one_stack=True)
     server = options["server"]
     check_servers(chosen.targets, [server] if server else None, options["worker_class"])
     options.update(target=chosen.targets[0], stack=chosen.sets[0], request=chosen.request)

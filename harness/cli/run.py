@@ -87,6 +87,12 @@ from harness.load.wrk import WrkError
 @click.option(
     "--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts at the end."
 )
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Send load to a host that is not loopback (a server of yours on another machine or "
+    "network namespace, e.g. `harness lab up`'s); the first line says what will be sent.",
+)
 def run(
     url: str,
     name: str,
@@ -101,28 +107,45 @@ def run(
     cpus: tuple[int, ...] | None,
     resume: bool,
     charts: bool,
+    allow_remote: bool,
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh)."""
     from harness.load.progress import RichReporter
-    from harness.load.sweep import SweepError, sweep
+    from harness.load.sweep import (
+        SweepError,
+        check_url,
+        kept_levels,
+        remote_announcement,
+        sweep,
+    )
 
     chosen = PRESETS[preset] if preset else DEFAULT_PRESET
+    plan = levels or chosen.levels
+    duration = duration if duration is not None else chosen.duration
+    warmup = warmup if warmup is not None else chosen.warmup
     started = time.monotonic()
     try:
+        if allow_remote:
+            host = check_url(url, allow_remote=True)
+            console.print(
+                remote_announcement(host=host, levels=plan, duration=duration, warmup=warmup),
+                soft_wrap=True,
+            )
         result = sweep(
             url=url,
             name=name,
             out_dir=out_dir,
-            levels=levels or chosen.levels,
-            duration=duration if duration is not None else chosen.duration,
+            levels=plan,
+            duration=duration,
             timeout=timeout if timeout is not None else chosen.timeout,
             threads=threads if threads is not None else preset_threads(chosen),
-            warmup=warmup if warmup is not None else chosen.warmup,
+            warmup=warmup,
             wrk=wrk,
             cpus=cpus,
             resume=resume,
             progress=RichReporter(console),
-            meta={"command": "run", "preset": preset},
+            meta={"command": "run", "preset": preset, "allow_remote": allow_remote},
+            allow_remote=allow_remote,
         )
     except (SweepError, WrkError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -135,7 +158,13 @@ def run(
     if charts:
         from harness.output.charts import plot_sweep
 
-        plot_sweep(result)
+        try:
+            plot_sweep(result)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write the charts in {result.out_dir}: {exc.strerror or exc}; the "
+                f"{kept_levels(result)}"
+            ) from None
     from harness.output.sweep_table import summary_table, sweep_notes
 
     console.print(summary_table(result, console.width))

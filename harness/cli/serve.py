@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, check_servers, choose
+from harness.cli.choose import app_options, check_servers, choose_from
 from harness.cli.console import console
 from harness.cli.params import LogOutput, TargetName, server_option, server_options, stack_option
 from harness.serving.servers import ServerError
@@ -41,15 +41,7 @@ from targets.table import UnknownTarget
     show_default=True,
     help="Where middleware logs go: stdout, null, or file:PATH.",
 )
-def serve(
-    target: str | None,
-    app: str | None,
-    factory: bool,
-    app_dir: str,
-    stack: str,
-    path: str | None,
-    **options: Any,
-) -> None:
+def serve(**options: Any) -> None:
     """Run one target, or your app (--app), in the foreground until Ctrl-C.
 
     Examples: harness serve --app main.py:app -m none --port 8000;
@@ -57,21 +49,10 @@ def serve(
     """
     from harness.serving.serve import serve as run_serve
 
-    chosen = choose(
-        targets=[target] if target else None,
-        app=app,
-        factory=factory,
-        app_dir=app_dir,
-        sets_text=stack,
-        request_options={
-            "path": path, "method": "GET", "headers": (), "body": None, "body_file": None,
-            "expect_status": None,
-        },
-        one_stack=True,
-    )  # fmt: skip
+    chosen = choose_from(options, sets_key="stack", one_stack=True)
     served = chosen.targets[0]
-    server = options.get("server")
-    check_servers([served], [server] if server else None, options.get("worker_class"))
+    server = options["server"]
+    check_servers([served], [server] if server else None, options["worker_class"])
     options.update(target=served, stack=chosen.sets[0])
     if chosen.request is not None:
         options["path"] = chosen.request.path

@@ -9,6 +9,7 @@ as missing values, or a DatError names the file and line.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,13 @@ class DatRow:
     avg_latency_ms: float | None
     success_pct: float | None
 
+    @property
+    def no_2xx(self) -> bool:
+        """Every answer was an error (success 0.00% of a level that completed requests): its QPS
+        and latency measure the error path, not the URL's. Read off the row itself, so that a
+        .dat (the original script's too) says it as well as a .json does."""
+        return self.success_pct == 0.0
+
 
 def format_row(row: DatRow) -> str:
     def num(value: float | None, spec: str) -> str:
@@ -40,10 +48,29 @@ def format_row(row: DatRow) -> str:
     )
 
 
-def append_row(path: Path, row: DatRow) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(format_row(row) + "\n")
-        handle.flush()
+def append_row(path: Path, row: DatRow) -> int:
+    """Append one line, all or nothing: if the write fails (a full disk), the file is cut back
+    to its size before, so it never ends in half a line; the OSError is raised. Returns that
+    size, for a caller that must undo the line later (truncate_to)."""
+    data = (format_row(row) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        before = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(data):  # a write to a nearly full disk may be partial
+                written += os.write(fd, data[written:])
+        except BaseException:
+            os.ftruncate(fd, before)  # shrinking needs no space
+            raise
+    finally:
+        os.close(fd)
+    return before
+
+
+def truncate_to(path: Path, size: int) -> None:
+    """Cut `path` back to `size` bytes: undo what append_row appended."""
+    os.truncate(path, size)
 
 
 def write_rows(path: Path, rows: Iterable[DatRow]) -> None:

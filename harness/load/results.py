@@ -55,6 +55,11 @@ class SweepResult:
         return [level for level in self.levels if level.is_ok]
 
     @property
+    def answered_levels(self) -> list[WrkResult]:
+        """The levels with a row in NAME.dat: ok ones, and those where no answer was 2xx/3xx."""
+        return [level for level in self.levels if level.answered]
+
+    @property
     def peak(self) -> WrkResult | None:
         """The measured level with the highest QPS, or None if none was measured."""
         return max(self.ok_levels, key=lambda level: level.qps, default=None)
@@ -131,7 +136,10 @@ class SweepResult:
 
 @dataclass
 class Series:
-    """One run as charts and diff see it: rows by concurrency, plus what the run really used."""
+    """One run as charts and diff see it: rows by concurrency, plus what the run really used.
+
+    `rows` are the .dat's: every level wrk completed requests at, a level whose answers were
+    all errors included (success 0, `DatRow.no_2xx`); `failed` are the levels without a row."""
 
     name: str
     path: Path
@@ -140,17 +148,27 @@ class Series:
     threads: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # concurrency -> reason
 
+    @property
+    def measured_rows(self) -> list[DatRow]:
+        """The rows that measured the URL (some 2xx/3xx): what QPS lines, peaks and ratios use."""
+        return [row for row in self.rows if not row.no_2xx]
+
+    @property
+    def no_2xx_rows(self) -> list[DatRow]:
+        """The rows where every answer was an error: a point at 0% success, not a QPS to plot."""
+        return [row for row in self.rows if row.no_2xx]
+
     @classmethod
     def from_sweep(cls, result: SweepResult, path: Path | None = None) -> Series:
-        measured = result.ok_levels
-        durations = sorted({round(level.duration_s, 2) for level in measured})
+        answered = result.answered_levels
+        durations = sorted({round(level.duration_s, 2) for level in answered})
         return cls(
             name=result.name,
             path=path or result.json_path,
-            rows=[dat_row(level) for level in measured],
+            rows=[dat_row(level) for level in answered],
             duration_s=result.settings.get("duration_s") or (durations[0] if durations else None),
-            threads=sorted({level.threads for level in measured}),
-            failed={lv.concurrency: lv.reason for lv in result.levels if not lv.is_ok},
+            threads=sorted({level.threads for level in answered}),
+            failed={lv.concurrency: lv.reason for lv in result.levels if not lv.answered},
         )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.load.datfile import append_row, write_rows
+from harness.load.datfile import append_row, truncate_to, write_rows
 from harness.load.limits import fd_shortfall, raise_fd_limit
 from harness.load.progress import NullReporter, Reporter
 from harness.load.request import Request
@@ -65,11 +65,18 @@ class SweepError(ValueError):
     """A sweep that cannot start; one line, said before anything runs."""
 
 
+class OutputError(SweepError):
+    """The results could not be written (a full disk, say): the sweep stopped, and NAME.dat and
+    NAME.json both still hold exactly the levels the message counts. One line."""
+
+
 def preset_threads(preset: Preset) -> int | None:
     return preset.threads_per_cpu * (os.cpu_count() or 1) if preset.threads_per_cpu else None
 
 
-def check_url(url: str) -> None:
+def check_url(url: str, *, allow_remote: bool = False) -> str:
+    """The URL's host, if wrk may be pointed at it: an http(s) URL to a loopback host, or to
+    any host with `allow_remote`."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SweepError(f"not an http(s) URL: {url!r} (e.g. http://127.0.0.1:8000/healthz)")
@@ -77,12 +84,26 @@ def check_url(url: str) -> None:
         parts.port  # noqa: B018 - raises for a port out of range or not a number
     except ValueError as exc:
         raise SweepError(f"bad port in URL {url!r}: {exc}") from None
-    if not is_loopback(parts.hostname):
-        # A load generator pointed at someone else's server is an attack, not a benchmark.
+    if not allow_remote and not is_loopback(parts.hostname):
+        # A load generator pointed at someone else's server is an attack, not a benchmark: the
+        # user must say that this host is theirs to load.
         raise SweepError(
             f"{parts.hostname!r} is not a loopback host: load goes only to 127.0.0.0/8, ::1 "
-            "or localhost"
+            "or localhost, unless --allow-remote says the host is yours to load"
         )
+    return parts.hostname
+
+
+def remote_announcement(*, host: str, levels: Sequence[int], duration: float, warmup: float) -> str:
+    """What `--allow-remote` is about to send, said before it is sent."""
+    run_s, warm_s = wrk_seconds(duration), wrk_seconds(warmup) if warmup > 0 else 0
+    total = warm_s + run_s * len(levels)
+    return (
+        f"sending load to {host}: {len(levels)} level{'s' if len(levels) != 1 else ''} of "
+        f"{' '.join(map(str, levels))} connections, {run_s}s each"
+        + (f" after a {warm_s}s warm-up" if warm_s else "")
+        + f" ({total}s of load)"
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -151,6 +172,48 @@ def _skipped(url: str, concurrency: int, threads: int, reason: str) -> WrkResult
     )
 
 
+def kept_levels(result: SweepResult) -> str:
+    """`3 finished levels are kept in NAME.dat and NAME.json`, for an error that stops a sweep."""
+    n = len(result.levels)
+    return (
+        f"{n} finished level{'s are' if n != 1 else ' is'} kept in {result.dat_path} and "
+        f"{result.json_path}"
+    )
+
+
+def _output_error(result: SweepResult, path: Path, exc: OSError) -> OutputError:
+    return OutputError(
+        f"cannot write {path}: {exc.strerror or exc}; the sweep stopped, and its "
+        f"{kept_levels(result)}"
+    )
+
+
+def save(result: SweepResult) -> None:
+    """result.save(), an OSError made an OutputError (the .json on disk stays the last one)."""
+    try:
+        result.save()
+    except OSError as exc:
+        raise _output_error(result, result.json_path, exc) from None
+
+
+def record(result: SweepResult, level: WrkResult) -> None:
+    """Add a finished level to NAME.dat (if it has a row) and NAME.json, both or neither: a
+    failed write undoes the other, so the two files always hold the same levels."""
+    result.levels.append(level)
+    before: int | None = None
+    writing = result.dat_path
+    try:
+        if level.answered:
+            before = append_row(result.dat_path, dat_row(level))  # all or nothing itself
+        writing = result.json_path
+        result.save()  # atomic: the old NAME.json stays if this fails
+    except OSError as exc:
+        result.levels.pop()
+        if before is not None:
+            truncate_to(result.dat_path, before)
+        raise _output_error(result, writing, exc) from None
+
+
 def sweep(
     *,
     url: str,
@@ -168,6 +231,7 @@ def sweep(
     meta: dict[str, Any] | None = None,
     probe: Probe | None = None,
     request: Request | None = None,
+    allow_remote: bool = False,
 ) -> SweepResult:
     """Warm up (discarded), then run wrk at each level in order. Each finished level is appended
     to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True` runs only the
@@ -180,8 +244,11 @@ def sweep(
     just after it; the dict that returns is kept in the level's `extra` (compare records the
     server's CPU time this way).
 
-    Raises SweepError or WrkError before anything runs; KeyboardInterrupt after saving."""
-    check_url(url)
+    `allow_remote` lets the URL's host be any host, not only a loopback one.
+
+    Raises SweepError or WrkError before anything runs; OutputError if the results cannot be
+    written (the finished levels stay in both files); KeyboardInterrupt after saving."""
+    check_url(url, allow_remote=allow_remote)
     check_name(name)
     plan = check_levels(levels)
     if duration <= 0 or timeout <= 0 or warmup < 0:
@@ -228,9 +295,12 @@ def sweep(
     done = {level.concurrency for level in result.levels}
     pending = [level for level in plan if level not in done]
 
-    # Fresh files: the .dat holds exactly the levels in the .json, in run order.
-    write_rows(result.dat_path, [dat_row(lv) for lv in result.levels if lv.is_ok])
-    result.save()
+    # Fresh files: the .dat holds exactly the levels in the .json that have a row, in run order.
+    try:
+        write_rows(result.dat_path, [dat_row(lv) for lv in result.answered_levels])
+    except OSError as exc:
+        raise _output_error(result, result.dat_path, exc) from None
+    save(result)
 
     reporter: Reporter
     if isinstance(progress, bool):
@@ -290,19 +360,19 @@ def sweep(
                 )
                 if finish is not None:
                     measured.extra.update(finish())
-            result.levels.append(measured)
-            if measured.is_ok:
-                append_row(result.dat_path, dat_row(measured))
-            result.save()
+            record(result, measured)
             reporter.level_done(measured)
     except KeyboardInterrupt:
         result.interrupted = True
-        result.save()
+        reporter.finish()
+        save(result)
+        raise
+    except BaseException:
         reporter.finish()
         raise
     result.finished_at = _now()
-    result.save()
     reporter.finish()
+    save(result)
     return result
 
 
@@ -310,6 +380,7 @@ __all__ = [
     "DEFAULT_NAME",
     "DEFAULT_OUT_DIR",
     "PRESETS",
+    "OutputError",
     "Preset",
     "SweepError",
     "SweepResult",

@@ -18,6 +18,7 @@ from harness.load.wrk_output import (
     wrk_seconds,
 )
 from harness.machine.cpus import pinned
+from harness.machine.lifetime import dies_with_us
 
 ENV_WRK = "HARNESS_WRK"
 
@@ -100,6 +101,7 @@ def run_wrk(
     failed result with the reason; WrkError if wrk cannot be run at all."""
     connections = max(1, connections)
     threads = max(1, min(threads, connections))
+    _check_runnable(wrk)
     command = wrk_command(
         url,
         connections=connections,
@@ -119,7 +121,7 @@ def run_wrk(
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(
-            command,
+            dies_with_us(command, signal.SIGKILL),  # wrk has nothing to save if we are gone
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -160,6 +162,16 @@ def run_wrk(
     if result.status == "failed" and stderr.strip():
         result.reason += "; " + _error_reason("", stderr, proc.returncode)
     return result
+
+
+def _check_runnable(wrk: str) -> None:
+    """WrkError unless `wrk` can be run. Said here, not by Popen: behind the setpriv and taskset
+    prefixes a missing wrk would only be their exit code, a failed level instead of an error."""
+    if shutil.which(wrk) is not None:
+        return
+    if os.path.exists(wrk) and not os.access(wrk, os.X_OK):
+        raise WrkError(f"wrk is not executable: {wrk!r}")
+    raise WrkError(f"wrk not found: {wrk!r}")
 
 
 def _failed(

@@ -126,7 +126,16 @@ class WrkResult:
 
     @property
     def is_ok(self) -> bool:
+        """Measured the URL: some answers were 2xx/3xx. Peaks and costs use only these."""
         return self.status == "ok"
+
+    @property
+    def answered(self) -> bool:
+        """wrk completed requests, so its QPS and mean latency are measurements: of the URL, or,
+        for a level still `failed` because no answer was 2xx/3xx (every one a 404, say), of the
+        error path. Such a level is a row in NAME.dat (success 0.00) and a point on the charts;
+        a level with nothing completed has no QPS or latency to write and is neither."""
+        return self.requests > 0
 
     @property
     def littles_law_ratio(self) -> float | None:
@@ -243,4 +252,18 @@ def parse_wrk_output(
         # Every answer was an error page: that measures the error path, not the URL.
         result.status = "failed"
         result.reason = f"no 2xx/3xx responses ({non2xx} non-2xx/3xx)"
+    elif result.socket_errors:
+        # Measured, but not cleanly; a server that stops mid-level leaves exactly this (answers,
+        # then read, write or connect errors), so the level says it where NAME.json is read.
+        result.reason = f"{result.success_pct:.2f}% success: socket errors {socket_errors(result)}"
     return result
+
+
+def socket_errors(result: WrkResult) -> str:
+    """`16 read, 58438 write`: the kinds that happened."""
+    kinds = zip(
+        ("connect", "read", "write", "timeout"),
+        (result.errors_connect, result.errors_read, result.errors_write, result.errors_timeout),
+        strict=True,
+    )
+    return ", ".join(f"{n} {kind}" for kind, n in kinds if n) or "none"

@@ -1,5 +1,6 @@
-"""The machine under the pipeline: CPU sets for pinning, idle states (inspect and tune), and the
-record of where numbers were taken.
+"""The machine under the pipeline: CPU sets for pinning, idle states (inspect and tune), the
+record of where numbers were taken, children that die with the harness (lifetime), and the
+two-namespace lab that puts a network between client and server (lab).
 
 May import nothing else of the harness.
 """

@@ -22,6 +22,7 @@ from harness.load.request import Request
 from harness.measure.check import RULE, TOLERANCE, CheckRow, CostCheck, check_cost, failure_message
 from harness.measure.compare import compare
 from harness.measure.contenders import CompareReport, Entry
+from harness.measure.rounds import Precision
 from middleware.stack import SPIN_SYNTAX, BadSpin, parse_spin, spin_label
 from targets.table import Target, get_target
 
@@ -209,6 +210,7 @@ def calibrate(
     server: str | None = None,
     pin: bool = True,
     tune: bool = True,
+    precision: Precision | None = None,
     out_dir: Path | str = DEFAULT_OUT_DIR,
     wrk: str | None = None,
     tolerance: float = TOLERANCE,
@@ -253,6 +255,7 @@ def calibrate(
         servers=[server] if server else None,
         pin=pin,
         tune=tune,
+        precision=precision,
         out_dir=out,
         wrk=wrk,
         ceiling=False,

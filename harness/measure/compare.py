@@ -47,23 +47,32 @@ DEFAULT_OUT_DIR = Path("_output/compare")
 def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:
     """Server CPU seconds over exactly one wrk level: user + system of every process of the
     server's tree (a supervisor and its workers), each process's times covering all of its
-    threads (granian's Rust runtime and blocking threads too)."""
+    threads (granian's Rust runtime and blocking threads too); and the share of the processes
+    that serve requests (gunicorn's and granian's workers, without their supervisor)."""
 
-    def cpu_seconds() -> float:
-        total = 0.0
+    def cpu_seconds() -> tuple[float, float]:
+        serving = set(server.worker_pids())
+        total = workers = 0.0
         for proc in server.processes():
             try:
                 times = proc.cpu_times()
             except psutil.NoSuchProcess:
                 continue
             total += times.user + times.system
-        return total
+            if proc.pid in serving:
+                workers += times.user + times.system
+        return total, workers
 
     def start(concurrency: int) -> Callable[[], dict[str, Any]]:
-        before = cpu_seconds()
+        before, workers_before = cpu_seconds()
 
         def finish() -> dict[str, Any]:
-            return {"server_cpu_s": cpu_seconds() - before, "server_alive": server.alive()}
+            after, workers_after = cpu_seconds()
+            return {
+                "server_cpu_s": after - before,
+                "workers_cpu_s": workers_after - workers_before,
+                "server_alive": server.alive(),
+            }
 
         return finish
 
@@ -89,15 +98,19 @@ def measure_round(
     out_dir: Path,
     sweep_options: dict[str, Any],
     request: Request | None = None,
+    log_output: str | None = None,
 ) -> Round:
     """`contender` on a fresh server: its answer to `request` (default: GET /healthz) checked,
     then swept with it."""
     result = Round(repeat)
     target = contender.target
     asked = request or Request()
-    log_path = out_dir / "logs" / f"{contender.file_stem}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.unlink(missing_ok=True)  # each round's log stands alone
+    if log_output is None:
+        # The default sink: a real file, as in production; each round's log stands alone.
+        log_path = out_dir / "logs" / f"{contender.file_stem}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.unlink(missing_ok=True)
+        log_output = f"file:{log_path}"
     worker_class = _worker_class_for(contender, worker_class)
     server = start_server(
         contender.target,
@@ -107,7 +120,7 @@ def measure_round(
         threads=threads,
         server=contender.server,
         cpus=cpus.server,
-        log_output=f"file:{log_path}",
+        log_output=log_output,
         ready_path=asked.path,
     )
     try:
@@ -200,6 +213,7 @@ def compare(
     max_overhead_us: float | None = None,
     precision: Precision | None = None,
     tune: bool = True,
+    log_output: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved; each round's sweep files go into
@@ -272,6 +286,7 @@ def compare(
             "request": (request or Request()).to_dict(),
             "precision_us": precision.target_us if precision else None,
             "budget_s": precision.budget_s if precision else None,
+            "log_output": log_output or "file:DIR/logs/SET.log",
             "apps": {
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in chosen
@@ -329,6 +344,7 @@ def compare(
                         out_dir=out,
                         sweep_options=sweep_options,
                         request=request_for(entry.contender),
+                        log_output=log_output,
                     )
                     schedule.run_s.append(time.monotonic() - run_started)
                     entry.rounds[-1] = measured

@@ -27,6 +27,26 @@ class Precision:
     target_us: float  # the 95% half-width every set must reach
     budget_s: float  # wall time for the whole compare, the ceiling's run included
     min_rounds: int = DEFAULT_MIN_ROUNDS
+    # Also precise enough: a half-width at most this share of the overhead itself (0.5: the
+    # interval is at least twice clear of zero), for a cost too large to need ±target_us.
+    relative: float | None = None
+    # Only these sets must be precise (the demo's headlines); None: every set.
+    focus: frozenset[tuple[str, ...]] | None = None
+
+    def met_by(self, entry: Entry) -> bool:
+        width = half_width(entry)
+        if width is None:
+            return False
+        if width <= self.target_us:
+            return True
+        median = entry.overhead_cpu.median if entry.overhead_cpu else 0.0
+        return self.relative is not None and width <= self.relative * abs(median)
+
+    def wanted(self, entry: Entry) -> bool:
+        """A set this precision is for: measured against a reference (a raw baseline is only
+        there to be subtracted), and in the focus if there is one."""
+        in_focus = self.focus is None or entry.contender.stack in self.focus
+        return entry.reference is not None and not entry.invalid and in_focus
 
 
 def half_width(entry: Entry) -> float | None:
@@ -34,20 +54,12 @@ def half_width(entry: Entry) -> float | None:
     return entry.overhead_cpu.half_width if entry.overhead_cpu is not None else None
 
 
-def needs_precision(entry: Entry) -> bool:
-    """A set measured against a reference; references without one (the raw baseline) are only
-    there to be subtracted."""
-    return entry.reference is not None
-
-
 def missed(entries: Sequence[Entry], precision: Precision) -> list[str]:
     """`label (±x µs after n rounds)` for each set whose interval is still wider than the target."""
     found = []
     for entry in entries:
-        if not needs_precision(entry) or entry.invalid:
-            continue
-        width = half_width(entry)
-        if width is None or width > precision.target_us:
+        if precision.wanted(entry) and not precision.met_by(entry):
+            width = half_width(entry)
             shown = f"±{width:.1f} µs" if width is not None else "no interval"
             found.append(f"{entry.label} ({shown} after {len(entry.ok_rounds)} rounds)")
     return found
@@ -81,8 +93,7 @@ class Schedule:
         wide = [
             i
             for i in live
-            if needs_precision(self.entries[i])
-            and ((w := half_width(self.entries[i])) is None or w > precision.target_us)
+            if precision.wanted(self.entries[i]) and not precision.met_by(self.entries[i])
         ]
         if not wide:
             return []

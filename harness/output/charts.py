@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from harness.load.datfile import DatRow
 from harness.load.results import Series
 
 if TYPE_CHECKING:
@@ -132,17 +133,45 @@ def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=_DPI, bbox_inches="tight")
+    except BaseException:
+        path.unlink(missing_ok=True)  # a full disk must not leave half a PNG behind
+        raise
+    finally:
+        plt.close(fig)
     return path
 
 
-def _points(series: Series, attr: str) -> tuple[list[int], list[float]]:
-    rows = sorted(
-        (row for row in series.rows if getattr(row, attr) is not None),
-        key=lambda row: row.concurrency,
+def points(rows: Iterable[DatRow], attr: str) -> tuple[list[int], list[float]]:
+    """The (concurrency, value) pairs a chart draws for `attr`, by concurrency."""
+    kept = sorted(
+        (row for row in rows if getattr(row, attr) is not None), key=lambda row: row.concurrency
     )
-    return [row.concurrency for row in rows], [float(getattr(row, attr)) for row in rows]
+    return [row.concurrency for row in kept], [float(getattr(row, attr)) for row in kept]
+
+
+def _mark_no_2xx(ax: Axes, lat_ax: Axes, series: Series, color: str, name: str) -> list[Any]:
+    """A level whose answers were all errors: its QPS and latency as hollow points, off the
+    lines (they measure the error path, not the URL), labelled, so it is a point, not a hole."""
+    xs, qps = points(series.no_2xx_rows, "qps")
+    if not xs:
+        return []
+    (marks,) = ax.plot(
+        xs, qps, linestyle="none", marker="o", markersize=9, markerfacecolor="none",
+        markeredgewidth=1.8, color=color, zorder=5, label=f"{name}QPS, no 2xx/3xx answer",
+    )  # fmt: skip
+    for x, y in zip(xs, qps, strict=True):
+        ax.annotate(
+            "not 2xx", (x, y), textcoords="offset points", xytext=(0, -15), ha="center",
+            fontsize=8, color=color,
+        )  # fmt: skip
+    lx, lat = points(series.no_2xx_rows, "avg_latency_ms")
+    lat_ax.plot(
+        lx, lat, linestyle="none", marker="s", markersize=7, markerfacecolor="none",
+        color=color, zorder=5, label=f"{name}avg latency, no 2xx/3xx answer",
+    )  # fmt: skip
+    return [marks]
 
 
 def _all_levels(series: Sequence[Series]) -> list[int]:
@@ -166,7 +195,7 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
         handles = []
         for i, one in enumerate(series):
             name = literal(one.name) + " " if len(series) > 1 else ""
-            xs, qps = _points(one, "qps")
+            xs, qps = points(one.measured_rows, "qps")
             (line,) = ax.plot(
                 xs, qps, marker="o", linewidth=2.2, markersize=6,
                 color=QPS_COLORS[i % 2], label=f"{name}QPS",
@@ -179,12 +208,13 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
                         label, (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
                         fontsize=8, color=QPS_COLORS[0],
                     )  # fmt: skip
-            lx, lat = _points(one, "avg_latency_ms")
+            lx, lat = points(one.measured_rows, "avg_latency_ms")
             (line,) = lat_ax.plot(
                 lx, lat, marker="s", linewidth=1.6, markersize=5, linestyle="--",
                 color=LATENCY_COLORS[i % 2], label=f"{name}avg latency",
             )  # fmt: skip
             handles.append(line)
+            handles += _mark_no_2xx(ax, lat_ax, one, QPS_COLORS[i % 2], name)
             _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
         _concurrency_axis(ax, _all_levels(series))
         ax.set_ylim(bottom=0)
@@ -207,10 +237,10 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
 def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
     """A's QPS as a percentage of B's at each level both have: the source document's
     `13.68% of raw` read off directly."""
-    qps_b = {row.concurrency: row.qps for row in b.rows if row.qps}
+    qps_b = {row.concurrency: row.qps for row in b.measured_rows if row.qps}
     pts = [
         (row.concurrency, 100.0 * row.qps / qps_b[row.concurrency])
-        for row in a.rows
+        for row in a.measured_rows
         if row.qps is not None and row.concurrency in qps_b
     ]
     pts.sort()
@@ -235,7 +265,7 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
     with chart_style():
         fig, ax = plt.subplots(figsize=(10, 4.8))
         for i, one in enumerate(series):
-            xs, pct = _points(one, "success_pct")
+            xs, pct = points(one.rows, "success_pct")  # a level with no 2xx/3xx is its 0%
             name = literal(one.name) if len(series) > 1 else "success rate"
             ax.plot(xs, pct, marker="o", linewidth=2.2, color=QPS_COLORS[i % 2], label=name)
             if len(series) == 1:
@@ -243,8 +273,8 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
                 for x, y in zip(xs, pct, strict=True):
                     if y < 99.995:
                         ax.annotate(
-                            f"{y:.2f}%", (x, y), textcoords="offset points", xytext=(0, -14),
-                            ha="center", fontsize=8,
+                            f"{y:.2f}%", (x, y), textcoords="offset points",
+                            xytext=(0, 8 if y < 1 else -14), ha="center", fontsize=8,
                         )  # fmt: skip
             _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
         _concurrency_axis(ax, _all_levels(series))
@@ -299,17 +329,21 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
 
 def plot_sweep(result: SweepResult) -> list[Path]:
     """NAME_qps_ttlb.png, NAME_successrate.png and NAME_latency.png next to NAME.dat, listed in
-    NAME.json; nothing for a sweep with no level measured."""
-    if not result.ok_levels:
+    NAME.json; nothing for a sweep with no row in NAME.dat, and no latency chart when no level
+    had a 2xx/3xx answer (the percentiles of error pages are not the URL's). An OSError (a
+    full disk) leaves no half-written chart."""
+    if not result.answered_levels:
         return []
     series = Series.from_sweep(result)
     out, name = result.out_dir, result.name
     head = f"{name} — {result.url}"
-    result.charts = [
+    charts = [
         qps_latency_chart([series], f"QPS & TTLB — {head}", out / f"{name}_qps_ttlb.png"),
         success_chart([series], f"Success rate — {head}", out / f"{name}_successrate.png"),
-        latency_chart(result, out / f"{name}_latency.png"),
     ]
+    if result.ok_levels:
+        charts.append(latency_chart(result, out / f"{name}_latency.png"))
+    result.charts = charts
     result.save()
     return result.charts
 

@@ -22,16 +22,25 @@ class DiffRow:
     b: DatRow | None
 
     @property
+    def comparable(self) -> bool:
+        """Both rows measured the URL: a row whose answers were all errors (success 0) measured
+        the error path, and a speed-up against it would be a number about nothing."""
+        return self.a is not None and self.b is not None and not (self.a.no_2xx or self.b.no_2xx)
+
+    def _pair(self, attr: str) -> tuple[float | None, float | None]:
+        if not self.comparable:
+            return None, None
+        return getattr(self.a, attr), getattr(self.b, attr)
+
+    @property
     def qps_change_pct(self) -> float | None:
         """B's QPS relative to A's, in percent (+ means B is faster)."""
-        if self.a is None or self.b is None or not self.a.qps or self.b.qps is None:
-            return None
-        return 100.0 * (self.b.qps - self.a.qps) / self.a.qps
+        a, b = self._pair("qps")
+        return None if not a or b is None else 100.0 * (b - a) / a
 
     @property
     def latency_change_pct(self) -> float | None:
-        a = self.a.avg_latency_ms if self.a else None
-        b = self.b.avg_latency_ms if self.b else None
+        a, b = self._pair("avg_latency_ms")
         return None if not a or b is None else 100.0 * (b - a) / a
 
     @property
@@ -50,7 +59,7 @@ class DiffResult:
 
     @staticmethod
     def _peak(series: Series) -> DatRow | None:
-        rows = [row for row in series.rows if row.qps is not None]
+        rows = [row for row in series.measured_rows if row.qps is not None]
         return max(rows, key=lambda row: row.qps or 0.0, default=None)
 
     @property
@@ -105,11 +114,11 @@ def _row_cell(row: DatRow | None, attr: str) -> str:
     value = getattr(row, attr) if row is not None else None
     if value is None:
         return "—"
-    if attr == "qps":
-        return f"{value:,.0f}"
     if attr == "success_pct":
-        return f"{value:.2f}%"
-    return format_ms(value)
+        return f"[red]{value:.2f}%[/]" if value == 0.0 else f"{value:.2f}%"
+    text = f"{value:,.0f}" if attr == "qps" else format_ms(value)
+    # Every answer an error: the number is the error path's, and the cell says so.
+    return f"[red]{text} not 2xx[/]" if row is not None and row.no_2xx else text
 
 
 def _change(value: float | None, unit: str = "%", good_when_up: bool = True) -> str:

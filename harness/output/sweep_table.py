@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from rich import box
 from rich.table import Table
 
@@ -41,12 +43,13 @@ def summary_table(result: SweepResult, width: int = 160) -> Table:
     table.add_column("status", no_wrap=True, min_width=7)
     peak = result.peak
     for level in sorted(result.levels, key=lambda lv: lv.concurrency):
-        if not level.is_ok:
-            # The reason goes below the table (failure_lines): a column would fold it to bits.
-            status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.status}[/]"
+        # The reason goes below the table (sweep_notes): a column would fold it to bits.
+        status = f"[{'yellow' if level.status == 'skipped' else 'red'}]{level.status}[/]"
+        if not level.answered:
             table.add_row(str(level.concurrency), *["—"] * (len(columns) - 1), status)
             continue
-        style = "green" if level.success_pct >= 99.995 else "yellow"
+        # A level whose answers were all errors still has wrk's numbers: shown, at 0% success.
+        style = "green" if level.success_pct >= 99.995 else "yellow" if level.is_ok else "red"
         cells = {
             "c": str(level.concurrency),
             "conns/thr": f"{level.connections}/{level.threads}",
@@ -60,7 +63,7 @@ def summary_table(result: SweepResult, width: int = 160) -> Table:
             "errors": f"{level.socket_errors + level.non2xx3xx:,}",
             "non-2xx": f"{level.non2xx3xx:,}",
         }
-        table.add_row(*(cells[c] for c in columns), "ok")
+        table.add_row(*(cells[c] for c in columns), "ok" if level.is_ok else status)
     return table
 
 
@@ -70,9 +73,25 @@ def _levels_with(levels: list[WrkResult]) -> str:
     )
 
 
+def _stopped_answering(levels: list[WrkResult]) -> str | None:
+    """A level with answers and socket errors, then only refused connections: the server went
+    away during that level (it crashed, or was stopped), which no single level can say."""
+    for before, after in pairwise(levels):
+        refused = not after.answered and "refused" in after.reason.lower()
+        if before.answered and before.socket_errors and refused:
+            return (
+                f"the server answered at c={before.concurrency}, then socket errors, then "
+                f"refused connections at c={after.concurrency}: it stopped during "
+                f"c={before.concurrency} ({before.reason})"
+            )
+    return None
+
+
 def sweep_notes(result: SweepResult) -> list[str]:
     """Failures with their reasons, then what the numbers themselves say is off."""
     notes = [f"c={lv.concurrency} {lv.status}: {lv.reason}" for lv in result.levels if not lv.is_ok]
+    if stopped := _stopped_answering(result.levels):
+        notes.append(stopped)
     measured = result.ok_levels
     # Little's law for wrk's closed loop: connections ≈ QPS × mean latency.
     low = [lv for lv in measured if (lv.littles_law_ratio or 1.0) < 0.75]

@@ -42,7 +42,7 @@ from harness.profiling.pyspy import (
 )
 from harness.profiling.top import TopRow, format_top, top_cum
 from harness.serving.apps import describe_app
-from harness.serving.servers import running
+from harness.serving.servers import RunningServer, running
 from harness.serving.userapp.spec import AppLoadError, AppSpec
 from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
@@ -259,6 +259,10 @@ def profile(
             with lock:
                 recorder.stop()
             thread.join(5)
+        if died := _died_mid_profile(started, pid, files["collapsed"]):
+            # py-spy keeps what it sampled before its target went, and wrk counts the errors
+            # after it as answers of a kind: neither says the profile is of a dead server.
+            raise ProfileError(died)
     if not outcome:
         raise ProfileError("py-spy did not report (it was stopped before it finished)")
     recorded = outcome[0]
@@ -301,6 +305,23 @@ def rules_for(target: Target, stack: tuple[str, ...]) -> Rules:
         app_layers=chosen,
         app_bases={name: bases.get(name, ()) for name in chosen},
         app_root=(target.app_dir or os.getcwd()) + "/",
+    )
+
+
+def _died_mid_profile(server: RunningServer, pid: int, samples: Path) -> str | None:
+    """Why the samples are not of a server under load, if its master or the sampled worker
+    exited while wrk and py-spy ran; the message says where the samples until then are."""
+    if server.alive() and pid in server.worker_pids():
+        return None
+    name = server.config.target.name
+    if server.alive():
+        what = f"{name}'s worker (pid {pid}, the one sampled) exited"
+    else:
+        what = f"{name} exited with code {server.process.returncode}"
+    tail = server.stderr_tail(3).replace("\n", " | ")
+    kept = f"; py-spy's samples until then are in {samples}" if samples.exists() else ""
+    return f"{what} mid-profile, so the samples are not of a server under load{kept}" + (
+        f"; its stderr ends with: {tail}" if tail else ""
     )
 
 

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.machine.lifetime import dies_with_us
+
 ENV_PY_SPY = "HARNESS_PY_SPY"
 PTRACE_FIX = (
     "run as root, or `sudo sysctl kernel.yama.ptrace_scope=0`, "
@@ -111,7 +113,7 @@ def check_attach(pid: int, *, py_spy: str, timeout: float = 20.0) -> None:
     """One `py-spy dump` of `pid`: a ptrace problem is then reported before any load starts."""
     try:
         proc = subprocess.run(
-            [py_spy, "dump", "--pid", str(pid)],
+            dies_with_us([py_spy, "dump", "--pid", str(pid)], signal.SIGKILL),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -139,7 +141,9 @@ class Recorder:
     def start(self) -> None:
         try:
             self.process = subprocess.Popen(
-                self.command,
+                # Started from profile's py-spy thread, which waits for it: the parent-death
+                # signal fires when that thread ends, never before py-spy does.
+                dies_with_us(self.command, signal.SIGKILL),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

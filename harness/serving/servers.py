@@ -23,6 +23,7 @@ from pathlib import Path
 import psutil
 
 from harness.machine.cpus import pinned
+from harness.machine.lifetime import dies_with_us
 from harness.serving.userapp import entry
 from harness.serving.userapp.spec import AppSpec
 from middleware.stack import import_paths, is_import_path, is_spin
@@ -274,7 +275,12 @@ def start_server(
     env = {**os.environ, **app_environment(config), "PYTHONUNBUFFERED": "1"}
     try:
         process = subprocess.Popen(
-            pinned(server_command(config, sock.fileno()), cpus),
+            # SIGTERM if the harness dies: gunicorn then stops its workers itself. The kernel
+            # sends it when the *thread* calling this exits: the harness starts servers from its
+            # main thread; an API caller must start them from a thread that outlives them.
+            dies_with_us(
+                pinned(server_command(config, sock.fileno()), cpus), config.serving.stop_signal
+            ),
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
             stdout=stdout,

@@ -19,11 +19,13 @@ from harness.load.sweep import check_out_dir
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
 from harness.machine.system import idle_note
+from harness.machine.tune import tuned_for_run
 from harness.measure.compare import compare, measure_ceiling
 from harness.measure.contenders import CompareReport, Entry
+from harness.measure.rounds import Precision
 from harness.output.compare_report import write_report
 from harness.profiling.profile import ProfileError, ProfileResult, profile
-from middleware.stack import parse_sets
+from middleware.stack import ORDER, parse_sets
 
 DEFAULT_OUT_DIR = Path("_output/demo")
 
@@ -33,13 +35,22 @@ class DemoPlan:
     # (target, middleware sets): per-middleware detail for one WSGI and one ASGI framework,
     # none and all for the rest.
     comparisons: tuple[tuple[str, str], ...]
-    # (target, servers): the target and its raw app with no middleware on each server.
-    servers: tuple[tuple[str, str], ...]
     repeat: int
     duration: float
     warmup: float
     levels: tuple[int, ...]
     profile_duration: float
+    # The whole tour's wall time: past the fixed rounds, each compare may spend its share of what
+    # is left on the rounds that make its headlines (dump, all) significant. None: fixed rounds.
+    budget_s: float | None = None
+    # (target, servers): the target and its raw app with no middleware on each server.
+    servers: tuple[tuple[str, str], ...] = ()
+
+    def server_step_s(self) -> float:
+        """What the server axis will take: a round is its wrk run plus about a second to start,
+        check and stop a server; each server runs the framework and its raw app."""
+        contenders = sum(2 * len(servers.split(",")) for _, servers in self.servers)
+        return contenders * self.repeat * (self.duration + 1.0)
 
 
 # The lesson the field keeps learning: one no-op middleware written two ways (middleware/noop.py),
@@ -65,16 +76,16 @@ FULL = DemoPlan(
         ("flask", "each"), ("starlette", f"each,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
+    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=170.0,
     servers=SERVER_AXIS,
-    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0,
 )  # fmt: skip
 QUICK = DemoPlan(
     comparisons=(
         ("flask", "none,all"), ("starlette", f"none,all,{NOOPS}"), ("fastapi", "none,all"),
         ("aiohttp", "none,all"),
     ),
-    servers=QUICK_SERVER_AXIS,
     repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
+    servers=QUICK_SERVER_AXIS,
 )  # fmt: skip
 
 
@@ -117,6 +128,18 @@ def demo(
     check_out_dir(out)
     resolve_wrk(wrk)
     started = time.monotonic()
+    with tuned_for_run(echo=echo):
+        return _tour(chosen, out, wrk, pin, echo, started)
+
+
+def _tour(
+    chosen: DemoPlan,
+    out: Path,
+    wrk: str | None,
+    pin: bool,
+    echo: Callable[[str], None],
+    started: float,
+) -> DemoResult:
     result = DemoResult(out, chosen, machine_note=idle_note())
     sweep_options = {
         "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
@@ -140,38 +163,54 @@ def demo(
             notes_said.add(line)
         echo(f"    {line}")
 
-    def measured(
-        target: str, sets: str, out_dir: Path, servers: str | None = None
-    ) -> CompareReport:
+    weights = [len(parse_sets(sets)) + 1 for _, sets in chosen.comparisons]
+    for step, (target, sets) in enumerate(chosen.comparisons, start=2):
+        label = "2/5 frameworks vs raw baselines" if step == 2 else "3/5 per-middleware cost"
+        echo(f"{label}: {target} with {sets}")
+        share = weights[step - 2] / sum(weights[step - 2 :])
         report = compare(
             targets=[target],
             sets=parse_sets(sets),
-            servers=servers.split(",") if servers else None,
             levels=chosen.levels,
             duration=chosen.duration,
             warmup=chosen.warmup,
             repeat=chosen.repeat,
             pin=pin,
-            out_dir=out_dir,
+            out_dir=out / target,
             wrk=wrk,
             ceiling_qps=result.ceiling_qps,
+            precision=_headlines(chosen, sets, share, time.monotonic() - started),
+            tune=False,  # the tour tuned the machine once, for all of it
             echo=indented,
         )
-        # The server axis has its own chart in the report (servers.png): no sweep charts, which
-        # take seconds on a slow machine.
-        write_report(report, charts=servers is None)
+        write_report(report)
         if report.interrupted:
             raise KeyboardInterrupt
-        return report
-
-    for step, (target, sets) in enumerate(chosen.comparisons, start=2):
-        label = "2/5 frameworks vs raw baselines" if step == 2 else "3/5 per-middleware cost"
-        echo(f"{label}: {target} with {sets}")
-        result.reports.append(measured(target, sets, out / target))
+        result.reports.append(report)
 
     for target, servers in chosen.servers:
         echo(f"4/5 the server as an axis: {target} and its raw app on {servers}")
-        result.server_reports.append(measured(target, "none", out / "servers" / target, servers))
+        report = compare(
+            targets=[target],
+            sets=[()],
+            servers=servers.split(","),
+            levels=chosen.levels,
+            duration=chosen.duration,
+            warmup=chosen.warmup,
+            repeat=chosen.repeat,
+            pin=pin,
+            out_dir=out / "servers" / target,
+            wrk=wrk,
+            ceiling_qps=result.ceiling_qps,
+            tune=False,
+            echo=indented,
+        )
+        # The report has its own chart of this axis (servers.png): no sweep charts, which
+        # take seconds on a slow machine.
+        write_report(report, charts=False)
+        if report.interrupted:
+            raise KeyboardInterrupt
+        result.server_reports.append(report)
 
     costliest = result.costliest()
     if costliest is not None:
@@ -194,6 +233,18 @@ def demo(
 
     result.wall_s = time.monotonic() - started
     return result
+
+
+def _headlines(plan: DemoPlan, sets: str, share: float, elapsed_s: float) -> Precision | None:
+    """Rounds until dump and all are clear of zero (a half-width at most half the overhead, or
+    ±1 µs), within this compare's share of what is left of the tour's budget."""
+    if plan.budget_s is None:
+        return None
+    # The server axis that follows, and the profile that ends the tour.
+    reserve = plan.server_step_s() + plan.profile_duration + 6.0
+    left = max(0.0, plan.budget_s - elapsed_s - reserve)
+    focus = frozenset({("dump",), ORDER}) & frozenset(parse_sets(sets))
+    return Precision(target_us=1.0, budget_s=share * left, relative=0.5, focus=focus)
 
 
 __all__ = ["DEFAULT_OUT_DIR", "FULL", "QUICK", "DemoResult", "demo"]

@@ -75,12 +75,15 @@ def basehttp_lesson(result: DemoResult) -> list[str]:
             continue
         a, b = pure.overhead_cpu, based.overhead_cpu
         ratio = f", {b.median / a.median:.0f}× as much" if a.significant and a.median > 0 else ""
-        verdict = (
-            "the way a middleware is written costs more than what it does: write pure ASGI "
-            "middleware (a class with __call__(scope, receive, send))"
-            if b.significant and b.median > max(a.median, 0) + (b.half_width or 0)
-            else "here the difference is within the noise"
-        )
+        if not b.has_interval:
+            verdict = "one round gives no interval: the full demo says whether that is noise"
+        elif b.significant and b.median > max(a.median, 0) + (b.half_width or 0):
+            verdict = (
+                "the way a middleware is written costs more than what it does: write pure ASGI "
+                "middleware (a class with __call__(scope, receive, send))"
+            )
+        else:
+            verdict = "here the difference is within the noise"
         return [
             f"One middleware that does nothing, written two ways on {report.targets[0]}: as a "
             f"pure ASGI class it costs {a.format(1)} µs per request, as a BaseHTTPMiddleware "

@@ -288,16 +288,3 @@ def _untoggled(app: Any) -> list[str]:
                 names = ", ".join(name_of(m) for m in sub_app.middlewares)
                 found.append(f"sub-app at {resource.canonical}: {names}")
     return found
-
-
-# ---------------------------------------------------------------------------------------------
-# Layer choice as the user spells it
-
-
-def parse_layers(text: str | None) -> frozenset[str] | None:
-    """`all` (or empty/None): keep every layer; `none`: keep none; else names joined by `,`."""
-    if text is None or text.strip() in ("", "all"):
-        return None
-    if text.strip() == "none":
-        return frozenset()
-    return frozenset(part.strip() for part in text.split(",") if part.strip())

@@ -1,0 +1,157 @@
+"""The output directory filling up mid-sweep: every finished level stays, whole, in both files,
+the error is one line naming the file, and nothing is left running. Replayed with the recorded
+wrk, on a real full filesystem (a small tmpfs, root only) and on failures injected per file."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner, Result
+
+import harness.load.datfile as datfile
+import harness.load.results as results
+from harness.cli.main import main
+from harness.load.datfile import DatRow, append_row, load_dat
+
+FAKE_WRK = str(Path(__file__).parent / "fixtures" / "wrk" / "fake_wrk.py")
+URL = "http://127.0.0.1:8000/healthz"
+LEVELS = ",".join(str(c) for c in range(1, 41))  # far more than 32 KiB of NAME.json holds
+
+
+def run(monkeypatch: pytest.MonkeyPatch, out: Path, levels: str, *args: str) -> Result:
+    monkeypatch.setenv("FAKE_WRK_PLAN", "*=ceiling_latency")
+    monkeypatch.delenv("HARNESS_WRK", raising=False)
+    return CliRunner().invoke(
+        main,
+        ["run", URL, "-d", str(out), "-n", "job", "--wrk", FAKE_WRK, "--warmup", "0",
+         "-c", levels, *args],
+    )  # fmt: skip
+
+
+def assert_consistent(out: Path, result: Result, kept: int) -> None:
+    """One error line naming what failed and how many levels are kept; both files hold exactly
+    those levels, every .dat line whole; no temporary file and no process left."""
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert "No space left on device" in error
+    assert f"its {kept} finished levels are kept in {out / 'job.dat'} and {out / 'job.json'}" in (
+        error
+    )
+    levels = json.loads((out / "job.json").read_text())["levels"]
+    text = (out / "job.dat").read_text()
+    assert text.endswith("\n") and len(text.splitlines()) == kept == len(levels)
+    rows = load_dat(out / "job.dat")
+    assert [(r.concurrency, r.qps) for r in rows] == [
+        (lv["concurrency"], lv["qps"]) for lv in levels
+    ]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    assert [p for p in psutil.Process().children(recursive=True) if p.status() != "zombie"] == []
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / f"full-{uuid.uuid4().hex[:8]}"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32k,mode=0755", "tmpfs", str(mount)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_filesystem_filling_up_mid_sweep_keeps_every_finished_level(
+    small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = small_tmpfs / "wrk"
+    result = run(monkeypatch, out, LEVELS)
+    kept = len(json.loads((out / "job.json").read_text())["levels"])
+    assert 5 < kept < 40, result.output  # it filled up mid-sweep, not before or never
+    assert_consistent(out, result, kept)
+    assert f"cannot write {out / 'job.json'}" in result.output
+
+
+def _full(*_args: object, **_kwargs: object) -> int:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_dat_append_that_fails_leaves_the_json_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = datfile.append_row
+
+    def third_fails(path: Path, row: DatRow) -> int:
+        calls["n"] += 1
+        return _full() if calls["n"] == 3 else real(path, row)
+
+    monkeypatch.setattr("harness.load.sweep.append_row", third_fails)
+    out = tmp_path / "out"
+    result = run(monkeypatch, out, "1,2,3,4", "--no-charts")
+    assert_consistent(out, result, 2)
+    assert f"cannot write {out / 'job.dat'}" in result.output
+
+
+def test_a_json_save_that_fails_takes_the_new_dat_line_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = results.SweepResult.save
+
+    def fourth_fails(self: results.SweepResult) -> Path:
+        calls["n"] += 1  # the first save is the empty result, before any level
+        if calls["n"] == 4:
+            _full()
+        return real(self)
+
+    monkeypatch.setattr(results.SweepResult, "save", fourth_fails)
+    out = tmp_path / "out"
+    result = run(monkeypatch, out, "1,2,3,4", "--no-charts")
+    assert_consistent(out, result, 2)
+    assert f"cannot write {out / 'job.json'}" in result.output
+
+
+def test_charts_that_do_not_fit_are_one_line_and_keep_the_levels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("harness.output.charts.Figure.savefig", _full)
+    out = tmp_path / "out"
+    result = run(monkeypatch, out, "1,2")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert f"cannot write the charts in {out}: No space left on device" in error
+    assert "2 finished levels are kept" in error
+    assert not list(out.glob("*.png"))
+    assert len(load_dat(out / "job.dat")) == 2
+
+
+def test_append_row_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.dat"
+    append_row(path, DatRow(8, 1.0, 1.0, 100.0))
+    before = path.read_bytes()
+    real = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        if len(data) > 4:  # the first write goes half-way, like a write to a nearly full disk
+            return real(fd, data[: len(data) // 2])
+        return _full()
+
+    monkeypatch.setattr(datfile.os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        append_row(path, DatRow(16, 123456.78, 0.5, 100.0))
+    assert path.read_bytes() == before
