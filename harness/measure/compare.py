@@ -363,9 +363,20 @@ def compare(
     return report
 
 
+# What compare times a WSGI target on when neither --worker-class nor --server says: gthread,
+# which keeps connections alive. On the sync worker every request is also a TCP connection, and
+# Flask's 95% interval per minute of measurement is 4 to 6 times wider (bench part f,
+# docs/middleware.md): a middleware's cost then hides in the connection's.
+COMPARE_WSGI_WORKER = "gthread"
+
+
 def _worker_class_for(contender: Contender, worker_class: str | None) -> str | None:
     # --worker-class is gunicorn's for WSGI; beside an ASGI or aiohttp target it is not theirs.
-    return worker_class if contender.target.interface == "wsgi" else None
+    if contender.target.interface != "wsgi":
+        return None
+    if worker_class is None and contender.server is None:
+        return COMPARE_WSGI_WORKER
+    return worker_class
 
 
 def _one_round(entry: Entry, r: int, **options: Any) -> Round:
