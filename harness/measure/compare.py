@@ -403,7 +403,8 @@ def _mark_missing(entry: Entry, fixed_rounds: int) -> None:
 
 
 def _progress_line(r: int, fixed: int, label: str, measured: Round) -> str:
-    head = f"[round {r}/{fixed}] " if r <= fixed else f"[round {r}, for precision] "
+    # Parentheses, not brackets: the console would read `[round 1/3]` as markup.
+    head = f"round {r}/{fixed} " if r <= fixed else f"round {r} (for precision) "
     head += f"{label}: "
     if measured.status != "ok":
         return head + f"{measured.status}: {measured.reason}"
