@@ -121,8 +121,9 @@ def _md(columns: tuple[str, ...], body: list[list[str]], left: tuple[str, ...]) 
 
 
 def notes(report: CompareReport) -> list[str]:
+    rounds = report.settings.get("rounds") or report.settings["repeat"]
     lines = [
-        f"{report.settings['repeat']} round(s), interleaved; levels "
+        f"{rounds} round(s), interleaved; levels "
         f"{report.settings['levels']}, {report.settings['duration_s']:g}s each after a "
         f"{report.settings['warmup_s']:g}s warm-up; {report.settings['pinning']}; "
         f"wall time {report.wall_s:.0f}s.",
