@@ -28,7 +28,16 @@ def _widths(entries: list[Entry], **half: float) -> None:
     for entry in entries:
         if entry.label in half:
             h = half[entry.label]
-            entry.overhead_cpu = Estimate(10.0, 10.0 - h, 10.0 + h, 3)
+            entry.overhead_cpu = Estimate(10.0, 10.0 - h, 10.0 + h, 5)
+
+
+def test_a_set_is_not_precise_on_three_lucky_rounds() -> None:
+    entries = _entries()
+    precision = Precision(target_us=2.0, budget_s=600)
+    entries[1].overhead_cpu = Estimate(10.0, 9.5, 10.5, 3)
+    assert not precision.met_by(entries[1])
+    entries[1].overhead_cpu = Estimate(10.0, 9.5, 10.5, 5)
+    assert precision.met_by(entries[1])
 
 
 def test_fixed_rounds_measure_everyone_then_stop() -> None:

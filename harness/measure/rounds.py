@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from harness.measure.contenders import Entry
 
 DEFAULT_MIN_ROUNDS = 3
+STOP_ROUNDS = 5  # the fewest paired rounds a set may be called precise on
 MAX_ROUNDS = 60  # a bound on the loop, whatever the budget: 60 rounds is already ±t·s/7.7
 
 
@@ -35,7 +36,10 @@ class Precision:
 
     def met_by(self, entry: Entry) -> bool:
         width = half_width(entry)
-        if width is None:
+        # Not on fewer than STOP_ROUNDS pairs: three rounds that happen to agree give a narrow
+        # interval by luck (the variance estimated from three values is itself that noisy), and
+        # a set that stopped there would never be measured again.
+        if width is None or entry.overhead_cpu is None or entry.overhead_cpu.n < STOP_ROUNDS:
             return False
         if width <= self.target_us:
             return True
