@@ -277,7 +277,11 @@ def compare(
             "timeout_s": timeout,
             "repeat": repeat,
             "workers": workers,
-            "worker_class": worker_class,
+            # The WSGI worker really used (compare's default is gthread), for whoever reads it.
+            "worker_class": worker_class
+            or next(
+                (s.worker_class for c, s in serving.items() if c.target.interface == "wsgi"), None
+            ),
             "threads": threads,
             "servers": chosen_servers or None,
             "pinning": cpu_plan.describe(),

@@ -128,7 +128,7 @@ def findings(result: DemoResult) -> list[str]:
                 f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
                 f"per request."
             )
-            sync = report.settings.get("worker_class") in (None, "sync")
+            sync = report.settings.get("worker_class") == "sync"
             if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
                 lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
                 found.append(
