@@ -144,7 +144,7 @@ def test_lab_needs_root_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     ("lab", "message"),
     [
         (Lab(name="Bad Name"), "lab name must be"),
-        (Lab(client_address="10.0.0.1", server_address="10.0.0.2"), "198.18.0.0/15"),
+        (Lab(client_address="203.0.113.1", server_address="203.0.113.2"), "198.18.0.0/15"),
     ],
 )
 def test_bad_lab_settings_are_refused_before_anything_is_made(lab: Lab, message: str) -> None:
@@ -153,7 +153,7 @@ def test_bad_lab_settings_are_refused_before_anything_is_made(lab: Lab, message:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://198.18.0.2:8000/healthz", "http://10.0.0.5:8080/", "http://api.example.com/"]
+    "url", ["http://198.18.0.2:8000/healthz", "http://203.0.113.5:8080/", "http://api.example.com/"]
 )
 def test_any_host_only_with_allow_remote(url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", url, "-d", str(tmp_path / "out")])

@@ -140,7 +140,7 @@ def test_malformed_url(
 
 
 @pytest.mark.parametrize(
-    "url", ["http://10.0.0.5:8080/healthz", "http://[fe80::1]/", "http://api.example.com/"]
+    "url", ["http://203.0.113.5:8080/healthz", "http://[fe80::1]/", "http://api.example.com/"]
 )
 def test_load_goes_only_to_loopback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path, url: str
