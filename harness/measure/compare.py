@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from harness.load.request import Request
 from harness.load.sweep import check_levels, check_out_dir, sweep
 from harness.load.validate import ValidationError, validate
@@ -37,53 +35,12 @@ from harness.measure.contenders import (
     summarize,
 )
 from harness.measure.rounds import Precision, Schedule, missed
-from harness.serving.servers import RunningServer, ServerError, start_server
+from harness.measure.server_cpu import cpu_probe, server_cores
+from harness.serving.servers import ServerError, start_server
 from targets.server_table import Server
 from targets.table import Target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
-
-
-def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:
-    """Server CPU seconds over exactly one wrk level: user + system of every process of the
-    server's tree (a supervisor and its workers), each process's times covering all of its
-    threads (granian's Rust runtime and blocking threads too); and the share of the processes
-    that serve requests (gunicorn's and granian's workers, without their supervisor)."""
-
-    def cpu_seconds() -> tuple[float, float]:
-        serving = set(server.worker_pids())
-        total = workers = 0.0
-        for proc in server.processes():
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
-            if proc.pid in serving:
-                workers += times.user + times.system
-        return total, workers
-
-    def start(concurrency: int) -> Callable[[], dict[str, Any]]:
-        before, workers_before = cpu_seconds()
-
-        def finish() -> dict[str, Any]:
-            after, workers_after = cpu_seconds()
-            return {
-                "server_cpu_s": after - before,
-                "workers_cpu_s": workers_after - workers_before,
-                "server_alive": server.alive(),
-            }
-
-        return finish
-
-    return start
-
-
-def server_cores(server_cpus: tuple[int, ...] | None, workers: int) -> int:
-    """How many cores the server can keep busy: one per worker process (the GIL), at most the
-    CPUs it is pinned to."""
-    available = len(server_cpus) if server_cpus else len(psutil.Process().cpu_affinity() or [0])
-    return max(1, min(workers, available))
 
 
 def measure_round(
