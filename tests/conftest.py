@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import http.client
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import psutil
 import pytest
 
 FRAMEWORK_TARGETS = (
@@ -38,6 +40,18 @@ def request(
         return Reply(response.status, response.headers, response.read())
     finally:
         conn.close()
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group: what a server left behind, if anything."""
+    members = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    return members
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import json
 import math
 import os
@@ -440,7 +441,12 @@ def test_spinner_burns_its_cost_in_thread_cpu_time(us: int) -> None:
         for _ in range(calls):
             burn()
         best = min(best, (time.thread_time_ns() - started) / calls / 1000)
-    assert us * 0.95 <= best <= us * 1.1 + 0.3, best
+    # Exact to 5%, or to two reads of the clock it waits on where a read costs more than that
+    # allows: under a hypervisor a read of the thread CPU clock is a system call (0.7-0.9 µs on
+    # this project's VM), and the overshoot correction is only as steady as the reads are.
+    reads = [time.thread_time_ns() for _ in range(201)]
+    read_us = sorted(b - a for a, b in itertools.pairwise(reads))[100] / 1000
+    assert us - max(0.05 * us, 2 * read_us) <= best <= us * 1.1 + 0.3, (best, read_us)
 
 
 def test_spinner_refuses_nothing_to_burn() -> None:

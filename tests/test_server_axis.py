@@ -23,7 +23,7 @@ from harness.serving.servers import bind_socket, running, start_server
 from harness.serving.userapp.spec import AppSpec
 from targets.server_table import SERVERS, servers_for
 from targets.table import TARGETS
-from tests.conftest import request
+from tests.conftest import group_members, request
 from tests.test_servers import _serve
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,17 +41,6 @@ SERVED = [
     ("raw-asgi", "hypercorn"),
     ("ceiling", "standalone"),
 ]
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            pass
-    return members
 
 
 def test_every_server_is_tested_here() -> None:
@@ -75,7 +64,7 @@ def test_each_server_serves_one_pinned_worker_and_stops_cleanly(target: str, ser
     finally:
         started.stop()
     assert started.stopped_cleanly, started.process.returncode  # uvicorn's -15 included
-    assert _group_members(started.pid) == []
+    assert group_members(started.pid) == []
     assert not any(p.is_running() and p.status() != "zombie" for p in procs)
     # The server's own access log is off: nothing it wrote names the requests.
     assert started.stderr_path is not None

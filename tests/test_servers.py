@@ -16,18 +16,7 @@ from click.testing import CliRunner
 import harness.serving.servers
 from harness.cli.main import main
 from harness.serving.servers import RunningServer, ServerError, running, start_server
-from tests.conftest import request
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
-                members.append(proc.pid)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            pass
-    return members
+from tests.conftest import group_members, request
 
 
 def test_stop_leaves_no_process_of_the_group() -> None:
@@ -36,7 +25,7 @@ def test_stop_leaves_no_process_of_the_group() -> None:
         assert len(pids) == 3  # gunicorn master + 2 workers
         assert len(server.worker_pids()) == 2
         assert os.getpgid(server.pid) == server.pid  # its own process group
-    assert _group_members(server.pid) == []
+    assert group_members(server.pid) == []
     assert not any(
         psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids
     )
@@ -62,7 +51,7 @@ def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing(
     assert "no-such-middleware" in message  # the tail of the server's stderr
     (server,) = seen
     assert not server.alive()
-    assert _group_members(server.pid) == []
+    assert group_members(server.pid) == []
 
 
 def test_port_in_use_is_a_clear_error() -> None:

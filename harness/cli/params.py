@@ -176,20 +176,29 @@ class TargetName(click.ParamType):
         return name
 
 
+def _comma_list(
+    item: click.ParamType,
+    value: Any,
+    param: click.Parameter | None,
+    ctx: click.Context | None,
+    valid: Iterable[str],
+) -> list[str]:
+    """`a,b,a` -> [a, b], each converted by `item`; none at all is an error naming the valid."""
+    if isinstance(value, list):
+        return value
+    names = [n.strip() for n in str(value).split(",") if n.strip()]
+    if not names:
+        item.fail(f"no {item.name} given; valid: {', '.join(valid)}", param, ctx)
+    return list(dict.fromkeys(item.convert(n, param, ctx) for n in names))
+
+
 class TargetList(TargetName):
     """A comma list of targets, duplicates dropped, order kept."""
-
-    name = "targets"
 
     def convert(  # type: ignore[override]
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> list[str]:
-        if isinstance(value, list):
-            return value
-        names = [n.strip() for n in str(value).split(",") if n.strip()]
-        if not names:
-            self.fail(f"no target given; valid: {', '.join(self.choices)}", param, ctx)
-        return list(dict.fromkeys(super(TargetList, self).convert(n, param, ctx) for n in names))
+        return _comma_list(TargetName(self.choices, self.why_not), value, param, ctx, self.choices)
 
 
 class ServerName(click.ParamType):
@@ -208,17 +217,10 @@ class ServerName(click.ParamType):
 class ServerList(ServerName):
     """A comma list of servers, duplicates dropped, order kept."""
 
-    name = "servers"
-
     def convert(  # type: ignore[override]
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> list[str]:
-        if isinstance(value, list):
-            return value
-        names = [n.strip() for n in str(value).split(",") if n.strip()]
-        if not names:
-            self.fail(f"no server given; valid: {', '.join(SERVERS)}", param, ctx)
-        return list(dict.fromkeys(super(ServerList, self).convert(n, param, ctx) for n in names))
+        return _comma_list(ServerName(), value, param, ctx, SERVERS)
 
 
 class LogOutput(click.ParamType):
