@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from harness.cli.main import main
 from harness.measure.contenders import CompareReport, Contender, Entry, Round, summarize
 from harness.measure.stats import Estimate
+from middleware.stack import ORDER, stack_name
 from targets.table import TARGETS
 
 
@@ -54,6 +55,9 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
     assert "Reference values" in md and "measured stacks pass" in md
     assert page.count("src='data:image/") >= 4
     assert (tmp_path / "frameworks.png").stat().st_size > 10_000
+    # each compare's overhead chart, and no charts of single-level sweeps (seconds each)
+    assert (tmp_path / "starlette" / "overhead.png").stat().st_size > 10_000
+    assert not list(tmp_path.glob("*/*_latency.png"))
     assert "report.html" in result.output
 
 
@@ -102,3 +106,37 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
     result.reports.append(CompareReport(["flask"], ["raw-wsgi"], [full], {}, tmp_path))
     (text,) = server_findings(result)
     assert "more than all seven middlewares cost it (80 µs): the server is the bigger lever" in text
+
+
+def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
+    tmp_path: Path,
+) -> None:
+    from harness.tour.demo import FULL, DemoResult
+    from harness.tour.findings import findings
+
+    def entry(stack: tuple[str, ...], role: str, cpu: list[float]) -> Entry:
+        target = TARGETS["raw-asgi" if role == "baseline" else "starlette"]
+        rounds = [
+            Round(r, "ok", peak_qps=1e6 / c, cost_qps_us=c, cost_cpu_us=c)
+            for r, c in enumerate(cpu, start=1)
+        ]
+        return Entry(Contender(target, stack, role), stack_name(stack), rounds)
+
+    entries = [
+        entry((), "set", [100.0, 102.0, 98.0]),
+        entry(("dump",), "set", [150.0, 153.0, 147.0]),  # +50, tight
+        entry(ORDER, "set", [100.0, 300.0, 160.0]),  # +86.7 ± 250: not clear of zero
+        entry((), "baseline", [60.0, 61.0, 59.0]),
+    ]
+    summarize(entries, None)
+    report = CompareReport(["starlette"], ["raw-asgi"], entries, {}, tmp_path)
+    text = next(f for f in findings(DemoResult(tmp_path, FULL, reports=[report])) if "dump" in f)
+    full = entries[2].overhead_cpu
+    dump = entries[1].overhead_cpu
+    assert full is not None and dump is not None and not full.significant and dump.significant
+    assert (
+        f"The full stack costs {full.format(1)} µs of server CPU per request (not significantly "
+        "different from zero at 95% in these rounds)." in text
+    )
+    share = 100 * dump.median / full.median
+    assert text.endswith(f"dump alone costs {dump.format(1)} µs, {share:.0f}% of that.")

@@ -40,6 +40,17 @@ def test_a_set_is_not_precise_on_three_lucky_rounds() -> None:
     assert precision.met_by(entries[1])
 
 
+def test_a_headline_clear_of_zero_may_stop_at_the_fixed_rounds() -> None:
+    entries = _entries()
+    headline = Precision(target_us=1.0, budget_s=600, relative=0.5)
+    entries[1].overhead_cpu = Estimate(100.0, 60.0, 140.0, 3)  # ±40 on 100: clear of zero, 2.5×
+    assert headline.met_by(entries[1])
+    entries[1].overhead_cpu = Estimate(100.0, 40.0, 160.0, 3)  # ±60: significant, not by 2×
+    assert not headline.met_by(entries[1])
+    entries[1].overhead_cpu = Estimate(100.0, 60.0, 140.0, 2)  # under the fixed rounds
+    assert not headline.met_by(entries[1])
+
+
 def test_fixed_rounds_measure_everyone_then_stop() -> None:
     schedule = Schedule(_entries(), repeat=2)
     assert schedule.next(0.0) == [0, 1, 2, 3]

@@ -108,7 +108,7 @@ def measure_round(
                 f"server exited with code {server.process.returncode} mid-sweep: {tail}"
             )
     finally:
-        server.stop()
+        server.stop(graceful=False)  # measured: nothing to wait for
     peak = swept.peak
     if peak is None:
         result.status = "failed"
@@ -143,7 +143,7 @@ def measure_ceiling(*, cpus: CpuPlan, out_dir: Path, sweep_options: dict[str, An
             **sweep_options,
         )
     finally:
-        server.stop()
+        server.stop(graceful=False)
     return swept.peak.qps if swept.peak else None
 
 

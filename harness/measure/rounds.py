@@ -36,15 +36,18 @@ class Precision:
 
     def met_by(self, entry: Entry) -> bool:
         width = half_width(entry)
-        # Not on fewer than STOP_ROUNDS pairs: three rounds that happen to agree give a narrow
-        # interval by luck (the variance estimated from three values is itself that noisy), and
-        # a set that stopped there would never be measured again.
-        if width is None or entry.overhead_cpu is None or entry.overhead_cpu.n < STOP_ROUNDS:
+        estimate = entry.overhead_cpu
+        if width is None or estimate is None:
             return False
-        if width <= self.target_us:
-            return True
-        median = entry.overhead_cpu.median if entry.overhead_cpu else 0.0
-        return self.relative is not None and width <= self.relative * abs(median)
+        # Clear of zero by the margin asked for: a significance claim, which Student's t keeps
+        # honest on as few as the fixed rounds (its interval is wide there: 4.3 standard errors
+        # on three rounds), so it may stop at the first look.
+        if self.relative is not None and width <= self.relative * abs(estimate.median):
+            return estimate.n >= self.min_rounds
+        # Precise to ±target, not on fewer than STOP_ROUNDS pairs: three rounds that happen to
+        # agree give a narrow interval by luck (the variance estimated from three values is
+        # itself that noisy), and a set that stopped there would never be measured again.
+        return width <= self.target_us and estimate.n >= STOP_ROUNDS
 
     def wanted(self, entry: Entry) -> bool:
         """A set this precision is for: measured against a reference (a raw baseline is only

@@ -302,18 +302,20 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(report: CompareReport, charts: bool = True) -> list[Path]:
-    """compare.json and compare.md into the report's directory; with `charts`, overhead.png,
-    each contender's last sweep's charts and the diff charts of each against the first."""
+def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True) -> list[Path]:
+    """compare.json and compare.md into the report's directory; with `charts`, overhead.png and,
+    with `sweeps`, each contender's last sweep's charts and the diff charts of each against the
+    first (a few seconds of matplotlib per contender on a slow machine)."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "compare.json", out / "compare.md"]
     if charts:
-        from harness.output.charts import plot_sweep
-
         chart = overhead_chart(report, out / "overhead.png")
         if chart is not None:
             files.append(chart)
+    if charts and sweeps:
+        from harness.output.charts import plot_sweep
+
         for entry in report.entries:
             last = _last_sweep(entry)
             if last is not None:

@@ -11,6 +11,7 @@ from middleware.stack import is_import_path, stack_name
 
 if TYPE_CHECKING:
     from harness.measure.contenders import CompareReport, Entry
+    from harness.measure.stats import Estimate
     from harness.tour.demo import DemoResult
 
 # The source document's reference values for an API server, and its gin findings.
@@ -93,6 +94,25 @@ def basehttp_lesson(result: DemoResult) -> list[str]:
     return []
 
 
+def _unclear(estimate: Estimate | None) -> str:
+    if estimate is None or not estimate.has_interval or estimate.significant:
+        return ""
+    return " (not significantly different from zero at 95% in these rounds)"
+
+
+def _dump_alone(report: CompareReport, full: Entry) -> str:
+    """dump's share of the full stack, where dump is the only single middleware measured (with
+    more of them, the next finding ranks them all)."""
+    singles = [e for e in report.sets if len(e.contender.stack) == 1]
+    if len(singles) != 1 or singles[0].contender.stack != ("dump",):
+        return ""
+    dump = singles[0].overhead_cpu
+    if dump is None or full.overhead_cpu is None or full.overhead_cpu.median <= 0:
+        return ""
+    share = 100 * dump.median / full.overhead_cpu.median
+    return f" dump alone costs {dump.format(1)} µs{_unclear(dump)}, {share:.0f}% of that."
+
+
 def findings(result: DemoResult) -> list[str]:
     """One short paragraph per finding, each written from the numbers measured."""
     found: list[str] = []
@@ -126,7 +146,7 @@ def findings(result: DemoResult) -> list[str]:
                 f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
                 f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
                 f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
-                f"per request."
+                f"per request{_unclear(full.overhead_cpu)}.{_dump_alone(report, full)}"
             )
             sync = report.settings.get("worker_class") == "sync"
             if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
