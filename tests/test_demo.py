@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
@@ -140,3 +141,24 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
     )
     share = 100 * dump.median / full.median
     assert text.endswith(f"dump alone costs {dump.format(1)} µs, {share:.0f}% of that.")
+
+
+def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_spare() -> None:
+    from harness.tour.demo import FULL, _headlines
+
+    first = _headlines(FULL, 0, elapsed_s=5.0)
+    assert first is not None and FULL.budget_s is not None
+    fixed = [FULL.fixed_s(sets) for _, sets in FULL.comparisons]
+    reserve = FULL.server_step_s() + FULL.profile_duration + 6.0
+    spare = FULL.budget_s - 5.0 - reserve - sum(fixed)
+    assert spare > 0
+    # Starlette first: its fixed rounds and one slice of five (Flask, WSGI, gets two)
+    assert first.budget_s == pytest.approx(fixed[0] + spare / 5)
+    assert first.focus == {("dump",), ORDER} and first.relative == 0.5
+    # Flask last gets what is left of the budget once the axis and the profile are reserved
+    last = _headlines(FULL, len(FULL.comparisons) - 1, elapsed_s=100.0)
+    assert last is not None
+    assert last.budget_s == pytest.approx(FULL.budget_s - 100.0 - reserve)
+    # late, with nothing spare: the fixed rounds still run, nothing more
+    late = _headlines(FULL, 1, elapsed_s=FULL.budget_s)
+    assert late is not None and late.budget_s == pytest.approx(fixed[1])

@@ -100,3 +100,14 @@ def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None
     assert spin["rounds_used"] >= 3 and spin["half_width_us"] > 0.001
     assert data["precision_missed"] and data["settings"]["precision_us"] == 0.001
     assert data["wall_s"] < 12 + 8  # the budget bounds the rounds (one run may overrun it)
+
+
+def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
+    from harness.output.compare_report import rounds_used
+
+    entries = _entries()
+    assert rounds_used(entries) == "0"
+    for entry, n in zip(entries, (3, 7, 3, 5), strict=True):
+        entry.overhead_cpu = Estimate(10.0, 9.0, 11.0, n)
+    assert rounds_used(entries) == "3-7"
+    assert rounds_used(entries[2:3]) == "3"

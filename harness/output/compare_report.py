@@ -203,6 +203,14 @@ def _clip_intervals(ax: Any, ends: list[tuple[float, float, float, float]]) -> b
     return True
 
 
+def rounds_used(entries: list[Entry]) -> str:
+    """`3`, or `3-7` where --precision gave some sets more rounds than others."""
+    used = sorted({est.n for e in entries if (est := e.overhead_cpu or e.overhead_qps)})
+    if not used:
+        return "0"
+    return f"{used[0]}" if len(used) == 1 else f"{used[0]}-{used[-1]}"
+
+
 def overhead_chart(report: CompareReport, path: Path) -> Path | None:
     """Bars of per-request overhead with 95% error bars, both measures side by side."""
     measured = [e for e in report.entries if e.overhead_cpu or e.overhead_qps]
@@ -254,7 +262,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
             fontsize=8,
         )
         ax.set_ylabel("overhead, µs per request")
-        rounds = report.settings["repeat"]
+        rounds = rounds_used(measured)
         titles(
             ax,
             f"Per-request overhead: {title(report).removeprefix('compare: ')}",
