@@ -90,8 +90,8 @@ def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None
     result = CliRunner().invoke(
         main,
         ["compare", "-t", "raw-asgi", "-m", "none,spin:20us", "--no-baseline", "--no-ceiling",
-         "--no-charts", "-c", "16", "--duration", "1s", "--warmup", "0",
-         "--precision", "0.001us", "--budget", "12s", "-d", str(tmp_path)],
+         "--no-charts", "-c", "16", "--precision", "0.001us", "--budget", "12s",
+         "-d", str(tmp_path)],
     )  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "±0.001 µs not reached within 12s: spin:20us" in result.output
@@ -99,6 +99,8 @@ def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None
     spin = data["sets"][1]
     assert spin["rounds_used"] >= 3 and spin["half_width_us"] > 0.001
     assert data["precision_missed"] and data["settings"]["precision_us"] == 0.001
+    # --precision without --duration or --warmup: 1 s rounds, no warm-up
+    assert (data["settings"]["duration_s"], data["settings"]["warmup_s"]) == (1.0, 0.0)
     assert data["wall_s"] < 12 + 8  # the budget bounds the rounds (one run may overrun it)
 
 
@@ -111,3 +113,38 @@ def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
         entry.overhead_cpu = Estimate(10.0, 9.0, 11.0, n)
     assert rounds_used(entries) == "3-7"
     assert rounds_used(entries[2:3]) == "3"
+
+
+def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None:
+    import click
+
+    from harness.cli.params import (
+        apply_precision,
+        duration_option,
+        precision_options,
+        warmup_option,
+    )
+
+    seen: dict[str, object] = {}
+
+    @click.command()
+    @duration_option
+    @warmup_option
+    @precision_options
+    def command(precision: float | None, budget: float, **options: object) -> None:
+        apply_precision(precision, budget, options)
+        seen.update(options)
+
+    def run(*args: str) -> tuple[object, object, object]:
+        seen.clear()
+        result = CliRunner().invoke(command, list(args))
+        assert result.exit_code == 0, result.output
+        return seen["duration"], seen["warmup"], seen.get("precision")
+
+    fixed = run()
+    assert fixed[:2] != (1.0, 0.0) and fixed[2] is None  # without --precision: the defaults
+    duration, warmup, precision = run("--precision", "2us", "--budget", "90s")
+    assert (duration, warmup) == (1.0, 0.0)
+    assert precision == Precision(target_us=2.0, budget_s=90.0)
+    assert run("--precision", "2us", "--duration", "3s")[:2] == (3.0, 0.0)
+    assert run("--precision", "2us", "--warmup", "2s")[:2] == (1.0, 2.0)

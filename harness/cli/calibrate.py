@@ -14,6 +14,7 @@ from harness.cli.console import console
 from harness.cli.params import (
     Levels,
     TargetName,
+    apply_precision,
     duration_option,
     out_dir_option,
     pin_option,
@@ -28,7 +29,6 @@ from harness.load.sweep import SweepError
 from harness.load.wrk import WrkError
 from harness.measure.calibrate import DEFAULT_COSTS, DEFAULT_OUT_DIR, DEFAULT_REPEAT, parse_costs
 from harness.measure.check import TOLERANCE
-from harness.measure.rounds import Precision
 from harness.serving.servers import ServerError
 from targets.table import TARGETS
 
@@ -120,8 +120,7 @@ def calibrate_command(
     server = options["server"]
     check_servers(chosen.targets, [server] if server else None, options["worker_class"])
     options.update(target=chosen.targets[0], request=chosen.request)
-    if precision is not None:
-        options["precision"] = Precision(target_us=precision, budget_s=budget)
+    apply_precision(precision, budget, options)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report
 

@@ -14,6 +14,7 @@ from harness.cli.params import (
     Levels,
     LogOutput,
     TargetList,
+    apply_precision,
     duration_option,
     out_dir_option,
     pin_option,
@@ -28,7 +29,6 @@ from harness.cli.params import (
 from harness.load.sweep import PRESETS, SweepError
 from harness.load.wrk import WrkError
 from harness.measure.compare import DEFAULT_OUT_DIR
-from harness.measure.rounds import Precision
 from harness.serving.servers import ServerError
 
 
@@ -135,8 +135,7 @@ def compare(
     chosen = choose_from(options)
     check_servers(chosen.targets, options["servers"], options["worker_class"])
     options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
-    if precision is not None:
-        options["precision"] = Precision(target_us=precision, budget_s=budget)
+    apply_precision(precision, budget, options)
     from harness.measure.compare import compare as run_compare
     from harness.output.compare_report import notes, rich_table, server_table, write_report
 

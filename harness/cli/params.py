@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from harness.load.wrk import ENV_WRK
 from harness.load.wrk_output import parse_duration, parse_metric
@@ -72,7 +73,8 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 default=None,
                 help="Go on with interleaved rounds (at least 3) until every set's 95% "
                 "half-width is at most this (e.g. 2us), or --budget is spent; exit 1 naming "
-                "the sets that missed.  [default: fixed --repeat rounds]",
+                "the sets that missed. Rounds are then 1 s without warm-up unless --duration "
+                "or --warmup says.  [default: fixed --repeat rounds]",
             ),
             click.option(
                 "--budget",
@@ -85,6 +87,20 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
     ):
         command = option(command)
     return command
+
+
+def apply_precision(precision: float | None, budget: float, options: dict[str, Any]) -> None:
+    """--precision into `options`: the target, and rounds of 1 s without warm-up where neither
+    --duration nor --warmup was given (more rounds fit the budget: harness.measure.rounds)."""
+    if precision is None:
+        return
+    from harness.measure.rounds import PRECISE_DURATION_S, PRECISE_WARMUP_S, Precision
+
+    options["precision"] = Precision(target_us=precision, budget_s=budget)
+    context = click.get_current_context()
+    for name, value in (("duration", PRECISE_DURATION_S), ("warmup", PRECISE_WARMUP_S)):
+        if context.get_parameter_source(name) == ParameterSource.DEFAULT:
+            options[name] = value
 
 
 class Levels(click.ParamType):

@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 from harness.measure.contenders import Entry
 
 DEFAULT_MIN_ROUNDS = 3
+# A precise compare's rounds, unless the user chose: 1 s of wrk with no warm-up. In three minutes
+# on this 2-core VM, `compare -m each --precision` fit 13 such rounds against 4 of the default
+# 3 s with a 1 s warm-up, and its half-widths came out about half as wide (Starlette ±7-25 µs
+# against ±4-47, Flask ±31-71 against ±40-245; docs/precision.md).
+PRECISE_DURATION_S = 1.0
+PRECISE_WARMUP_S = 0.0
 STOP_ROUNDS = 5  # the fewest paired rounds a set may be called precise on
 MAX_ROUNDS = 60  # a bound on the loop, whatever the budget: 60 rounds is already ±t·s/7.7
 

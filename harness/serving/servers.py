@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,6 +184,9 @@ class RunningServer:
             _signal_group(self.process.pid, self.config.serving.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
+        else:
+            global _killed_cpu_s
+            _killed_cpu_s += _cpu_seconds(p for p in procs if p.pid != self.process.pid)
         # Whatever is still in the group now is stuck or orphaned (a master killed from outside
         # leaves its workers behind): it goes too.
         _signal_group(self.process.pid, signal.SIGKILL)
@@ -200,6 +203,23 @@ class RunningServer:
 
 
 _LIVE: set[RunningServer] = set()
+# CPU seconds of the workers of servers killed without grace: their master died with them, so no
+# process of ours reaps them and os.times() leaves them out of its children's times.
+_killed_cpu_s = 0.0
+
+
+def killed_cpu_seconds() -> float:
+    """What os.times()'s children's times miss of the servers this process killed."""
+    return _killed_cpu_s
+
+
+def _cpu_seconds(procs: Iterable[psutil.Process]) -> float:
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 @atexit.register

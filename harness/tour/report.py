@@ -159,12 +159,19 @@ def _charts(result: DemoResult) -> list[tuple[str, Path]]:
     return charts
 
 
+def _rounds(result: DemoResult) -> str:
+    most = max((r.settings.get("rounds") or 0 for r in result.reports), default=0)
+    if most <= result.plan.repeat:
+        return f"{result.plan.repeat} rounds"
+    return f"{result.plan.repeat} rounds, up to {most} for the headlines"
+
+
 def markdown(result: DemoResult) -> str:
     lines = [
         "# mwbench demo report",
         "",
         f"Measured on this machine in {result.wall_s:.0f} s "
-        f"({'quick' if result.plan.repeat == 1 else f'{result.plan.repeat} rounds'}, "
+        f"({'quick' if result.plan.repeat == 1 else _rounds(result)}, "
         f"{result.plan.duration:g} s per run).",
         "",
         "## Findings",
