@@ -51,9 +51,12 @@ def busy_seconds() -> float:
 
 
 def own_seconds() -> float:
-    """This process's CPU time and its reaped children's (servers and wrk, once waited for)."""
+    """This process's CPU time and its children's: those reaped (servers and wrk, once waited
+    for), and the workers of servers killed at once, which init reaps."""
+    from harness.serving.servers import killed_cpu_seconds
+
     t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
+    return t.user + t.system + t.children_user + t.children_system + killed_cpu_seconds()
 
 
 def run_part(name: str, quick: bool) -> dict[str, Any]:
