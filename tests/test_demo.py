@@ -144,21 +144,38 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
 
 
 def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_spare() -> None:
-    from harness.tour.demo import FULL, _headlines
+    from harness.tour.demo import FULL, _headlines, _run_s
 
-    first = _headlines(FULL, 0, elapsed_s=5.0)
+    assert _run_s([], FULL) == FULL.run_s()  # a guess, before anything was measured
+    run_s = 1.4
+    first = _headlines(FULL, 0, elapsed_s=5.0, run_s=run_s)
     assert first is not None and FULL.budget_s is not None
-    fixed = [FULL.fixed_s(sets) for _, sets in FULL.comparisons]
-    reserve = FULL.server_step_s() + FULL.profile_duration + 6.0
+    fixed = [FULL.fixed_s(sets, run_s) for _, sets in FULL.comparisons]
+    reserve = FULL.server_step_s(run_s) + FULL.profile_duration + 6.0
     spare = FULL.budget_s - 5.0 - reserve - sum(fixed)
     assert spare > 0
-    # Starlette first: its fixed rounds and one slice of five (Flask, WSGI, gets two)
-    assert first.budget_s == pytest.approx(fixed[0] + spare / 5)
+    # Starlette first: its fixed rounds and up to twice its slice, one of five (Flask, WSGI,
+    # gets two)
+    assert first.budget_s == pytest.approx(fixed[0] + 2 * spare / 5)
     assert first.focus == {("dump",), ORDER} and first.relative == 0.5
     # Flask last gets what is left of the budget once the axis and the profile are reserved
-    last = _headlines(FULL, len(FULL.comparisons) - 1, elapsed_s=100.0)
+    last = _headlines(FULL, len(FULL.comparisons) - 1, elapsed_s=100.0, run_s=run_s)
     assert last is not None
     assert last.budget_s == pytest.approx(FULL.budget_s - 100.0 - reserve)
     # late, with nothing spare: the fixed rounds still run, nothing more
-    late = _headlines(FULL, 1, elapsed_s=FULL.budget_s)
+    late = _headlines(FULL, 1, elapsed_s=FULL.budget_s, run_s=run_s)
     assert late is not None and late.budget_s == pytest.approx(fixed[1])
+
+
+def test_the_tour_times_a_round_by_the_rounds_it_measured(tmp_path: Path) -> None:
+    from harness.tour.demo import FULL, _run_s
+
+    entries = [
+        Entry(
+            Contender(TARGETS["starlette"], (), "set"), "none", [Round(r, "ok") for r in (1, 2, 3)]
+        ),
+        Entry(Contender(TARGETS["raw-asgi"], (), "baseline"), "raw", [Round(1, "ok"), Round(2)]),
+    ]
+    report = CompareReport(["starlette"], ["raw-asgi"], entries, {}, tmp_path)
+    report.wall_s = 6.0
+    assert _run_s([report], FULL) == pytest.approx(6.0 / 4)  # the missing round took no time

@@ -48,18 +48,18 @@ class DemoPlan:
     servers: tuple[tuple[str, str], ...] = ()
 
     def run_s(self) -> float:
-        """One contender's round: its wrk run, and starting and checking its server (0.3 to
-        0.9 s here; a measured server is killed, not waited for)."""
+        """One contender's round before any is measured: its wrk run, and starting and checking
+        its server (0.3 to 0.9 s here; a measured server is killed, not waited for)."""
         return self.warmup + self.duration + 0.5
 
-    def fixed_s(self, sets: str) -> float:
+    def fixed_s(self, sets: str, run_s: float) -> float:
         """A compare's fixed rounds: every set and the raw baseline, `repeat` times."""
-        return (len(parse_sets(sets)) + 1) * self.repeat * self.run_s()
+        return (len(parse_sets(sets)) + 1) * self.repeat * run_s
 
-    def server_step_s(self) -> float:
+    def server_step_s(self, run_s: float) -> float:
         """The server axis: each server runs the framework and its raw app."""
         contenders = sum(2 * len(servers.split(",")) for _, servers in self.servers)
-        return contenders * self.repeat * self.run_s()
+        return contenders * self.repeat * run_s
 
 
 # The lesson the field keeps learning: one no-op middleware written two ways (middleware/noop.py),
@@ -86,7 +86,7 @@ FULL = DemoPlan(
         ("starlette", f"each,{NOOPS}"), ("fastapi", "none,dump,all"), ("aiohttp", "none,dump,all"),
         ("flask", "none,dump,all"),
     ),
-    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=176.0,
+    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=178.0,
     servers=SERVER_AXIS,
 )  # fmt: skip
 QUICK = DemoPlan(
@@ -186,7 +186,9 @@ def _tour(
             out_dir=out / target,
             wrk=wrk,
             ceiling_qps=result.ceiling_qps,
-            precision=_headlines(chosen, index, time.monotonic() - started),
+            precision=_headlines(
+                chosen, index, time.monotonic() - started, _run_s(result.reports, chosen)
+            ),
             tune=False,  # the tour tuned the machine once, for all of it
             echo=indented,
         )
@@ -244,16 +246,23 @@ def _tour(
     return result
 
 
-def _headlines(plan: DemoPlan, index: int, elapsed_s: float) -> Precision | None:
+def _run_s(reports: list[CompareReport], plan: DemoPlan) -> float:
+    """A round's wall time, as the compares so far measured it (the plan's guess before any)."""
+    runs = sum(len(e.ok_rounds) for r in reports for e in r.entries)
+    return sum(r.wall_s for r in reports) / runs if runs else plan.run_s()
+
+
+def _headlines(plan: DemoPlan, index: int, elapsed_s: float, run_s: float) -> Precision | None:
     """Rounds until dump and all are clear of zero (a half-width at most half the overhead, or
-    ±1 µs): compare `index` gets its fixed rounds and its slice of what the tour's budget leaves
-    after every fixed round still ahead (a slice a compare does not use goes to the next)."""
+    ±1 µs): compare `index` gets its fixed rounds and up to twice its slice of what the tour's
+    budget leaves after every fixed round still ahead. Most compares need nothing more, so what
+    one does not use goes to the next, and the last one gets all that is left."""
     if plan.budget_s is None:
         return None
     ahead = plan.comparisons[index:]
     # The server axis that follows, the profile that ends the tour, the reports and charts.
-    reserve = plan.server_step_s() + plan.profile_duration + 6.0
-    fixed = [plan.fixed_s(sets) for _, sets in ahead]
+    reserve = plan.server_step_s(run_s) + plan.profile_duration + 6.0
+    fixed = [plan.fixed_s(sets, run_s) for _, sets in ahead]
     spare = max(0.0, plan.budget_s - elapsed_s - reserve - sum(fixed))
     # A WSGI framework gets two slices: on gunicorn its rounds vary three to five times as
     # much as an event loop's (docs/precision.md), and it needs that many more to be clear.
@@ -261,7 +270,7 @@ def _headlines(plan: DemoPlan, index: int, elapsed_s: float) -> Precision | None
     focus = frozenset({("dump",), ORDER}) & frozenset(parse_sets(ahead[0][1]))
     return Precision(
         target_us=1.0,
-        budget_s=fixed[0] + spare * weights[0] / sum(weights),
+        budget_s=fixed[0] + min(spare, 2 * spare * weights[0] / sum(weights)),
         relative=0.5,
         focus=focus,
     )
