@@ -100,10 +100,20 @@ def _unclear(estimate: Estimate | None) -> str:
     return " (not significantly different from zero at 95% in these rounds)"
 
 
-def _dump_alone(report: CompareReport, full: Entry) -> str:
+def _singles(report: CompareReport) -> list[Entry]:
+    """The sets of one of our middlewares alone, measured against a reference."""
+    return [
+        e
+        for e in report.sets
+        if len(e.contender.stack) == 1
+        and not is_import_path(e.contender.stack[0])
+        and e.overhead_cpu
+    ]
+
+
+def _dump_alone(singles: list[Entry], full: Entry) -> str:
     """dump's share of the full stack, where dump is the only single middleware measured (with
     more of them, the next finding ranks them all)."""
-    singles = [e for e in report.sets if len(e.contender.stack) == 1]
     if len(singles) != 1 or singles[0].contender.stack != ("dump",):
         return ""
     dump = singles[0].overhead_cpu
@@ -137,6 +147,7 @@ def findings(result: DemoResult) -> list[str]:
     for report in result.reports:
         target = report.targets[0]
         baseline = report.baselines[0] if report.baselines else "its baseline"
+        singles = _singles(report)
         none, full = _pct_of_base(report, "none"), _pct_of_base(report, "all")
         if none is not None and full is not None:
             assert none.pct_of_baseline is not None and full.pct_of_baseline is not None
@@ -146,7 +157,7 @@ def findings(result: DemoResult) -> list[str]:
                 f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
                 f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
                 f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
-                f"per request{_unclear(full.overhead_cpu)}.{_dump_alone(report, full)}"
+                f"per request{_unclear(full.overhead_cpu)}.{_dump_alone(singles, full)}"
             )
             sync = report.settings.get("worker_class") == "sync"
             if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
@@ -158,13 +169,6 @@ def findings(result: DemoResult) -> list[str]:
                     f"cost it only {lost:.0f}% of its QPS. Per-request CPU time is the fairer "
                     f"measure here; --worker-class gthread keeps connections alive."
                 )
-        singles = [
-            e
-            for e in report.sets
-            if len(e.contender.stack) == 1
-            and not is_import_path(e.contender.stack[0])
-            and e.overhead_cpu
-        ]
         if len(singles) > 1:
             singles.sort(
                 key=lambda e: e.overhead_cpu.median if e.overhead_cpu else 0.0, reverse=True
