@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from harness.serving.servers import RunningServer
+from harness.serving.servers import RunningServer, cpu_seconds
 
 
 def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:
@@ -21,24 +21,21 @@ def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, A
     threads (granian's Rust runtime and blocking threads too); and the share of the processes
     that serve requests (gunicorn's and granian's workers, without their supervisor)."""
 
-    def cpu_seconds() -> tuple[float, float]:
+    def both() -> tuple[float, float]:
         serving = set(server.worker_pids())
         total = workers = 0.0
         for proc in server.processes():
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system
+            spent = cpu_seconds(proc)
+            total += spent
             if proc.pid in serving:
-                workers += times.user + times.system
+                workers += spent
         return total, workers
 
     def start(concurrency: int) -> Callable[[], dict[str, Any]]:
-        before, workers_before = cpu_seconds()
+        before, workers_before = both()
 
         def finish() -> dict[str, Any]:
-            after, workers_after = cpu_seconds()
+            after, workers_after = both()
             return {
                 "server_cpu_s": after - before,
                 "workers_cpu_s": workers_after - workers_before,

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +186,7 @@ class RunningServer:
                 self.process.wait(timeout)
         else:
             global _killed_cpu_s
-            _killed_cpu_s += _cpu_seconds(p for p in procs if p.pid != self.process.pid)
+            _killed_cpu_s += sum(cpu_seconds(p) for p in procs if p.pid != self.process.pid)
         # Whatever is still in the group now is stuck or orphaned (a master killed from outside
         # leaves its workers behind): it goes too.
         _signal_group(self.process.pid, signal.SIGKILL)
@@ -213,13 +213,13 @@ def killed_cpu_seconds() -> float:
     return _killed_cpu_s
 
 
-def _cpu_seconds(procs: Iterable[psutil.Process]) -> float:
-    total = 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system
-    return total
+def cpu_seconds(proc: psutil.Process) -> float:
+    """User + system CPU seconds of one process (all its threads); 0 once it is gone."""
+    try:
+        times = proc.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
 
 
 @atexit.register
