@@ -108,8 +108,18 @@ class WrkResult:
     extra: dict[str, Any] = field(default_factory=dict)  # anything a caller wants kept
 
     @property
+    def errors_by_kind(self) -> tuple[tuple[str, int], ...]:
+        """wrk's socket errors, in the order wrk prints them."""
+        return (
+            ("connect", self.errors_connect),
+            ("read", self.errors_read),
+            ("write", self.errors_write),
+            ("timeout", self.errors_timeout),
+        )
+
+    @property
     def socket_errors(self) -> int:
-        return self.errors_connect + self.errors_read + self.errors_write + self.errors_timeout
+        return sum(n for _, n in self.errors_by_kind)
 
     @property
     def ok(self) -> int:
@@ -261,9 +271,4 @@ def parse_wrk_output(
 
 def socket_errors(result: WrkResult) -> str:
     """`16 read, 58438 write`: the kinds that happened."""
-    kinds = zip(
-        ("connect", "read", "write", "timeout"),
-        (result.errors_connect, result.errors_read, result.errors_write, result.errors_timeout),
-        strict=True,
-    )
-    return ", ".join(f"{n} {kind}" for kind, n in kinds if n) or "none"
+    return ", ".join(f"{n} {kind}" for kind, n in result.errors_by_kind if n) or "none"

@@ -13,12 +13,7 @@ from harness.load.wrk_output import WrkResult
 
 
 def _errors(level: WrkResult) -> str:
-    kinds = zip(
-        ("connect", "read", "write", "timeout"),
-        (level.errors_connect, level.errors_read, level.errors_write, level.errors_timeout),
-        strict=True,
-    )
-    return " ".join(f"{n:,} {kind}" for kind, n in kinds if n) or "0"
+    return " ".join(f"{n:,} {kind}" for kind, n in level.errors_by_kind if n) or "0"
 
 
 def summary_table(result: SweepResult, width: int = 160) -> Table:
