@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt_num, fmt_pct, table
+from bench.report import fmt_num, fmt_pct, part_result, table
 from harness.load.sweep import sweep
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
@@ -168,12 +168,7 @@ def run(
         "ceiling_qps": ceiling,
         "rows": rows,
     }
-    return {
-        "wall_s": round(time.monotonic() - started, 1),
-        "tables": tables(data),
-        "notes": notes(data),
-        "data": data,
-    }
+    return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
 
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:

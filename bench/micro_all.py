@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.report import fmt_est, fmt_num, table
+from bench.report import fmt_est, fmt_num, part_result, table
 from harness.measure.micro import MICRO_TARGETS, micro
 from middleware.stack import ORDER, parse_sets
 
@@ -21,12 +21,7 @@ def run(
         targets=targets, sets=parse_sets("each"), repeat=repeat, batch_s=batch_s, echo=echo
     )
     data = report.to_dict()
-    return {
-        "wall_s": round(report.wall_s, 1),
-        "tables": tables(data),
-        "notes": notes(data),
-        "data": data,
-    }
+    return part_result(report.wall_s, tables(data), notes(data), data)
 
 
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt_num, table
+from bench.report import fmt_num, part_result, table
 from harness.measure.compare import compare
 from harness.measure.contenders import CompareReport
 from harness.measure.stats import estimate, paired_differences
@@ -108,12 +108,7 @@ def run(rounds: int = 5, echo: Callable[[str], None] = print) -> dict[str, Any]:
                 },
                 "wall_s": round(report.wall_s, 1),
             }
-    return {
-        "wall_s": round(time.monotonic() - started, 1),
-        "tables": tables(data),
-        "notes": notes(data),
-        "data": data,
-    }
+    return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
 
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt_num, fmt_pct, half_width, table
+from bench.report import fmt_num, fmt_pct, half_width, part_result, table
 from harness.measure.compare import compare
 from middleware.stack import ORDER
 
@@ -109,12 +109,7 @@ def run(
         "rows": rows,
         "runs": [_slim(first), _slim(second)],
     }
-    return {
-        "wall_s": round(time.monotonic() - started, 1),
-        "tables": tables(data),
-        "notes": notes(data),
-        "data": data,
-    }
+    return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
 
 def _slim(document: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.report import fmt_est, table, verdict
+from bench.report import fmt_est, part_result, table, verdict
 from harness.measure.micro import (
     ROUTES,
     AiohttpDriver,
@@ -304,12 +304,7 @@ def run(
     echo("references: bench/request_id_vs_correlation_id.py")
     legacy = legacy_figures(requests=50_000, repeats=5)
     data = {"repeat": repeat, "batch_s": batch_s, "comparisons": results, "legacy": legacy}
-    return {
-        "wall_s": round(time.monotonic() - started, 1),
-        "tables": tables(data),
-        "notes": notes(data),
-        "data": data,
-    }
+    return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
 
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,6 +16,13 @@ SCHEMA = "mwbench-bench/1"
 PARTS = ("micro", "references", "precision", "agreement", "wire", "options")
 
 
+def part_result(
+    wall_s: float, tables: list[dict[str, Any]], notes: list[str], data: dict[str, Any]
+) -> dict[str, Any]:
+    """What a part returns (the module docstring says what each key holds)."""
+    return {"wall_s": round(wall_s, 1), "tables": tables, "notes": notes, "data": data}
+
+
 def fmt_num(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
         return "—"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.report import fmt_est, table
+from bench.report import fmt_est, part_result, table
 from harness.load.request import Request
 from harness.measure.compare import compare
 from harness.measure.micro import MicroRequest, micro
@@ -87,12 +87,7 @@ def run(
 ) -> dict[str, Any]:
     started = time.monotonic()
     data = {target: measure(target, echo=echo) for target in targets}
-    return {
-        "wall_s": round(time.monotonic() - started, 1),
-        "tables": tables(data),
-        "notes": notes(),
-        "data": data,
-    }
+    return part_result(time.monotonic() - started, tables(data), notes(), data)
 
 
 def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
