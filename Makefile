@@ -18,7 +18,7 @@ system:
 	@PYTHON=$(PYTHON) tools/system-deps
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 demo: setup
 	$(BIN)/harness demo

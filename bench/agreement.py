@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, part_result, table
+from harness.load.settings import LoadSettings
 from harness.load.sweep import sweep
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
 from harness.measure.contenders import GENERATOR_BOUND
 from harness.measure.stats import estimate
 from harness.serving.servers import running
+from harness.serving.settings import ServeSettings
 
 _QPS = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 DEFAULT_TARGETS = ("ceiling", "raw-asgi", "starlette", "aiohttp")
@@ -63,7 +65,7 @@ def measure_target(
     cpulist = ",".join(map(str, load_cpus))
     harness_qps: list[float] = []
     plain_qps: list[float] = []
-    with running(target, cpus=server_cpus, log_output="null") as server:
+    with running(target, ServeSettings(cpus=server_cpus, log_output="null")) as server:
         url = f"{server.url}/healthz"
         command = plain_command(url, cpulist, connections, duration, wrk)
         run_plain(plain_command(url, cpulist, connections, 2, wrk), timeout=30)  # warm-up
@@ -78,12 +80,14 @@ def measure_target(
                         url=url,
                         name=f"{target}_r{r + 1}",
                         out_dir=out_dir,
-                        levels=(connections,),
-                        duration=float(duration),
-                        threads=1,
-                        warmup=0.0,
-                        wrk=wrk,
-                        cpus=load_cpus,
+                        load=LoadSettings(
+                            levels=(connections,),
+                            duration=float(duration),
+                            threads=1,
+                            warmup=0.0,
+                            wrk=wrk,
+                            cpus=load_cpus,
+                        ),
                         progress=False,
                     )
                     if swept.peak is None:

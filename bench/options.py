@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, part_result, table
+from harness.load.settings import LoadSettings
+from harness.machine.cpus import plan
 from harness.measure.compare import compare
 from harness.measure.contenders import CompareReport
 from harness.measure.stats import estimate, paired_differences
+from harness.serving.settings import ServeSettings
 from middleware.stack import parse_sets
 
 FRAMEWORKS = ("flask", "starlette", "fastapi", "aiohttp")
@@ -46,7 +49,7 @@ def _per_minute(report: CompareReport, workers_only: bool = False) -> dict[str, 
     for entry in report.sets:
         if entry.reference is None:
             continue
-        est = entry.overhead_cpu
+        est = entry.overhead("cpu")
         if workers_only:
             mine, theirs = _worker_costs(entry.rounds), _worker_costs(entry.reference.rounds)
             diffs = paired_differences(mine, theirs)
@@ -67,15 +70,15 @@ def _worker_costs(rounds: list[Any]) -> list[float]:
 
 def _compare(target: str, out: Path, rounds: int, **options: Any) -> CompareReport:
     options = dict(options)
-    if target not in ("flask",) and "worker_class" in options:
-        options.pop("worker_class")  # a WSGI option
+    worker_class = options.pop("worker_class", None) if target == "flask" else None
+    options.pop("worker_class", None)  # a WSGI option
+    cpus = plan()
     return compare(
         targets=[target],
         sets=parse_sets(SETS),
         repeat=rounds,
-        levels=(64,),
-        duration=options.pop("duration", 1.0),
-        warmup=0.0,
+        serve=ServeSettings(worker_class=worker_class, cpus=cpus.server),
+        load=LoadSettings(duration=options.pop("duration", 1.0), warmup=0.0, cpus=cpus.load),
         ceiling=False,
         out_dir=out,
         echo=lambda line: None,
@@ -103,9 +106,7 @@ def run(rounds: int = 5, echo: Callable[[str], None] = print) -> dict[str, Any]:
                               tune=True, **options)  # fmt: skip
             data["flask"][label] = {
                 "per_minute_us": _per_minute(report, workers_only),
-                "overhead_us": {
-                    e.label: e.overhead_cpu.median for e in report.sets if e.overhead_cpu
-                },
+                "overhead_us": {e.label: o.median for e in report.sets if (o := e.overhead("cpu"))},
                 "wall_s": round(report.wall_s, 1),
             }
     return part_result(time.monotonic() - started, tables(data), notes(data), data)

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, half_width, part_result, table
+from harness.load.settings import LoadSettings
+from harness.machine.cpus import plan
 from harness.measure.compare import compare
+from harness.serving.settings import ServeSettings
 from middleware.stack import ORDER
 
 
@@ -37,13 +40,15 @@ def run_twice(
         base = out_dir or Path(tmp)
         for index in (1, 2):
             echo(f"precision: compare run {index} of 2")
+            cpus = plan()
             report = compare(
                 targets=list(targets),
                 sets=list(sets),
                 repeat=repeat,
-                levels=(level,),
-                duration=duration,
-                warmup=warmup,
+                serve=ServeSettings(cpus=cpus.server),
+                load=LoadSettings(
+                    levels=(level,), duration=duration, warmup=warmup, cpus=cpus.load
+                ),
                 ceiling=False,
                 out_dir=base / f"run{index}",
                 echo=lambda line: echo(f"  {line}"),
@@ -69,9 +74,8 @@ def agreement(first: dict[str, Any], second: dict[str, Any]) -> list[dict[str, A
         q1, q2 = one.get("peak_qps"), two.get("peak_qps")
         row["peak_qps"] = [q1, q2]
         row["peak_qps_diff_pct"] = 100 * (q2 - q1) / ((q1 + q2) / 2) if q1 and q2 else None
-        for measure, key in (("cpu", "overhead_us_per_request_ci"),
-                             ("qps", "overhead_qps_us_per_request")):  # fmt: skip
-            e1, e2 = one.get(key), two.get(key)
+        for measure in ("cpu", "qps"):
+            e1, e2 = one["overheads"].get(measure), two["overheads"].get(measure)
             m1 = e1["median"] if e1 else None
             m2 = e2["median"] if e2 else None
             hws = [half_width(e1), half_width(e2)]
@@ -114,8 +118,8 @@ def run(
 
 def _slim(document: dict[str, Any]) -> dict[str, Any]:
     """compare.json without the per-round file paths (they were in a temporary directory)."""
-    keep = ("name", "reference", "peak_qps", "peak_qps_estimate", "cost_us_per_request",
-            "overhead_us_per_request_ci", "overhead_qps_us_per_request", "flags")  # fmt: skip
+    keep = ("name", "reference", "peak_qps", "peak_qps_estimate", "costs", "overheads",
+            "flags")  # fmt: skip
     return {
         "settings": document["settings"],
         "wall_s": document["wall_s"],

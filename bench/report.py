@@ -13,7 +13,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 SCHEMA = "mwbench-bench/1"
-PARTS = ("micro", "references", "precision", "agreement", "wire", "options")
+PARTS = (
+    "micro",
+    "references",
+    "precision",
+    "agreement",
+    "wire",
+    "options",
+    "instructions",
+    "latency",
+    "memory",
+)
 
 
 def part_result(

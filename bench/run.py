@@ -13,6 +13,9 @@ Parts:
   agreement   (d) harness sweep vs a plain `taskset -c 1 wrk -t1 -c64 -d5s`, and the ceiling
   wire        (e) each middleware in-process against over the wire, and the causes of a gap
   options     (f) precision per minute for every framework, before and after; Flask's options
+  instructions (g) --measure instructions: runs' agreement, what varies, time per set, in-process
+  latency     (h) --measure latency: k6's limits here, a stall wrk hides, FastAPI's BaseHTTP layer
+  memory      (i) allocations per request in-process; --measure memory's false-positive rate
 """
 
 from __future__ import annotations
@@ -86,6 +89,18 @@ def run_part(name: str, quick: bool) -> dict[str, Any]:
         from bench import options
 
         return options.run(rounds=3 if quick else 5)
+    if name == "instructions":
+        from bench import instructions
+
+        return instructions.run(runs=2 if quick else 5)
+    if name == "latency":
+        from bench import latency
+
+        return latency.run(rounds=2 if quick else 5)
+    if name == "memory":
+        from bench import memory
+
+        return memory.run(runs=1 if quick else 3)
     raise ValueError(name)
 
 

@@ -18,9 +18,12 @@ from typing import Any
 
 from bench.report import fmt_est, part_result, table
 from harness.load.request import Request
+from harness.load.settings import LoadSettings
+from harness.machine.cpus import plan
 from harness.measure.compare import compare
 from harness.measure.micro import MicroRequest, micro
 from harness.measure.rounds import Precision
+from harness.serving.settings import ServeSettings
 from middleware.stack import ORDER, parse_sets
 
 
@@ -36,20 +39,20 @@ def _micro(target: str, log_output: str, repeat: int) -> dict[str, Any]:
 
 
 def _wire(target: str, sets: str, out: Path, **options: Any) -> dict[str, Any]:
+    cpus = plan()
     report = compare(
         targets=[target],
         sets=parse_sets(sets),
         baseline=False,
         ceiling=False,
-        levels=(64,),
-        duration=1.0,
-        warmup=0.0,
+        serve=ServeSettings(log_output=options.pop("log_output", None), cpus=cpus.server),
+        load=LoadSettings(duration=1.0, warmup=0.0, cpus=cpus.load),
         out_dir=out,
         echo=lambda line: None,
         **options,
     )
     return {
-        e.label: e.overhead_cpu.to_dict() if e.overhead_cpu else None
+        e.label: o.to_dict() if (o := e.overhead("cpu")) else None
         for e in report.sets
         if e.contender.stack
     } | {"_wall_s": report.wall_s}

@@ -20,8 +20,8 @@ from aiohttp import web
 from multidict import istr
 
 from middleware import core, sink
-from middleware.spin import spinner
-from middleware.stack import SPIN, layers
+from middleware.spin import burner
+from middleware.stack import KNOWN, layers
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # Called as mw(request, handler=...) by aiohttp and by wrap_handler alike; web.Application's own
@@ -201,17 +201,19 @@ def dump(log_output: str) -> Middleware:
     return dump_middleware
 
 
-def spin(ns: int) -> Middleware:
-    """Burns a fixed amount of the thread's CPU time per request (`spinner`), then calls the
-    handler: the middleware of known cost that `harness calibrate` measures."""
-    burn = spinner(ns)
+def known_cost(kind: str, amount: int) -> Middleware:
+    """Does a known amount of work per request (`burner`: `spin:N`'s CPU time or `work:N`'s
+    loop), then calls the handler: the middleware `harness calibrate` measures."""
+    burn = burner(kind, amount)
 
     @web.middleware
-    async def spin_middleware(request: web.BaseRequest, handler: Handler) -> web.StreamResponse:
+    async def known_cost_middleware(
+        request: web.BaseRequest, handler: Handler
+    ) -> web.StreamResponse:
         burn()
         return await handler(request)
 
-    return spin_middleware
+    return known_cost_middleware
 
 
 _FACTORIES: dict[str, Callable[[str], Middleware]] = {
@@ -230,8 +232,10 @@ def middlewares(stack: tuple[str, ...], log_output: str) -> list[Any]:
     (middleware.stack.layers; aiohttp runs the list's first entry outermost); a middleware not in
     `stack` is not in the list at all."""
     return [
-        spin(ns) if name == SPIN and ns is not None else _FACTORIES[name](log_output)
-        for name, ns in layers(stack)
+        known_cost(name, amount)
+        if name in KNOWN and amount is not None
+        else _FACTORIES[name](log_output)
+        for name, amount in layers(stack)
     ]
 
 

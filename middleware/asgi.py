@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import Any
 
 from middleware import core, sink, spin
-from middleware.stack import SPIN
+from middleware.stack import KNOWN
 from middleware.stack import layers as stack_layers
 
 Scope = MutableMapping[str, Any]
@@ -277,18 +277,18 @@ class DumpMiddleware:
             )
 
 
-class SpinMiddleware:
-    """Burns a fixed amount of the thread's CPU time per HTTP request (spin.spinner), then calls
-    the app: the middleware of known cost that `harness calibrate` measures."""
+class KnownCostMiddleware:
+    """Does a known amount of work per HTTP request (spin.burner: `spin:N`'s CPU time or
+    `work:N`'s loop), then calls the app: the middleware `harness calibrate` measures."""
 
-    def __init__(self, app: ASGIApp, ns: int) -> None:
+    def __init__(self, app: ASGIApp, kind: str, amount: int) -> None:
         self.app = app
-        self.ns = ns
-        self._spin = spin.spinner(ns)
+        self.kind, self.amount = kind, amount
+        self._burn = spin.burner(kind, amount)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            self._spin()
+            self._burn()
         await self.app(scope, receive, send)
 
 
@@ -310,9 +310,9 @@ def layers(
     """(class, keyword arguments) for each middleware of `stack`, outermost first in the
     canonical order (middleware.stack.layers)."""
     chosen: list[tuple[Callable[..., ASGIApp], dict[str, Any]]] = []
-    for name, ns in stack_layers(stack):
-        if name == SPIN:
-            chosen.append((SpinMiddleware, {"ns": ns}))
+    for name, amount in stack_layers(stack):
+        if name in KNOWN:
+            chosen.append((KnownCostMiddleware, {"kind": name, "amount": amount}))
         else:
             chosen.append((CLASSES[name], {"log_output": log_output} if name in LOGGING else {}))
     return chosen

@@ -1,4 +1,5 @@
-"""spin: a middleware of known cost, to calibrate the harness against (`spin:N` in a stack)."""
+"""The middlewares of known cost, to calibrate the harness against: `spin:N` burns N of the
+thread's CPU time per request, `work:N` runs N iterations of a loop of fixed instructions."""
 
 from __future__ import annotations
 
@@ -52,3 +53,25 @@ def spinner(ns: int) -> Callable[[], None]:
     if ns <= 0:
         raise ValueError(f"a spin must cost more than 0 ns: {ns}")
     return _busy_wait(ns - spin_overshoot_ns())
+
+
+def worker(iterations: int) -> Callable[[], None]:
+    """A function that runs `iterations` turns of a loop whose instructions depend on nothing but
+    the count: it allocates nothing (`repeat` yields one object, `not` returns a singleton), so no
+    allocator state, cache or clock enters it. With a fixed hash seed a turn costs the same
+    instructions in every run (harness calibrate counts them in-process under callgrind)."""
+    if iterations <= 0:
+        raise ValueError(f"work must run at least one iteration: {iterations}")
+    turns = itertools.repeat
+
+    def work() -> None:
+        flag = False
+        for _ in turns(None, iterations):
+            flag = not flag
+
+    return work
+
+
+def burner(kind: str, amount: int) -> Callable[[], None]:
+    """What a known-cost layer does per request: ("spin", ns) or ("work", iterations)."""
+    return spinner(amount) if kind == "spin" else worker(amount)

@@ -22,6 +22,14 @@ SPIN_SYNTAX = "spin:N with N in us or ms, from 1us to 1000ms, e.g. spin:20us or 
 _SPIN_VALUE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms)")
 _UNIT_NS = {"us": 1_000, "µs": 1_000, "ms": 1_000_000}
 
+# `work:N`, its twin for the instructions measure: N iterations of a loop whose instructions do not
+# depend on anything but N (middleware.spin.worker), where spin's depend on the CPU's speed. Same
+# place, same rules: innermost, never in `all`, one known-cost layer (spin or work) per stack.
+WORK = "work"
+WORK_MAX = 10_000_000
+WORK_SYNTAX = f"work:N with N loop iterations, from 1 to {WORK_MAX}, e.g. work:2000"
+KNOWN = (SPIN, WORK)  # the kinds of known-cost layer, as layers() names them
+
 
 # A middleware given by import path (`starlette.middleware.gzip:GZipMiddleware`,
 # `path/to/mw.py:Timing`) instead of by name: applied innermost, after the named ones and spin,
@@ -39,12 +47,17 @@ class BadSpin(UnknownMiddleware):
     turns a bad spin into one too."""
 
 
+class BadWork(BadSpin):
+    """A `work` whose count is missing, unreadable or out of range; the message gives the
+    syntax."""
+
+
 def valid_names(names: tuple[str, ...] = ORDER) -> str:
-    return ", ".join(("none", "all", *names, "spin:N", "module:Name"))
+    return ", ".join(("none", "all", *names, "spin:N", "work:N", "module:Name"))
 
 
 def is_import_path(name: str) -> bool:
-    return not is_spin(name) and _IMPORT_PATH.fullmatch(name) is not None
+    return not is_known(name) and _IMPORT_PATH.fullmatch(name) is not None
 
 
 def import_paths(stack: tuple[str, ...]) -> tuple[str, ...]:
@@ -80,6 +93,44 @@ def is_spin(name: str) -> bool:
     return name == SPIN or name.startswith(SPIN + ":")
 
 
+def work_label(iterations: int) -> str:
+    return f"{WORK}:{iterations}"
+
+
+def parse_work(text: str) -> int:
+    """The iterations of `work:N`; BadWork otherwise."""
+    _, sep, value = text.partition(":")
+    if not sep or not value.strip().isdigit():
+        raise BadWork(f"bad work {text!r}; write {WORK_SYNTAX}")
+    iterations = int(value)
+    if not 1 <= iterations <= WORK_MAX:
+        raise BadWork(f"work {text!r} is out of range; write {WORK_SYNTAX}")
+    return iterations
+
+
+def is_work(name: str) -> bool:
+    return name == WORK or name.startswith(WORK + ":")
+
+
+def is_known(name: str) -> bool:
+    """A middleware of known cost: `spin:N` (CPU time) or `work:N` (instructions)."""
+    return is_spin(name) or is_work(name)
+
+
+def known_layer(name: str) -> tuple[str, int]:
+    """(SPIN, nanoseconds) or (WORK, iterations), in the canonical spelling's terms."""
+    return (SPIN, parse_spin(name)) if is_spin(name) else (WORK, parse_work(name))
+
+
+def known_label(kind: str, amount: int) -> str:
+    return spin_label(amount) if kind == SPIN else work_label(amount)
+
+
+def work_iterations(stack: tuple[str, ...]) -> int | None:
+    """The iterations of the work in `stack`, None when it has none."""
+    return next((parse_work(name) for name in stack if is_work(name)), None)
+
+
 def spin_ns(stack: tuple[str, ...]) -> int | None:
     """The cost in nanoseconds of the spin in `stack`, None when it has none."""
     for name in stack:
@@ -90,31 +141,33 @@ def spin_ns(stack: tuple[str, ...]) -> int | None:
 
 def layers(stack: tuple[str, ...]) -> list[tuple[str, int | None]]:
     """What the adapters build for `stack`, outermost first: (name, None) for each middleware in
-    ORDER, then ("spin", nanoseconds) innermost if the stack has one. Raises UnknownMiddleware
-    (a ValueError) for a name that is neither."""
+    ORDER, then ("spin", nanoseconds) or ("work", iterations) innermost if the stack has one.
+    Raises UnknownMiddleware (a ValueError) for a name that is neither."""
     unknown = sorted(
-        name for name in set(stack) - set(ORDER) if not (is_spin(name) or is_import_path(name))
+        name for name in set(stack) - set(ORDER) if not (is_known(name) or is_import_path(name))
     )
     if unknown:
         raise UnknownMiddleware(f"unknown middleware(s) {unknown}; valid: {valid_names()}")
     chosen: list[tuple[str, int | None]] = [(name, None) for name in ORDER if name in stack]
-    spins = {parse_spin(name) for name in stack if is_spin(name)}
-    if len(spins) > 1:
-        raise BadSpin(f"one spin per stack, not {len(spins)}: {sorted(spins)} ns")
-    chosen.extend((SPIN, ns) for ns in spins)
+    known = {known_layer(name) for name in stack if is_known(name)}
+    if len(known) > 1:
+        shown = ", ".join(known_label(*one) for one in sorted(known))
+        raise BadSpin(f"one spin or work per stack, not {shown}")
+    chosen.extend(known)
     return chosen
 
 
 def parse_stack(spec: str, names: tuple[str, ...] = ORDER) -> tuple[str, ...]:
-    """`none`, `all`, or names joined by `,` or `+`, at most one `spin:N`, and middlewares by
-    import path; returned in canonical order (the order of `names`, then the spin as
-    `spin_label` spells it, then the import paths as given), no repeats. `names` are the layers
-    to choose from: this project's middlewares, or those found in a user's app."""
+    """`none`, `all`, or names joined by `,` or `+`, at most one `spin:N` or `work:N`, and
+    middlewares by import path; returned in canonical order (the order of `names`, then the
+    spin or work as `known_label` spells it, then the import paths as given), no repeats.
+    `names` are the layers to choose from: this project's middlewares, or those found in a
+    user's app."""
     given = [part.strip() for part in spec.replace("+", ",").split(",") if part.strip()]
     if not given:
         raise UnknownMiddleware(f"empty middleware list; valid: {valid_names(names)}")
     chosen: set[str] = set()
-    spins: set[int] = set()
+    known: set[tuple[str, int]] = set()
     paths: list[str] = []
     for name in given:
         if name == "none":
@@ -123,18 +176,20 @@ def parse_stack(spec: str, names: tuple[str, ...] = ORDER) -> tuple[str, ...]:
             chosen.update(names)
         elif name in names:
             chosen.add(name)
-        elif is_spin(name):
-            spins.add(parse_spin(name))
+        elif is_known(name):
+            known.add(known_layer(name))
         elif is_import_path(name):
             paths += [name] if name not in paths else []
         else:
             raise UnknownMiddleware(f"unknown middleware {name!r}; valid: {valid_names(names)}")
-    if len(spins) > 1:
-        shown = ", ".join(spin_label(ns) for ns in sorted(spins))
-        raise BadSpin(f"one spin per set, not {shown}; to compare costs, list them as sets")
+    if len(known) > 1:
+        shown = ", ".join(known_label(*one) for one in sorted(known))
+        kinds = {k for k, _ in known}
+        kind = kinds.pop() if len(kinds) == 1 else "spin or work"
+        raise BadSpin(f"one {kind} per set, not {shown}; to compare costs, list them as sets")
     return (
         *(name for name in names if name in chosen),
-        *(spin_label(ns) for ns in spins),
+        *(known_label(*one) for one in known),
         *paths,
     )
 
@@ -170,9 +225,9 @@ def stack_name(stack: tuple[str, ...], names: tuple[str, ...] = ORDER) -> str:
     extra = tuple(
         name.rpartition(":")[2] if is_import_path(name) else name
         for name in stack
-        if is_spin(name) or is_import_path(name)
+        if is_known(name) or is_import_path(name)
     )
-    named = tuple(name for name in stack if not (is_spin(name) or is_import_path(name)))
+    named = tuple(name for name in stack if not (is_known(name) or is_import_path(name)))
     if len(names) > 1 and named == names:
         return "+".join(("all", *extra))
     return "+".join((*named, *extra))

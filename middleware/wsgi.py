@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from middleware import core, sink, spin
-from middleware.stack import SPIN, layers
+from middleware.stack import KNOWN, layers
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -310,17 +310,17 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
     return bytes(body)
 
 
-class SpinMiddleware:
-    """Burns a fixed amount of the thread's CPU time per request (spin.spinner), then calls the
-    app: the middleware of known cost that `harness calibrate` measures."""
+class KnownCostMiddleware:
+    """Does a known amount of work per request (spin.burner: `spin:N`'s CPU time or `work:N`'s
+    loop), then calls the app: the middleware `harness calibrate` measures."""
 
-    def __init__(self, app: WSGIApplication, ns: int) -> None:
+    def __init__(self, app: WSGIApplication, kind: str, amount: int) -> None:
         self.app = app
-        self.ns = ns
-        self._spin = spin.spinner(ns)
+        self.kind, self.amount = kind, amount
+        self._burn = spin.burner(kind, amount)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        self._spin()
+        self._burn()
         return self.app(environ, start_response)
 
 
@@ -339,10 +339,10 @@ _LOGGING = frozenset({"logger", "recovery", "dump"})
 def wrap(app: WSGIApplication, stack: tuple[str, ...], log_output: str) -> WSGIApplication:
     """`app` inside the middlewares of `stack`, outermost first in the canonical order whatever
     order `stack` lists (middleware.stack.layers); one not in `stack` is not in the chain at all."""
-    for name, ns in reversed(layers(stack)):
-        if name == SPIN:
-            assert ns is not None
-            app = SpinMiddleware(app, ns)
+    for name, amount in reversed(layers(stack)):
+        if name in KNOWN:
+            assert amount is not None
+            app = KnownCostMiddleware(app, name, amount)
             continue
         cls = _CLASSES[name]
         app = cls(app, log_output) if name in _LOGGING else cls(app)

@@ -39,6 +39,7 @@ class Launch:
     interface: str
     workers: int = 1
     threads: int | None = None
+    python: str | None = None  # the interpreter it runs in; None: the harness's own
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,14 @@ class Server:
         return interface in self.interfaces
 
 
-def _python(*args: str) -> list[str]:
-    return [sys.executable, "-m", *args]
+def _python(launch: Launch, *args: str) -> list[str]:
+    return [launch.python or sys.executable, "-m", *args]
 
 
 def _gunicorn(worker_class: str) -> Callable[[Launch], list[str]]:
     def command(launch: Launch) -> list[str]:
         line = _python(
+            launch,
             "gunicorn",
             "--bind", f"fd://{launch.fd}",
             "--workers", str(launch.workers),
@@ -93,6 +95,7 @@ def _gunicorn(worker_class: str) -> Callable[[Launch], list[str]]:
 
 def _uvicorn(launch: Launch) -> list[str]:
     return _python(
+        launch,
         "uvicorn",
         "--fd", str(launch.fd),
         "--factory",
@@ -110,6 +113,7 @@ def _hypercorn(launch: Launch) -> list[str]:
     # multiprocessing resource tracker, which survive a supervisor killed outright. Its access
     # log is off unless --access-logfile is given.
     return _python(
+        launch,
         "hypercorn",
         "--bind", f"fd://{launch.fd}",
         "--workers", "0",
@@ -122,6 +126,7 @@ def _hypercorn(launch: Launch) -> list[str]:
 
 def _granian(launch: Launch) -> list[str]:
     line = _python(
+        launch,
         GRANIAN_LAUNCHER, str(launch.fd),
         "--interface", launch.interface,  # granian's default is RSGI
         "--workers", str(launch.workers),
@@ -138,7 +143,7 @@ def _granian(launch: Launch) -> list[str]:
 
 
 def _standalone(launch: Launch) -> list[str]:
-    return _python(launch.module, "--fd", str(launch.fd))
+    return _python(launch, launch.module, "--fd", str(launch.fd))
 
 
 SERVERS: dict[str, Server] = {
@@ -228,12 +233,12 @@ def resolve_server(
     if worker_class is not None:
         if interface != "wsgi":
             raise ServerChoiceError(
-                f"--worker-class applies to WSGI targets only; {target} runs on {default}"
+                f"a worker class applies to WSGI targets only; {target} runs on {default}"
             )
         implied = implied_by_worker_class(worker_class)
         if server is not None and server != implied:
             raise ServerChoiceError(
-                f"--worker-class {worker_class} means --server {implied}, not {server}: give one"
+                f"worker class {worker_class} means server {implied}, not {server}: give one"
             )
         server = implied
     return check_serves(server or default, interface, target)

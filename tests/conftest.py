@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.client
 import os
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import psutil
@@ -52,6 +55,76 @@ def group_members(pgid: int) -> list[int]:
         except (ProcessLookupError, psutil.NoSuchProcess):
             pass
     return members
+
+
+def pinned(**load: object) -> dict[str, object]:
+    """`serve` and `load` settings on disjoint CPU sets, as the commands plan them: the load's
+    options as given."""
+    from harness.load.settings import LoadSettings
+    from harness.machine.cpus import plan
+    from harness.serving.settings import ServeSettings
+
+    cpus = plan()
+    return {
+        "serve": ServeSettings(cpus=cpus.server),
+        "load": LoadSettings(cpus=cpus.load, **load),  # type: ignore[arg-type]
+    }
+
+
+def established(port: int) -> int:
+    """Connections a server on `port` has accepted and holds open now: wrk's, while it runs."""
+    return sum(
+        1
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The addresses a socket listens on at `port`: what a server really bound, not what it was
+    asked to bind."""
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections("tcp")
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+    }
+
+
+@dataclass
+class Trigger:
+    """`action` run by a thread as soon as `ready()` holds (a state observed, never a timer);
+    `fired` says whether it did before the deadline."""
+
+    ready: Callable[[], bool]
+    action: Callable[[], object]
+    timeout: float = 60.0
+    fired: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Trigger:
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if self.ready():
+                self.action()
+                self.fired = True
+                return
+            time.sleep(0.02)
+
+    def cancel(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def when_loaded(port: int, connections: int, action: Callable[[], object]) -> Trigger:
+    """`action` once wrk holds `connections` open to the server on `port`: mid-level."""
+    return Trigger(lambda: established(port) >= connections, action).start()
 
 
 @pytest.fixture

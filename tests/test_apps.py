@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from harness.measure.micro.apps import build_app
 from harness.measure.micro.request import MicroRequest
 from harness.serving.apps import AppInfo, describe_app, target_for
 from harness.serving.servers import running
+from harness.serving.settings import ServeSettings
+from harness.serving.userapp import entry as loader
 from harness.serving.userapp.spec import AppLoadError, AppSpec
 from tests.conftest import request
 
@@ -105,22 +108,24 @@ def test_extras_go_innermost_and_a_wrong_interface_is_refused() -> None:
 # bad input: one line, non-zero, before any load
 
 
+# An --app that cannot be served as given, or a -m naming a middleware that cannot be added, is a
+# usage error (exit 2), said before any server starts, as an unknown name is.
 @pytest.mark.parametrize(
     ("args", "code", "expected"),
     [
-        (["--app", f"{APPS}/does_not_import.py:app"], 1,
+        (["--app", f"{APPS}/does_not_import.py:app"], 2,
          "No module named 'definitely_not_installed_package'"),
-        (["--app", f"{APPS}/shop_fastapi.py:nope"], 1, "has no attribute 'nope'; apps there: app"),
-        (["--app", f"{APPS}/broken.py:not_an_app"], 1, "is a dict, not an app"),
-        (["--app", f"{APPS}/broken.py:factory_that_raises", "--factory"], 1,
+        (["--app", f"{APPS}/shop_fastapi.py:nope"], 2, "has no attribute 'nope'; apps there: app"),
+        (["--app", f"{APPS}/broken.py:not_an_app"], 2, "is a dict, not an app"),
+        (["--app", f"{APPS}/broken.py:factory_that_raises", "--factory"], 2,
          "raised RuntimeError: no database configured"),
-        (["--app", f"{APPS}/missing.py:app"], 1, "no such file"),
+        (["--app", f"{APPS}/missing.py:app"], 2, "no such file"),
         (["--app", FASTAPI, "-m", "none,Gzip"], 2,
          "unknown middleware 'Gzip'; valid: none, all, GZipMiddleware, PoweredBy, ServerTiming"),
         (["--app", FASTAPI, "-t", "flask"], 2, "give -t/--target or --app (not both)"),
-        (["-t", "flask", "-m", "none,starlette.middleware.gzip:GZipMiddleware"], 1,
+        (["-t", "flask", "-m", "none,starlette.middleware.gzip:GZipMiddleware"], 2,
          "extra middleware GZipMiddleware is ASGI; this app is WSGI"),
-        (["-t", "starlette", "-m", "none,no_such_pkg.mw:Timing"], 1,
+        (["-t", "starlette", "-m", "none,no_such_pkg.mw:Timing"], 2,
          "no module named 'no_such_pkg'"),
         (["--app", FASTAPI, "--method", "BREW"], 2, "'BREW' is not one of"),
         (["--app", FASTAPI, "-H", "no colon"], 2, "a header is 'Name: value'"),
@@ -144,7 +149,9 @@ def test_bad_input_is_one_line_before_any_server(
 def test_each_layer_on_a_real_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     target = target_for(describe(FLASK))
-    with running(target, stack=("powered_by",), worker_class="gthread", ready_path=ITEM) as s:
+    with running(
+        target, ServeSettings(worker_class="gthread"), stack=("powered_by",), ready_path=ITEM
+    ) as s:
         answer = request(s.url, path=ITEM)
         assert answer.status == 200 and answer.headers["X-Powered-By"] == "shop"
         assert "Server-Timing" not in answer.headers
@@ -233,10 +240,25 @@ def test_micro_and_layers_commands(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_asyncio_is_left_as_found() -> None:
-    # The loader runs an app's async factory with asyncio.run; nothing of it stays behind.
-    describe("tests.apps.shop_aiohttp:create_app", factory=True)
-    with pytest.raises(RuntimeError):
-        asyncio.get_running_loop()
+    # The loader runs an app's async factory with asyncio.run; nothing of it stays behind. It
+    # runs here, in this process (describe_app runs it in a child interpreter), and in a thread
+    # of its own: a thread starts with no event loop, so one left set would show.
+    seen: list[object] = []
+
+    def load() -> None:
+        info = loader.describe(AppSpec("tests.apps.shop_aiohttp:create_app", True, str(ROOT)))
+        seen.append(info["interface"])
+        try:
+            seen.append(asyncio.get_event_loop_policy().get_event_loop())
+        except RuntimeError as exc:  # no current event loop in this thread
+            seen.append(exc)
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    thread.join()
+    interface, loop = seen
+    assert interface == "aiohttp"
+    assert isinstance(loop, RuntimeError), f"the loader left {loop!r} set as the current loop"
 
 
 @pytest.mark.slow

@@ -75,7 +75,8 @@ def test_document_merges_parts_and_keeps_the_others() -> None:
     json.dumps(third)  # plain JSON
     with pytest.raises(ValueError, match="unknown bench part"):
         document({"nope": {}}, env)
-    assert set(PARTS) == {"micro", "references", "precision", "agreement", "wire", "options"}
+    assert set(PARTS) == {"micro", "references", "precision", "agreement", "wire", "options",
+                          "instructions", "latency", "memory"}  # fmt: skip
 
 
 def test_format_part_prints_tables_and_notes() -> None:
@@ -161,8 +162,7 @@ def _compare_doc(qps: float, over: float, hw: float, wall: float) -> dict[str, A
             "name": name,
             "reference": ref,
             "peak_qps": qps,
-            "overhead_us_per_request_ci": estimate,
-            "overhead_qps_us_per_request": estimate,
+            "overheads": {"cpu": estimate, "qps": estimate},
         }
 
     return {

@@ -12,15 +12,20 @@ from click.testing import CliRunner
 
 import harness.measure.calibrate
 from harness.cli.main import main
+from harness.load.settings import LoadSettings
+from harness.machine.cpus import plan
 from harness.measure.calibrate import calibrate, fit, parse_costs
 from harness.measure.check import CheckRow, CostCheck, check_cost, failure_message
-from harness.measure.contenders import CompareReport, Contender, Entry, Round
+from harness.measure.contenders import Contender, Entry, link
+from harness.measure.report import CompareReport
 from harness.measure.stats import Estimate
 from harness.output.calibration import write_calibration
 from harness.output.compare_report import write_report
 from harness.serving.servers import RunningServer
-from middleware.stack import BadSpin
+from harness.serving.settings import ServeSettings
+from middleware.stack import BadSpin, stack_name
 from targets.table import get_target
+from tests.synthetic import set_overheads, spread
 from tests.test_compare import _left_running, started  # noqa: F401  (a fixture)
 
 # ---------------------------------------------------------------------------------------------
@@ -93,31 +98,37 @@ def test_fit_finds_slope_and_intercept() -> None:
 
 
 def _fake_compare(measured: dict[str, tuple[Estimate, Estimate]]) -> Any:
-    """A compare() that measures nothing: `measured[set name]` = (1/QPS, CPU) overheads."""
+    """A compare() that measures nothing: `measured[set name]` = (1/QPS, CPU) overheads, each
+    median ± half-width (symmetric) over three rounds."""
 
     def fake(*, targets: list[Any], sets: list[tuple[str, ...]], out_dir: Path, **kw: Any) -> Any:
-        entries = []
-        for stack in sets:
-            target = get_target(targets[0]) if isinstance(targets[0], str) else targets[0]
-            entry = Entry(Contender(target, stack, "set"), "x", [Round(1, "ok")])
-            if stack:
-                entry.overhead_qps, entry.overhead_cpu = measured[stack[0]]
-            entries.append(entry)
+        target = get_target(targets[0]) if isinstance(targets[0], str) else targets[0]
+        entries = [Entry(Contender(target, stack, "set"), stack_name(stack), []) for stack in sets]
+        link(entries)
+        for k, measure in enumerate(("qps", "cpu")):
+            set_overheads(
+                entries,
+                {
+                    label: spread(est[k].median, est[k].half_width or 0.0, 3)
+                    for label, est in measured.items()
+                },
+                measure,
+            )
         out_dir.mkdir(parents=True, exist_ok=True)
         settings = {
             "levels": [64], "duration_s": 3.0, "warmup_s": 1.0, "repeat": kw["repeat"],
             "pinning": "server on CPU 0, wrk on CPU 1",
         }  # fmt: skip
         names = [t if isinstance(t, str) else t.name for t in targets]
-        return CompareReport(names, [], entries, settings, out_dir)
+        return CompareReport(names, [], entries, settings, out_dir, measures=("cpu", "qps"))
 
     return fake
 
 
 GOOD = {
-    "spin:5us": (Estimate(6.0, 2.0, 9.0, 3), Estimate(5.2, 4.9, 5.6, 3)),
-    "spin:20us": (Estimate(21.0, 15.0, 26.0, 3), Estimate(20.4, 19.8, 21.1, 3)),
-    "spin:50us": (Estimate(52.0, 44.0, 60.0, 3), Estimate(50.9, 49.0, 52.5, 3)),
+    "spin:5us": (Estimate(6.0, 2.0, 10.0, 3), Estimate(5.2, 4.85, 5.55, 3)),
+    "spin:20us": (Estimate(21.0, 15.0, 27.0, 3), Estimate(20.4, 19.8, 21.0, 3)),
+    "spin:50us": (Estimate(52.0, 44.0, 60.0, 3), Estimate(50.9, 49.0, 52.8, 3)),
 }
 
 
@@ -132,6 +143,7 @@ def test_calibrate_command_passes_writes_and_prints(
         assert text in result.output
     data = json.loads((tmp_path / "calibration.json").read_text())
     assert data["kind"] == "calibration" and data["target"] == "flask" and data["passed"]
+    assert (data["schema"], data["version"]) == ("mwbench.calibration", 2)
     assert data["settings"]["sets"] == ["none", "spin:5us", "spin:20us", "spin:50us"]
     assert data["settings"]["repeat"] == 3 and "load_avg_start" in data["environment"]
     assert "10% of known" in data["rule"]
@@ -223,7 +235,7 @@ def test_a_missing_wrk_is_one_line_before_any_server_starts(
 # WSGI on granian: on the project's VMs gunicorn's WSGI workers cost ~300-400 µs of CPU per
 # request and vary by a quarter of that between rounds, more than two 1 s rounds can average out;
 # granian's WSGI costs ~35 µs. Costs well above either server's own, for the same reason.
-@pytest.mark.parametrize(("target", "server"), [("raw-wsgi", "granian"), ("raw-asgi", None)])
+@pytest.mark.parametrize(("target", "server"), [("raw-wsgi", "granian")])
 def test_calibrate_end_to_end(
     target: str,
     server: str | None,
@@ -234,12 +246,10 @@ def test_calibrate_end_to_end(
         target=target,
         # Costs that slow either server well below wrk's pace: below that, each response
         # also pays a wake-up of wrk's idle CPU, an indirect cost (docs/middleware.md).
-        costs_ns=(300_000, 1_000_000),
-        server=server,
+        costs=(300_000, 1_000_000),
+        serve=ServeSettings(server=server, cpus=plan().server),
+        load=LoadSettings(levels=(16,), duration=1.0, warmup=0.0, cpus=plan().load),
         repeat=2,
-        levels=(16,),
-        duration=1.0,
-        warmup=0.0,
         out_dir=tmp_path,
         echo=lambda line: None,
     )
@@ -267,4 +277,33 @@ def test_calibrate_end_to_end(
     compared = json.loads((tmp_path / "compare.json").read_text())
     assert [s["name"] for s in compared["sets"]] == ["none", "spin:300us", "spin:1ms"]
     assert compared["baseline"] is None
+    assert len(started) == 6 and _left_running(started) == []
+
+
+def test_the_calibrate_command_end_to_end(
+    tmp_path: Path,
+    started: list[RunningServer],  # noqa: F811
+) -> None:
+    # The command as a user runs it, on real servers and the real wrk. Its own verdict is the
+    # check: 50% of the known cost, as generous as the API test above, for two 1 s rounds.
+    result = CliRunner().invoke(
+        main,
+        ["calibrate", "-t", "raw-asgi", "--costs", "300us,1ms", "--repeat", "2", "-c", "16",
+         "--duration", "1s", "--warmup", "0", "--tolerance", "50", "-d", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for text in ("calibration: raw-asgi", "spin:300us", "spin:1ms", "server CPU time per",
+                 "1e6/QPS per server core", "Fit (server CPU time per request)"):  # fmt: skip
+        assert text in result.output, text
+    assert result.output.count("pass") >= 4  # two costs, two measures
+    data = json.loads((tmp_path / "calibration.json").read_text())
+    assert data["passed"] and data["target"] == "raw-asgi" and data["tolerance"] == 0.5
+    assert [c["set"] for c in data["costs"]] == ["spin:300us", "spin:1ms"]
+    for cost in data["costs"]:
+        for key in ("qps", "cpu"):
+            assert cost[key]["n"] == 2 and cost[key]["passed"], (cost["set"], key)
+    small, large = (c["cpu"]["median_us"] for c in data["costs"])
+    assert large > small > 0
+    for name in ("calibration.png", "compare.json", "compare.md", "raw-asgi_spin-1ms_r2.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
     assert len(started) == 6 and _left_running(started) == []

@@ -5,21 +5,27 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 from pathlib import Path
 
 import psutil
 import pytest
 from click.testing import CliRunner
 
-import harness.measure.compare
+import harness.measure.round
 from harness.cli.main import main
 from harness.measure.compare import compare
+from harness.measure.contenders import Contender, Entry, link
+from harness.measure.gate import Gate
+from harness.measure.plan import COMPARE_WSGI_WORKER, plan_compare
+from harness.measure.report import CompareReport
 from harness.output.compare_report import write_report
 from harness.serving.servers import RunningServer
-from middleware.stack import ORDER
+from middleware.stack import ORDER, stack_name
+from targets.table import get_target
+from tests.conftest import Trigger, pinned, when_loaded
+from tests.synthetic import set_overheads, spread
 
-SHORT = {"levels": (16,), "duration": 1.0, "warmup": 0.0, "ceiling": False}
+SHORT = {**pinned(levels=(16,), duration=1.0, warmup=0.0), "ceiling": False}
 
 
 def _left_running(servers: list[RunningServer]) -> list[int]:
@@ -38,14 +44,14 @@ def _left_running(servers: list[RunningServer]) -> list[int]:
 def started(monkeypatch: pytest.MonkeyPatch) -> list[RunningServer]:
     """Every server compare starts in this test (wrapping whatever start_server is then)."""
     servers: list[RunningServer] = []
-    inner = harness.measure.compare.start_server
+    inner = harness.measure.round.start_server
 
-    def recording(target: object, **options: object) -> RunningServer:
-        server = inner(target, **options)  # type: ignore[arg-type]
+    def recording(target: object, *args: object, **options: object) -> RunningServer:
+        server = inner(target, *args, **options)  # type: ignore[arg-type]
         servers.append(server)
         return server
 
-    monkeypatch.setattr(harness.measure.compare, "start_server", recording)
+    monkeypatch.setattr(harness.measure.round, "start_server", recording)
     return servers
 
 
@@ -71,14 +77,27 @@ def test_none_and_all_on_real_servers(
     if target == "starlette":
         # ...and, on an event loop that saturates its core, QPS too. (gunicorn's sync worker
         # waits on a TCP handshake per request, so its QPS is not a CPU measure.)
-        assert full["overhead_qps_us_per_request"]["median"] > 0
+        assert full["overheads"]["qps"]["median"] > 0
     assert full["reference"] == "none"
     # ...and `none` is the framework against its raw baseline.
     assert none["reference"].startswith(data["baseline"])
     assert 0 < none["pct_of_baseline"] < 100
     assert full["pct_of_baseline"] < none["pct_of_baseline"]
-    ci = full["overhead_us_per_request_ci"]
+    ci = full["overheads"]["cpu"]
     assert ci["low"] <= ci["high"] and ci["n"] == 2
+    assert ci["median"] == full["overhead_us_per_request"]
+    # plain data that loads back: every round's values stored, the estimates computed again
+    assert (data["schema"], data["version"]) == ("mwbench.compare", 2)
+    assert [m["name"] for m in data["measures"]] == ["cpu", "qps"]
+    assert all(set(r["values"]) == {"cpu", "qps"} for one in data["sets"] for r in one["rounds"])
+    loaded = CompareReport.load(tmp_path / "compare.json")
+    assert [e.label for e in loaded.entries] == [e.label for e in report.entries]
+    for mine, again in zip(report.entries, loaded.entries, strict=True):
+        assert again.overhead("cpu") == mine.overhead("cpu")
+        assert again.cost("qps") == mine.cost("qps") and again.peak_qps == mine.peak_qps
+        assert (again.reference.label if again.reference else None) == (
+            mine.reference.label if mine.reference else None
+        )
     # every sweep's files, per set and round, plus the report
     for stem in (f"{target}_none_r1", f"{target}_all_r2"):
         assert (tmp_path / f"{stem}.dat").read_text().strip()
@@ -86,6 +105,10 @@ def test_none_and_all_on_real_servers(
     for name in ("compare.md", "overhead.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert "| all |" in (tmp_path / "compare.md").read_text()
+    # written atomically, with the permissions of any file the user writes (as the .dat's)
+    mode = (tmp_path / f"{target}_none_r1.dat").stat().st_mode & 0o777
+    for name in ("compare.json", "compare.md", "overhead.png", f"{target}_none_r1.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
     assert report.missing == []
     assert len(started) == 6 and _left_running(started) == []
 
@@ -95,13 +118,15 @@ def test_wrong_answers_are_never_timed(
 ) -> None:
     # The server is started without the stack the validator expects: its answers lack the
     # secure headers, so the set must fail validation rather than produce a timing.
-    record = harness.measure.compare.start_server
+    record = harness.measure.round.start_server
 
-    def start_without_middlewares(target: object, **options: object) -> RunningServer:
+    def start_without_middlewares(
+        target: object, *args: object, **options: object
+    ) -> RunningServer:
         options["stack"] = ()
-        return record(target, **options)
+        return record(target, *args, **options)
 
-    monkeypatch.setattr(harness.measure.compare, "start_server", start_without_middlewares)
+    monkeypatch.setattr(harness.measure.round, "start_server", start_without_middlewares)
     report = compare(
         targets=["raw-asgi"],
         sets=[("secure",)],
@@ -135,31 +160,59 @@ def test_gate_fails_the_command(tmp_path: Path) -> None:
 def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[RunningServer]
 ) -> None:
-    record = harness.measure.compare.start_server
+    record = harness.measure.round.start_server
+    triggers: list[Trigger] = []
 
-    def start_then_kill(target: object, **options: object) -> RunningServer:
-        server = record(target, **options)
-        # SIGKILL the gunicorn master half-way through the one level: its worker is orphaned.
-        threading.Timer(1.0, os.kill, (server.pid, signal.SIGKILL)).start()
+    def start_then_kill(target: object, *args: object, **options: object) -> RunningServer:
+        server = record(target, *args, **options)
+        # SIGKILL the gunicorn master once wrk's 8 connections are open, so inside the one
+        # level whenever that is: its worker is orphaned.
+        triggers.append(when_loaded(server.port, 8, lambda: os.kill(server.pid, signal.SIGKILL)))
         return server
 
-    monkeypatch.setattr(harness.measure.compare, "start_server", start_then_kill)
+    monkeypatch.setattr(harness.measure.round, "start_server", start_then_kill)
     report = compare(
         targets=["raw-wsgi"],
         sets=[()],
         baseline=False,
         out_dir=tmp_path,
-        levels=(8,),
-        duration=2.0,
-        warmup=0.0,
+        **pinned(levels=(8,), duration=2.0, warmup=0.0),
         ceiling=False,
     )
+    (trigger,) = triggers
+    trigger.cancel()
+    assert trigger.fired
     (only,) = report.entries[0].rounds
     assert only.status == "failed"
     assert "mid-sweep" in only.reason
     assert report.missing and "none round 1: failed" in report.missing[0]
     assert (tmp_path / "raw-wsgi_none.json").exists()  # what was measured is kept
     assert len(started) == 1 and _left_running(started) == []
+
+
+def test_the_gate_flags_only_sets_above_it() -> None:
+    starlette, raw = get_target("starlette"), get_target("raw-asgi")
+    entries = link(
+        [
+            Entry(Contender(starlette, stack, "set"), stack_name(stack), [])
+            for stack in ((), ("logger",), ("dump",))
+        ]
+        + [Entry(Contender(raw, (), "baseline"), "raw-asgi:none", [])]
+    )
+    # none: the framework's 30 µs over raw-asgi, never gated; logger +10 µs; dump not measured.
+    set_overheads(entries, {"none": spread(30.0, 5.0, 3), "logger": spread(10.0, 2.0, 3)})
+    entries[2].rounds = []
+    report = CompareReport(["starlette"], ["raw-asgi"], entries, {}, Path())
+    assert report.gate_failures == []  # no gate
+    report.gate = Gate(20.0)
+    assert report.gate_failures == []
+    report.gate = Gate(5.0)
+    assert report.gate_failures == ["logger: 10.0 µs/request > 5 µs"]
+    # as a share of the reference's cost (none: 130 µs): +10 is 7.7%
+    report.gate = Gate(0.05, of_reference=True)
+    assert report.gate_failures == ["logger: +10.0 (+7.7%) µs/request > +5%"]
+    report.gate = Gate(0.10, of_reference=True)
+    assert report.gate_failures == []
 
 
 def test_unknown_names_are_usage_errors() -> None:
@@ -181,3 +234,26 @@ def test_bad_settings_fail_before_any_server_starts(
     assert result.exit_code == 1
     assert "wrk" in result.output
     assert started == []
+
+
+def _help_default(command: str, option: str) -> str:
+    text = " ".join(CliRunner().invoke(main, [command, "--help"]).output.split())
+    after = text[text.index(option) :]
+    return after[after.index("[default: ") + len("[default: ") :].split("]")[0]
+
+
+@pytest.mark.parametrize(
+    ("command", "wsgi_worker"),
+    [("compare", COMPARE_WSGI_WORKER), ("calibrate", COMPARE_WSGI_WORKER), ("serve", "sync"),
+     ("profile", "sync")],
+)  # fmt: skip
+def test_help_says_the_worker_each_command_really_uses(
+    command: str, wsgi_worker: str, tmp_path: Path
+) -> None:
+    # What a WSGI target runs on when neither --worker-class nor --server says: compare (and
+    # calibrate, which runs compare) times it on gthread, the others start it on sync.
+    flask = Contender(get_target("flask"), (), "set")
+    plan = plan_compare(targets=["flask"], sets=[()], out_dir=tmp_path)
+    used = plan.worker_class_for(flask) if command in ("compare", "calibrate") else None
+    assert (used or get_target("flask").server_for(None, None).worker_class) == wsgi_worker
+    assert _help_default(command, "--worker-class") == wsgi_worker

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.contenders import CompareReport, Contender, Entry, Round, summarize
-from harness.measure.stats import Estimate
+from harness.measure.contenders import Contender, Entry, Round, link
+from harness.measure.report import CompareReport
 from middleware.stack import ORDER, stack_name
 from targets.table import TARGETS
+from tests.synthetic import set_overheads, spread
 
 
 def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) -> None:
@@ -51,6 +52,14 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
         assert f"The same {target} app with no middleware, only the server changed" in md
     assert (tmp_path / "servers.png").stat().st_size > 10_000
 
+    # latency at one arrival rate: the no-op middleware two ways, p99 from the open model
+    assert (tmp_path / "latency" / "compare.json").exists(), result.output
+    latency = json.loads((tmp_path / "latency" / "compare.json").read_text())
+    rate = latency["settings"]["rates"][0]
+    assert latency["measures"][0]["name"] == f"latency:p99@{rate:g}"
+    assert f"At {rate:,.0f} requests a second, sent on a schedule" in md, result.output
+    assert f"latency at {rate:,.0f} req/s" in md and "(k6 → ceiling)" in md
+
     # the profile of the costliest stack, the reference-value checks, embedded charts
     assert re.search(r"A py-spy profile of \w+ with [\w+-]+ under load", md)
     assert "Reference values" in md and "measured stacks pass" in md
@@ -74,8 +83,8 @@ def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path
 
 def _entry(target: str, server: str, role: str, qps: float, cpu: float) -> Entry:
     rounds = [
-        Round(r, "ok", peak_qps=qps * (1 + d), cost_qps_us=1e6 / (qps * (1 + d)),
-              cost_cpu_us=cpu * (1 + d))
+        Round(r, "ok", peak_qps=qps * (1 + d),
+              values={"qps": 1e6 / (qps * (1 + d)), "cpu": cpu * (1 + d)})
         for r, d in ((1, 0.0), (2, 0.02), (3, -0.02))
     ]  # fmt: skip
     label = f"{server}:{target}:none" if role == "baseline" else f"{server}:none"
@@ -92,7 +101,7 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
         _entry("flask", "granian", "set", 4_000, 200.0),
         _entry("raw-wsgi", "granian", "baseline", 30_000, 30.0),
     ]
-    summarize(entries, None)
+    link(entries)
     report = CompareReport(["flask"], ["raw-wsgi"], entries, {}, tmp_path)
     report.servers = ["gunicorn-sync", "granian"]
     result = DemoResult(tmp_path, FULL, server_reports=[report])
@@ -102,9 +111,10 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
     assert "flask keeps 50% on gunicorn-sync, 13% on granian" in text
     assert "saves 400 ± " in text and text.endswith("of CPU per request.")
     # Against the framework's own middleware cost from the demo's compare of it:
-    full = Entry(Contender(TARGETS["flask"], ("dump",), "set"), "all", [])
-    full.overhead_cpu = Estimate(80.0, 70.0, 90.0, 3)
-    result.reports.append(CompareReport(["flask"], ["raw-wsgi"], [full], {}, tmp_path))
+    none = Entry(Contender(TARGETS["flask"], (), "set"), "none", [])
+    full = Entry(Contender(TARGETS["flask"], ("dump",), "set"), "all", [], reference=none)
+    set_overheads([none, full], {"all": spread(80.0, 10.0, 3)})
+    result.reports.append(CompareReport(["flask"], ["raw-wsgi"], [full, none], {}, tmp_path))
     (text,) = server_findings(result)
     assert "more than all seven middlewares cost it (80 µs): the server is the bigger lever" in text
 
@@ -118,7 +128,7 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
     def entry(stack: tuple[str, ...], role: str, cpu: list[float]) -> Entry:
         target = TARGETS["raw-asgi" if role == "baseline" else "starlette"]
         rounds = [
-            Round(r, "ok", peak_qps=1e6 / c, cost_qps_us=c, cost_cpu_us=c)
+            Round(r, "ok", peak_qps=1e6 / c, values={"qps": c, "cpu": c})
             for r, c in enumerate(cpu, start=1)
         ]
         return Entry(Contender(target, stack, role), stack_name(stack), rounds)
@@ -129,14 +139,15 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
         entry(ORDER, "set", [100.0, 300.0, 160.0]),  # +86.7 ± 250: not clear of zero
         entry((), "baseline", [60.0, 61.0, 59.0]),
     ]
-    summarize(entries, None)
+    link(entries)
     report = CompareReport(["starlette"], ["raw-asgi"], entries, {}, tmp_path)
     text = next(f for f in findings(DemoResult(tmp_path, FULL, reports=[report])) if "dump" in f)
-    full = entries[2].overhead_cpu
-    dump = entries[1].overhead_cpu
+    full = entries[2].overhead("cpu")
+    dump = entries[1].overhead("cpu")
     assert full is not None and dump is not None and not full.significant and dump.significant
     assert (
-        f"The full stack costs {full.format(1)} µs of server CPU per request (not significantly "
+        f"The full stack costs {full.format(1)} µs of server CPU time per request (not "
+        "significantly "
         "different from zero at 95% in these rounds)." in text
     )
     share = 100 * dump.median / full.median
@@ -151,13 +162,13 @@ def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_
     first = _headlines(FULL, 0, elapsed_s=5.0, run_s=run_s)
     assert first is not None and FULL.budget_s is not None
     fixed = [FULL.fixed_s(sets, run_s) for _, sets in FULL.comparisons]
-    reserve = FULL.server_step_s(run_s) + FULL.profile_duration + 6.0
+    reserve = FULL.server_step_s(run_s) + FULL.latency_step_s() + FULL.profile_duration + 6.0
     spare = FULL.budget_s - 5.0 - reserve - sum(fixed)
     assert spare > 0
     # Starlette first: its fixed rounds and up to twice its slice, one of five (Flask, WSGI,
     # gets two)
     assert first.budget_s == pytest.approx(fixed[0] + 2 * spare / 5)
-    assert first.focus == {("dump",), ORDER} and first.relative == 0.5
+    assert first.focus == {("dump",), ORDER} and first.clear_of_zero == 0.5
     # Flask last gets what is left of the budget once the axis and the profile are reserved
     last = _headlines(FULL, len(FULL.comparisons) - 1, elapsed_s=100.0, run_s=run_s)
     assert last is not None
@@ -179,3 +190,34 @@ def test_the_tour_times_a_round_by_the_rounds_it_measured(tmp_path: Path) -> Non
     report = CompareReport(["starlette"], ["raw-asgi"], entries, {}, tmp_path)
     report.wall_s = 6.0
     assert _run_s([report], FULL) == pytest.approx(6.0 / 4)  # the missing round took no time
+
+
+def test_the_latency_lesson_gives_both_p99s_or_says_the_rate_was_not_sustained(
+    tmp_path: Path,
+) -> None:
+    from harness.tour.demo import BASEHTTP_NOOP, FULL, PURE_NOOP, DemoResult
+    from harness.tour.findings import latency_lesson
+
+    p99 = "latency:p99@500"
+
+    def report(based_p99: float | None) -> CompareReport:
+        def entry(stack: tuple[str, ...], value: float | None) -> Entry:
+            values = {} if value is None else {p99: value}
+            rounds = [Round(1, "ok", values={**values, "latency:behind@500": float(value is None)})]
+            return Entry(Contender(TARGETS["starlette"], stack, "set"), stack[0], rounds)
+
+        sets = [entry((PURE_NOOP,), 1.5), entry((BASEHTTP_NOOP,), based_p99)]
+        made = CompareReport(["starlette"], [], sets, {}, tmp_path)
+        made.settings = {"rates": [500.0], "generator": {"rates": [{"rate": 500.0, "p99": 0.9}]}}
+        made.measures = [p99]
+        return made
+
+    (text,) = latency_lesson(DemoResult(tmp_path, FULL, latency=report(2.25)))
+    assert (
+        "p99 from each request's intended start is 1.50 ms with the no-op middleware as pure"
+        in text
+    )
+    assert "2.25 ms as a BaseHTTPMiddleware (k6's own p99 against the ceiling: 0.90 ms)" in text
+    (text,) = latency_lesson(DemoResult(tmp_path, FULL, latency=report(None)))
+    assert text.startswith("At 500 requests a second, sent on a schedule")
+    assert "not sustained" in text and "ms with" not in text

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.load.datfile import load_dat
-from harness.load.sweep import check_url
+from harness.load.plan import check_url
 from harness.machine.lab import Lab, LabError, existing_namespaces, lab_down, lab_status, lab_up
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +157,7 @@ def test_bad_lab_settings_are_refused_before_anything_is_made(lab: Lab, message:
 )
 def test_any_host_only_with_allow_remote(url: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["run", url, "-d", str(tmp_path / "out")])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output  # a usage error
     (line,) = result.output.strip().splitlines()
     assert "is not a loopback host" in line and "--allow-remote" in line
     assert not (tmp_path / "out").exists()

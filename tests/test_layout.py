@@ -37,3 +37,20 @@ def test_every_package_says_what_it_may_import() -> None:
     for init in (ROOT / "harness").glob("*/__init__.py"):
         text = init.read_text(encoding="utf-8")
         assert text.startswith('"""') and "import" in text.split('"""')[1].lower(), init
+
+
+MAX_FUNCTION_LINES = 80
+
+
+@pytest.mark.parametrize("stage", ["measure", "load"])
+def test_no_function_of_measure_or_load_is_too_long(stage: str) -> None:
+    import ast
+
+    long = {}
+    for path in (ROOT / "harness" / stage).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long[f"{path.relative_to(ROOT)}:{node.name}"] = lines
+    assert long == {}

@@ -4,6 +4,7 @@ a harness killed outright (SIGKILL) takes its servers, wrk and py-spy with it. R
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import selectors
@@ -208,3 +209,33 @@ def test_nohup_keeps_sighup_ignored() -> None:
         ["nohup", sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert ignoring.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_a_stopped_open_model_run_takes_k6_with_it(tmp_path: Path, sig: signal.Signals) -> None:
+    """k6 runs in its own session (a Ctrl-C at the terminal reaches the harness only): killed
+    outright, the harness takes it along by the parent-death signal; interrupted, it stops it
+    and keeps what was measured."""
+    with running("raw-asgi") as server:
+        harness = subprocess.Popen(
+            [*HARNESS, "run", f"{server.url}/healthz", "--rate", "200", "--duration", "20s",
+             "-d", str(tmp_path), "-n", "open"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            children = _wait_for_children(harness.pid, lambda cmd: "k6 run" in cmd)
+            time.sleep(1.5)  # past the warm-up: the measured rate is running
+            with _cleanup(children):
+                harness.send_signal(sig)
+                code = harness.wait(timeout=30)
+                assert _left(children) == []
+        finally:
+            if harness.poll() is None:
+                harness.kill()
+                harness.wait()
+        assert server.alive()
+    if sig == signal.SIGINT:
+        assert code == 130
+        data = json.loads((tmp_path / "open.latency.json").read_text())
+        assert data["interrupted"] is True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import middleware.asgi as mw_asgi
 import middleware.wsgi as mw_wsgi
 from middleware import core
 from middleware.stack import ORDER
-from targets import fastapi_app, flask_app, raw_asgi, raw_wsgi, starlette_app
+from targets import aiohttp_app, fastapi_app, flask_app, raw_asgi, raw_wsgi, starlette_app
 
 
 @pytest.fixture
@@ -424,6 +425,43 @@ def test_aiohttp_http_exceptions_pass_recovery_and_get_headers() -> None:
     assert caught.value.headers["X-Request-ID"]
 
 
+ACCESS_ID = re.compile(r" access .* request_id=(\S+)$", re.M)
+CONTROL_IDS = ["ab\rcd", "ab\r\n cd", "ab\x00cd", "ab\ncd"]
+
+
+def _id_through_aiohttp(sent: str, spec: str) -> str:
+    async def run() -> str:
+        request = make_mocked_request("GET", "/healthz", headers={"X-Request-ID": sent})
+        wrapped = mw_aiohttp.wrap_handler(aiohttp_app.healthz, ("request-id", "logger"), spec)
+        response = await wrapped(request)
+        return response.headers["X-Request-ID"]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("sent", CONTROL_IDS, ids=["cr", "folded", "nul", "lf"])
+@pytest.mark.parametrize("interface", ["wsgi", "asgi", "aiohttp"])
+def test_a_request_id_with_control_characters_is_replaced(
+    interface: str, sent: str, log: tuple[str, Path]
+) -> None:
+    # What no server's parser lets through on the wire, reaching each adapter directly: the id
+    # is replaced by a fresh valid one, which is what the access line records.
+    spec, path = log
+    if interface == "wsgi":
+        app = mw_wsgi.wrap(raw_wsgi.app, ("request-id", "logger"), spec)
+        start, _ = _run_wsgi(app, _environ(HTTP_X_REQUEST_ID=sent))
+        echoed = dict(start.headers)["X-Request-ID"]
+    elif interface == "asgi":
+        app = mw_asgi.wrap(raw_asgi.app, ("request-id", "logger"), spec)
+        sent_bytes = sent.encode("latin-1")
+        messages = _run_asgi(app, _scope(headers=[(b"x-request-id", sent_bytes)]))
+        echoed = dict(messages[0]["headers"])[b"x-request-id"].decode("latin-1")
+    else:
+        echoed = _id_through_aiohttp(sent, spec)
+    assert echoed != sent and core.is_valid_request_id(echoed)
+    assert ACCESS_ID.findall(path.read_text()) == [echoed]
+
+
 def test_hsts_only_on_https() -> None:
     app = mw_wsgi.wrap(raw_wsgi.app, ("secure",), "null")
     start, _ = _run_wsgi(app, _environ(**{"wsgi.url_scheme": "https"}))
@@ -447,17 +485,17 @@ def test_spin_is_innermost_in_every_adapter() -> None:
 
     stack = ("spin:20us", "dump", "request-id")
     assert _chain(mw_wsgi.wrap(app, stack, "null")) == [
-        "RequestIdMiddleware", "DumpMiddleware", "SpinMiddleware",
+        "RequestIdMiddleware", "DumpMiddleware", "KnownCostMiddleware",
     ]  # fmt: skip
-    assert _chain(mw_asgi.wrap(app, stack, "null"))[-1] == "SpinMiddleware"
-    assert mw_wsgi.wrap(app, ("spin:20us",), "null").ns == 20_000  # type: ignore[attr-defined]
+    assert _chain(mw_asgi.wrap(app, stack, "null"))[-1] == "KnownCostMiddleware"
+    assert mw_wsgi.wrap(app, ("spin:20us",), "null").amount == 20_000  # type: ignore[attr-defined]
     names = [m.__name__ for m in mw_aiohttp.middlewares(stack, "null")]
-    assert names == ["request_id_middleware", "dump_middleware", "spin_middleware"]
+    assert names == ["request_id_middleware", "dump_middleware", "known_cost_middleware"]
     for module in (starlette_app, fastapi_app):
         app = module.create_app(stack, "null")
-        assert [m.cls for m in app.user_middleware][-1] is mw_asgi.SpinMiddleware
+        assert [m.cls for m in app.user_middleware][-1] is mw_asgi.KnownCostMiddleware
     flask = flask_app.create_app((*ORDER, "spin:20us"), "null")
-    assert _chain(flask.wsgi_app)[-1] == "SpinMiddleware"
+    assert _chain(flask.wsgi_app)[-1] == "KnownCostMiddleware"
 
 
 def _thread_us(run: Any, calls: int) -> float:

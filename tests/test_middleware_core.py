@@ -18,9 +18,12 @@ from middleware.stack import (
     ORDER,
     SPIN,
     SPIN_SYNTAX,
+    WORK,
+    WORK_SYNTAX,
     BadSpin,
     UnknownMiddleware,
     is_spin,
+    is_work,
     layers,
     parse_sets,
     parse_stack,
@@ -28,6 +31,7 @@ from middleware.stack import (
     spin_ns,
     stack_file_name,
     stack_name,
+    work_iterations,
 )
 from targets import settings
 
@@ -346,8 +350,17 @@ def test_file_sink_appends_whole_entries(tmp_path: Path) -> None:
     assert path.read_text() == "one\ntwo\nlines\n"  # readable at once: nothing buffered
 
 
-def test_null_sink_discards() -> None:
-    sink.open_sink("null").write("nothing\n")
+def test_null_sink_discards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    null = sink.open_sink("null")
+    null.write("nothing\n")
+    assert capfd.readouterr() == ("", "")  # neither stdout nor stderr
+    assert list(tmp_path.iterdir()) == []  # nor a file
+    # and the same check sees what a sink that writes does write
+    sink.open_sink("stdout").write("something\n")
+    assert capfd.readouterr().out == "something\n"
 
 
 @pytest.mark.parametrize("spec", ["", "file:", "stderr", "file", "/tmp/x"])
@@ -452,3 +465,56 @@ def test_spinner_burns_its_cost_in_thread_cpu_time(us: int) -> None:
 def test_spinner_refuses_nothing_to_burn() -> None:
     with pytest.raises(ValueError):
         spin.spinner(0)
+
+
+# ---------------------------------------------------------------------------------------------
+# work: the known cost in instructions (`work:N`), spin's twin for `--measure instructions`
+
+
+def test_work_is_parsed_into_spins_place() -> None:
+    stack = parse_stack("dump+work:2000+request-id")
+    assert stack == ("request-id", "dump", "work:2000")
+    assert layers(stack)[-1] == (WORK, 2000)  # innermost, after dump
+    assert work_iterations(stack) == 2000 and spin_ns(stack) is None
+    assert stack_name((*ORDER, "work:2000")) == "all+work:2000"
+    assert stack_file_name(("work:2000",)) == "work-2000"
+    assert not any(is_work(name) for stack in parse_sets("each") for name in stack)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [("work", WORK_SYNTAX), ("work:", WORK_SYNTAX), ("work:1.5", WORK_SYNTAX),
+     ("work:0", "out of range"), ("work:99999999", "out of range"),
+     ("work:10+work:20", "one work per set"), ("work:10+spin:5us", "one spin or work per set")],
+)  # fmt: skip
+def test_bad_work_is_refused_with_the_syntax(spec: str, message: str) -> None:
+    with pytest.raises(BadSpin, match=re.escape(message)):
+        parse_stack(spec)
+
+
+def test_the_worker_runs_its_turns_and_allocates_nothing() -> None:
+    import tracemalloc
+
+    work = spin.worker(50_000)
+    work()  # warm
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()
+        work()
+        after = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after[1] - before[0] < 1024  # no allocation that grows with the turns
+    # it runs its turns: more turns, more time, in proportion
+    small, large = spin.worker(20_000), spin.worker(200_000)
+    best = {}
+    for name, fn in (("small", small), ("large", large)):
+        runs = []
+        for _ in range(5):
+            started = time.thread_time_ns()
+            fn()
+            runs.append(time.thread_time_ns() - started)
+        best[name] = min(runs)
+    assert 5 < best["large"] / best["small"] < 20
+    with pytest.raises(ValueError):
+        spin.worker(0)

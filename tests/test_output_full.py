@@ -58,13 +58,16 @@ def assert_consistent(out: Path, result: Result, kept: int) -> None:
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+def small_tmpfs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A tmpfs of 32 KiB, or of the size a test's `tmpfs_size` mark gives."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
+    mark = request.node.get_closest_marker("tmpfs_size")
+    size = mark.args[0] if mark else "32k"
     mount = tmp_path / f"full-{uuid.uuid4().hex[:8]}"
     mount.mkdir()
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32k,mode=0755", "tmpfs", str(mount)],
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mount)],
         capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
@@ -84,6 +87,30 @@ def test_a_filesystem_filling_up_mid_sweep_keeps_every_finished_level(
     assert 5 < kept < 40, result.output  # it filled up mid-sweep, not before or never
     assert_consistent(out, result, kept)
     assert f"cannot write {out / 'job.json'}" in result.output
+
+
+PNG_END = b"IEND\xaeB`\x82"  # a PNG's last chunk: a file without it was cut short
+
+
+@pytest.mark.tmpfs_size("120k")
+def test_a_disk_that_fills_up_with_the_charts_keeps_every_level_and_no_broken_chart(
+    small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room for the levels, not for all three charts: the levels all stay, each chart is whole or
+    # absent, and the error is one line.
+    out = small_tmpfs / "wrk"
+    result = run(monkeypatch, out, "1,2,4,8")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert f"cannot write the charts in {out}: No space left on device" in error, error
+    assert "4 finished levels are kept" in error
+    assert [row.concurrency for row in load_dat(out / "job.dat")] == [1, 2, 4, 8]
+    assert len(json.loads((out / "job.json").read_text())["levels"]) == 4
+    charts = list(out.glob("*.png"))
+    assert len(charts) < 3  # the disk did fill up
+    for chart in charts:
+        assert chart.read_bytes().endswith(PNG_END), chart
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
 def _full(*_args: object, **_kwargs: object) -> int:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.measure.contenders import Contender, Entry
-from harness.measure.rounds import Precision, Schedule, missed
-from harness.measure.stats import Estimate
+from harness.measure.rounds import MAX_ROUNDS, Precision, Schedule, missed
 from targets.table import get_target
+from tests.synthetic import set_overheads, spread
 
 
 def _entries() -> list[Entry]:
@@ -24,31 +26,50 @@ def _entries() -> list[Entry]:
     return [none, dump, cors, base]
 
 
-def _widths(entries: list[Entry], **half: float) -> None:
-    for entry in entries:
-        if entry.label in half:
-            h = half[entry.label]
-            entry.overhead_cpu = Estimate(10.0, 10.0 - h, 10.0 + h, 5)
+def _widths(entries: list[Entry], _state: dict[str, float] | None = None, **half: float) -> None:
+    """Five rounds each, the overheads 10 with these half-widths (the others' as they were)."""
+    state = _WIDTHS.setdefault(id(entries), {})
+    state.update(half)
+    set_overheads(entries, {label: spread(10.0, h, 5) for label, h in state.items()})
+
+
+_WIDTHS: dict[int, dict[str, float]] = {}
+
+
+def _overhead(entries: list[Entry], index: int, center: float, half: float, n: int) -> None:
+    set_overheads(entries, {entries[index].label: spread(center, half, n)})
 
 
 def test_a_set_is_not_precise_on_three_lucky_rounds() -> None:
     entries = _entries()
-    precision = Precision(target_us=2.0, budget_s=600)
-    entries[1].overhead_cpu = Estimate(10.0, 9.5, 10.5, 3)
+    precision = Precision(target=2.0, budget_s=600)
+    _overhead(entries, 1, 10.0, 0.5, 3)
     assert not precision.met_by(entries[1])
-    entries[1].overhead_cpu = Estimate(10.0, 9.5, 10.5, 5)
+    _overhead(entries, 1, 10.0, 0.5, 5)
     assert precision.met_by(entries[1])
 
 
 def test_a_headline_clear_of_zero_may_stop_at_the_fixed_rounds() -> None:
     entries = _entries()
-    headline = Precision(target_us=1.0, budget_s=600, relative=0.5)
-    entries[1].overhead_cpu = Estimate(100.0, 60.0, 140.0, 3)  # ±40 on 100: clear of zero, 2.5×
+    headline = Precision(target=1.0, budget_s=600, clear_of_zero=0.5)
+    _overhead(entries, 1, 100.0, 40.0, 3)  # ±40 on 100: clear of zero, 2.5×
     assert headline.met_by(entries[1])
-    entries[1].overhead_cpu = Estimate(100.0, 40.0, 160.0, 3)  # ±60: significant, not by 2×
+    _overhead(entries, 1, 100.0, 60.0, 3)  # ±60: significant, not by 2×
     assert not headline.met_by(entries[1])
-    entries[1].overhead_cpu = Estimate(100.0, 60.0, 140.0, 2)  # under the fixed rounds
+    _overhead(entries, 1, 100.0, 40.0, 2)  # under the fixed rounds
     assert not headline.met_by(entries[1])
+
+
+def test_a_precision_of_each_sets_own_cost() -> None:
+    # ±0.1% of a cost of 110 (100 for raw-asgi, +10): a half-width of 0.11 is precise enough.
+    entries = _entries()
+    relative = Precision(target=0.001, budget_s=600, of_cost=True)
+    _overhead(entries, 0, 10.0, 0.1, 5)
+    assert relative.width_for(entries[0]) == pytest.approx(0.11)
+    assert relative.met_by(entries[0])
+    _overhead(entries, 0, 10.0, 0.2, 5)
+    assert not relative.met_by(entries[0])
+    assert relative.describe("instructions") == "±0.1% of each set's cost"
 
 
 def test_fixed_rounds_measure_everyone_then_stop() -> None:
@@ -60,7 +81,7 @@ def test_fixed_rounds_measure_everyone_then_stop() -> None:
 
 def test_precise_rounds_go_to_the_wide_sets_and_their_references() -> None:
     entries = _entries()
-    schedule = Schedule(entries, repeat=1, precision=Precision(target_us=2.0, budget_s=600))
+    schedule = Schedule(entries, repeat=1, precision=Precision(target=2.0, budget_s=600))
     for _ in range(3):  # at least three rounds of everyone, whatever --repeat says
         assert schedule.next(0.0) == [0, 1, 2, 3]
     schedule.run_s = [1.0] * 12
@@ -75,7 +96,7 @@ def test_precise_rounds_go_to_the_wide_sets_and_their_references() -> None:
 
 def test_the_budget_goes_to_the_widest_and_then_stops() -> None:
     entries = _entries()
-    schedule = Schedule(entries, repeat=3, precision=Precision(target_us=2.0, budget_s=100))
+    schedule = Schedule(entries, repeat=3, precision=Precision(target=2.0, budget_s=100))
     for _ in range(3):
         schedule.next(0.0)
     schedule.run_s = [10.0] * 12
@@ -97,11 +118,14 @@ def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None
     assert "±0.001 µs not reached within 12s: spin:20us" in result.output
     data = json.loads((tmp_path / "compare.json").read_text())
     spin = data["sets"][1]
-    assert spin["rounds_used"] >= 3 and spin["half_width_us"] > 0.001
-    assert data["precision_missed"] and data["settings"]["precision_us"] == 0.001
+    assert spin["rounds_used"] >= 3 and spin["half_width"] > 0.001
+    assert data["precision_missed"] and data["precision"]["target"] == 0.001
     # --precision without --duration or --warmup: 1 s rounds, no warm-up
     assert (data["settings"]["duration_s"], data["settings"]["warmup_s"]) == (1.0, 0.0)
-    assert data["wall_s"] < 12 + 8  # the budget bounds the rounds (one run may overrun it)
+    # The budget ended the rounds, long before the loop's own bound (at ~1.5 s a contender's
+    # round, 60 rounds would take three minutes): what stopped them, not how long they took.
+    assert data["settings"]["budget_spent"] is True
+    assert 3 <= data["settings"]["rounds"] < MAX_ROUNDS
 
 
 def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
@@ -109,8 +133,8 @@ def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
 
     entries = _entries()
     assert rounds_used(entries) == "0"
-    for entry, n in zip(entries, (3, 7, 3, 5), strict=True):
-        entry.overhead_cpu = Estimate(10.0, 9.0, 11.0, n)
+    set_overheads(entries, {"none": spread(10.0, 1.0, 7), "dump": spread(10.0, 1.0, 3)})
+    entries[2].rounds = entries[2].rounds[:3]  # cors: three rounds against none's seven
     assert rounds_used(entries) == "3-7"
     assert rounds_used(entries[2:3]) == "3"
 
@@ -118,12 +142,8 @@ def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
 def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None:
     import click
 
-    from harness.cli.params import (
-        apply_precision,
-        duration_option,
-        precision_options,
-        warmup_option,
-    )
+    from harness.cli.params import duration_option, warmup_option
+    from harness.cli.rules import precision_from, precision_options
 
     seen: dict[str, object] = {}
 
@@ -131,8 +151,8 @@ def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None
     @duration_option
     @warmup_option
     @precision_options
-    def command(precision: float | None, budget: float, **options: object) -> None:
-        apply_precision(precision, budget, options)
+    def command(precision: Any, budget: float, **options: object) -> None:
+        options["precision"] = precision_from(precision, budget, ("cpu",), options)
         seen.update(options)
 
     def run(*args: str) -> tuple[object, object, object]:
@@ -145,6 +165,7 @@ def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None
     assert fixed[:2] != (1.0, 0.0) and fixed[2] is None  # without --precision: the defaults
     duration, warmup, precision = run("--precision", "2us", "--budget", "90s")
     assert (duration, warmup) == (1.0, 0.0)
-    assert precision == Precision(target_us=2.0, budget_s=90.0)
+    assert precision == Precision(target=2.0, budget_s=90.0, measure="cpu")
+    assert run("--precision", "0.1%")[2] == Precision(0.001, 180.0, "cpu", of_cost=True)
     assert run("--precision", "2us", "--duration", "3s")[:2] == (3.0, 0.0)
     assert run("--precision", "2us", "--warmup", "2s")[:2] == (1.0, 2.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def load(out: Path, name: str = "job") -> dict:
 
 def test_levels_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
     out = tmp_path / "out"
-    result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,32", "--no-charts")
+    # Two captures of different speed: the peak is the faster one, whichever level comes first.
+    result = run(monkeypatch, out, "8=ceiling_latency,32=flask_latency", "-c", "8,32",
+                 "--no-charts")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert [row.concurrency for row in load_dat(out / "job.dat")] == [8, 32]
     data = load(out)
@@ -60,7 +63,7 @@ def test_levels_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: P
                 "errors_timeout", "non2xx3xx", "success_pct", "status", "reason"):  # fmt: skip
         assert key in level
     assert level["command"][-3:] == ["-c", "8", URL]
-    assert data["peak"]["concurrency"] in (8, 32)
+    assert data["peak"] == {"concurrency": 8, "qps": 162284.84}
     assert "job: " + URL in result.output  # the summary table
 
 
@@ -154,7 +157,7 @@ def test_load_goes_only_to_loopback(
 
 @pytest.mark.parametrize("url", ["http://localhost:1/", "http://127.0.0.2:1/", "http://[::1]:1/"])
 def test_loopback_hosts_are_accepted(url: str) -> None:
-    from harness.load.sweep import check_url
+    from harness.load.plan import check_url
 
     check_url(url)  # raises SweepError otherwise
 
@@ -170,7 +173,7 @@ def test_unwritable_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 def test_level_beyond_fd_limit_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
 ) -> None:
-    monkeypatch.setattr("harness.load.sweep.raise_fd_limit", lambda: 100)
+    monkeypatch.setattr("harness.load.plan.raise_fd_limit", lambda: 100)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,200", "--no-charts")
     assert result.exit_code == 0, result.output
@@ -209,8 +212,8 @@ def test_duration_threads_and_timeout_options(
 
 
 def test_preset_iam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
-    monkeypatch.setattr("harness.load.sweep.raise_fd_limit", lambda: 20000)
-    monkeypatch.setattr("harness.load.sweep.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("harness.load.plan.raise_fd_limit", lambda: 20000)
+    monkeypatch.setattr("harness.load.plan.os.cpu_count", lambda: 2)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "--preset", "iam", "--no-charts")
     assert result.exit_code == 0, result.output
@@ -248,6 +251,24 @@ def test_interrupt_keeps_levels_and_resume_continues(
     other = CliRunner().invoke(main, ["run", "http://127.0.0.1:9/x", "-d", str(out), "-n", "job",
                                       "--wrk", FAKE_WRK, "--resume"])  # fmt: skip
     _one_line_error(other, "cannot resume")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_file_gets_the_users_permissions(
+    umask: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
+) -> None:
+    # NAME.json is replaced atomically through a temporary file, which mkstemp makes 0600: it
+    # must end up as any file the user writes does, like the .dat beside it.
+    out = tmp_path / "out"
+    previous = os.umask(umask)
+    try:
+        result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,32")
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.output
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert {"job.dat", "job.json", "job_qps_ttlb.png"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask), modes
 
 
 def test_charts_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:

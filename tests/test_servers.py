@@ -16,11 +16,12 @@ from click.testing import CliRunner
 import harness.serving.servers
 from harness.cli.main import main
 from harness.serving.servers import RunningServer, ServerError, running, start_server
+from harness.serving.settings import ServeSettings
 from tests.conftest import group_members, request
 
 
 def test_stop_leaves_no_process_of_the_group() -> None:
-    with running("flask", workers=2) as server:
+    with running("flask", ServeSettings(workers=2)) as server:
         pids = [p.pid for p in server.processes()]
         assert len(pids) == 3  # gunicorn master + 2 workers
         assert len(server.worker_pids()) == 2
@@ -33,7 +34,7 @@ def test_stop_leaves_no_process_of_the_group() -> None:
 
 @pytest.mark.parametrize("target", ["aiohttp", "starlette"])
 def test_stop_without_grace_kills_the_whole_group_at_once(target: str) -> None:
-    server = start_server(target, workers=2)
+    server = start_server(target, ServeSettings(workers=2))
     pids = [p.pid for p in server.processes()]
     before = harness.serving.servers.killed_cpu_seconds()
     server.stop(graceful=False)
@@ -63,7 +64,7 @@ def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing(
     # A stack name the harness would reject reaches the worker only through this back door:
     # the app factory then fails inside gunicorn's worker, which is what a broken target does.
     with pytest.raises(ServerError) as info:
-        start_server("starlette", stack=("no-such-middleware",), ready_timeout=20)
+        start_server("starlette", stack=("no-such-middleware",))
     message = str(info.value)
     assert "starlette exited with code" in message
     assert "no-such-middleware" in message  # the tail of the server's stderr
@@ -74,12 +75,12 @@ def test_a_server_that_dies_at_start_reports_its_stderr_and_leaves_nothing(
 
 def test_port_in_use_is_a_clear_error() -> None:
     with running("raw-wsgi") as server, pytest.raises(ServerError, match="cannot bind"):
-        start_server("raw-wsgi", port=server.port)
+        start_server("raw-wsgi", ServeSettings(port=server.port))
 
 
 def test_pinned_server_runs_on_its_cpus() -> None:
     cpus = (sorted(os.sched_getaffinity(0))[0],)
-    with running("raw-asgi", cpus=cpus) as server:
+    with running("raw-asgi", ServeSettings(cpus=cpus)) as server:
         for proc in server.processes():
             assert tuple(proc.cpu_affinity()) == cpus
 
@@ -94,8 +95,8 @@ def test_unknown_target_is_a_usage_error_listing_valid_names() -> None:
 
 def test_worker_class_is_checked() -> None:
     result = CliRunner().invoke(main, ["serve", "-t", "starlette", "--worker-class", "gthread"])
-    assert result.exit_code == 1
-    assert "applies to WSGI targets only" in result.output
+    assert result.exit_code == 2
+    assert "a worker class applies to WSGI targets only" in result.output
 
 
 def test_targets_lists_the_table() -> None:

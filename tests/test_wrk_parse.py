@@ -10,7 +10,9 @@ import pytest
 
 from harness.load.wrk import WrkError, resolve_wrk, run_wrk, wrk_command
 from harness.load.wrk_output import (
+    WrkParseError,
     WrkResult,
+    parse_bytes,
     parse_duration,
     parse_metric,
     parse_time_ms,
@@ -76,6 +78,17 @@ def test_plain_run_without_distribution() -> None:
     assert r.latency_max_ms == pytest.approx(2.11)
     assert r.p50_ms is None and r.p99_ms is None
     assert r.success_pct == 100.0
+    assert r.bytes_read == pytest.approx(20.39 * 2**20)  # `20.39MB read`: wrk's units are binary
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [("0.00B", 0.0), ("573.12KB", 573.12 * 1024), ("1.28MB", 1.28 * 2**20), ("2.5GB", 2.5 * 2**30)],
+)
+def test_byte_counts(text: str, count: float) -> None:
+    assert parse_bytes(text) == pytest.approx(count)
+    with pytest.raises(WrkParseError):
+        parse_bytes(text.replace("B", "b"))
 
 
 def test_latency_distribution() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -11,35 +10,27 @@ from rich.markup import escape
 
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import (
     Levels,
     TargetName,
-    apply_precision,
     duration_option,
     out_dir_option,
     pin_option,
-    precision_options,
     server_option,
     server_options,
     tune_option,
     warmup_option,
     wrk_option,
 )
-from harness.load.sweep import SweepError
-from harness.load.wrk import WrkError
-from harness.measure.calibrate import DEFAULT_COSTS, DEFAULT_OUT_DIR, DEFAULT_REPEAT, parse_costs
-from harness.measure.check import TOLERANCE
-from harness.serving.servers import ServerError
+from harness.cli.rules import Quantity, measures_option, precision_from, precision_options
+from harness.cli.settings import cpu_plan, load_settings, serve_settings
+from harness.measure.calibrate import CALIBRATE_LOAD, DEFAULT_OUT_DIR, DEFAULT_REPEAT
+from harness.measure.known import KNOWN_COSTS
+from harness.measure.plan import COMPARE_WSGI_WORKER
 from targets.table import TARGETS
 
 CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is not None)
-
-
-def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        return parse_costs(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("calibrate")
@@ -53,12 +44,10 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @request_options
 @click.option(
     "--costs",
-    "costs_ns",
-    default=DEFAULT_COSTS,
-    show_default=True,
-    callback=_costs,
-    help="Known costs: one spin:N set per cost, in µs (5,20,50) or with units (5us,1.5ms); "
-    "1us to 1000ms.",
+    default=None,
+    help="Known costs, one set per cost: for the timed measures spin:N in µs (5,20,50) or with "
+    "units (5us,1.5ms), 1us to 1000ms; for instructions work:N in loop turns (2000,5000,10000). "
+    f" [default: {KNOWN_COSTS['spin'].default} µs; {KNOWN_COSTS['work'].default} turns]",
 )
 @click.option(
     "--repeat",
@@ -81,15 +70,17 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
 @click.option(
     "--tolerance",
     type=click.FloatRange(min=0),
-    default=100 * TOLERANCE,
-    show_default=True,
+    default=None,
     help="Percent of the known cost by which the measured 95% interval is widened on each "
-    "side: a cost passes when low - tol*known <= known <= high + tol*known.",
+    "side: a cost passes when low - tol*known <= known <= high + tol*known.  [default: "
+    f"{100 * KNOWN_COSTS['spin'].tolerance:g} for a spin, {100 * KNOWN_COSTS['work'].tolerance:g}"
+    " for work]",
 )
-@server_option()
-@server_options
+@server_option(wsgi_worker=COMPARE_WSGI_WORKER)
+@server_options(COMPARE_WSGI_WORKER)
 @pin_option
 @tune_option
+@measures_option("qps,cpu")
 @precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option
@@ -99,19 +90,27 @@ def _costs(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int,
     show_default=True,
     help="Draw calibration.png (measured against known, identity line, error bars).",
 )
+@one_line_errors
 def calibrate_command(
-    tolerance: float, charts: bool, precision: float | None, budget: float, **options: Any
+    tolerance: float | None,
+    charts: bool,
+    precision: Quantity | None,
+    budget: float,
+    measures: tuple[str, ...],
+    **options: Any,
 ) -> None:
-    """Measure spin middlewares of known CPU cost and check the harness finds it.
+    """Measure middlewares of known cost and check the harness finds it.
 
     Runs compare with none,spin:5us,spin:20us,spin:50us (the given costs; no baseline, no
     ceiling) and, per cost and per measure (1e6/QPS per server core, server CPU time per
     request), prints the known cost, the measured overhead over none with its 95% interval,
-    and the error. Exits 1 when a known cost is outside the measured interval widened by the
-    tolerance (10% of the known cost by default) on each side. Writes calibration.json and
-    calibration.png, beside compare.json and compare.md.
+    and the error. With --measure instructions the sets are work:N, N turns of a loop whose
+    instructions are counted in-process under callgrind. Exits 1 when a known cost is outside
+    the measured interval widened by the tolerance (10% of a spin, 2% of work, by default) on
+    each side. Writes calibration.json and calibration.png, beside compare.json and compare.md.
 
-    Example: harness calibrate -t flask --repeat 3; with --app, the spins go inside your app
+    Example: harness calibrate -t flask --repeat 3; harness calibrate -t starlette --measure
+    instructions; with --app, the known costs go inside your app
     """
     from harness.measure.calibrate import calibrate
 
@@ -119,20 +118,25 @@ def calibrate_command(
     chosen = choose_from(options)
     server = options["server"]
     check_servers(chosen.targets, [server] if server else None, options["worker_class"])
-    options.update(target=chosen.targets[0], request=chosen.request)
-    apply_precision(precision, budget, options)
+    # The headline of calibrate's compare is CPU time when it is measured.
+    rule = precision_from(precision, budget, tuple(sorted(measures, key=lambda m: m != "cpu")),
+                          options)  # fmt: skip
+    cpus = cpu_plan(options)
+    serve = serve_settings(options, cpus)
+    load = load_settings(options, cpus, request=chosen.request, defaults=CALIBRATE_LOAD)
     from harness.output.calibration import check_table, notes, write_calibration
     from harness.output.compare_report import write_report
 
-    try:
-        report = calibrate(tolerance=tolerance / 100, echo=console.print, **options)
-    except (SweepError, WrkError, ServerError, ValueError) as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    report = calibrate(
+        target=chosen.targets[0], serve=serve, load=load, measures=measures, precision=rule,
+        tolerance=None if tolerance is None else tolerance / 100, echo=console.print,
+        **options,
+    )  # fmt: skip
     write_report(report.compare, charts=False)
     if report.interrupted:
         console.print(
             "interrupted: the rounds that finished are in "
-            f"{Path(options['out_dir']) / 'compare.md'}; no calibration was written"
+            f"{report.out_dir / 'compare.md'}; no calibration was written"
         )
         sys.exit(130)
     write_calibration(report, charts=charts)
@@ -144,7 +148,8 @@ def calibrate_command(
     if failure is not None:
         raise click.ClickException(failure)
     if report.compare.precision_missed:
+        assert rule is not None
         raise click.ClickException(
-            f"±{precision:g} µs not reached within {budget:g}s: "
+            f"{rule.describe(report.compare.headline.unit)} not reached within {budget:g}s: "
             + "; ".join(report.compare.precision_missed)
         )

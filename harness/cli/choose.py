@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from harness.errors import HarnessError
+from harness.errors import UsageError as HarnessUsageError
 from harness.load.request import METHODS, Request, RequestError, parse_header
 from harness.serving.apps import AppInfo, describe_app, target_for
 from harness.serving.userapp.spec import AppLoadError, AppSpec
@@ -21,7 +23,7 @@ from middleware.stack import (
     ORDER,
     UnknownMiddleware,
     is_import_path,
-    is_spin,
+    is_known,
     parse_sets,
     parse_stack,
 )
@@ -145,13 +147,16 @@ def build_request(
     return None if request == Request() and not for_app else request
 
 
-def load_app(app: str, factory: bool, app_dir: str, extras: tuple[str, ...] = ()) -> AppInfo:
-    """Describe `--app` (in a child interpreter): a one-line error and exit 1 when it cannot be
-    served."""
-    try:
-        return describe_app(AppSpec(app, factory, app_dir), extras)
-    except AppLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+def load_app(
+    app: str,
+    factory: bool,
+    app_dir: str,
+    extras: tuple[str, ...] = (),
+    python: str | None = None,
+) -> AppInfo:
+    """Describe `--app` (in a child interpreter: `python`'s, else ours); AppLoadError (a usage
+    error, one line) when it cannot be served."""
+    return describe_app(AppSpec(app, factory, app_dir), extras, python=python)
 
 
 def resolve_sets(text: str, names: tuple[str, ...]) -> list[tuple[str, ...]]:
@@ -172,7 +177,7 @@ def resolve_stack(text: str, names: tuple[str, ...]) -> tuple[str, ...]:
 def extras_of(text: str) -> tuple[str, ...]:
     """The middlewares of -m given by import path or spin: checked against the app up front."""
     parts = (p.strip() for p in text.replace("+", ",").split(","))
-    return tuple(dict.fromkeys(p for p in parts if is_import_path(p) or is_spin(p)))
+    return tuple(dict.fromkeys(p for p in parts if is_import_path(p) or is_known(p)))
 
 
 def describe_app_choice(info: AppInfo) -> None:
@@ -190,14 +195,16 @@ def describe_app_choice(info: AppInfo) -> None:
         console.print(f"not toggled: {note}", soft_wrap=True, markup=False)
 
 
-def check_extras(target: Target, paths: tuple[str, ...], app_dir: str) -> None:
+def check_extras(
+    target: Target, paths: tuple[str, ...], app_dir: str, python: str | None = None
+) -> None:
     """Middlewares given by import path, on a target here: imported and checked against its
     interface before any server starts (the server process adds them around its app)."""
     spec = AppSpec(f"{target.module}:from_env", factory=True, app_dir=app_dir)
     try:
-        describe_app(spec, paths)
+        describe_app(spec, paths, python=python)
     except AppLoadError as exc:
-        raise click.ClickException(f"{target.name}: {exc}") from None
+        raise AppLoadError(f"{target.name}: {exc}", param="sets") from None
 
 
 def check_servers(
@@ -220,6 +227,32 @@ def check_servers(
             )
 
 
+def check_python(
+    targets: list[str | Target],
+    python: str | None,
+    server: str | None = None,
+    worker_class: str | None = None,
+) -> None:
+    """The one environment `--python` names can serve every target on its server: else a
+    one-line usage error, before anything starts."""
+    if python is None:
+        return
+    from harness.measure.contenders import Contender
+    from harness.measure.environments import check_pythons
+    from harness.serving.pythons import find_python
+
+    chosen = find_python(python)
+    serving = {}
+    for target in targets:
+        spec = get_target(target) if isinstance(target, str) else target
+        contender = Contender(spec, (), "set", server, chosen.name)
+        serving[contender] = spec.server_for(server, worker_class)
+    try:
+        check_pythons([chosen], serving)
+    except HarnessError as exc:
+        raise HarnessUsageError(exc.line, param="python") from None
+
+
 def choose(
     *,
     targets: list[str] | None,
@@ -229,9 +262,11 @@ def choose(
     sets_text: str,
     request_options: dict[str, Any],
     one_stack: bool = False,
+    python: str | None = None,
 ) -> Chosen:
     """-t or --app (exactly one), the sets against the right names, and the request.
-    `one_stack`: -m is one stack (serve, profile: `,` joins names as `+` does), not sets."""
+    `one_stack`: -m is one stack (serve, profile: `,` joins names as `+` does), not sets.
+    `python`: the interpreter the app is described in (the first environment's)."""
 
     def resolve(names: tuple[str, ...]) -> list[tuple[str, ...]]:
         if one_stack:
@@ -246,9 +281,9 @@ def choose(
         sets = resolve(ORDER)
         paths = tuple(p for p in extras_of(sets_text) if is_import_path(p))
         for name in targets if paths else ():
-            check_extras(get_target(name), paths, app_dir)
+            check_extras(get_target(name), paths, app_dir, python)
         return Chosen(list(targets), sets, request)
-    info = load_app(app, factory, app_dir, extras_of(sets_text))
+    info = load_app(app, factory, app_dir, extras_of(sets_text), python)
     return Chosen([target_for(info)], resolve(info.layer_names), request, info)
 
 
@@ -275,6 +310,7 @@ def choose_from(
         sets_text=options.pop(sets_key),
         request_options=request,
         one_stack=one_stack,
+        python=options.get("python") or next((p.path for p in options.get("pythons") or ()), None),
     )
     if chosen.app is not None:
         describe_app_choice(chosen.app)

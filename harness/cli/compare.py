@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import (
+    ByteSize,
     Duration,
     Levels,
     LogOutput,
     TargetList,
-    apply_precision,
     duration_option,
     out_dir_option,
     pin_option,
-    precision_options,
+    python_option,
     server_option,
     server_options,
     sets_option,
@@ -26,10 +27,24 @@ from harness.cli.params import (
     warmup_option,
     wrk_option,
 )
-from harness.load.sweep import PRESETS, SweepError
-from harness.load.wrk import WrkError
-from harness.measure.compare import DEFAULT_OUT_DIR
-from harness.serving.servers import ServerError
+from harness.cli.rules import (
+    Quantity,
+    QuantityType,
+    gate_from,
+    leak_gate_into,
+    measures_option,
+    open_model_into,
+    precision_from,
+    precision_options,
+    rate_option,
+    slo_options,
+)
+from harness.cli.settings import cpu_plan, load_settings, serve_settings
+from harness.load.plan import PRESETS
+from harness.measure.plan import COMPARE_LOAD, COMPARE_WSGI_WORKER, DEFAULT_OUT_DIR
+
+if TYPE_CHECKING:
+    from harness.measure.slo import Slo
 
 
 @click.command()
@@ -79,6 +94,9 @@ from harness.serving.servers import ServerError
     show_default=True,
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
+@measures_option("cpu,qps")
+@rate_option
+@slo_options
 @precision_options
 @click.option(
     "--log-output",
@@ -87,8 +105,9 @@ from harness.serving.servers import ServerError
     help="Where middleware logs go: stdout, null, or file:PATH  [default: a file per round, "
     "DIR/logs/SET.log]",
 )
-@server_option(many=True)
-@server_options
+@server_option(many=True, wsgi_worker=COMPARE_WSGI_WORKER)
+@server_options(COMPARE_WSGI_WORKER)
+@python_option(many=True)
 @pin_option
 @tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
@@ -106,10 +125,31 @@ from harness.serving.servers import ServerError
     help="The ceiling's QPS, given instead of measured.",
 )
 @click.option(
+    "--max-overhead",
+    type=QuantityType(),
+    default=None,
+    help="Exit 1 when a set's median overhead in the headline measure is above this (100us; "
+    "a bare number in the measure's unit; 10% of its reference's cost).",
+)
+@click.option(
     "--max-overhead-us",
     type=float,
     default=None,
-    help="Exit 1 when a set's median overhead (CPU µs/request) is above this.",
+    help="Exit 1 when a set's median overhead in server CPU µs/request is above this.",
+)
+@click.option(
+    "--max-leak",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="With --measure memory: exit 1 when a set keeps more than this many bytes per 1,000 "
+    "requests in every round.",
+)
+@click.option(
+    "--memory-ceiling",
+    type=ByteSize(),
+    default=None,
+    help="With --measure memory: kill a server whose RSS passes this (512MiB, 2GiB), and fail "
+    "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
 )
 @click.option(
     "--charts/--no-charts",
@@ -117,12 +157,19 @@ from harness.serving.servers import ServerError
     show_default=True,
     help="Draw overhead.png, the sweeps' charts and the diff charts.",
 )
+@one_line_errors
 def compare(
     preset: str | None,
-    levels: tuple[int, ...] | None,
     charts: bool,
-    precision: float | None,
+    precision: Quantity | None,
     budget: float,
+    measures: tuple[str, ...],
+    rates: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    slo: Slo | None,
+    capacity: bool,
+    max_overhead: Quantity | None,
+    max_overhead_us: float | None,
+    max_leak: float | None,
     **options: Any,
 ) -> None:
     """Per-request overhead of middleware sets (and frameworks) against the raw baseline; of
@@ -130,23 +177,37 @@ def compare(
 
     Examples: harness compare -t flask -m none,all;
     harness compare --app main.py:app --path /items/1 -m each;
-    harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none
+    harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none;
+    harness compare --app app.py:app --python old/bin/python,new/bin/python -m none,all
     """
     chosen = choose_from(options)
-    check_servers(chosen.targets, options["servers"], options["worker_class"])
-    options.update(targets=chosen.targets, sets=chosen.sets, request=chosen.request)
-    apply_precision(precision, budget, options)
+    measures, slo = open_model_into(rates, slo, capacity, measures, options)
+    measures = leak_gate_into(max_leak, measures)
+    servers = options.pop("servers") or ()
+    pythons = options.pop("pythons") or ()
+    check_servers(chosen.targets, list(servers) or None, options["worker_class"])
+    rule = precision_from(precision, budget, measures, options)
+    gate = gate_from(max_overhead, max_overhead_us, measures)
+    cpus = cpu_plan(options)
+    serve = serve_settings(options, cpus)
+    load = load_settings(
+        options, cpus, request=chosen.request, defaults=COMPARE_LOAD, preset=preset
+    )
     from harness.measure.compare import compare as run_compare
-    from harness.output.compare_report import notes, rich_table, server_table, write_report
+    from harness.output.compare_notes import notes
+    from harness.output.compare_report import (
+        rich_table,
+        section_tables,
+        server_table,
+        write_report,
+    )
+    from harness.output.env_report import env_tables
 
-    if preset is not None:
-        picked = PRESETS[preset]
-        options.update(duration=picked.duration, timeout=picked.timeout, warmup=picked.warmup)
-        levels = levels or picked.levels
-    try:
-        report = run_compare(levels=levels or (64,), echo=console.print, **options)
-    except (SweepError, WrkError, ServerError, ValueError) as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    report = run_compare(
+        targets=chosen.targets, sets=chosen.sets, serve=serve, load=load, servers=servers,
+        measures=measures, precision=rule, gate=gate, slo=slo, pythons=pythons,
+        echo=console.print, **options,
+    )  # fmt: skip
     write_report(report, charts=charts)
     if report.interrupted:
         console.print(
@@ -155,8 +216,12 @@ def compare(
         )
         sys.exit(130)
     console.print(rich_table(report))
+    for table in section_tables(report):
+        console.print(table)
     if report.server_rows:
         console.print(server_table(report))
+    for table in env_tables(report):
+        console.print(table)
     for line in notes(report):
         console.print(line)
     console.print(
@@ -164,12 +229,20 @@ def compare(
         + (f" and {len(report.files) - 3} charts" if len(report.files) > 3 else "")
     )
     if report.gate_failures:
-        raise click.ClickException(
-            "overhead above --max-overhead-us: " + "; ".join(report.gate_failures)
-        )
+        flag = "--max-overhead-us" if max_overhead_us is not None else "--max-overhead"
+        raise click.ClickException(f"overhead above {flag}: " + "; ".join(report.gate_failures))
+    if max_leak is not None:
+        from harness.measure.memory import leaks
+
+        kept = leaks(report.entries, max_leak)
+        if kept:
+            raise click.ClickException(
+                f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
+            )
     if report.precision_missed:
+        assert rule is not None
         raise click.ClickException(
-            f"±{precision:g} µs not reached within {budget:g}s: "
+            f"{rule.describe(report.headline.unit)} not reached within {budget:g}s: "
             + "; ".join(report.precision_missed)
         )
     if report.missing:

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import out_dir_option, pin_option, wrk_option
+from harness.machine.cpus import plan
 from harness.tour.demo import DEFAULT_OUT_DIR
 
 
@@ -16,19 +18,23 @@ from harness.tour.demo import DEFAULT_OUT_DIR
 @click.option("--quick", is_flag=True, help="One short round per stack: well under a minute.")
 @wrk_option
 @pin_option
+@one_line_errors
 def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
     """The teaching tour: frameworks vs raw baselines, middleware costs, a profile, a report."""
-    from harness.load.sweep import SweepError
-    from harness.load.wrk import WrkError
-    from harness.serving.servers import ServerError
+    from harness.load.plan import DEFAULT_LOAD
+    from harness.serving.settings import ServeSettings
     from harness.tour.demo import demo as run_demo
     from harness.tour.findings import findings
     from harness.tour.report import write_demo_report
 
-    try:
-        result = run_demo(out_dir=out_dir, quick=quick, wrk=wrk, pin=pin, echo=console.print)
-    except (SweepError, WrkError, ServerError) as exc:
-        raise click.ClickException(str(exc).splitlines()[0]) from None
+    cpus = plan(pin)
+    result = run_demo(
+        out_dir=out_dir,
+        quick=quick,
+        serve=ServeSettings(cpus=cpus.server),
+        load=DEFAULT_LOAD.replace(cpus=cpus.load, wrk=wrk),
+        echo=console.print,
+    )
     result.files = write_demo_report(result)
     console.print()
     for finding in findings(result):

@@ -1,4 +1,5 @@
-"""`harness diff`: two results side by side, a thin layer over harness.output.diff."""
+"""`harness diff`: two results side by side: two sweeps (a thin layer over harness.output.diff),
+or two compares (harness.measure.compare_diff), which can gate a CI job on a stored baseline."""
 
 from __future__ import annotations
 
@@ -7,26 +8,82 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import out_dir_option
-from harness.load.results import ResultError
-from harness.load.sweep import DEFAULT_OUT_DIR
+from harness.cli.rules import Quantity, QuantityType
+from harness.errors import UsageError
+from harness.load.plan import DEFAULT_OUT_DIR
+
+
+def is_compare_report(path: Path) -> bool:
+    """A compare.json (any version): what the diff of two compares reads."""
+    try:
+        with path.open(encoding="utf-8") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    return '"schema": "mwbench.compare"' in head or path.name == "compare.json"
 
 
 @click.command("diff")
 @click.argument("a", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("b", type=click.Path(path_type=Path, dir_okay=False))
-@out_dir_option(DEFAULT_OUT_DIR, "Where the diff charts go.")
+@out_dir_option(DEFAULT_OUT_DIR, "Where the diff charts (or compare-diff.json/.md) go.")
 @click.option("--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts.")
-def diff_command(a: Path, b: Path, out_dir: Path, charts: bool) -> None:
-    """Diff two results (.dat, including the original script's, or .json): a table of the change
-    per concurrency level, and A_B.qps.ttlb.diff.png + A_B.successrate.diff.png."""
-    from harness.load.sweep import SweepError
+@click.option(
+    "--max-regression",
+    type=QuantityType(),
+    default=None,
+    help="Two compare.json: exit 1 when a set's change from A to B, in B's headline measure, "
+    "is above this and the rounds tell it from zero (5us; a bare number in the measure's unit; "
+    "2% of A's value).",
+)
+@one_line_errors
+def diff_command(
+    a: Path, b: Path, out_dir: Path, charts: bool, max_regression: Quantity | None
+) -> None:
+    """Diff two results: two sweeps (.dat, including the original script's, or .json): a table
+    of the change per concurrency level, and A_B.qps.ttlb.diff.png + A_B.successrate.diff.png;
+    or two compare.json: per set and measure, the change from A to B with its 95% interval."""
+    compares = [is_compare_report(path) for path in (a, b)]
+    if any(compares):
+        if not all(compares):
+            raise UsageError("give two compare.json or two sweeps (.dat or .json), not one of each")
+        _diff_compares(a, b, out_dir, max_regression)
+        return
+    if max_regression is not None:
+        raise UsageError("--max-regression gates the diff of two compare.json, not of two sweeps")
+    _diff_sweeps(a, b, out_dir, charts)
+
+
+def _diff_compares(a: Path, b: Path, out_dir: Path, limit: Quantity | None) -> None:
+    from harness.measure.compare_diff import Regression, diff_compares
+    from harness.measure.report import CompareReport
+    from harness.output.compare_diff import notes, rich_tables, write_compare_diff
+
+    before, after = CompareReport.load(a), CompareReport.load(b)
+    gate = None
+    if limit is not None:
+        headline = after.headline
+        value = limit.in_unit_of(headline.unit, "--max-regression")
+        gate = Regression(value, headline.name, relative=limit.unit == "%")
+    diff = diff_compares(before, after, gate)
+    for table in rich_tables(diff):
+        console.print(table)
+    for line in notes(diff):
+        console.print(line, soft_wrap=True, markup=False)
+    files = write_compare_diff(diff, out_dir)
+    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    if diff.regressions:
+        raise click.ClickException(
+            "regression over --max-regression: " + "; ".join(diff.regression_lines())
+        )
+
+
+def _diff_sweeps(a: Path, b: Path, out_dir: Path, charts: bool) -> None:
     from harness.output.diff import diff, diff_table
 
-    try:
-        result = diff(a=a, b=b, out_dir=out_dir, charts=charts)
-    except (ResultError, SweepError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = diff(a=a, b=b, out_dir=out_dir, charts=charts)
     na, nb = result.a.name, result.b.name
     console.print(diff_table(result))
     peak_a, peak_b, ratio = result.peak_a, result.peak_b, result.peak_ratio_pct

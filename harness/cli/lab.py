@@ -10,7 +10,8 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
-from harness.machine.lab import DEFAULT_NAME, Lab, LabError, LabStatus
+from harness.cli.errors import one_line_errors
+from harness.machine.lab import DEFAULT_NAME, Lab, LabStatus
 
 name_option = click.option(
     "--name",
@@ -42,6 +43,7 @@ def _describe(status: LabStatus) -> str:
 
 
 @click.group()
+@one_line_errors
 def lab() -> None:
     """A second host on this machine: a server and a client network namespace joined by a veth
     pair, with addresses from 198.18.0.0/15 (RFC 2544's benchmarking block). Needs root."""
@@ -49,14 +51,12 @@ def lab() -> None:
 
 @lab.command()
 @name_option
+@one_line_errors
 def up(name: str) -> None:
     """Create the namespaces (or keep them if up) and say the two commands to run."""
     from harness.machine.lab import commands, lab_up
 
-    try:
-        status = lab_up(Lab(name=name))
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+    status = lab_up(Lab(name=name))
     serve, run = commands(status.lab, harness=_harness())
     console.print(_describe(status), soft_wrap=True)
     console.print(f"serve in the server namespace:\n  {serve}", soft_wrap=True, highlight=False)
@@ -66,14 +66,12 @@ def up(name: str) -> None:
 
 @lab.command()
 @name_option
+@one_line_errors
 def down(name: str) -> None:
     """Remove both namespaces (and the veth pair); stops what still runs inside. Idempotent."""
     from harness.machine.lab import lab_down
 
-    try:
-        removed, stopped = lab_down(Lab(name=name))
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+    removed, stopped = lab_down(Lab(name=name))
     if stopped:
         console.print(f"stopped {len(stopped)} processes still inside: {stopped}")
     console.print(
@@ -84,12 +82,10 @@ def down(name: str) -> None:
 
 @lab.command()
 @name_option
+@one_line_errors
 def status(name: str) -> None:
     """Whether the lab is up, its addresses, and what runs inside."""
     from harness.machine.lab import lab_status
 
-    try:
-        found = lab_status(Lab(name=name))
-    except LabError as exc:
-        raise click.ClickException(str(exc)) from None
+    found = lab_status(Lab(name=name))
     console.print(_describe(found), soft_wrap=True)

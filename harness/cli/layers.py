@@ -7,12 +7,14 @@ from rich.table import Table
 
 from harness.cli.choose import app_options, load_app
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from targets.server_table import servers_for
 from targets.table import INTERFACE_TARGETS, TARGETS
 
 
 @click.command("layers")
 @app_options
+@one_line_errors
 def layers(app: str | None, factory: bool, app_dir: str) -> None:
     """List the middleware layers of your app (--app), outermost first, as -m names them.
 

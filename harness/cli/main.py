@@ -12,6 +12,7 @@ from harness.cli.calibrate import calibrate_command
 from harness.cli.compare import compare
 from harness.cli.demo import demo
 from harness.cli.diff import diff_command
+from harness.cli.env import env_command
 from harness.cli.lab import lab
 from harness.cli.layers import layers
 from harness.cli.micro import micro_command
@@ -49,7 +50,7 @@ def main() -> None:
 
 for command in (
     targets, layers, serve, run, diff_command, compare, profile_command, micro_command,
-    calibrate_command, demo, system, lab,
+    calibrate_command, demo, system, env_command, lab,
 ):  # fmt: skip
     main.add_command(command)
 

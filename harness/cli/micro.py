@@ -9,13 +9,16 @@ from typing import Any
 import click
 
 from harness.cli.choose import app_options, choose_from, request_options
+from harness.cli.errors import one_line_errors
 from harness.cli.params import CountOrAuto, LogOutput, TargetList, sets_option
+from harness.load.files import write_atomic
 from harness.measure.micro import (
+    CLOCKS,
     DEFAULT_BATCH_S,
     DEFAULT_REPEAT,
+    INSTRUCTIONS,
     MICRO_TARGETS,
     ROUTES,
-    MicroError,
     MicroRequest,
 )
 
@@ -63,13 +66,37 @@ from harness.measure.micro import (
     help="Where middleware (and server-style error) logs go: null, stdout or file:PATH.",
 )
 @click.option(
+    "--clock",
+    type=click.Choice([*sorted(CLOCKS), INSTRUCTIONS]),
+    default="wall",
+    show_default=True,
+    help="What a batch is measured with: wall time, the thread's CPU time (leaves out the "
+    "time other processes had the core: steadier on a shared machine, blind to waits), or "
+    "instructions (each app in a child under callgrind: deterministic, a few seconds an app).",
+)
+@click.option(
+    "--memory",
+    is_flag=True,
+    help="Also count each app's allocations per request (blocks, bytes, by layer) and what "
+    "it keeps per 1,000 requests, with memray; a set that keeps 16 B a request is leaking.",
+)
+@click.option(
+    "--max-leak",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Exit 1 when a set keeps more than this many bytes per 1,000 requests (implies --memory).",
+)
+@click.option(
     "--json",
     "json_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Also write the results, with every repeat and the environment, as JSON.",
 )
-def micro_command(json_path: Path | None, route: str, **options: Any) -> None:
+@one_line_errors
+def micro_command(
+    json_path: Path | None, route: str, max_leak: float | None, **options: Any
+) -> None:
     """In-process cost per request of middleware sets on a framework, or of your app's own
     middlewares (--app): no server, no network.
 
@@ -81,24 +108,25 @@ def micro_command(json_path: Path | None, route: str, **options: Any) -> None:
         targets=chosen.targets,
         sets=chosen.sets,
         request=MicroRequest.from_wire(wire) if wire is not None else route,
+        memory=options["memory"] or max_leak is not None,
     )
     from harness.cli.console import console
     from harness.measure.check import failure_message
     from harness.measure.micro import micro, spin_checks
     from harness.output.calibration import check_table
-    from harness.output.micro_report import notes, rich_table
+    from harness.output.micro_report import allocation_table, notes, rich_table
 
-    try:
-        report = micro(echo=console.print, **options)
-    except MicroError as exc:
-        raise click.ClickException(str(exc)) from None
+    report = micro(echo=console.print, **options)
     console.print(rich_table(report))
+    allocations = allocation_table(report)
+    if allocations is not None:
+        console.print(allocations)
     for line in notes(report):
         console.print(line, soft_wrap=True)
     if json_path is not None:
         if json_path.parent != Path():
             json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
         console.print(f"wrote {json_path}")
     checks = spin_checks(report)
     if checks:
@@ -106,3 +134,11 @@ def micro_command(json_path: Path | None, route: str, **options: Any) -> None:
         failure = failure_message(checks, "spin check")
         if failure is not None:
             raise click.ClickException(failure)
+    if max_leak is not None:
+        kept = [f"{one.target} {s.name}: {s.allocations.retained:,.0f} B"
+                for one in report.targets for s in one.sets
+                if s.allocations is not None and s.allocations.retained > max_leak]  # fmt: skip
+        if kept:
+            raise click.ClickException(
+                f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
+            )

@@ -9,16 +9,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
-from click.core import ParameterSource
 
 from harness.load.wrk import ENV_WRK
 from harness.load.wrk_output import parse_duration, parse_metric
 from middleware import sink
 from targets.server_table import SERVERS
 from targets.table import TARGETS, WSGI_WORKERS
+
+if TYPE_CHECKING:
+    pass
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class Duration(click.ParamType):
@@ -43,64 +48,28 @@ class Duration(click.ParamType):
         return seconds
 
 
-class Microseconds(click.ParamType):
-    """A per-request cost: `2us`, `0.5us`, `1ms`, or a bare number of µs; more than 0."""
+class ByteSize(click.ParamType):
+    """`512MiB`, `2GiB`, `1.5G`, `100000` (bytes); more than 0."""
 
-    name = "time"
+    name = "size"
+    UNITS: ClassVar[dict[str, float]] = {
+        "": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2, "g": 1e9,
+        "gb": 1e9, "gib": 1024**3,
+    }  # fmt: skip
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
             return value
-        text = str(value).strip().replace("µs", "us")
+        text = str(value).strip().lower().replace(" ", "")
+        number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(number) :]
         try:
-            us = float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text) * 1e6
-        except ValueError:
-            self.fail(f"not a time per request: {value!r} (e.g. 2us, 0.5us, 1ms)", param, ctx)
-        if not us > 0:
+            size = int(float(number) * self.UNITS[unit])
+        except (ValueError, KeyError):
+            self.fail(f"not a size: {value!r} (e.g. 512MiB, 2GiB, 100000)", param, ctx)
+        if size <= 0:
             self.fail(f"must be more than 0: {value!r}", param, ctx)
-        return round(us, 9)  # 0.001us is 0.001, not 0.000999...
-
-
-def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--precision and --budget: rounds until every set's interval is that narrow."""
-    for option in reversed(
-        (
-            click.option(
-                "--precision",
-                type=Microseconds(),
-                default=None,
-                help="Go on with interleaved rounds (at least 3) until every set's 95% "
-                "half-width is at most this (e.g. 2us), or --budget is spent; exit 1 naming "
-                "the sets that missed. Rounds are then 1 s without warm-up unless --duration "
-                "or --warmup says.  [default: fixed --repeat rounds]",
-            ),
-            click.option(
-                "--budget",
-                type=Duration(positive=True),
-                default="3m",
-                show_default=True,
-                help="Wall time allowed with --precision (e.g. 90s, 3m).",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
-
-
-def apply_precision(precision: float | None, budget: float, options: dict[str, Any]) -> None:
-    """--precision into `options`: the target, and rounds of 1 s without warm-up where neither
-    --duration nor --warmup was given (more rounds fit the budget: harness.measure.rounds)."""
-    if precision is None:
-        return
-    from harness.measure.rounds import PRECISE_DURATION_S, PRECISE_WARMUP_S, Precision
-
-    options["precision"] = Precision(target_us=precision, budget_s=budget)
-    context = click.get_current_context()
-    for name, value in (("duration", PRECISE_DURATION_S), ("warmup", PRECISE_WARMUP_S)):
-        if context.get_parameter_source(name) == ParameterSource.DEFAULT:
-            options[name] = value
+        return size
 
 
 class Levels(click.ParamType):
@@ -239,6 +208,46 @@ class ServerList(ServerName):
         return _comma_list(ServerName(), value, param, ctx, SERVERS)
 
 
+class PythonList(click.ParamType):
+    """`[NAME=]PATH[,...]`: Python interpreters (or virtualenv directories), each an environment;
+    with `many` False, exactly one, as its path."""
+
+    name = "python"
+
+    def __init__(self, many: bool = True) -> None:
+        self.many = many
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from harness.serving.pythons import Python, PythonError, parse_pythons
+
+        if isinstance(value, list) or (not self.many and isinstance(value, Python)):
+            return value
+        try:
+            found = parse_pythons(str(value))
+        except PythonError as exc:
+            self.fail(exc.line, param, ctx)
+        if not self.many and len(found) > 1:
+            self.fail("one interpreter here, not a list", param, ctx)
+        return found if self.many else found[0].path
+
+
+def python_option(many: bool = False) -> Decorator:
+    """--python: the Python environment the servers run in; with `many`, an axis of them."""
+    what = (
+        "Python interpreters (virtualenvs' bin/python, or their directories), comma-separated, "
+        "NAME=PATH to name one: each set in each, against the first environment"
+        if many
+        else "The Python interpreter (a virtualenv's bin/python) the server runs in"
+    )
+    return click.option(
+        "--python",
+        "pythons" if many else "python",
+        type=PythonList(many),
+        default=None,
+        help=f"{what}; it needs the framework and the server, not mwbench  [default: this one]",
+    )
+
+
 class LogOutput(click.ParamType):
     """Where the middleware logs go: `stdout`, `null` or `file:PATH`."""
 
@@ -252,7 +261,6 @@ class LogOutput(click.ParamType):
 
 
 # Options that several commands share, declared once so they read and default the same everywhere.
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def out_dir_option(default: Path, help: str = "Output directory.") -> Decorator:
@@ -288,53 +296,67 @@ pin_option: Decorator = click.option(
 )
 
 
-def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--workers, --worker-class, --threads: how gunicorn runs the target."""
-    for option in reversed(
-        (
-            click.option(
-                "--workers",
-                "-w",
-                type=click.IntRange(min=1),
-                default=1,
-                show_default=True,
-                help="gunicorn worker processes.",
-            ),
-            click.option(
-                "--worker-class",
-                type=click.Choice(WSGI_WORKERS),
-                default=None,
-                help="gunicorn worker for WSGI targets, the same as --server gunicorn-K  "
-                "[default: sync]",
-            ),
-            click.option(
-                "--threads",
-                type=click.IntRange(min=1),
-                default=None,
-                help="Threads per gthread worker  [default: 8]",
-            ),
-        )
-    ):
-        command = option(command)
-    return command
+def server_options(wsgi_worker: str = "sync") -> Decorator:
+    """--workers, --worker-class, --threads: how gunicorn runs the target. `wsgi_worker` is
+    the worker the command really uses for a WSGI target when neither --worker-class nor
+    --server says (compare's is gthread), for the help to say."""
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            (
+                click.option(
+                    "--workers",
+                    "-w",
+                    type=click.IntRange(min=1),
+                    default=1,
+                    show_default=True,
+                    help="gunicorn worker processes.",
+                ),
+                worker_class_option(wsgi_worker),
+                click.option(
+                    "--threads",
+                    type=click.IntRange(min=1),
+                    default=None,
+                    help="Threads per gthread worker  [default: 8]",
+                ),
+            )
+        ):
+            command = option(command)
+        return command
+
+    return apply
 
 
-def server_option(many: bool = False) -> Decorator:
+def worker_class_option(wsgi_worker: str = "sync", note: str = "") -> Decorator:
+    return click.option(
+        "--worker-class",
+        type=click.Choice(WSGI_WORKERS),
+        default=None,
+        help=f"gunicorn worker for WSGI targets, the same as --server gunicorn-K{note}  "
+        f"[default: {wsgi_worker}]",
+    )
+
+
+def server_option(many: bool = False, wsgi_worker: str | None = None) -> Decorator:
     """--server: which server runs the target (targets.server_table); with `many`, a comma list
-    that makes the server an axis."""
+    that makes the server an axis. `wsgi_worker`: a WSGI target runs on gunicorn with that
+    worker by default, not on its own default server (compare: gthread)."""
     what = (
         "The server, or a comma list of servers to compare (each set on each, against the raw "
         "app on the same server)"
         if many
         else "The server"
     )
+    default = "the target's own, see `harness targets`"
+    if wsgi_worker is not None:
+        default += f"; gunicorn-{wsgi_worker} for WSGI"
     return click.option(
         "--server",
         "servers" if many else "server",
         type=ServerList() if many else ServerName(),
         default=None,
         help=f"{what}: {', '.join(SERVERS)}, as the target's interface allows  "
-        "[default: the target's own, see `harness targets`]",
+        f"[default: {default}]",
     )
 
 
@@ -348,7 +370,7 @@ def sets_option(note: str = "") -> Decorator:
         default="none,all",
         show_default=True,
         help="Comma-separated middleware sets, each none, all, a name, or names joined by '+'; "
-        "'each' is none, every single middleware, then all; spin:N and module:Name (a "
+        "'each' is none, every single middleware, then all; spin:N, work:N and module:Name (a "
         "middleware by import path) go innermost." + note,
     )
 
@@ -362,7 +384,7 @@ def stack_option(default: str) -> Decorator:
         default=default,
         show_default=True,
         help="none, all, or middleware names joined by ',' or '+' (with --app, the app's own); "
-        "spin:N and module:Name (a middleware by import path) go innermost.",
+        "spin:N, work:N and module:Name (a middleware by import path) go innermost.",
     )
 
 

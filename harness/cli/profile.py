@@ -7,30 +7,39 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, check_servers, choose_from, request_options
+from harness.cli.choose import (
+    app_options,
+    check_python,
+    check_servers,
+    choose_from,
+    request_options,
+)
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import (
     Duration,
     LogOutput,
     TargetName,
     out_dir_option,
     pin_option,
+    python_option,
     server_option,
     stack_option,
+    worker_class_option,
     wrk_option,
 )
-from harness.load.wrk import WrkError
+from harness.cli.settings import cpu_plan, load_settings, serve_settings
+from harness.output.profile_report import write_profile
 from harness.profiling.profile import (
     DEFAULT_CONNECTIONS,
     DEFAULT_LEAD_IN,
     DEFAULT_OUT_DIR,
     DEFAULT_RATE,
-    ProfileError,
+    PROFILE_LOAD,
     profile,
 )
-from harness.profiling.pyspy import ENV_PY_SPY, PySpyError
-from harness.serving.servers import ServerError
-from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
+from harness.profiling.pyspy import ENV_PY_SPY
+from targets.table import TARGETS
 
 
 @click.command("profile")
@@ -52,13 +61,8 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     help="wrk connections.",
 )
 @server_option()
-@click.option(
-    "--worker-class",
-    type=click.Choice(WSGI_WORKERS),
-    default=None,
-    help="gunicorn worker for WSGI targets, the same as --server gunicorn-K; gthread keeps "
-    "connections alive  [default: sync]",
-)
+@python_option()
+@worker_class_option(note="; gthread keeps connections alive")
 @click.option(
     "--duration",
     default="10s",
@@ -118,25 +122,31 @@ from targets.table import TARGETS, WSGI_WORKERS, UnknownTarget
     help="Where middleware logs go: stdout, null, or file:PATH  "
     "[default: file:DIR/TARGET-SET.server.log]",
 )
-def profile_command(**options: Any) -> None:
+@one_line_errors
+def profile_command(connections: int, **options: Any) -> None:
     """Profile a target (or your app, --app) under wrk load: pprof-style top -cum, the share of
     every layer (each middleware, framework, app, server), and a flame graph."""
     chosen = choose_from(options, sets_key="stack", one_stack=True)
     server = options["server"]
     check_servers(chosen.targets, [server] if server else None, options["worker_class"])
-    options.update(target=chosen.targets[0], stack=chosen.sets[0], request=chosen.request)
+    check_python(chosen.targets, options["python"], server, options["worker_class"])
+    cpus = cpu_plan(options)
+    serve = serve_settings(options, cpus)
+    options["levels"] = (connections,)
+    load = load_settings(options, cpus, request=chosen.request, defaults=PROFILE_LOAD)
     width = console.width if sys.stdout.isatty() else None
     try:
-        result = profile(**options, echo=lambda line: console.print(line, soft_wrap=True))
+        result = profile(
+            target=chosen.targets[0], stack=chosen.sets[0], serve=serve, load=load,
+            echo=lambda line: console.print(line, soft_wrap=True), **options,
+        )  # fmt: skip
     except KeyboardInterrupt:
         console.print("interrupted: server, wrk and py-spy stopped", soft_wrap=True)
         sys.exit(130)
-    except (PySpyError, ProfileError, ServerError, WrkError, UnknownTarget, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    load = result.wrk
-    rec = result.recording
+    write_profile(result)
+    under, rec = result.wrk, result.recording
     console.print(
-        f"wrk: {load.qps:,.0f} req/s over {load.duration_s:g}s, lead-in and sampling "
+        f"wrk: {under.qps:,.0f} req/s over {under.duration_s:g}s, lead-in and sampling "
         f"(py-spy's pauses slow the worker); py-spy: {result.samples} non-idle samples"
         + (f", {rec.errors} failed" if rec.errors else ""),
         soft_wrap=True,

@@ -5,19 +5,36 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
-from harness.load.sweep import (
-    DEFAULT_NAME,
-    DEFAULT_OUT_DIR,
-    DEFAULT_PRESET,
-    PRESETS,
-    preset_threads,
-)
-from harness.load.wrk import WrkError
+from harness.cli.rules import open_model_into, rate_option, slo_options
+from harness.load.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
+
+if TYPE_CHECKING:
+    from harness.load.settings import LoadSettings
+    from harness.measure.slo import Slo
+
+
+OPEN_DURATION_S = 5.0  # per rate, with --rate
+
+
+def _open_run(url: str, load: LoadSettings, slo: Slo | None, out_dir: Path, name: str) -> None:
+    from harness.measure.open_run import open_run
+    from harness.output.open_run_report import notes, rich_table, write_open_run
+
+    result = open_run(url=url, load=load, slo=slo, out_dir=out_dir, name=name, echo=console.print)
+    path = write_open_run(result)
+    console.print(rich_table(result))
+    for line in notes(result):
+        console.print(f"[yellow]note:[/] {line}", soft_wrap=True)
+    console.print(f"data: {path}", soft_wrap=True)
+    if result.interrupted:
+        sys.exit(130)
 
 
 @click.command()
@@ -93,6 +110,9 @@ from harness.load.wrk import WrkError
     help="Send load to a host that is not loopback (a server of yours on another machine or "
     "network namespace, e.g. `harness lab up`'s); the first line says what will be sent.",
 )
+@rate_option
+@slo_options
+@one_line_errors
 def run(
     url: str,
     name: str,
@@ -108,47 +128,49 @@ def run(
     resume: bool,
     charts: bool,
     allow_remote: bool,
+    rates: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    slo: Slo | None,
+    capacity: bool,
 ) -> None:
-    """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh)."""
-    from harness.load.progress import RichReporter
-    from harness.load.sweep import (
-        SweepError,
-        check_url,
-        kept_levels,
-        remote_announcement,
-        sweep,
-    )
+    """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh); with
+    --rate or --slo, send fixed arrival rates with k6 instead (the open model)."""
+    from harness.load.plan import check_url, remote_announcement
 
-    chosen = PRESETS[preset] if preset else DEFAULT_PRESET
-    plan = levels or chosen.levels
-    duration = duration if duration is not None else chosen.duration
-    warmup = warmup if warmup is not None else chosen.warmup
+    if rates is not None or slo is not None or capacity:
+        check_url(url, allow_remote=allow_remote)
+        options: dict[str, object] = {}
+        _, slo = open_model_into(rates, slo, capacity, (), options)
+        open_load = DEFAULT_PRESET.load(duration=duration or OPEN_DURATION_S, wrk=wrk, cpus=cpus)
+        open_load = open_load.replace(**options)
+        _open_run(url, open_load, slo, out_dir, name)
+        return
+    from harness.load.progress import RichReporter
+    from harness.load.sweep import kept_levels, sweep
+
+    load = (PRESETS[preset] if preset else DEFAULT_PRESET).load(
+        levels=levels, duration=duration, timeout=timeout, threads=threads, warmup=warmup,
+        wrk=wrk, cpus=cpus,
+    )  # fmt: skip
     started = time.monotonic()
+    if allow_remote:
+        host = check_url(url, allow_remote=True)
+        console.print(
+            remote_announcement(
+                host=host, levels=load.levels, duration=load.duration, warmup=load.warmup
+            ),
+            soft_wrap=True,
+        )
     try:
-        if allow_remote:
-            host = check_url(url, allow_remote=True)
-            console.print(
-                remote_announcement(host=host, levels=plan, duration=duration, warmup=warmup),
-                soft_wrap=True,
-            )
         result = sweep(
             url=url,
             name=name,
             out_dir=out_dir,
-            levels=plan,
-            duration=duration,
-            timeout=timeout if timeout is not None else chosen.timeout,
-            threads=threads if threads is not None else preset_threads(chosen),
-            warmup=warmup,
-            wrk=wrk,
-            cpus=cpus,
+            load=load,
             resume=resume,
             progress=RichReporter(console),
             meta={"command": "run", "preset": preset, "allow_remote": allow_remote},
             allow_remote=allow_remote,
         )
-    except (SweepError, WrkError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         console.print(
             f"\n[yellow]interrupted[/]: the finished levels are in {out_dir / name}.dat and "

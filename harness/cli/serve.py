@@ -7,11 +7,20 @@ from typing import Any
 
 import click
 
-from harness.cli.choose import app_options, check_servers, choose_from
+from harness.cli.choose import app_options, check_python, check_servers, choose_from
 from harness.cli.console import console
-from harness.cli.params import LogOutput, TargetName, server_option, server_options, stack_option
-from harness.serving.servers import ServerError
-from targets.table import UnknownTarget
+from harness.cli.errors import one_line_errors
+from harness.cli.params import (
+    LogOutput,
+    TargetName,
+    python_option,
+    server_option,
+    server_options,
+    stack_option,
+)
+from harness.cli.settings import serve_settings
+from harness.machine.cpus import CpuPlan
+from targets.routes import HEALTHZ_PATH
 
 
 @click.command()
@@ -24,7 +33,8 @@ from targets.table import UnknownTarget
     help="With --app: the path that must answer before it is up, and that is printed  [default: /]",
 )
 @server_option()
-@server_options
+@python_option()
+@server_options()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
     "--port",
@@ -41,6 +51,7 @@ from targets.table import UnknownTarget
     show_default=True,
     help="Where middleware logs go: stdout, null, or file:PATH.",
 )
+@one_line_errors
 def serve(**options: Any) -> None:
     """Run one target, or your app (--app), in the foreground until Ctrl-C.
 
@@ -53,11 +64,14 @@ def serve(**options: Any) -> None:
     served = chosen.targets[0]
     server = options["server"]
     check_servers([served], [server] if server else None, options["worker_class"])
-    options.update(target=served, stack=chosen.sets[0])
-    if chosen.request is not None:
-        options["path"] = chosen.request.path
-    try:
-        code = run_serve(**options, echo=lambda line: console.print(line, soft_wrap=True))
-    except (ServerError, UnknownTarget, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+    check_python([served], options["python"], server, options["worker_class"])
+    path = chosen.request.path if chosen.request is not None else HEALTHZ_PATH
+    settings = serve_settings(options, CpuPlan(None, None))  # in the foreground: not pinned
+    code = run_serve(
+        target=served,
+        stack=chosen.sets[0],
+        settings=settings,
+        path=path,
+        echo=lambda line: console.print(line, soft_wrap=True),
+    )
     sys.exit(code)

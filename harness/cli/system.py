@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from harness.machine.system import (
     DEFAULT_HALT_POLL_NS,
     ENV_ROOT,
@@ -17,7 +18,7 @@ from harness.machine.system import (
     cpu_ranges,
     inspect,
 )
-from harness.machine.tune import Outcome, SystemTuneError, reset, state_path, tune
+from harness.machine.tune import Outcome, reset, state_path, tune
 
 
 @click.group("system")
@@ -31,6 +32,7 @@ from harness.machine.tune import Outcome, SystemTuneError, reset, state_path, tu
     help="The tree that holds sys/ and var/tmp/.",
 )
 @click.pass_context
+@one_line_errors
 def system(ctx: click.Context, root: Path) -> None:
     """Show, tune and reset the CPU idle and frequency settings that change what a per-request
     cost measures (like pyperf system).
@@ -51,6 +53,7 @@ def _print_outcome(outcome: Outcome, root: Path) -> None:
 
 @system.command("show")
 @click.pass_obj
+@one_line_errors
 def show(root: Path) -> None:
     """Show the idle and frequency settings, with advice.
 
@@ -97,25 +100,21 @@ def show(root: Path) -> None:
     help="haltpoll's guest_halt_poll_ns: how long an idle CPU polls before it halts.",
 )
 @click.pass_obj
+@one_line_errors
 def tune_command(root: Path, halt_poll_ns: int) -> None:
     """Make idle CPUs poll first, and CPUs run at full speed (root).
 
     Sets haltpoll's guest_halt_poll_ns and the cpufreq governor performance, where present,
     after saving the original values (/var/tmp/mwbench-system.json; a second tune keeps the
     first originals)."""
-    try:
-        _print_outcome(tune(root=root, halt_poll_ns=halt_poll_ns), root)
-    except SystemTuneError as exc:
-        raise click.ClickException(str(exc)) from None
+    _print_outcome(tune(root=root, halt_poll_ns=halt_poll_ns), root)
 
 
 @system.command("reset")
 @click.pass_obj
+@one_line_errors
 def reset_command(root: Path) -> None:
     """Put back what `harness system tune` changed (root).
 
     Restores the saved original values and deletes the state file."""
-    try:
-        _print_outcome(reset(root=root), root)
-    except SystemTuneError as exc:
-        raise click.ClickException(str(exc)) from None
+    _print_outcome(reset(root=root), root)

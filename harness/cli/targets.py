@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from harness.cli.console import console
+from harness.cli.errors import one_line_errors
 from middleware.stack import ORDER
 from targets.server_table import SERVERS, interface_name
 from targets.table import TARGETS
@@ -14,6 +15,7 @@ DEFAULT_MARK = "●"
 CAN_MARK = "✓"
 
 
+@one_line_errors
 def server_matrix() -> Table:
     """Targets × servers: which server each target can run on, and which is its default."""
     table = Table(title="servers (--server): ● the target's default, ✓ can serve it")
@@ -30,6 +32,7 @@ def server_matrix() -> Table:
 
 
 @click.command()
+@one_line_errors
 def targets() -> None:
     """List the targets, the servers they run on, and the middlewares."""
     table = Table(title="targets")
@@ -43,4 +46,7 @@ def targets() -> None:
         console.print(f"  {s.name}: {s.what}", soft_wrap=True, markup=False)
     console.print(f"middlewares, outermost first: {', '.join(ORDER)}")
     console.print("a stack is none, all, or names joined by ',' or '+'")
-    console.print("spin:N (e.g. spin:20us) burns N of CPU per request, to calibrate; never in all")
+    console.print(
+        "spin:N (e.g. spin:20us) burns N of CPU per request, work:N (e.g. work:2000) runs N turns "
+        "of a loop of fixed instructions: to calibrate; never in all"
+    )

@@ -14,10 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import RunError
+
 COLUMNS = ("concurrency", "qps", "avg_latency_ms", "success_pct")
 
 
-class DatError(ValueError):
+class DatError(RunError):
     """A line that is not a .dat row; the message starts with `FILE:LINE:`."""
 
 

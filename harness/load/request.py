@@ -11,13 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from harness.errors import UsageError
 from targets.routes import HEALTHZ_PATH
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-class RequestError(ValueError):
+class RequestError(UsageError):
     """A request that cannot be sent as given; the message is one line."""
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import RunError
 from harness.load.datfile import DatError, DatRow, load_dat
+from harness.load.files import write_atomic
 from harness.load.wrk_output import WrkResult
 
 SCHEMA = 1
 
 
-class ResultError(ValueError):
+class ResultError(RunError):
     """A results file that cannot be read; the message names the file."""
 
 
@@ -95,15 +95,7 @@ class SweepResult:
         """Write NAME.json atomically, so a Ctrl-C never leaves half a file."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        handle, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=f".{self.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(tmp, self.json_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return self.json_path
+        return write_atomic(self.json_path, text)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], out_dir: Path) -> SweepResult:

@@ -6,6 +6,7 @@ import http.client
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from harness.errors import RunError
 from harness.load.request import Request
 from targets.routes import HEALTHZ_BODY, HEALTHZ_PATH, JSON_TYPE
 
@@ -22,7 +23,7 @@ _MARKS: dict[str, tuple[str, Callable[[str], bool]]] = {
 }
 
 
-class ValidationError(RuntimeError):
+class ValidationError(RunError):
     """A target that answers wrongly; the message lists every problem on one line."""
 
 

@@ -10,7 +10,10 @@ import os
 import shutil
 import signal
 import subprocess
+import time
+from pathlib import Path
 
+from harness.errors import RunError
 from harness.load.wrk_output import (
     WrkResult,
     actual_connections,
@@ -23,7 +26,7 @@ from harness.machine.lifetime import dies_with_us
 ENV_WRK = "HARNESS_WRK"
 
 
-class WrkError(RuntimeError):
+class WrkError(RunError):
     """Something that stops every level, not just one: wrk missing or not executable."""
 
 
@@ -33,8 +36,11 @@ def resolve_wrk(wrk: str | None = None) -> str:
     candidate = wrk or os.environ.get(ENV_WRK) or "wrk"
     found = shutil.which(candidate)
     if found is None:
-        source = "--wrk" if wrk else (ENV_WRK if os.environ.get(ENV_WRK) else "PATH")
-        raise WrkError(f"wrk not found: {candidate!r} (from {source}); install wrk or pass --wrk")
+        source = "the wrk setting" if wrk else (ENV_WRK if os.environ.get(ENV_WRK) else "PATH")
+        raise WrkError(
+            f"wrk not found: {candidate!r} (from {source}); install wrk (make setup), or give "
+            f"its path (--wrk or ${ENV_WRK})"
+        )
     return found
 
 
@@ -162,6 +168,79 @@ def run_wrk(
     if result.status == "failed" and stderr.strip():
         result.reason += "; " + _error_reason("", stderr, proc.returncode)
     return result
+
+
+def counting_script(request_lua: str, count: int, marker: Path) -> str:
+    """A wrk script that sends the request (`request_lua`: harness.load.request.Request.lua, or
+    nothing for a plain GET) and, at the `count`-th answer, stops sending and creates `marker`.
+    wrk's thread stops at once but wrk itself waits out its -d, so the caller watches for the
+    marker and ends wrk: the load is exactly `count` answered requests, none left in flight when
+    wrk runs one connection (`thread:stop()` comes before the next request is written)."""
+    return request_lua + (
+        "local answered = 0\n"
+        "function response()\n"
+        "  answered = answered + 1\n"
+        f"  if answered == {count} then\n"
+        f"    local done = io.open({_lua_path(marker)}, 'w')\n"
+        "    done:close()\n"
+        "    wrk.thread:stop()\n"
+        "  end\n"
+        "end\n"
+    )
+
+
+def _lua_path(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def run_counted(
+    url: str,
+    *,
+    count: int,
+    script: Path,
+    marker: Path,
+    bound: float,
+    wrk: str,
+    cpus: tuple[int, ...] | None = None,
+) -> WrkResult:
+    """wrk on one connection until `count` requests are answered (`script`, a counting_script
+    that creates `marker` then), ended there; `bound` seconds at most. The result has the count,
+    the wall time and the rate (wrk, ended, prints no latencies); a failed result when the count
+    was not reached within the bound."""
+    _check_runnable(wrk)
+    marker.unlink(missing_ok=True)
+    command = pinned([wrk, "-t1", "-c1", f"-d{wrk_seconds(bound)}s", "-s", str(script), url], cpus)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        proc = subprocess.Popen(
+            dies_with_us(command, signal.SIGKILL), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    started = time.monotonic()
+    try:
+        while not marker.exists() and proc.poll() is None:
+            time.sleep(0.002)
+        elapsed = time.monotonic() - started
+        answered = marker.exists()
+        if not answered:
+            stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        _kill(proc)
+        marker.unlink(missing_ok=True)
+    if not answered:
+        got = parse_wrk_output(stdout, command=command, concurrency=1)
+        reason = (
+            _error_reason(stdout, stderr, proc.returncode)
+            if proc.returncode
+            else (f"{got.requests} of {count} requests answered within {wrk_seconds(bound)}s")
+        )
+        return _failed(command, url, 1, 1, bound, reason)
+    return WrkResult(
+        command=command, url=url, concurrency=1, threads=1, connections=1,
+        duration_s=elapsed, requests=count, qps=count / elapsed if elapsed > 0 else 0.0,
+    )  # fmt: skip
 
 
 def _check_runnable(wrk: str) -> None:

@@ -10,6 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from harness.errors import UsageError
+
 # wrk prints times with these units (units.c: us ms s, then m h) and counts with k M G.
 _TIME_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 _METRIC = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9}
@@ -20,7 +22,9 @@ _METRIC_RE = re.compile(_NUMBER + r"([kMG]?)$")
 _THREADS_RE = re.compile(r"^\s*(\d+) threads and (\d+) connections")
 _LATENCY_RE = re.compile(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)")
 _PERCENTILE_RE = re.compile(r"^\s*(50|75|90|99)%\s+(\S+)")
-_REQUESTS_RE = re.compile(r"^\s*(\d+) requests in (\S+?),")
+_REQUESTS_RE = re.compile(r"^\s*(\d+) requests in (\S+?),(?: (\S+) read)?")
+_BYTES_RE = re.compile(_NUMBER + r"([KMGT]?)B$")
+_BINARY = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SOCKET_RE = re.compile(
     r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", re.IGNORECASE
 )
@@ -28,7 +32,7 @@ _NON2XX_RE = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _QPS_RE = re.compile(r"^Requests/sec:\s+(\S+)")
 
 
-class WrkParseError(ValueError):
+class WrkParseError(UsageError):
     """A value in wrk's output that is not what wrk prints."""
 
 
@@ -47,6 +51,14 @@ def parse_metric(text: str) -> float:
     if not match:
         raise WrkParseError(f"not a wrk number: {text!r}")
     return float(match.group(1)) * _METRIC[match.group(2)]
+
+
+def parse_bytes(text: str) -> float:
+    """`12.62MB`, `573.12KB`, `0.00B` (wrk's binary units) -> bytes."""
+    match = _BYTES_RE.match(text.strip())
+    if not match:
+        raise WrkParseError(f"not a wrk byte count: {text!r}")
+    return float(match.group(1)) * _BINARY[match.group(2)]
 
 
 def parse_duration(text: str | float) -> float:
@@ -103,6 +115,7 @@ class WrkResult:
     errors_write: int = 0
     errors_timeout: int = 0
     non2xx3xx: int = 0
+    bytes_read: float | None = None  # what wrk read, headers and bodies (to 2 decimals of its unit)
     status: str = "ok"  # "ok", "failed" (reason says why) or "skipped" (by the sweep)
     reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # anything a caller wants kept
@@ -176,6 +189,38 @@ def actual_connections(connections: int, threads: int) -> int:
     return (connections // threads) * threads if threads else connections
 
 
+def _scan(text: str) -> dict[str, Any]:
+    """What wrk's summary says, line by line, by the WrkResult field each line fills."""
+    found: dict[str, Any] = {"url": "", "threads": 0, "requested": 0, "requests": 0}
+    in_distribution = False
+    for line in text.splitlines():
+        if line.startswith("Running "):
+            found["url"] = line.partition(" @ ")[2].strip()
+        elif match := _THREADS_RE.match(line):
+            found["threads"], found["requested"] = int(match.group(1)), int(match.group(2))
+        elif "Latency Distribution" in line:
+            in_distribution = True
+        elif in_distribution and (match := _PERCENTILE_RE.match(line)):
+            found[f"p{match.group(1)}_ms"] = _finite(parse_time_ms(match.group(2)))
+        elif match := _LATENCY_RE.match(line):
+            for name, value in zip(("avg", "stdev", "max"), match.groups(), strict=True):
+                found[f"latency_{name}_ms"] = _finite(parse_time_ms(value))
+        elif match := _REQUESTS_RE.match(line):
+            in_distribution = False
+            found["requests"] = int(match.group(1))
+            found["measured"] = parse_time_ms(match.group(2)) / 1e3
+            found["bytes_read"] = parse_bytes(match.group(3)) if match.group(3) else None
+        elif match := _SOCKET_RE.search(line):
+            for kind, value in zip(("connect", "read", "write", "timeout"), match.groups(),
+                                   strict=True):  # fmt: skip
+                found[f"errors_{kind}"] = int(value)
+        elif match := _NON2XX_RE.search(line):
+            found["non2xx3xx"] = int(match.group(1))
+        elif match := _QPS_RE.match(line):
+            found["qps"] = _finite(parse_metric(match.group(1))) or 0.0
+    return found
+
+
 def parse_wrk_output(
     text: str,
     *,
@@ -184,72 +229,20 @@ def parse_wrk_output(
     duration_s: float | None = None,
 ) -> WrkResult:
     """Parse wrk's stdout. Zero requests, or no summary at all, gives a failed result."""
-    threads = requested = 0
-    url = ""
-    requests = 0
-    measured: float | None = None
-    qps = 0.0
-    latency: tuple[float, float, float] | None = None
-    percentiles: dict[str, float] = {}
-    errors = (0, 0, 0, 0)
-    non2xx = 0
-    in_distribution = False
-    for line in text.splitlines():
-        if line.startswith("Running "):
-            url = line.partition(" @ ")[2].strip()
-        elif match := _THREADS_RE.match(line):
-            threads, requested = int(match.group(1)), int(match.group(2))
-        elif "Latency Distribution" in line:
-            in_distribution = True
-        elif in_distribution and (match := _PERCENTILE_RE.match(line)):
-            percentiles[match.group(1)] = parse_time_ms(match.group(2))
-        elif match := _LATENCY_RE.match(line):
-            latency = (
-                parse_time_ms(match.group(1)),
-                parse_time_ms(match.group(2)),
-                parse_time_ms(match.group(3)),
-            )
-        elif match := _REQUESTS_RE.match(line):
-            in_distribution = False
-            requests = int(match.group(1))
-            measured = parse_time_ms(match.group(2)) / 1e3
-        elif match := _SOCKET_RE.search(line):
-            errors = (
-                int(match.group(1)),
-                int(match.group(2)),
-                int(match.group(3)),
-                int(match.group(4)),
-            )
-        elif match := _NON2XX_RE.search(line):
-            non2xx = int(match.group(1))
-        elif match := _QPS_RE.match(line):
-            qps = parse_metric(match.group(1))
+    found = _scan(text)
+    measured = found.pop("measured", None)
+    requested = found.pop("requested")
     level = concurrency if concurrency is not None else requested
     result = WrkResult(
         command=list(command or []),
-        url=url,
         concurrency=level,
-        threads=threads,
-        connections=actual_connections(requested or level, threads),
+        connections=actual_connections(requested or level, found["threads"]),
         duration_s=measured if measured is not None else (duration_s or 0.0),
-        requests=requests,
-        qps=_finite(qps) or 0.0,
-        latency_avg_ms=_finite(latency[0]) if latency else None,
-        latency_stdev_ms=_finite(latency[1]) if latency else None,
-        latency_max_ms=_finite(latency[2]) if latency else None,
-        p50_ms=_finite(percentiles.get("50")),
-        p75_ms=_finite(percentiles.get("75")),
-        p90_ms=_finite(percentiles.get("90")),
-        p99_ms=_finite(percentiles.get("99")),
-        errors_connect=errors[0],
-        errors_read=errors[1],
-        errors_write=errors[2],
-        errors_timeout=errors[3],
-        non2xx3xx=non2xx,
+        **found,
     )
     if measured is None:
         result.status, result.reason = "failed", "wrk printed no summary"
-    elif requests == 0:
+    elif result.requests == 0:
         result.status = "failed"
         result.reason = "0 requests completed" + (
             f" ({result.socket_errors} socket errors)" if result.socket_errors else ""
@@ -261,7 +254,7 @@ def parse_wrk_output(
     elif result.ok == 0:
         # Every answer was an error page: that measures the error path, not the URL.
         result.status = "failed"
-        result.reason = f"no 2xx/3xx responses ({non2xx} non-2xx/3xx)"
+        result.reason = f"no 2xx/3xx responses ({result.non2xx3xx} non-2xx/3xx)"
     elif result.socket_errors:
         # Measured, but not cleanly; a server that stops mid-level leaves exactly this (answers,
         # then read, write or connect errors), so the level says it where NAME.json is read.

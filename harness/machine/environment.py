@@ -15,16 +15,24 @@ from harness.machine.system import default_root
 from harness.machine.system import inspect as inspect_system
 from targets.server_table import server_packages
 
+# The frameworks the targets run on, and what they are made of.
+FRAMEWORKS = (
+    "flask",
+    "werkzeug",
+    "starlette",
+    "fastapi",
+    "pydantic",
+    "aiohttp",
+    "multidict",
+    "yarl",
+)
 # The versions worth knowing beside a number: the harness, its servers (every one in the server
 # table, whichever ran), its frameworks.
 PACKAGES = tuple(
     dict.fromkeys(
-        (
-            "mwbench", "click", "rich", "matplotlib", "psutil", *server_packages(),
-            "flask", "werkzeug", "starlette", "fastapi", "pydantic", "aiohttp", "multidict", "yarl",
-        )
+        ("mwbench", "click", "rich", "matplotlib", "psutil", *server_packages(), *FRAMEWORKS)
     )
-)  # fmt: skip
+)
 
 
 def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:

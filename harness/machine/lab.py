@@ -21,6 +21,8 @@ from typing import Any
 
 import psutil
 
+from harness.errors import RunError
+
 BENCHMARK_BLOCK = IPv4Network("198.18.0.0/15")  # RFC 2544
 DEFAULT_NAME = "mwbench"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -28,7 +30,7 @@ _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 CLIENT_END, SERVER_END = "to-server", "to-client"
 
 
-class LabError(RuntimeError):
+class LabError(RunError):
     """The lab cannot be made or removed here; one line that says what to do."""
 
 

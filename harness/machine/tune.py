@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.errors import RunError
 from harness.machine.system import (
     CPU_DIR,
     DEFAULT_HALT_POLL_NS,
@@ -26,7 +27,7 @@ from harness.machine.system import (
 )
 
 
-class SystemTuneError(Exception):
+class SystemTuneError(RunError):
     """A setting could not be saved, changed or restored (not root, read-only, bad state file)."""
 
 

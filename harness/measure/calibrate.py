@@ -1,65 +1,49 @@
 """`harness calibrate`: measure middlewares whose cost is known, and say whether the harness
 finds it.
 
-The `spin:N` middleware burns exactly N of its thread's CPU time per request (middleware.core
-.spinner). calibrate runs compare() on one target with the sets `none, spin:N1, spin:N2, ...`,
-without the raw baseline, and checks each spin's measured overhead over `none`, for both of
-compare's cost measures (1e6/QPS per server core, and server CPU time per request), against its
-known cost, with the rule of harness.measure.check.
+The `spin:N` middleware burns exactly N of its thread's CPU time per request (middleware.spin
+.spinner); `work:N` runs N turns of a loop whose instructions are counted in-process
+(harness.measure.known). calibrate runs compare() on one target with the sets `none, spin:N1,
+spin:N2, ...` (or `work:N...` for the instructions measure), without the raw baseline, and checks
+each one's measured overhead over `none`, in every measure of the run (by default both server
+CPU time per request and 1e6/QPS per server core), against its known cost, with the rule of
+harness.measure.check.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.load.request import Request
+from harness.errors import UsageError
+from harness.load.settings import LoadSettings
 from harness.measure.check import RULE, TOLERANCE, CheckRow, CostCheck, check_cost, failure_message
 from harness.measure.compare import compare
-from harness.measure.contenders import CompareReport, Entry
+from harness.measure.contenders import Entry
+from harness.measure.known import KNOWN_COSTS, KnownCost, instructions_per_turn, known_cost_of
+from harness.measure.registry import get_measure
+from harness.measure.report import CompareReport
 from harness.measure.rounds import Precision
-from middleware.stack import SPIN_SYNTAX, BadSpin, parse_spin, spin_label
+from harness.serving.settings import DEFAULT_SERVE, ServeSettings
+from middleware.stack import parse_spin, parse_work
 from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/calibrate")
-DEFAULT_COSTS = "5,20,50"
 DEFAULT_REPEAT = 3
-DEFAULT_DURATION = 3.0
-DEFAULT_WARMUP = 1.0
-
-# compare's two cost measures: Entry attribute, key in calibration.json, how the table says it.
-MEASURES: tuple[tuple[str, str, str], ...] = (
-    ("overhead_qps", "qps", "1e6/QPS per server core"),
-    ("overhead_cpu", "cpu", "server CPU time per request"),
-)
-
-
-# --------------------------------------------------------------------------------------------------
-# Costs
+CALIBRATE_LOAD = LoadSettings(duration=3.0, warmup=1.0)
+# The measures a spin's known CPU time is checked in, by default (the headline last, as the
+# table has always shown them).
+CALIBRATE_MEASURES = ("qps", "cpu")
 
 
 def parse_costs(text: str) -> tuple[int, ...]:
-    """`5,20,50` (µs), or with units (`5us,1.5ms`) -> nanoseconds, ascending, no repeats.
-    BadSpin (a ValueError) names the syntax."""
-    parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
-    if not parts:
-        raise BadSpin(f"no cost given; costs are N or N with us or ms, as in {SPIN_SYNTAX}")
-    costs = set()
-    for part in parts:
-        value = part if part.endswith(("us", "µs", "ms")) else part + "us"
-        try:
-            costs.add(parse_spin(f"spin:{value}"))
-        except BadSpin:
-            raise BadSpin(
-                f"bad cost {part!r}: a number of µs (5, 20.5) or with a unit (5us, 1.5ms), "
-                "from 1us to 1000ms"
-            ) from None
-    return tuple(sorted(costs))
+    """`5,20,50` (µs), or with units (`5us,1.5ms`) -> nanoseconds of spin, ascending, no
+    repeats. BadSpin (a ValueError) names the syntax."""
+    return KNOWN_COSTS["spin"].parse(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,24 +76,23 @@ def fit(points: Sequence[tuple[float, float]]) -> Fit | None:
 
 @dataclass
 class CalibrationPoint:
-    """One known cost and its checks, one per measure (key: "qps", "cpu")."""
+    """One set of known cost and its checks, one per measure (by the measure's name)."""
 
-    cost_ns: int
+    label: str  # the set: spin:20us, work:2000
+    amount: int  # its nanoseconds, or turns
+    known: float  # its cost in the measures' unit: µs, or instructions
     checks: dict[str, CostCheck]
 
     @property
-    def label(self) -> str:
-        return spin_label(self.cost_ns)
-
-    @property
-    def known_us(self) -> float:
-        return self.cost_ns / 1000
+    def known_us(self) -> float:  # the spins' known cost, as it has always been named
+        return self.known
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "set": self.label,
-            "known_us": self.known_us,
-            **{key: self.checks[key].to_dict() for _, key, _ in MEASURES},
+            "known": self.known,
+            "known_us": self.known,
+            **{name: check.to_dict() for name, check in self.checks.items()},
         }
 
 
@@ -121,6 +104,8 @@ class CalibrationReport:
     environment: dict[str, Any]
     compare: CompareReport
     out_dir: Path
+    measures: tuple[str, ...] = CALIBRATE_MEASURES
+    kind: str = "spin"  # the known cost: spin:N (µs) or work:N (instructions)
     tolerance: float = TOLERANCE
     wall_s: float = 0.0
     files: list[Path] = field(default_factory=list)
@@ -128,22 +113,22 @@ class CalibrationReport:
     @property
     def rows(self) -> list[CheckRow]:
         return [
-            CheckRow(point.label, text, point.checks[key])
+            CheckRow(point.label, get_measure(name).title, point.checks[name])
             for point in self.points
-            for _, key, text in MEASURES
+            for name in self.measures
         ]
 
     @property
     def fits(self) -> dict[str, Fit | None]:
         return {
-            key: fit(
+            name: fit(
                 [
-                    (p.known_us, p.checks[key].measured.median)  # type: ignore[union-attr]
+                    (p.known_us, p.checks[name].measured.median)  # type: ignore[union-attr]
                     for p in self.points
-                    if p.checks[key].measured is not None
+                    if p.checks[name].measured is not None
                 ]
             )
-            for _, key, _ in MEASURES
+            for name in self.measures
         }
 
     @property
@@ -167,12 +152,15 @@ class CalibrationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema": SCHEMA,
+            "version": VERSION,
             "kind": "calibration",
             "target": self.target,
-            "unit": "us_per_request",
+            "known_cost": self.kind,
+            "unit": f"{get_measure(self.measures[0]).unit}_per_request",
             "rule": RULE.replace("10%", f"{100 * self.tolerance:g}%"),
             "tolerance": self.tolerance,
-            "measures": {key: text for _, key, text in MEASURES},
+            "measures": {name: get_measure(name).title for name in self.measures},
             "settings": self.settings,
             "environment": self.environment,
             "costs": [p.to_dict() for p in self.points],
@@ -190,103 +178,105 @@ class CalibrationReport:
 # Running it
 
 
+SCHEMA = "mwbench.calibration"
+VERSION = 2  # 1: unversioned, with the two measures hard-wired
+
+
 def _entry_for(compare_report: CompareReport, stack: tuple[str, ...]) -> Entry | None:
     return next((e for e in compare_report.entries if e.contender.stack == stack), None)
+
+
+def plan_calibration(
+    target: str | Target, costs: Sequence[int] | str | None, repeat: int,
+    tolerance: float | None, measures: Sequence[str],
+) -> tuple[Target, KnownCost, tuple[int, ...], float]:  # fmt: skip
+    """The target, the kind of known cost, its amounts and the tolerance, checked: UsageError
+    before any server starts."""
+    spec = get_target(target) if isinstance(target, str) else target
+    if spec.baseline is None:
+        raise UsageError(
+            f"{spec.name} takes no middleware: calibrate a framework target", param="target"
+        )
+    kind = known_cost_of([get_measure(m).known_cost for m in measures])
+    given = kind.default if costs is None else costs
+    amounts = kind.parse(given) if isinstance(given, str) else tuple(sorted(set(given)))
+    if not amounts:
+        raise UsageError("no cost given", param="costs")
+    for amount in amounts:
+        (parse_spin if kind.kind == "spin" else parse_work)(kind.label(amount))  # range check
+    if repeat < 2:
+        raise UsageError("repeat must be at least 2: an interval needs two rounds", param="repeat")
+    chosen = kind.tolerance if tolerance is None else tolerance
+    if not chosen >= 0:
+        raise UsageError(f"tolerance cannot be negative: {chosen}", param="tolerance")
+    return spec, kind, amounts, chosen
 
 
 def calibrate(
     *,
     target: str | Target,
-    request: Request | None = None,
-    costs_ns: Sequence[int] | str = DEFAULT_COSTS,
+    costs: Sequence[int] | str | None = None,
     repeat: int = DEFAULT_REPEAT,
-    levels: Sequence[int] = (64,),
-    duration: float = DEFAULT_DURATION,
-    warmup: float = DEFAULT_WARMUP,
-    timeout: float = 5.0,
-    workers: int = 1,
-    worker_class: str | None = None,
-    threads: int | None = None,
-    server: str | None = None,
-    pin: bool = True,
+    serve: ServeSettings = DEFAULT_SERVE,
+    load: LoadSettings = CALIBRATE_LOAD,
+    measures: Sequence[str] = CALIBRATE_MEASURES,
     tune: bool = True,
     precision: Precision | None = None,
     out_dir: Path | str = DEFAULT_OUT_DIR,
-    wrk: str | None = None,
-    tolerance: float = TOLERANCE,
+    tolerance: float | None = None,
     echo: Callable[[str], None] = print,
 ) -> CalibrationReport:
-    """Run compare() on `target` with `none` and one `spin:N` set per cost (no raw baseline, no
-    ceiling) and check each spin's overhead against its cost for both measures
-    (harness.output.calibration writes the result).
+    """Run compare() on `target` with `none` and one set of known cost per amount of `costs`
+    (nanoseconds of spin for the timed measures, turns of work for instructions; no raw
+    baseline, no ceiling), and check each one's overhead against its cost in every measure
+    (harness.output.calibration writes the result). `tolerance`: 10% for a spin, 2% for work.
 
-    Raises ValueError (bad settings, before any server starts), and whatever compare raises;
+    Raises UsageError (bad settings, before any server starts), and whatever compare raises;
     after a Ctrl-C the report has `interrupted` set and checks only the rounds that finished."""
-    spec = get_target(target) if isinstance(target, str) else target
-    if spec.baseline is None:
-        raise ValueError(f"{spec.name} takes no middleware: calibrate a framework target")
-    costs = parse_costs(costs_ns) if isinstance(costs_ns, str) else tuple(sorted(set(costs_ns)))
-    if not costs:
-        raise ValueError("no cost given")
-    for ns in costs:
-        parse_spin(spin_label(ns))  # the range check, with the syntax in the message
-    if repeat < 2:
-        raise ValueError("--repeat must be at least 2: an interval needs two rounds")
-    if not tolerance >= 0:
-        raise ValueError(f"the tolerance cannot be negative: {tolerance}")
+    spec, kind, amounts, tolerance = plan_calibration(target, costs, repeat, tolerance, measures)
     out = Path(out_dir)
-    sets: list[tuple[str, ...]] = [(), *((spin_label(ns),) for ns in costs)]
+    sets: list[tuple[str, ...]] = [(), *((kind.label(n),) for n in amounts)]
     load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
-    echo(f"calibrate: {spec.name} with {', '.join(spin_label(ns) for ns in costs)} against none")
+    echo(f"calibrate: {spec.name} with {', '.join(kind.label(n) for n in amounts)} against none")
+    known = {n: kind.known(n) for n in amounts}  # work's: counted in-process, before any round
+    # The headline (precision's measure) is CPU time when it is measured.
+    ordered = sorted(measures, key=lambda m: m != "cpu")
     compared = compare(
-        targets=[spec],
-        request=request,
-        sets=sets,
-        baseline=False,
-        levels=levels,
-        duration=duration,
-        timeout=timeout,
-        warmup=warmup,
-        repeat=repeat,
-        workers=workers,
-        worker_class=worker_class,
-        threads=threads,
-        servers=[server] if server else None,
-        pin=pin,
-        tune=tune,
-        precision=precision,
-        out_dir=out,
-        wrk=wrk,
-        ceiling=False,
-        echo=echo,
-    )
+        targets=[spec], sets=sets, serve=serve, load=load, baseline=False, repeat=repeat,
+        measures=ordered, tune=tune, precision=precision, out_dir=out, ceiling=False, echo=echo,
+    )  # fmt: skip
     points = []
-    for ns, stack in zip(costs, sets[1:], strict=True):
+    for n, stack in zip(amounts, sets[1:], strict=True):
         entry = _entry_for(compared, stack)
+        measured = {name: entry.overhead(name) if entry else None for name in measures}
         checks = {
-            key: check_cost(ns / 1000, getattr(entry, attr) if entry else None, tolerance)
-            for attr, key, _ in MEASURES
+            name: check_cost(known[n], measured[name], tolerance, get_measure(name).unit)
+            for name in measures
         }
-        points.append(CalibrationPoint(ns, checks))
+        points.append(CalibrationPoint(kind.label(n), n, known[n], checks))
     environment = {**compared.environment, "load_avg_start": load_start}
     environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {
         **compared.settings,
         "target": spec.name,
-        "sets": ["none", *(spin_label(ns) for ns in costs)],
-        "costs_us": [ns / 1000 for ns in costs],
+        "sets": ["none", *(kind.label(n) for n in amounts)],
+        "known": {kind.label(n): known[n] for n in amounts},
+        "costs_us": [known[n] for n in amounts] if kind.kind == "spin" else None,
         "baseline": False,
         "ceiling": False,
     }
-    report = CalibrationReport(
+    if kind.kind == "work":
+        settings["instructions_per_turn"] = instructions_per_turn()
+    return CalibrationReport(
         target=spec.name,
         points=points,
         settings=settings,
         environment=environment,
         compare=compared,
         out_dir=out,
+        measures=tuple(measures),
+        kind=kind.kind,
         tolerance=tolerance,
         wall_s=time.monotonic() - started,
     )
-    return report

@@ -29,9 +29,10 @@ class CostCheck:
     """A known cost (µs) against its measured estimate (µs): pass when the known cost lies in
     the measured interval widened by `tolerance` of the known cost on each side."""
 
-    known_us: float
+    known_us: float  # in `unit`: µs for a spin, instructions for work
     measured: Estimate | None
     tolerance: float = TOLERANCE
+    unit: str = "µs"
 
     @property
     def bounds(self) -> tuple[float, float] | None:
@@ -62,10 +63,10 @@ class CostCheck:
         """One phrase for a failure message."""
         bounds = self.bounds
         if self.measured is None or bounds is None:
-            return f"known {self.known_us:g} µs, not measured"
+            return f"known {self.known_us:g} {self.unit}, not measured"
         return (
-            f"known {self.known_us:g} µs, measured {self.measured.median:.2f} µs, "
-            f"outside [{bounds[0]:.2f}, {bounds[1]:.2f}]"
+            f"known {self.known_us:g} {self.unit}, measured {self.measured.median:,.2f} "
+            f"{self.unit}, outside [{bounds[0]:,.2f}, {bounds[1]:,.2f}]"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,13 +83,14 @@ class CostCheck:
             "accepted_low_us": _round(bounds[0]) if bounds else None,
             "accepted_high_us": _round(bounds[1]) if bounds else None,
             "passed": self.passed,
+            "unit": self.unit,
         }
 
 
 def check_cost(
-    known_us: float, measured: Estimate | None, tolerance: float = TOLERANCE
+    known_us: float, measured: Estimate | None, tolerance: float = TOLERANCE, unit: str = "µs"
 ) -> CostCheck:
-    return CostCheck(known_us, measured, tolerance)
+    return CostCheck(known_us, measured, tolerance, unit)
 
 
 @dataclass(frozen=True)

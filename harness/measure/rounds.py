@@ -3,11 +3,12 @@ or, with a precision target, rounds until every set's interval is narrow enough 
 budget is spent.
 
 The precise mode is a fixed-width sequential procedure (Chow and Robbins): after at least
-`min_rounds` rounds of everyone, a set whose 95% half-width (of its overhead, server CPU µs per
-request, paired with its reference round by round) is still above the target gets another round,
+`min_rounds` rounds of everyone, a set whose 95% half-width (of its overhead in the run's headline
+measure, paired with its reference round by round) is still above the target gets another round,
 together with its reference, since a difference needs both sides measured in the same round.
 The widest intervals go first, so that when the budget cannot fit everyone, the rounds go where
-the variance is.
+the variance is. The target is in the measure's unit (±2 µs), or a share of each set's own cost
+(±0.1%), for a measure whose costs differ by orders of magnitude between sets.
 """
 
 from __future__ import annotations
@@ -31,29 +32,45 @@ MAX_ROUNDS = 60  # a bound on the loop, whatever the budget: 60 rounds is alread
 
 @dataclass(frozen=True)
 class Precision:
-    target_us: float  # the 95% half-width every set must reach
+    target: float  # the 95% half-width every set must reach, in the measure's unit
     budget_s: float  # wall time for the whole compare, the ceiling's run included
+    measure: str = "cpu"  # whose overheads must be that precise: the run's headline
+    # `target` is a share of each set's own cost (0.001: ±0.1% of it), not a width in the unit.
+    of_cost: bool = False
     min_rounds: int = DEFAULT_MIN_ROUNDS
     # Also precise enough: a half-width at most this share of the overhead itself (0.5: the
-    # interval is at least twice clear of zero), for a cost too large to need ±target_us.
-    relative: float | None = None
+    # interval is at least twice clear of zero), for a cost too large to need ±target.
+    clear_of_zero: float | None = None
     # Only these sets must be precise (the demo's headlines); None: every set.
     focus: frozenset[tuple[str, ...]] | None = None
 
+    def width_for(self, entry: Entry) -> float | None:
+        """The half-width `entry` must reach; None when it is relative and there is no cost."""
+        if not self.of_cost:
+            return self.target
+        cost = entry.cost(self.measure)
+        return None if cost is None else self.target * abs(cost.median)
+
+    def describe(self, unit: str) -> str:
+        if self.of_cost:
+            return f"±{100 * self.target:g}% of each set's cost"
+        return f"±{self.target:g} {unit}"
+
     def met_by(self, entry: Entry) -> bool:
-        width = half_width(entry)
-        estimate = entry.overhead_cpu
-        if width is None or estimate is None:
+        width = half_width(entry, self.measure)
+        overhead = entry.overhead(self.measure)
+        if width is None or overhead is None:
             return False
         # Clear of zero by the margin asked for: a significance claim, which Student's t keeps
         # honest on as few as the fixed rounds (its interval is wide there: 4.3 standard errors
         # on three rounds), so it may stop at the first look.
-        if self.relative is not None and width <= self.relative * abs(estimate.median):
-            return estimate.n >= self.min_rounds
+        if self.clear_of_zero is not None and width <= self.clear_of_zero * abs(overhead.median):
+            return overhead.n >= self.min_rounds
         # Precise to ±target, not on fewer than STOP_ROUNDS pairs: three rounds that happen to
         # agree give a narrow interval by luck (the variance estimated from three values is
         # itself that noisy), and a set that stopped there would never be measured again.
-        return width <= self.target_us and estimate.n >= STOP_ROUNDS
+        wanted = self.width_for(entry)
+        return wanted is not None and width <= wanted and overhead.n >= STOP_ROUNDS
 
     def wanted(self, entry: Entry) -> bool:
         """A set this precision is for: measured against a reference (a raw baseline is only
@@ -62,18 +79,19 @@ class Precision:
         return entry.reference is not None and not entry.invalid and in_focus
 
 
-def half_width(entry: Entry) -> float | None:
-    """The width that must shrink: the overhead's (server CPU), None before two paired rounds."""
-    return entry.overhead_cpu.half_width if entry.overhead_cpu is not None else None
+def half_width(entry: Entry, measure: str) -> float | None:
+    """The width that must shrink: the overhead's, None before two paired rounds."""
+    overhead = entry.overhead(measure)
+    return overhead.half_width if overhead is not None else None
 
 
-def missed(entries: Sequence[Entry], precision: Precision) -> list[str]:
+def missed(entries: Sequence[Entry], precision: Precision, unit: str = "µs") -> list[str]:
     """`label (±x µs after n rounds)` for each set whose interval is still wider than the target."""
     found = []
     for entry in entries:
         if precision.wanted(entry) and not precision.met_by(entry):
-            width = half_width(entry)
-            shown = f"±{width:.1f} µs" if width is not None else "no interval"
+            width = half_width(entry, precision.measure)
+            shown = f"±{width:.1f} {unit}" if width is not None else "no interval"
             found.append(f"{entry.label} ({shown} after {len(entry.ok_rounds)} rounds)")
     return found
 
@@ -110,7 +128,7 @@ class Schedule:
         ]
         if not wide:
             return []
-        wide.sort(key=lambda i: -(half_width(self.entries[i]) or float("inf")))
+        wide.sort(key=lambda i: -(half_width(self.entries[i], precision.measure) or float("inf")))
         per_run = statistics.median(self.run_s) if self.run_s else 0.0
         left = precision.budget_s - elapsed_s
         chosen: list[int] = []

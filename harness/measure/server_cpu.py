@@ -12,7 +12,8 @@ from typing import Any
 
 import psutil
 
-from harness.serving.servers import RunningServer, cpu_seconds
+from harness.serving.processes import cpu_seconds
+from harness.serving.servers import RunningServer
 
 
 def cpu_probe(server: RunningServer) -> Callable[[int], Callable[[], dict[str, Any]]]:

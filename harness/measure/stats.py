@@ -56,10 +56,25 @@ class Estimate:
     def to_dict(self) -> dict[str, float | int | bool | None]:
         return {**asdict(self), "significant": self.significant, "half_width": self.half_width}
 
+    def scaled(self, factor: float) -> Estimate:
+        """The same estimate in another unit (`factor` > 0 per unit)."""
+        low = self.low * factor if self.low is not None else None
+        high = self.high * factor if self.high is not None else None
+        return Estimate(self.median * factor, low, high, self.n)
+
     def format(self, digits: int = 1) -> str:
         if self.half_width is None:
-            return f"{self.median:.{digits}f}"
-        return f"{self.median:.{digits}f} ± {self.half_width:.{digits}f}"
+            return f"{self.median:,.{digits}f}"
+        return f"{self.median:,.{digits}f} ± {self.half_width:,.{digits}f}"
+
+    def format_change(self, digits: int = 1, not_significant: str = " (not significant)") -> str:
+        """A difference: signed, with its interval, and said when the interval includes zero."""
+        text = f"{self.median:+,.{digits}f}"
+        if self.half_width is not None:
+            text += f" ± {self.half_width:,.{digits}f}" + (
+                "" if self.significant else not_significant
+            )
+        return text
 
 
 def estimate(values: Sequence[float]) -> Estimate:
@@ -82,3 +97,24 @@ def paired_differences(values: Sequence[float], reference: Sequence[float]) -> l
         for v, r in zip(values, reference, strict=False)
         if math.isfinite(v) and math.isfinite(r)
     ]
+
+
+def welch(after: Sequence[float], before: Sequence[float]) -> Estimate | None:
+    """`after` minus `before`, two independent samples (two runs, whose rounds cannot be
+    paired): the difference of the medians, and the Welch 95% interval of the difference of the
+    means (Student's t with the Welch-Satterthwaite degrees of freedom, rounded down). None
+    without values on both sides; no interval with fewer than two on either."""
+    a = [v for v in after if math.isfinite(v)]
+    b = [v for v in before if math.isfinite(v)]
+    if not a or not b:
+        return None
+    middle = statistics.median(a) - statistics.median(b)
+    if len(a) < 2 or len(b) < 2:
+        return Estimate(middle, None, None, min(len(a), len(b)))
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    mean = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0:  # both runs gave one value each round: no spread to widen it by
+        return Estimate(middle, mean, mean, min(len(a), len(b)))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = t_critical_95(max(1, math.floor(df))) * math.sqrt(va + vb)
+    return Estimate(middle, mean - half, mean + half, min(len(a), len(b)))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.load.files import write_atomic
 from harness.machine.system import idle_note
-from harness.measure.calibrate import MEASURES, CalibrationReport
+from harness.measure.calibrate import CalibrationReport
 from harness.measure.check import RULE, CheckRow
+from harness.measure.registry import get_measure
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,22 +21,24 @@ def check_table(rows: Sequence[CheckRow], title: str) -> Table:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    columns = ("spin", "measure", "known µs", "measured µs", "95% interval", "error µs",
-               "error %", "accepted known", "result")  # fmt: skip
+    unit = rows[0].check.unit if rows else "µs"
+    digits = 2 if unit == "µs" else 0
+    columns = ("set", "measure", f"known {unit}", f"measured {unit}", "95% interval",
+               f"error {unit}", "error %", "accepted known", "result")  # fmt: skip
     for column in columns:
-        table.add_column(column, justify="left" if column in ("spin", "measure") else "right")
+        table.add_column(column, justify="left" if column in ("set", "measure") else "right")
     for row in rows:
         c, m = row.check, row.check.measured
         bounds = c.bounds
         table.add_row(
             row.label,
             row.measure,
-            f"{c.known_us:g}",
-            f"{m.median:.2f}" if m else "—",
-            f"[{m.low:.2f}, {m.high:.2f}]" if m and m.has_interval else "—",
-            f"{c.error_us:+.2f}" if c.error_us is not None else "—",
-            f"{c.error_pct:+.1f}%" if c.error_pct is not None else "—",
-            f"[{bounds[0]:.2f}, {bounds[1]:.2f}]" if bounds else "—",
+            f"{c.known_us:,.{digits}f}" if digits == 0 else f"{c.known_us:g}",
+            f"{m.median:,.{digits}f}" if m else "—",
+            f"[{m.low:,.{digits}f}, {m.high:,.{digits}f}]" if m and m.has_interval else "—",
+            f"{c.error_us:+,.{digits}f}" if c.error_us is not None else "—",
+            f"{c.error_pct:+.2f}%" if c.error_pct is not None else "—",
+            f"[{bounds[0]:,.{digits}f}, {bounds[1]:,.{digits}f}]" if bounds else "—",
             "pass" if c.passed else "[bold red]FAIL[/]",
         )
     return table
@@ -44,24 +47,37 @@ def check_table(rows: Sequence[CheckRow], title: str) -> Table:
 def notes(report: CalibrationReport) -> list[str]:
     s = report.settings
     lines = [
-        f"{report.target}: {s['repeat']} round(s) of none + {len(report.points)} spin set(s), "
-        f"interleaved; levels {s['levels']}, {s['duration_s']:g}s each after a "
-        f"{s['warmup_s']:g}s warm-up; {s['pinning']}; wall time {report.wall_s:.0f}s.",
+        f"{report.target}: {s['repeat']} round(s) of none + {len(report.points)} "
+        f"{report.kind} set(s), interleaved; "
+        + (
+            f"{s['requests']} requests each"
+            if s.get("requests")
+            else f"levels {s['levels']}, {s['duration_s']:g}s each after a "
+            f"{s['warmup_s']:g}s warm-up"
+        )
+        + f"; {s['pinning']}; wall time {report.wall_s:.0f}s.",
         f"Measured = overhead over none, paired round by round, median and 95% interval "
         f"(Student t). Pass: {RULE.replace('10%', f'{100 * report.tolerance:g}%')}.",
     ]
-    for _, key, text in MEASURES:
-        one = report.fits.get(key)
+    for name in report.measures:
+        one, unit = report.fits.get(name), get_measure(name).unit
         if one is not None:
             lines.append(
-                f"Fit ({text}): measured ≈ {one.intercept_us:+.2f} µs + {one.slope:.3f} × known."
+                f"Fit ({get_measure(name).title}): measured ≈ {one.intercept_us:+,.2f} {unit} + "
+                f"{one.slope:.4f} × known."
             )
+    per_turn = s.get("instructions_per_turn")
+    if per_turn:
+        lines.append(
+            f"work:N's known cost: N × {per_turn:.2f} instructions, one turn of its loop counted "
+            "in-process under callgrind (two runs of 2,000 and 12,000 turns, fixed hash seed)."
+        )
     load = report.environment.get("load_avg_start")
     if load:
         lines.append(f"Load average at the start {load[0]:.2f}, at the end "
                      f"{report.environment.get('load_avg_end', [0.0])[0]:.2f}.")  # fmt: skip
     missed = [row.check for row in report.rows if not row.check.passed and row.check.measured]
-    if missed and all((c.error_us or 0) > 0 for c in missed):
+    if report.kind == "spin" and missed and all((c.error_us or 0) > 0 for c in missed):
         lines.append(
             "Every miss is above its known cost: the server paid more than the spin. A likely "
             "cause is indirect: once the spin slows the server, wrk's CPU falls idle between "
@@ -79,10 +95,7 @@ def notes(report: CalibrationReport) -> list[str]:
 
 
 def write_json(report: CalibrationReport, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
 def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
@@ -112,12 +125,12 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
             label=f"known ± {100 * report.tolerance:g}%: pass when the error bar reaches it",
         )
         shift = top * 0.012  # side by side, so the two measures' error bars do not overlap
-        for (_, key, text), color, marker, dx in zip(
-            MEASURES, ("#d62728", "#1f4e9c"), ("o", "s"), (-shift, shift), strict=True
-        ):
+        styles = (("#d62728", "o", -shift), ("#1f4e9c", "s", shift), ("#2ca02c", "^", 0.0))
+        for name, (color, marker, dx) in zip(report.measures, styles, strict=False):
+            text = get_measure(name).title
             xs, ys, lo, hi, failed = [], [], [], [], []
             for point in report.points:
-                check = point.checks[key]
+                check = point.checks[name]
                 m = check.measured
                 if m is None:
                     continue
@@ -139,8 +152,9 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
         ax.set_xlim(0, top * 1.08)
         ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
         ax.set_xticks(known)
-        ax.set_xlabel("known cost of the spin middleware, µs per request")
-        ax.set_ylabel("measured overhead over none, µs per request")
+        unit = get_measure(report.measures[0]).unit
+        ax.set_xlabel(f"known cost of the {report.kind} middleware, {unit} per request")
+        ax.set_ylabel(f"measured overhead over none, {unit} per request")
         s = report.settings
         verdict = "pass" if report.passed else "FAIL"
         titles(

@@ -6,6 +6,7 @@ and threads the runs really used, and names are printed literally (`&`, `$`, `_`
 
 from __future__ import annotations
 
+import io
 import textwrap
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -22,11 +23,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from harness.load.datfile import DatRow
+from harness.load.files import write_atomic
 from harness.load.results import Series
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
 
+COLORS = ("#1f4e9c", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")  # bars side by side
 QPS_COLORS = ("#d62728", "#e377c2")  # the original's red, and pink for the second run
 LATENCY_COLORS = ("#1f4e9c", "#6fa8dc")  # the original's blue, and a lighter one
 FAILED_COLOR = "#7f7f7f"
@@ -133,14 +136,14 @@ def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
+    """The figure as a PNG at `path`, whole or not at all: a full disk leaves no half a PNG
+    behind, and the chart of a previous run stays until the new one is written."""
+    image = io.BytesIO()
     try:
-        fig.savefig(path, dpi=_DPI, bbox_inches="tight")
-    except BaseException:
-        path.unlink(missing_ok=True)  # a full disk must not leave half a PNG behind
-        raise
+        fig.savefig(image, format="png", dpi=_DPI, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return path
+    return write_atomic(path, image.getvalue())
 
 
 def points(rows: Iterable[DatRow], attr: str) -> tuple[list[int], list[float]]:

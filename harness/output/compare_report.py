@@ -3,63 +3,85 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from harness.load.files import write_atomic
+from harness.measure.measure import Measure
+from harness.measure.registry import get_measure
 from harness.measure.stats import Estimate
+from harness.output.compare_notes import notes, shows_estimates
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
-    from harness.measure.contenders import CompareReport, Entry
-
-COLUMNS = (
-    "set", "peak QPS", "% of baseline", "µs/req (1/QPS)", "µs/req (CPU)",
-    "overhead µs (CPU)", "overhead µs (1/QPS)", "vs", "rounds", "p99 ms", "flags",
-)  # fmt: skip
-SERVER_COLUMNS = (
-    "server", "raw app", "peak QPS", "QPS vs first", "µs/req (1/QPS)", "µs/req (CPU)",
-    "vs first µs (CPU)", "vs first µs (1/QPS)",
-)  # fmt: skip
+    from harness.measure.contenders import Entry
+    from harness.measure.report import CompareReport
 
 
 def _est(e: Estimate | None, digits: int = 1) -> str:
     return e.format(digits) if e else "—"
 
 
-def _overhead(e: Estimate | None) -> str:
-    if e is None:
-        return "—"
-    text = f"{e.median:+.1f}"
-    if e.half_width is not None:
-        text += f" ± {e.half_width:.1f}"
-        if not e.significant:
-            text += " (not significant)"
-    return text
+def _overhead(e: Estimate | None, digits: int = 1) -> str:
+    return e.format_change(digits) if e else "—"
+
+
+def _measures(report: CompareReport) -> list[Measure]:
+    """The measures the compare table has columns for (a measure's other figures are in their
+    own tables)."""
+    return [m for name in report.measures if (m := get_measure(name)).in_table]
+
+
+ESTIMATE_COLUMNS = ("≈ µs/req (est.)", "≈ overhead µs (est.)")
+
+
+def columns(report: CompareReport) -> tuple[str, ...]:
+    """The table's columns: each measure's cost, then each measure's overhead, headline first;
+    the headline's estimate in µs where it has one."""
+    measures, swept = _measures(report), _swept(report)
+    return (
+        "set", *(("peak QPS", "% of baseline") if swept else ()),
+        *(f"{m.per_unit} ({m.short})" for m in measures),
+        *(f"overhead {m.unit} ({m.short})" for m in measures),
+        *(ESTIMATE_COLUMNS if shows_estimates(report) else ()),
+        "vs", "rounds", *(("p99 ms",) if swept else ()), "flags",
+    )  # fmt: skip
+
+
+def _swept(report: CompareReport) -> bool:
+    """The rounds were wrk sweeps: each has a peak QPS and its p99 (not the open model's)."""
+    return report.headline.procedure == "wrk"
 
 
 def rows(report: CompareReport) -> list[list[str]]:
+    measures, swept = _measures(report), _swept(report)
     table = []
     for entry in report.entries:
-        table.append(
-            [
-                entry.label,
-                f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
-                f"{entry.pct_of_baseline:.1f}%" if entry.pct_of_baseline is not None else "—",
-                _est(entry.cost_qps),
-                _est(entry.cost_cpu),
-                _overhead(entry.overhead_cpu),
-                _overhead(entry.overhead_qps),
-                entry.reference.label if entry.reference else "—",
-                str(len(entry.ok_rounds)),
-                f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—",
-                "; ".join(entry.flags),
-            ]
-        )
+        peak = [
+            f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
+            f"{entry.pct_of_baseline:.1f}%" if entry.pct_of_baseline is not None else "—",
+        ]
+        table.append([
+            entry.label, *(peak if swept else ()),
+            *(_est(entry.cost(m.name), m.digits) for m in measures),
+            *(_overhead(entry.overhead(m.name), m.digits) for m in measures),
+            *(_estimates(report, entry) if shows_estimates(report) else ()),
+            entry.reference.label if entry.reference else "—",
+            str(len(entry.ok_rounds)),
+            *([f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—"] if swept else ()),
+            "; ".join(report.flags(entry)),
+        ])  # fmt: skip
     return table
+
+
+def _estimates(report: CompareReport, entry: Entry) -> list[str]:
+    headline = report.measures[0]
+    return [
+        _est(report.estimated_us(entry, entry.cost(headline))),
+        _overhead(report.estimated_us(entry, entry.overhead(headline))),
+    ]
 
 
 def title(report: CompareReport) -> str:
@@ -67,22 +89,31 @@ def title(report: CompareReport) -> str:
     return f"compare: {', '.join(report.targets)}{servers}"
 
 
+def server_columns(report: CompareReport) -> tuple[str, ...]:
+    measures = _measures(report)
+    return (
+        "server", "raw app", "peak QPS", "QPS vs first",
+        *(f"{m.per_unit} ({m.short})" for m in measures),
+        *(f"vs first {m.unit} ({m.short})" for m in measures),
+    )  # fmt: skip
+
+
 def server_rows(report: CompareReport) -> list[list[str]]:
     """The servers against each other on the raw app: each server's cost, and its difference
     from the first server's, paired round by round."""
+    measures = _measures(report)
     table = []
     for row in report.server_rows:
         entry = row.entry
+        ratio = row.qps_ratio
         table.append(
             [
                 row.server,
                 row.app,
                 f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
-                f"{row.qps_ratio:.2f}×" if row.qps_ratio is not None else "—",
-                _est(entry.cost_qps),
-                _est(entry.cost_cpu),
-                _overhead(row.overhead_cpu),
-                _overhead(row.overhead_qps),
+                f"{ratio:.2f}×" if ratio is not None else "—",
+                *(_est(entry.cost(m.name), m.digits) for m in measures),
+                *(_overhead(row.difference(m.name), m.digits) for m in measures),
             ]
         )
     return table
@@ -93,19 +124,37 @@ def server_title(report: CompareReport) -> str:
     return f"servers on the raw app, against {first}"
 
 
+LEFT = ("set", "vs", "flags", "server", "raw app")
+
+
 def rich_table(report: CompareReport) -> Table:
     table = Table(title=title(report), title_justify="left")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column in ("set", "vs", "flags") else "right")
+    for column in columns(report):
+        table.add_column(column, justify="left" if column in LEFT else "right")
     for row in rows(report):
         table.add_row(*row)
     return table
 
 
+def section_tables(report: CompareReport) -> list[Table]:
+    """A measure's own tables (latency: one per rate, and the capacity at the SLO)."""
+    from harness.output.latency_report import latency_sections
+
+    tables = []
+    for name, cols, body in latency_sections(report):
+        table = Table(title=name, title_justify="left")
+        for column in cols:
+            table.add_column(column, justify="left" if column in ("set", "vs") else "right")
+        for row in body:
+            table.add_row(*row)
+        tables.append(table)
+    return tables
+
+
 def server_table(report: CompareReport) -> Table:
     table = Table(title=server_title(report), title_justify="left")
-    for column in SERVER_COLUMNS:
-        table.add_column(column, justify="left" if column in ("server", "raw app") else "right")
+    for column in server_columns(report):
+        table.add_column(column, justify="left" if column in LEFT else "right")
     for row in server_rows(report):
         table.add_row(*row)
     return table
@@ -120,64 +169,22 @@ def _md(columns: tuple[str, ...], body: list[list[str]], left: tuple[str, ...]) 
     ]
 
 
-def notes(report: CompareReport) -> list[str]:
-    rounds = report.settings.get("rounds") or report.settings["repeat"]
-    lines = [
-        f"{rounds} round(s), interleaved; levels "
-        f"{report.settings['levels']}, {report.settings['duration_s']:g}s each after a "
-        f"{report.settings['warmup_s']:g}s warm-up; {report.settings['pinning']}; "
-        f"wall time {report.wall_s:.0f}s.",
-        "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
-        "interval (Student t); one that includes zero is marked not significant.",
-    ]
-    request = report.settings.get("request") or {}
-    if request and (request.get("method"), request.get("path")) != ("GET", "/healthz"):
-        lines.append(
-            f"The request timed: {request['method']} {request['path']}"
-            + (f" with a {request['body_bytes']} B body" if request.get("body_bytes") else "")
-            + (f", {len(request['headers'])} header(s)" if request.get("headers") else "")
-            + f"; expected status {request.get('expect_status', '2xx')}."
-        )
-    for name, app in (report.settings.get("apps") or {}).items():
-        lines.append(
-            f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
-            "middlewares, and its raw baseline is timed on its own GET /healthz."
-        )
-    target = report.settings.get("precision_us")
-    if target is not None:
-        budget = report.settings.get("budget_s", 0)
-        lines.append(
-            f"Precision: rounds went on until every set's 95% half-width (CPU) was at most "
-            f"±{target:g} µs, within {budget:g}s: {report.settings.get('rounds', 0)} rounds; "
-            + (
-                "every set met it."
-                if not report.precision_missed
-                else f"missed: {'; '.join(report.precision_missed)}."
-            )
-        )
-    if len(report.servers) > 1:
-        lines.append(
-            "Servers as an axis: each server's sets against the raw app on the same server; "
-            f"the servers against each other on the raw app, each against {report.servers[0]}."
-        )
-    if report.ceiling_qps:
-        lines.append(f"The load generator's ceiling here: {report.ceiling_qps:,.0f} req/s.")
-    if report.interrupted:
-        lines.append("Interrupted: the figures above come from the rounds that finished.")
-    lines += [f"Missing: {m}" for m in report.missing]
-    lines += [f"Over the --max-overhead-us gate: {g}" for g in report.gate_failures]
-    return lines
-
-
 def markdown(report: CompareReport) -> str:
-    lines = [f"# {title(report)}", "", *_md(COLUMNS, rows(report), ("set", "vs", "flags")), ""]
+    from harness.output.env_report import env_sections
+    from harness.output.latency_report import latency_sections
+
+    lines = [f"# {title(report)}", "", *_md(columns(report), rows(report), LEFT), ""]
+    for name, cols, body in latency_sections(report):
+        lines += [f"## {name}", "", *_md(cols, body, ("set", "vs")), ""]
     if report.server_rows:
         lines += [
             f"## {server_title(report)}",
             "",
-            *_md(SERVER_COLUMNS, server_rows(report), ("server", "raw app")),
+            *_md(server_columns(report), server_rows(report), LEFT),
             "",
         ]
+    for name, cols, body in env_sections(report):
+        lines += [f"## {name}", "", *_md(cols, body, (*LEFT, "environment", "interpreter")), ""]
     return "\n".join([*lines, *(f"- {line}" for line in notes(report)), ""])
 
 
@@ -203,34 +210,40 @@ def _clip_intervals(ax: Any, ends: list[tuple[float, float, float, float]]) -> b
     return True
 
 
-def rounds_used(entries: list[Entry]) -> str:
+def rounds_used(entries: list[Entry], measures: tuple[str, ...] = ("cpu", "qps")) -> str:
     """`3`, or `3-7` where --precision gave some sets more rounds than others."""
-    used = sorted({est.n for e in entries if (est := e.overhead_cpu or e.overhead_qps)})
+    used = sorted(
+        {
+            est.n
+            for e in entries
+            if (est := next((o for m in measures if (o := e.overhead(m)) is not None), None))
+        }
+    )
     if not used:
         return "0"
     return f"{used[0]}" if len(used) == 1 else f"{used[0]}-{used[-1]}"
 
 
 def overhead_chart(report: CompareReport, path: Path) -> Path | None:
-    """Bars of per-request overhead with 95% error bars, both measures side by side."""
-    measured = [e for e in report.entries if e.overhead_cpu or e.overhead_qps]
+    """Bars of per-request overhead with 95% error bars, the measures side by side (on one axis
+    when they share a unit)."""
+    measures = [m for m in _measures(report) if m.unit == report.headline.unit]
+    measured = [e for e in report.entries if any(e.overhead(m.name) for m in measures)]
     if not measured:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.output.charts import chart_style, literal, save_figure, titles
+    from harness.output.charts import COLORS, chart_style, literal, save_figure, titles
 
     with chart_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(measured) + 2), 4.6))
-        width = 0.38
+        width = 0.76 / len(measures)
         ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
-        for offset, attr, color, label in (
-            (-width / 2, "overhead_cpu", "#1f4e9c", "server CPU time per request"),
-            (width / 2, "overhead_qps", "#d62728", "1e6 / QPS"),
-        ):
+        for k, measure in enumerate(measures):
+            offset = (k - (len(measures) - 1) / 2) * width
             xs, ys, lo, hi = [], [], [], []
             for i, entry in enumerate(measured):
-                est: Estimate | None = getattr(entry, attr)
+                est = entry.overhead(measure.name)
                 if est is None:
                     continue
                 xs.append(i + offset)
@@ -239,16 +252,9 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
                 hi.append(est.high - est.median if est.high is not None else 0.0)
                 ends.append((i + offset, est.median, est.median - lo[-1], est.median + hi[-1]))
             ax.bar(
-                xs,
-                ys,
-                width,
-                color=color,
-                alpha=0.85,
-                label=label,
-                yerr=[lo, hi],
-                capsize=4,
-                error_kw={"elinewidth": 1, "ecolor": "#333333"},
-            )
+                xs, ys, width, color=COLORS[k % len(COLORS)], alpha=0.85, label=measure.title,
+                yerr=[lo, hi], capsize=4, error_kw={"elinewidth": 1, "ecolor": "#333333"},
+            )  # fmt: skip
         ax.axhline(0, color="#333333", linewidth=0.8)
         clipped = _clip_intervals(ax, ends)
         ax.set_xticks(range(len(measured)))
@@ -261,8 +267,8 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
             ha="right" if len(measured) > 5 else "center",
             fontsize=8,
         )
-        ax.set_ylabel("overhead, µs per request")
-        rounds = rounds_used(measured)
+        ax.set_ylabel(f"overhead, {report.headline.unit} per request")
+        rounds = rounds_used(measured, report.measures)
         titles(
             ax,
             f"Per-request overhead: {title(report).removeprefix('compare: ')}",
@@ -303,13 +309,6 @@ def _last_sweep(entry: Entry) -> SweepResult | None:
     return None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True) -> list[Path]:
     """compare.json and compare.md into the report's directory; with `charts`, overhead.png and,
     with `sweeps`, each contender's last sweep's charts and the diff charts of each against the
@@ -318,9 +317,19 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "compare.json", out / "compare.md"]
     if charts:
-        chart = overhead_chart(report, out / "overhead.png")
-        if chart is not None:
-            files.append(chart)
+        from harness.output.env_report import env_chart
+        from harness.output.latency_report import hockey_chart, p99_chart
+        from harness.output.memory_report import memory_chart
+
+        for drawn in (
+            overhead_chart(report, out / "overhead.png"),
+            hockey_chart(report, out / "latency.png"),
+            p99_chart(report, out / "p99.png"),
+            memory_chart(report, out / "memory.png"),
+            env_chart(report, out / "environments.png"),
+        ):
+            if drawn is not None:
+                files.append(drawn)
     if charts and sweeps:
         from harness.output.charts import plot_sweep
 
@@ -330,8 +339,8 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
                 plot_sweep(last)
         files += diff_charts(report)
     report.files = files
-    _write_atomic(files[1], markdown(report))
-    _write_atomic(
+    write_atomic(files[1], markdown(report))
+    write_atomic(
         files[0],
         json.dumps({**report.to_dict(), "files": [str(f) for f in files]}, indent=2) + "\n",
     )

@@ -10,9 +10,9 @@ from pathlib import Path
 from rich.table import Table
 
 from harness.load.datfile import DatRow
+from harness.load.plan import DEFAULT_OUT_DIR, check_out_dir
 from harness.load.progress import format_ms
 from harness.load.results import Series, load_series
-from harness.load.sweep import DEFAULT_OUT_DIR, check_out_dir
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.table import Table
 
 from harness.measure.micro import EXCLUDED, INCLUDED, MicroReport
+from harness.measure.micro.report import SetResult, TargetResult
 from harness.measure.stats import Estimate
+from harness.profiling.attribution import module_path
 
 
 def _us(value: float | None, digits: int = 3) -> str:
@@ -19,24 +21,30 @@ def _ci(e: Estimate | None, digits: int = 3) -> str:
 
 
 def rich_table(report: MicroReport) -> Table:
-    table = Table(title="in-process cost per request (µs), median and 95% interval over repeats")
-    for column in ("target", "set", "µs/request", "95% CI", "overhead vs none", "95% CI", "N"):
+    unit = report.unit
+    table = Table(
+        title=f"in-process cost per request ({unit}), median and 95% interval over repeats"
+    )
+    digits = 0 if unit == "instructions" else 3
+    for column in ("target", "set", f"{unit}/request", "95% CI", "overhead vs none", "95% CI",
+                   "N"):  # fmt: skip
         table.add_column(column, justify="left" if column in ("target", "set") else "right")
     for one in report.targets:
         loop = one.loop.estimate
         table.add_row(
-            one.target, "(empty app)", _us(loop.median), _ci(loop), "", "", str(one.loop.requests)
-        )
+            one.target, "(empty app)", _us(loop.median, digits), _ci(loop, digits), "", "",
+            str(one.loop.requests),
+        )  # fmt: skip
         for s in one.sets:
             e = s.series.estimate
             mark = "" if s.overhead is None or s.overhead.significant else " (n.s.)"
             table.add_row(
                 "",
                 s.name,
-                _us(e.median),
-                _ci(e),
-                (_us(s.overhead.median) + mark) if s.overhead else "",
-                _ci(s.overhead) if s.overhead else "",
+                _us(e.median, digits),
+                _ci(e, digits),
+                (_us(s.overhead.median, digits) + mark) if s.overhead else "",
+                _ci(s.overhead, digits) if s.overhead else "",
                 str(s.series.requests),
             )
     return table
@@ -50,10 +58,10 @@ def notes(report: MicroReport) -> list[str]:
         extra = ""
         if none is not None:
             own = none.series.estimate.median - loop.median
-            extra = f"; the framework's own cost (none − empty): {own:,.3f} µs"
+            extra = f"; the framework's own cost (none − empty): {own:,.3f} {report.unit}"
         lines.append(
             f"{one.target}: the measuring loop with an empty {one.interface} app costs "
-            f"{loop.median:,.3f} µs/request{extra}"
+            f"{loop.median:,.3f} {report.unit}/request{extra}"
         )
     interfaces = sorted({one.interface for one in report.targets})
     for interface in interfaces:
@@ -71,3 +79,47 @@ def notes(report: MicroReport) -> list[str]:
         f"includes zero; {report.wall_s:.1f} s"
     )
     return lines
+
+
+def layer_shares(one: TargetResult, s: SetResult, top: int = 4) -> str:
+    """Each layer's share of the bytes a set allocates, as a profile's samples are attributed
+    (harness.profiling.attribution: the innermost frame that belongs to a layer owns them)."""
+    from collections import Counter
+
+    from harness.profiling.attribution import DEFAULT_RULES, attribute
+    from harness.profiling.collapsed import Frame, Stack
+    from harness.profiling.profile import rules_for
+
+    if s.allocations is None or not s.allocations.stacks:
+        return "—"
+    stacks: Counter[Stack] = Counter()
+    for frames, size in s.allocations.stacks:
+        stacks[tuple(Frame(f, module_path(file), line) for f, file, line in frames)] += size
+    rules = rules_for(one.spec, s.stack) if one.spec is not None else DEFAULT_RULES
+    shares = [x for x in attribute(stacks, s.stack, rules) if x.samples]
+    return ", ".join(f"{x.layer} {x.pct:.0f}%" for x in shares[:top])
+
+
+def allocation_table(report: MicroReport) -> Table | None:
+    """With `--memory`: blocks and bytes allocated per request, what is kept, by whom."""
+    if not report.settings.get("memory"):
+        return None
+    table = Table(title="in-process allocations per request (memray), the difference of a "
+                  "short and a long window")  # fmt: skip
+    for column in ("target", "set", "blocks/req", "KB/req", "Δ KB vs none",
+                   "retained B / 1,000 req", "leaking", "bytes by layer"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("target", "set", "leaking",
+                         "bytes by layer") else "right")  # fmt: skip
+    for one in report.targets:
+        none = one.none.allocations if one.none is not None else None
+        for i, s in enumerate(one.sets):
+            a = s.allocations
+            if a is None:
+                continue
+            delta = f"{(a.bytes - none.bytes) / 1024:+,.2f}" if none and s.stack else ""
+            table.add_row(
+                one.target if i == 0 else "", s.name, f"{a.blocks:,.1f}", f"{a.bytes / 1024:,.2f}",
+                delta, f"{a.retained:,.0f}", "LEAKING" if a.leaking else "no",
+                layer_shares(one, s),
+            )  # fmt: skip
+    return table

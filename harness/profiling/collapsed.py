@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from harness.errors import RunError
+
 _FRAME_RE = re.compile(r"^(?P<function>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -37,7 +39,7 @@ Stack = tuple[Frame, ...]  # root first, leaf last; () for a sample with no Pyth
 Stacks = Counter[Stack]
 
 
-class CollapsedError(ValueError):
+class CollapsedError(RunError):
     """A line that is not `frames count`."""
 
 

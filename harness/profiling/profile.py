@@ -7,7 +7,7 @@ samples three ways: pprof's `top -cum`, a breakdown by layer, and a flame graph.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import os
 import threading
@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
 from harness.load.limits import raise_fd_limit
-from harness.load.request import Request
+from harness.load.settings import LoadSettings
 from harness.load.wrk import resolve_wrk, run_wrk
 from harness.load.wrk_output import WrkResult
-from harness.machine.cpus import plan
+from harness.machine.cpus import CpuPlan
 from harness.profiling.attribution import (
     DEFAULT_RULES,
     LayerShare,
@@ -29,8 +30,7 @@ from harness.profiling.attribution import (
     by_kind,
     format_layers,
 )
-from harness.profiling.collapsed import Frame, Stacks, read_collapsed, total_samples
-from harness.profiling.flamegraph import render_svg
+from harness.profiling.collapsed import Stacks, read_collapsed, total_samples
 from harness.profiling.pyspy import (
     ProfileError,
     PySpyError,
@@ -43,8 +43,10 @@ from harness.profiling.pyspy import (
 from harness.profiling.top import TopRow, format_top, top_cum
 from harness.serving.apps import describe_app
 from harness.serving.servers import RunningServer, running
+from harness.serving.settings import DEFAULT_SERVE, ServeSettings
 from harness.serving.userapp.spec import AppLoadError, AppSpec
 from middleware.stack import stack_file_name, stack_name
+from targets.server_table import Server, ServerChoiceError
 from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/profile")
@@ -126,140 +128,174 @@ def _sample_in_background(
     return thread, outcome
 
 
-def profile(
+PROFILE_LOAD = LoadSettings(
+    levels=(DEFAULT_CONNECTIONS,), duration=DEFAULT_DURATION, warmup=0.0, timeout=10.0
+)
+
+
+@dataclass(frozen=True)
+class ProfilePlan:
+    """A profile checked and resolved: what is served and how, the load, py-spy's settings and
+    the files. `load.duration` is how long py-spy samples; wrk runs the lead-in before it."""
+
+    target: Target
+    stack: tuple[str, ...]
+    serve: ServeSettings
+    load: LoadSettings
+    serving: Server
+    wrk: str
+    py_spy: str
+    out_dir: Path
+    rate: int = DEFAULT_RATE
+    top: int = 30
+    nonblocking: bool = False
+    gil: bool = False
+    lead_in: float = DEFAULT_LEAD_IN
+
+    @property
+    def name(self) -> str:
+        name = f"{self.target.name}-{stack_file_name(self.stack, self.target.layers)}"
+        # Beside the same stack's profile on another server.
+        return f"{self.serving.name}-{name}" if self.serve.server is not None else name
+
+    @property
+    def files(self) -> dict[str, Path]:
+        found = {
+            "collapsed": self.out_dir / f"{self.name}.collapsed.txt",
+            "flamegraph": self.out_dir / f"{self.name}.svg",
+            "json": self.out_dir / f"{self.name}.json",
+            "log": self.out_dir / f"{self.name}.server.log",
+        }
+        if self.serve.log_output != f"file:{found['log'].resolve()}":
+            del found["log"]
+        return found
+
+    def settings(self) -> dict[str, Any]:
+        load, serve = self.load, self.serve
+        return {
+            "connections": load.levels[0],
+            "threads": len(load.cpus) if load.cpus else 1,
+            "duration_s": load.duration,
+            "lead_in_s": self.lead_in,
+            "rate_hz": self.rate,
+            "nonblocking": self.nonblocking,
+            "gil_only": self.gil,
+            "path": load.asked.path,
+            "request": load.asked.to_dict(),
+            "pinning": CpuPlan(serve.cpus, load.cpus).describe(),
+            "server_cpus": list(serve.cpus) if serve.cpus else None,
+            "load_cpus": list(load.cpus) if load.cpus else None,
+            "log_output": serve.log_output,
+            "server": self.serving.name,
+            "worker_class": self.serving.worker_class,
+        }
+
+
+def plan_profile(
     *,
     target: str | Target,
     stack: tuple[str, ...] = (),
-    request: Request | None = None,
-    connections: int = DEFAULT_CONNECTIONS,
-    worker_class: str | None = None,
-    server: str | None = None,
-    duration: float = DEFAULT_DURATION,
+    serve: ServeSettings = DEFAULT_SERVE,
+    load: LoadSettings = PROFILE_LOAD,
     rate: int = DEFAULT_RATE,
-    out_dir: Path = DEFAULT_OUT_DIR,
+    out_dir: Path | str = DEFAULT_OUT_DIR,
     top: int = 30,
-    wrk: str | None = None,
     py_spy: str | None = None,
-    pin: bool = True,
     nonblocking: bool = False,
     gil: bool | None = None,
     lead_in: float = DEFAULT_LEAD_IN,
-    timeout: float = 10.0,
-    log_output: str | None = None,
-    echo: Callable[[str], None] = print,
-) -> ProfileResult:
-    """Profile `target` with `stack` under wrk load and write NAME.collapsed.txt, NAME.svg and
-    NAME.json (NAME = target-stack) in `out_dir`. `request` (default GET /healthz) is what wrk
-    sends; a user's app (harness.serving.apps.target_for) has its own layers attributed by name.
-    `server` (targets.server_table; default: the target's) is what serves it.
-    Raises ProfileError (its PySpyError and
-    PtracePermissionError when py-spy may not attach), WrkError or ServerError, with nothing
-    left running."""
+) -> ProfilePlan:
+    """Check and resolve a profile: UsageError, WrkError or PySpyError before anything runs."""
     spec = get_target(target) if isinstance(target, str) else target
-    asked = request or Request()
-    path = asked.path
-    if not duration > 0:
-        raise ProfileError(f"--duration must be positive: {duration:g}s")
-    duration = float(math.ceil(duration))  # py-spy samples whole seconds
+    if not load.duration > 0:
+        raise UsageError(f"duration must be positive: {load.duration:g}s", param="duration")
     if rate < 1:
-        raise ProfileError(f"--rate must be at least 1 Hz: {rate}")
-    serving = spec.server_for(server, worker_class)  # ServerChoiceError before anything runs
-    wrk_path = resolve_wrk(wrk)
-    py_spy_path = resolve_py_spy(py_spy)
-    raise_fd_limit()
-    cpus = plan(pin)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    name = f"{spec.name}-{stack_file_name(stack, spec.layers)}"
-    if server is not None:
-        name = f"{serving.name}-{name}"  # beside the same stack's profile on another server
-    files = {
-        "collapsed": out_dir / f"{name}.collapsed.txt",
-        "flamegraph": out_dir / f"{name}.svg",
-        "json": out_dir / f"{name}.json",
-        "log": out_dir / f"{name}.server.log",
-    }
-    for stale in (files["collapsed"], files["log"]):
-        stale.unlink(missing_ok=True)
-    if log_output is None:
-        # The benchmarks' default: middleware logs go to a real file, as they would in production.
-        log_output = f"file:{files['log'].resolve()}"
-    else:
-        del files["log"]
-    threads = len(cpus.load) if cpus.load else 1
-    if gil is None:
+        raise UsageError(f"rate must be at least 1 Hz: {rate}", param="rate")
+    try:
+        serving = spec.server_for(serve.server, serve.worker_class)
+    except ServerChoiceError as exc:
+        raise UsageError(str(exc), param="server") from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = ProfilePlan(
+        spec, stack, serve.replace(workers=1),
+        load.replace(duration=float(math.ceil(load.duration))),  # py-spy samples whole seconds
+        serving, resolve_wrk(load.wrk), resolve_py_spy(py_spy), out, rate, top, nonblocking,
         # py-spy takes a thread blocked on a queue or an event for a busy one, so gthread's idle
         # pool (or granian's waiting main thread) would swamp the profile: there, sample only
         # the thread holding the GIL.
-        gil = serving.profile_gil_only
-    settings: dict[str, Any] = {
-        "connections": connections,
-        "threads": threads,
-        "duration_s": duration,
-        "lead_in_s": lead_in,
-        "rate_hz": rate,
-        "nonblocking": nonblocking,
-        "gil_only": gil,
-        "path": path,
-        "request": asked.to_dict(),
-        "pinning": cpus.describe(),
-        "server_cpus": list(cpus.server) if cpus.server else None,
-        "load_cpus": list(cpus.load) if cpus.load else None,
-        "log_output": log_output,
-        "server": serving.name,
-        "worker_class": serving.worker_class,
-    }
-
-    with running(
-        spec,
-        stack=stack,
-        workers=1,
-        worker_class=worker_class,
-        server=server,
-        cpus=cpus.server,
-        log_output=log_output,
-        ready_path=path,
-    ) as started:
-        if serving.note:
-            echo(serving.note)
-        workers = started.worker_pids()
-        if not workers:
-            raise ProfileError(f"{spec.name} has no worker process to profile")
-        pid = workers[0]
-        check_attach(pid, py_spy=py_spy_path)  # a ptrace problem, said before any load
-        echo(
-            f"profiling {name}: pid {pid}, {cpus.describe()}; wrk -c{connections} for "
-            f"{lead_in:g}s + {duration:g}s, py-spy at {rate} Hz for the last {duration:g}s"
+        serving.profile_gil_only if gil is None else gil,
+        lead_in,
+    )  # fmt: skip
+    if serve.log_output is None:
+        # The benchmarks' default: middleware logs go to a real file, as they would in production.
+        log = out / f"{plan.name}.server.log"
+        plan = dataclasses.replace(
+            plan, serve=plan.serve.replace(log_output=f"file:{log.resolve()}")
         )
-        command = record_command(
-            py_spy_path, pid, files["collapsed"], duration=duration, rate=rate,
-            nonblocking=nonblocking,
-            gil=gil,
-        )  # fmt: skip
-        recorder = Recorder(command, pid, files["collapsed"])
-        stop, lock = threading.Event(), threading.Lock()
-        thread, outcome = _sample_in_background(recorder, lead_in, duration + 30, stop, lock)
-        script = None
-        if not asked.plain:
-            script = out_dir / f"{name}.lua"
-            script.write_text(asked.lua(), encoding="utf-8")
-        try:
-            load = run_wrk(
-                started.url + path,
-                connections=connections,
-                threads=threads,
-                duration=lead_in + duration + _TAIL,
-                timeout=timeout,
-                wrk=wrk_path,
-                cpus=cpus.load,
-                script=str(script) if script else None,
-            )
-            thread.join(duration + 35)
-        finally:
-            stop.set()
-            with lock:
-                recorder.stop()
-            thread.join(5)
-        if died := _died_mid_profile(started, pid, files["collapsed"]):
+    return plan
+
+
+def _under_load(plan: ProfilePlan, started: RunningServer, pid: int) -> tuple[WrkResult, list[Any]]:
+    """wrk for the lead-in, py-spy's seconds and a tail, py-spy sampling `pid` in a thread
+    after the lead-in: what wrk measured, and py-spy's outcome (a Recording or its error)."""
+    collapsed = plan.files["collapsed"]
+    command = record_command(
+        plan.py_spy, pid, collapsed, duration=plan.load.duration, rate=plan.rate,
+        nonblocking=plan.nonblocking, gil=plan.gil,
+    )  # fmt: skip
+    recorder = Recorder(command, pid, collapsed)
+    stop, lock = threading.Event(), threading.Lock()
+    duration = plan.load.duration
+    thread, outcome = _sample_in_background(recorder, plan.lead_in, duration + 30, stop, lock)
+    script = None
+    if not plan.load.asked.plain:
+        script = plan.out_dir / f"{plan.name}.lua"
+        script.write_text(plan.load.asked.lua(), encoding="utf-8")
+    try:
+        load = run_wrk(
+            started.url + plan.load.asked.path,
+            connections=plan.load.levels[0],
+            threads=len(plan.load.cpus) if plan.load.cpus else 1,
+            duration=plan.lead_in + duration + _TAIL,
+            timeout=plan.load.timeout,
+            wrk=plan.wrk,
+            cpus=plan.load.cpus,
+            script=str(script) if script else None,
+        )
+        thread.join(duration + 35)
+    finally:
+        stop.set()
+        with lock:
+            recorder.stop()
+        thread.join(5)
+    return load, outcome
+
+
+def run_profile(
+    plan: ProfilePlan, *, echo: Callable[[str], None] = print
+) -> tuple[Recording, WrkResult]:
+    """Serve, load and sample as the plan says; nothing is left running however it ends.
+    ProfileError when the samples would not be of a server under load."""
+    for stale in (plan.files["collapsed"], plan.files.get("log")):
+        if stale is not None:
+            stale.unlink(missing_ok=True)
+    raise_fd_limit()
+    with running(plan.target, plan.serve, stack=plan.stack, ready_path=plan.load.asked.path) as up:
+        if plan.serving.note:
+            echo(plan.serving.note)
+        workers = up.worker_pids()
+        if not workers:
+            raise ProfileError(f"{plan.target.name} has no worker process to profile")
+        pid = workers[0]
+        check_attach(pid, py_spy=plan.py_spy)  # a ptrace problem, said before any load
+        echo(
+            f"profiling {plan.name}: pid {pid}, {plan.settings()['pinning']}; wrk "
+            f"-c{plan.load.levels[0]} for {plan.lead_in:g}s + {plan.load.duration:g}s, py-spy at "
+            f"{plan.rate} Hz for the last {plan.load.duration:g}s"
+        )
+        load, outcome = _under_load(plan, up, pid)
+        if died := _died_mid_profile(up, pid, plan.files["collapsed"]):
             # py-spy keeps what it sampled before its target went, and wrk counts the errors
             # after it as answers of a kind: neither says the profile is of a dead server.
             raise ProfileError(died)
@@ -270,24 +306,57 @@ def profile(
         raise recorded
     if not load.is_ok:
         raise ProfileError(f"wrk failed, so the profile is not under load: {load.reason}")
+    return recorded, load
+
+
+def summarize_profile(plan: ProfilePlan, recorded: Recording, load: WrkResult) -> ProfileResult:
+    """The samples read three ways: top -cum, a breakdown by layer, the stacks themselves."""
     stacks = read_collapsed(recorded.path)
     if total_samples(stacks) == 0:
-        raise ProfileError(f"py-spy took no samples of pid {pid}: was the worker busy?")
-
-    result = ProfileResult(
-        target=spec.name,
-        stack=stack,
-        out_dir=out_dir,
+        raise ProfileError(f"py-spy took no samples of {plan.name}: was the worker busy?")
+    return ProfileResult(
+        target=plan.target.name,
+        stack=plan.stack,
+        out_dir=plan.out_dir,
         stacks=stacks,
-        top=top_cum(stacks, top),
-        layers=attribute(stacks, stack, rules_for(spec, stack)),
+        top=top_cum(stacks, plan.top),
+        layers=attribute(stacks, plan.stack, rules_for(plan.target, plan.stack)),
         wrk=load,
         recording=recorded,
-        settings=settings,
-        files=files,
+        settings=plan.settings(),
+        files=plan.files,
     )
-    write_outputs(result)
-    return result
+
+
+def profile(
+    *,
+    target: str | Target,
+    stack: tuple[str, ...] = (),
+    serve: ServeSettings = DEFAULT_SERVE,
+    load: LoadSettings = PROFILE_LOAD,
+    rate: int = DEFAULT_RATE,
+    out_dir: Path | str = DEFAULT_OUT_DIR,
+    top: int = 30,
+    py_spy: str | None = None,
+    nonblocking: bool = False,
+    gil: bool | None = None,
+    lead_in: float = DEFAULT_LEAD_IN,
+    echo: Callable[[str], None] = print,
+) -> ProfileResult:
+    """Profile `target` with `stack` under wrk load (harness.output.profile_report writes
+    NAME.collapsed.txt's reading: NAME.svg and NAME.json; NAME = target-stack). `load` is what
+    wrk sends, with how many connections (`levels[0]`) and for how long py-spy samples
+    (`duration`); a user's app (harness.serving.apps.target_for) has its own layers attributed
+    by name; `serve.server` (default: the target's) is what serves it, with one worker.
+
+    In steps: plan_profile, run_profile, summarize_profile. Raises ProfileError (its PySpyError
+    and PtracePermissionError when py-spy may not attach), WrkError, ServerError or UsageError,
+    with nothing left running."""
+    plan = plan_profile(
+        target=target, stack=stack, serve=serve, load=load, rate=rate, out_dir=out_dir, top=top,
+        py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in,
+    )  # fmt: skip
+    return summarize_profile(plan, *run_profile(plan, echo=echo))
 
 
 def rules_for(target: Target, stack: tuple[str, ...]) -> Rules:
@@ -325,19 +394,15 @@ def _died_mid_profile(server: RunningServer, pid: int, samples: Path) -> str | N
     )
 
 
-def write_outputs(result: ProfileResult) -> None:
-    """The flame graph and the JSON (the collapsed stacks are py-spy's own file)."""
-
-    def kind_of(frame: Frame) -> str | None:
-        found = DEFAULT_RULES.claim(frame)
-        return found.owner.kind if found is not None else None
-
-    title = (
-        f"{result.target} with {stack_name(result.stack)}: {result.samples} samples, "
-        f"{result.wrk.qps:,.0f} req/s under py-spy"
-    )
-    result.files["flamegraph"].write_text(render_svg(result.stacks, title=title, kind_of=kind_of))
-    result.files["json"].write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-
-
-__all__ = ["DEFAULT_OUT_DIR", "ProfileError", "ProfileResult", "PySpyError", "profile"]
+__all__ = [
+    "DEFAULT_OUT_DIR",
+    "PROFILE_LOAD",
+    "ProfileError",
+    "ProfilePlan",
+    "ProfileResult",
+    "PySpyError",
+    "plan_profile",
+    "profile",
+    "run_profile",
+    "summarize_profile",
+]

@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import RunError
 from harness.machine.lifetime import dies_with_us
 
 ENV_PY_SPY = "HARNESS_PY_SPY"
@@ -32,7 +33,7 @@ _PERMISSION_RE = re.compile(
 _SAMPLES_RE = re.compile(r"Samples: (\d+) Errors: (\d+)")
 
 
-class ProfileError(RuntimeError):
+class ProfileError(RunError):
     """A profile that cannot be taken or would mean nothing; one line. Defined here, below
     harness.profiling.profile, so that py-spy's own errors are profile errors too."""
 

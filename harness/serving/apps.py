@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.serving.pythons import environment_for
 from harness.serving.userapp.spec import AppLoadError, AppSpec, split_spec
 from targets.table import Target, app_target
 
@@ -28,6 +29,9 @@ class AppInfo:
     framework: str  # module.Class of the framework app, or of the callable
     layers: tuple[dict[str, str], ...]
     untoggled: tuple[str, ...] = field(default=())
+    # The distributions the app imported, with their versions, in the environment it was
+    # described in.
+    imports: dict[str, str] = field(default_factory=dict)
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -41,11 +45,14 @@ class AppInfo:
         return "".join(c if c.isalnum() or c in "._-" else "-" for c in stem) or "app"
 
 
-def describe_app(spec: AppSpec, extras: tuple[str, ...] = ()) -> AppInfo:
-    """Import the app in a child interpreter and say what it is; AppLoadError (one line) when
-    it cannot be served, or when an extra middleware does not fit it."""
+def describe_app(
+    spec: AppSpec, extras: tuple[str, ...] = (), *, python: str | None = None
+) -> AppInfo:
+    """Import the app in a child interpreter (`python`, else the harness's own) and say what it
+    is; AppLoadError (one line) when it cannot be served, or when an extra middleware does not
+    fit it."""
     app_dir = os.path.abspath(spec.app_dir or os.getcwd())
-    command = [sys.executable, "-m", "harness.serving.userapp.entry", spec.target]
+    command = [python or sys.executable, "-m", "harness.serving.userapp.entry", spec.target]
     command += ["--app-dir", app_dir, "--extra", ",".join(extras)]
     if spec.factory:
         command.append("--factory")
@@ -57,6 +64,7 @@ def describe_app(spec: AppSpec, extras: tuple[str, ...] = ()) -> AppInfo:
             timeout=DESCRIBE_TIMEOUT,
             stdin=subprocess.DEVNULL,
             cwd=app_dir,
+            env={**os.environ, **environment_for(python)},
         )
     except subprocess.TimeoutExpired:
         raise AppLoadError(
@@ -74,6 +82,7 @@ def describe_app(spec: AppSpec, extras: tuple[str, ...] = ()) -> AppInfo:
         framework=data["framework"],
         layers=tuple(data["layers"]),
         untoggled=tuple(data["untoggled"]),
+        imports=dict(data.get("imports") or {}),
     )
 
 

@@ -5,41 +5,28 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.serving.servers import start_server
+from harness.serving.settings import ServeSettings
 from middleware.stack import stack_name
 from targets.routes import HEALTHZ_PATH
 from targets.table import Target, get_target
+
+# In the foreground the middlewares log to the terminal, unless told otherwise.
+FOREGROUND = ServeSettings(log_output="stdout", port=8000)
 
 
 def serve(
     *,
     target: str | Target,
     stack: tuple[str, ...] = (),
-    workers: int = 1,
-    worker_class: str | None = None,
-    threads: int | None = None,
-    server: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    log_output: str = "stdout",
+    settings: ServeSettings = FOREGROUND,
     path: str = HEALTHZ_PATH,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Run until interrupted or until the server exits; returns the exit code to use. `path`:
     what to print as the address (and, for a user's app, what must answer before it is up)."""
     spec = get_target(target) if isinstance(target, str) else target
-    running = start_server(
-        spec,
-        stack=stack,
-        workers=workers,
-        worker_class=worker_class,
-        threads=threads,
-        server=server,
-        host=host,
-        port=port,
-        log_output=log_output,
-        ready_path=path,
-        capture_output=False,
-    )
+    running = start_server(spec, settings, stack=stack, ready_path=path, capture_output=False)
+    workers = settings.workers
     try:
         serving = running.config.serving
         if serving.note:

@@ -22,40 +22,40 @@ from pathlib import Path
 
 import psutil
 
+from harness.errors import RunError, UsageError
 from harness.machine.cpus import pinned
 from harness.machine.lifetime import dies_with_us
+from harness.serving.processes import cpu_seconds, signal_group, still_running
+from harness.serving.pythons import environment_for
+from harness.serving.settings import DEFAULT_SERVE, ServeSettings
 from harness.serving.userapp import entry
 from harness.serving.userapp.spec import AppSpec
-from middleware.stack import import_paths, is_import_path, is_spin
+from middleware.stack import import_paths, is_import_path, is_known
 from targets.routes import HEALTHZ_PATH
-from targets.server_table import LISTEN_BACKLOG, Launch, Server
+from targets.server_table import LISTEN_BACKLOG, Launch, Server, ServerChoiceError
 from targets.settings import environment
 from targets.table import APP_LOADER, Target, get_target
 
 
-class ServerError(RuntimeError):
+class ServerError(RunError):
     """A server that would not start, or did not answer in time. The message is one line plus,
     when there is one, the tail of the server's stderr."""
 
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """One server to start: the target, its middleware stack, how it is served, and the path
+    that must answer before it is up."""
+
     target: Target
     stack: tuple[str, ...] = ()
-    workers: int = 1
-    worker_class: str | None = None  # gunicorn's, for WSGI: the same as server gunicorn-K
-    threads: int | None = None  # gthread only; None: server_table.DEFAULT_THREADS
-    host: str = "127.0.0.1"
-    port: int = 0
-    cpus: tuple[int, ...] | None = None
-    log_output: str = "null"
+    settings: ServeSettings = DEFAULT_SERVE
     ready_path: str = HEALTHZ_PATH  # a user's app: the path of the request to time
-    server: str | None = None  # a name in targets.server_table; None: the target's default
 
     @property
     def serving(self) -> Server:
         """The server row this runs on (ServerChoiceError, a ValueError, when it cannot)."""
-        return self.target.server_for(self.server, self.worker_class)
+        return self.target.server_for(self.settings.server, self.settings.worker_class)
 
     @property
     def effective_worker_class(self) -> str:
@@ -66,29 +66,44 @@ class ServerConfig:
     def uses_sync_worker(self) -> bool:
         return self.serving.name == "gunicorn-sync"
 
+    @property
+    def log_output(self) -> str:
+        return self.settings.log_output or "null"
+
 
 def check_config(config: ServerConfig) -> None:
-    """Reject combinations that cannot run, before anything starts."""
-    if config.workers < 1:
-        raise ValueError("--workers must be at least 1")
-    serving = config.serving
-    if config.threads is not None and not serving.threads:
-        raise ValueError("--threads applies to the gthread worker only (--server gunicorn-gthread)")
-    if not serving.multi_worker and config.workers != 1:
-        raise ValueError(
-            f"{serving.name} runs {config.target.name} with one worker; drop --workers"
+    """Reject combinations that cannot run, before anything starts (UsageError)."""
+    settings = config.settings
+    if settings.workers < 1:
+        raise UsageError("workers must be at least 1", param="workers")
+    try:
+        serving = config.serving
+    except ServerChoiceError as exc:
+        raise UsageError(str(exc), param="server") from None
+    if settings.threads is not None and not serving.threads:
+        raise UsageError(
+            "threads apply to the gthread worker only (server gunicorn-gthread)", param="threads"
         )
+    if not serving.multi_worker and settings.workers != 1:
+        raise UsageError(
+            f"workers must be 1: {serving.name} runs {config.target.name} with one worker",
+            param="workers",
+        )
+    if settings.ready_timeout <= 0:
+        raise UsageError("ready_timeout must be positive", param="ready_timeout")
 
 
 def server_command(config: ServerConfig, fd: int) -> list[str]:
+    """The server's command line, inside the settings' wrapper (a tool that runs it)."""
     launch = Launch(
         fd=fd,
         module=served_module(config),
         interface=config.target.interface,
-        workers=config.workers,
-        threads=config.threads,
+        workers=config.settings.workers,
+        threads=config.settings.threads,
+        python=config.settings.python,
     )
-    return config.serving.command(launch)
+    return [*config.settings.wrapper, *config.serving.command(launch)]
 
 
 def served_module(config: ServerConfig) -> str:
@@ -105,7 +120,7 @@ def app_environment(config: ServerConfig) -> dict[str, str]:
     .userapp.entry). A user's app takes `spin:N` as an extra; a target here builds it itself."""
     target, stack = config.target, config.stack
     if target.app is not None:
-        extras = tuple(name for name in stack if is_spin(name) or is_import_path(name))
+        extras = tuple(name for name in stack if is_known(name) or is_import_path(name))
         layers = [name for name in stack if name not in extras]
         spec = AppSpec(target.app, target.factory, target.app_dir)
         return {**entry.environment(spec, layers, extras), **environment((), config.log_output)}
@@ -148,6 +163,11 @@ class RunningServer:
         self._seen.update((proc.pid, proc) for proc in found)
         return found
 
+    def pids_seen(self) -> list[int]:
+        """Every process of the server seen so far, gone or not."""
+        self.processes()
+        return list(self._seen)
+
     def worker_pids(self) -> list[int]:
         """The processes that serve requests: the workers of gunicorn and granian, or the
         process itself for the servers that serve in one process."""
@@ -181,7 +201,7 @@ class RunningServer:
         self.processes()
         procs = list(self._seen.values())
         if graceful:
-            _signal_group(self.process.pid, self.config.serving.stop_signal)
+            signal_group(self.process.pid, self.config.serving.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
         else:
@@ -189,14 +209,14 @@ class RunningServer:
             _killed_cpu_s += sum(cpu_seconds(p) for p in procs if p.pid != self.process.pid)
         # Whatever is still in the group now is stuck or orphaned (a master killed from outside
         # leaves its workers behind): it goes too.
-        _signal_group(self.process.pid, signal.SIGKILL)
+        signal_group(self.process.pid, signal.SIGKILL)
         self.process.wait()
         # Every process ever seen, even one that left the group, is dead before stop() returns.
-        alive = _still_running(procs, timeout=max(0.5, timeout / 2))
+        alive = still_running(procs, timeout=max(0.5, timeout / 2))
         for proc in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-        _still_running(alive, timeout=2)
+        still_running(alive, timeout=2)
 
     def __hash__(self) -> int:
         return id(self)
@@ -213,43 +233,10 @@ def killed_cpu_seconds() -> float:
     return _killed_cpu_s
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    """User + system CPU seconds of one process (all its threads); 0 once it is gone."""
-    try:
-        times = proc.cpu_times()
-    except psutil.NoSuchProcess:
-        return 0.0
-    return float(times.user + times.system)
-
-
 @atexit.register
 def stop_all() -> None:
     for server in list(_LIVE):
         server.stop()
-
-
-def _still_running(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Those of `procs` still running after up to `timeout` seconds. A zombie counts as dead: a
-    worker killed together with its master is no child of ours, and init reaps it when it will
-    (up to a second later here), which psutil.wait_procs would wait for."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [p for p in procs if _running(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.01)
-
-
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -273,40 +260,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def start_server(
     target: str | Target,
+    settings: ServeSettings = DEFAULT_SERVE,
     *,
     stack: tuple[str, ...] = (),
-    workers: int = 1,
-    worker_class: str | None = None,
-    threads: int | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    cpus: tuple[int, ...] | None = None,
-    log_output: str = "null",
     ready_path: str = HEALTHZ_PATH,
-    server: str | None = None,
     capture_output: bool = True,
-    ready_timeout: float = 20.0,
 ) -> RunningServer:
-    """Start `target`, wait until it answers and return it; on failure nothing is left running
-    and ServerError says why. Up means GET /healthz answers 200 for a target here, and GET
-    `ready_path` answers at all for a user's app (whether it answers right is validated later).
-    `server` (targets.server_table) runs it on another server than the target's default;
-    ValueError before anything starts when it cannot serve the target."""
+    """Start `target` with `stack` as `settings` say, wait until it answers and return it; on
+    failure nothing is left running and ServerError says why. Up means GET /healthz answers 200
+    for a target here, and GET `ready_path` answers at all for a user's app (whether it answers
+    right is validated later). UsageError before anything starts when the settings cannot
+    serve the target."""
     config = ServerConfig(
         target=get_target(target) if isinstance(target, str) else target,
         stack=stack,
-        workers=workers,
-        worker_class=worker_class,
-        threads=threads,
-        host=host,
-        port=port,
-        cpus=cpus,
-        log_output=log_output,
+        settings=settings,
         ready_path=ready_path,
-        server=server,
     )
     check_config(config)
-    sock = bind_socket(host, port)
+    sock = bind_socket(settings.host, settings.port)
     bound_port = sock.getsockname()[1]
     stderr_path = None
     stdout = stderr = None
@@ -314,14 +286,16 @@ def start_server(
         handle, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
         stderr_path = Path(name)
         stdout = stderr = handle
-    env = {**os.environ, **app_environment(config), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **app_environment(config), **environment_for(settings.python)}
+    env["PYTHONUNBUFFERED"] = "1"
     try:
         process = subprocess.Popen(
             # SIGTERM if the harness dies: gunicorn then stops its workers itself. The kernel
             # sends it when the *thread* calling this exits: the harness starts servers from its
             # main thread; an API caller must start them from a thread that outlives them.
             dies_with_us(
-                pinned(server_command(config, sock.fileno()), cpus), config.serving.stop_signal
+                pinned(server_command(config, sock.fileno()), settings.cpus),
+                config.serving.stop_signal,
             ),
             pass_fds=(sock.fileno(),),
             stdin=subprocess.DEVNULL,
@@ -334,10 +308,10 @@ def start_server(
         sock.close()  # the server holds its own copy
         if capture_output and stdout is not None:
             os.close(stdout)
-    started = RunningServer(config, process, host, bound_port, stderr_path)
+    started = RunningServer(config, process, settings.host, bound_port, stderr_path)
     _LIVE.add(started)
     try:
-        wait_ready(started, ready_timeout)
+        wait_ready(started, settings.ready_timeout)
         started.processes()  # remember the workers now that they serve
     except BaseException:
         started.stop()
@@ -363,12 +337,13 @@ def wait_ready(server: RunningServer, timeout: float) -> None:
             # One worker answering is not enough: load must not start while gunicorn is still
             # forking the others.
             up = any_answer or status == 200
-            if up and len(server.worker_pids()) >= server.config.workers:
+            workers = server.config.settings.workers
+            if up and len(server.worker_pids()) >= workers:
                 return
             last_error = f"GET {path} answered {status}"
             if up:
-                last_error = f"{len(server.worker_pids())} of {server.config.workers} workers up"
-        except OSError as exc:
+                last_error = f"{len(server.worker_pids())} of {workers} workers up"
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset, cut short
             last_error = str(exc) or type(exc).__name__
         time.sleep(0.05)
     raise ServerError(
@@ -404,9 +379,15 @@ def _get_status(host: str, port: int, path: str) -> int:
 
 
 @contextlib.contextmanager
-def running(target: str | Target, **options: object) -> Iterator[RunningServer]:
+def running(
+    target: str | Target,
+    settings: ServeSettings = DEFAULT_SERVE,
+    *,
+    stack: tuple[str, ...] = (),
+    ready_path: str = HEALTHZ_PATH,
+) -> Iterator[RunningServer]:
     """`start_server` as a context manager: the server is stopped however the block ends."""
-    server = start_server(target, **options)  # type: ignore[arg-type]
+    server = start_server(target, settings, stack=stack, ready_path=ready_path)
     try:
         yield server
     finally:

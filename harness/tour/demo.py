@@ -4,7 +4,9 @@
 2. every framework against its raw baseline, with no middleware, dump alone and all of them
    (on Starlette each middleware alone, and a no-op one written two ways);
 3. the server as an axis: Flask and Starlette, and their raw apps, on two servers;
-4. a profile of the costliest stack (the `go tool pprof top -cum` step);
+4. latency at a fixed arrival rate (k6, the open model): the no-op middleware written two ways,
+   at half the slower one's peak (at most 2,000 req/s);
+5. a profile of the costliest stack (the `go tool pprof top -cum` step);
 then a report (Markdown and self-contained HTML) whose sentences are written from the numbers.
 """
 
@@ -15,16 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.load.sweep import check_out_dir
+from harness.load.plan import DEFAULT_LOAD, check_out_dir
+from harness.load.settings import LoadSettings
 from harness.load.wrk import resolve_wrk
-from harness.machine.cpus import plan
 from harness.machine.system import idle_note
 from harness.machine.tune import tuned_for_run
 from harness.measure.compare import compare, measure_ceiling
-from harness.measure.contenders import CompareReport, Entry
+from harness.measure.contenders import Entry
+from harness.measure.report import CompareReport
 from harness.measure.rounds import Precision
 from harness.output.compare_report import write_report
-from harness.profiling.profile import ProfileError, ProfileResult, profile
+from harness.output.profile_report import write_profile
+from harness.profiling.profile import PROFILE_LOAD, ProfileError, ProfileResult, profile
+from harness.serving.settings import DEFAULT_SERVE, ServeSettings
 from middleware.stack import ORDER, parse_sets
 from targets.table import get_target
 
@@ -46,6 +51,14 @@ class DemoPlan:
     budget_s: float | None = None
     # (target, servers): the target and its raw app with no middleware on each server.
     servers: tuple[tuple[str, str], ...] = ()
+    # Rounds of the latency step (0: none): the no-op middleware two ways, at one rate.
+    latency_rounds: int = 0
+
+    def load(self, load: LoadSettings) -> LoadSettings:
+        """The tour's levels and durations, on the CPUs and with the wrk of `load`."""
+        return load.replace(
+            levels=self.levels, duration=self.duration, warmup=self.warmup, timeout=5.0
+        )
 
     def run_s(self) -> float:
         """One contender's round before any is measured: its wrk run, and starting and checking
@@ -55,6 +68,13 @@ class DemoPlan:
     def fixed_s(self, sets: str, run_s: float) -> float:
         """A compare's fixed rounds: every set and the raw baseline, `repeat` times."""
         return (len(parse_sets(sets)) + 1) * self.repeat * run_s
+
+    def latency_step_s(self) -> float:
+        """The latency step: k6's limit and floor, then each of the 2 sets' rounds (a server
+        started, a second of warm-up, a run); their peaks come from step 2."""
+        if not self.latency_rounds:
+            return 0.0
+        return 4.0 + 2 * self.latency_rounds * (2.0 + self.duration)
 
     def server_step_s(self, run_s: float) -> float:
         """The server axis: each server runs the framework and its raw app."""
@@ -67,6 +87,10 @@ class DemoPlan:
 PURE_NOOP = "middleware.noop:PureAsgiNoop"
 BASEHTTP_NOOP = "middleware.noop:BaseHttpNoop"
 NOOPS = f"{PURE_NOOP},{BASEHTTP_NOOP}"
+
+# What the tour reads of every round: CPU time (the headline), 1/QPS, and the memory the server
+# holds (RSS sampled through the same rounds: retained bytes per 1,000 requests, peak RSS).
+TOUR_MEASURES = ("cpu", "qps", "memory")
 
 # The server axis: the lever most deployments choose before any middleware; one server beside
 # each framework's default (uvicorn alone measures as gunicorn-uvicorn does: the arbiter costs
@@ -87,7 +111,7 @@ FULL = DemoPlan(
         ("flask", "none,dump,all"),
     ),
     repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=178.0,
-    servers=SERVER_AXIS,
+    servers=SERVER_AXIS, latency_rounds=2,
 )  # fmt: skip
 QUICK = DemoPlan(
     comparisons=(
@@ -95,7 +119,7 @@ QUICK = DemoPlan(
         ("flask", "none,all"),
     ),
     repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
-    servers=SERVER_AXIS,
+    servers=SERVER_AXIS, latency_rounds=1,
 )  # fmt: skip
 
 
@@ -106,6 +130,7 @@ class DemoResult:
     ceiling_qps: float | None = None
     reports: list[CompareReport] = field(default_factory=list)
     server_reports: list[CompareReport] = field(default_factory=list)  # one per plan.servers row
+    latency: CompareReport | None = None  # the no-op middleware two ways, at one arrival rate
     profiled: ProfileResult | None = None
     profile_error: str | None = None
     machine_note: str | None = (
@@ -115,51 +140,47 @@ class DemoResult:
     files: list[Path] = field(default_factory=list)
 
     def costliest(self) -> Entry | None:
-        """The set with the highest CPU cost per request: what the profile looks at."""
-        sets = [e for r in self.reports for e in r.sets if e.cost_cpu or e.cost_qps]
-        return max(sets, key=_cost, default=None)
-
-
-def _cost(entry: Entry) -> float:
-    est = entry.cost_cpu or entry.cost_qps
-    return est.median if est else 0.0
+        """The set with the highest cost per request in its compare's headline measure: what
+        the profile looks at."""
+        costs = [
+            (cost.median, e)
+            for r in self.reports
+            for e in r.sets
+            if (cost := e.cost(r.measures[0])) is not None
+        ]
+        return max(costs, key=lambda pair: pair[0], default=(0.0, None))[1]
 
 
 def demo(
     *,
     out_dir: Path | str = DEFAULT_OUT_DIR,
     quick: bool = False,
-    wrk: str | None = None,
-    pin: bool = True,
+    serve: ServeSettings = DEFAULT_SERVE,
+    load: LoadSettings = DEFAULT_LOAD,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
+    """The tour, served and loaded as `serve` and `load` say (their CPUs and wrk; the tour
+    chooses the levels and durations itself)."""
     chosen = QUICK if quick else FULL
     out = Path(out_dir)
     check_out_dir(out)
-    resolve_wrk(wrk)
+    resolve_wrk(load.wrk)
     started = time.monotonic()
     with tuned_for_run(echo=echo):
-        return _tour(chosen, out, wrk, pin, echo, started)
+        return _tour(chosen, out, serve, chosen.load(load), echo, started)
 
 
 def _tour(
     chosen: DemoPlan,
     out: Path,
-    wrk: str | None,
-    pin: bool,
+    serve: ServeSettings,
+    load: LoadSettings,
     echo: Callable[[str], None],
     started: float,
 ) -> DemoResult:
     result = DemoResult(out, chosen, machine_note=idle_note())
-    sweep_options = {
-        "levels": chosen.levels, "duration": chosen.duration, "timeout": 5.0,
-        "warmup": chosen.warmup, "wrk": wrk,
-    }  # fmt: skip
-
-    echo("1/4 the ceiling: how many requests per second can wrk drive on this machine?")
-    result.ceiling_qps = measure_ceiling(
-        cpus=plan(pin), out_dir=out / "ceiling", sweep_options=sweep_options
-    )
+    echo("1/5 the ceiling: how many requests per second can wrk drive on this machine?")
+    result.ceiling_qps = measure_ceiling(serve=serve, load=load, out_dir=out / "ceiling")
     if result.ceiling_qps:
         echo(f"    ceiling: {result.ceiling_qps:,.0f} req/s")
 
@@ -174,17 +195,15 @@ def _tour(
         echo(f"    {line}")
 
     for index, (target, sets) in enumerate(chosen.comparisons):
-        echo(f"2/4 frameworks and middlewares vs raw baselines: {target} with {sets}")
+        echo(f"2/5 frameworks and middlewares vs raw baselines: {target} with {sets}")
         report = compare(
             targets=[target],
             sets=parse_sets(sets),
-            levels=chosen.levels,
-            duration=chosen.duration,
-            warmup=chosen.warmup,
+            serve=serve,
+            load=load,
             repeat=chosen.repeat,
-            pin=pin,
+            measures=TOUR_MEASURES,
             out_dir=out / target,
-            wrk=wrk,
             ceiling_qps=result.ceiling_qps,
             precision=_headlines(
                 chosen, index, time.monotonic() - started, _run_s(result.reports, chosen)
@@ -200,18 +219,15 @@ def _tour(
         result.reports.append(report)
 
     for target, servers in chosen.servers:
-        echo(f"3/4 the server as an axis: {target} and its raw app on {servers}")
+        echo(f"3/5 the server as an axis: {target} and its raw app on {servers}")
         report = compare(
             targets=[target],
             sets=[()],
             servers=servers.split(","),
-            levels=chosen.levels,
-            duration=chosen.duration,
-            warmup=chosen.warmup,
+            serve=serve,
+            load=load,
             repeat=chosen.repeat,
-            pin=pin,
             out_dir=out / "servers" / target,
-            wrk=wrk,
             ceiling_qps=result.ceiling_qps,
             tune=False,
             echo=indented,
@@ -223,27 +239,73 @@ def _tour(
             raise KeyboardInterrupt
         result.server_reports.append(report)
 
+    if chosen.latency_rounds:
+        result.latency = _latency_step(chosen, out, serve, load, result, indented)
+
     costliest = result.costliest()
     if costliest is not None:
         target, stack = costliest.contender.target.name, costliest.contender.stack
-        echo(f"4/4 profile of the costliest stack: {target} with {costliest.contender.set_name}")
+        echo(f"5/5 profile of the costliest stack: {target} with {costliest.contender.set_name}")
         try:
             result.profiled = profile(
                 target=target,
                 stack=stack,
-                duration=chosen.profile_duration,
+                serve=serve,
+                load=PROFILE_LOAD.replace(
+                    duration=chosen.profile_duration, cpus=load.cpus, wrk=load.wrk
+                ),
                 out_dir=out / "profile",
-                wrk=wrk,
-                pin=pin,
                 top=15,
                 echo=lambda line: None,
             )
+            write_profile(result.profiled)
         except ProfileError as exc:
             result.profile_error = str(exc)
             echo(f"    profile skipped: {exc}")
 
     result.wall_s = time.monotonic() - started
     return result
+
+
+# At most what k6 sends with its own p99 near a millisecond here (docs/latency.md), so the tour
+# shows the middleware's tail, not the generator's.
+LATENCY_MAX_RATE = 2000
+
+
+def _latency_step(
+    chosen: DemoPlan,
+    out: Path,
+    serve: ServeSettings,
+    load: LoadSettings,
+    result: DemoResult,
+    echo: Callable[[str], None],
+) -> CompareReport | None:
+    """The no-op middleware, pure ASGI and BaseHTTPMiddleware, at half the slower one's peak
+    as step 2 measured it (at most LATENCY_MAX_RATE)."""
+    from harness.errors import HarnessError
+
+    sets = [(PURE_NOOP,), (BASEHTTP_NOOP,)]
+    peaks = [p.median for r in result.reports for e in r.sets
+             if e.contender.stack in sets and (p := e.peak_qps) is not None]  # fmt: skip
+    if len(peaks) < 2:
+        return None
+    rate = float(min(round(min(peaks) / 2), LATENCY_MAX_RATE))
+    echo(f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
+         f"written two ways, at {rate:,.0f} req/s")  # fmt: skip
+    try:
+        report = compare(
+            targets=["starlette"], sets=sets, serve=serve, baseline=False,
+            load=load.replace(duration=chosen.duration, rates=(rate,)), measures=("latency",),
+            repeat=chosen.latency_rounds, out_dir=out / "latency",
+            ceiling_qps=result.ceiling_qps, tune=False, echo=echo,
+        )  # fmt: skip
+    except HarnessError as exc:  # k6 missing, or unable to send the rate here
+        echo(f"    latency skipped: {exc}")
+        return None
+    write_report(report, sweeps=False)
+    if report.interrupted:
+        raise KeyboardInterrupt
+    return report
 
 
 def _run_s(reports: list[CompareReport], plan: DemoPlan) -> float:
@@ -260,8 +322,9 @@ def _headlines(plan: DemoPlan, index: int, elapsed_s: float, run_s: float) -> Pr
     if plan.budget_s is None:
         return None
     ahead = plan.comparisons[index:]
-    # The server axis that follows, the profile that ends the tour, the reports and charts.
-    reserve = plan.server_step_s(run_s) + plan.profile_duration + 6.0
+    # The server axis and the latency step that follow, the profile that ends the tour, the
+    # reports and charts.
+    reserve = plan.server_step_s(run_s) + plan.latency_step_s() + plan.profile_duration + 6.0
     fixed = [plan.fixed_s(sets, run_s) for _, sets in ahead]
     spare = max(0.0, plan.budget_s - elapsed_s - reserve - sum(fixed))
     # A WSGI framework gets two slices: on gunicorn its rounds vary three to five times as
@@ -269,9 +332,9 @@ def _headlines(plan: DemoPlan, index: int, elapsed_s: float, run_s: float) -> Pr
     weights = [2.0 if get_target(target).interface == "wsgi" else 1.0 for target, _ in ahead]
     focus = frozenset({("dump",), ORDER}) & frozenset(parse_sets(ahead[0][1]))
     return Precision(
-        target_us=1.0,
+        target=1.0,
         budget_s=fixed[0] + min(spare, 2 * spare * weights[0] / sum(weights)),
-        relative=0.5,
+        clear_of_zero=0.5,
         focus=focus,
     )
 

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from middleware.stack import is_import_path, stack_name
 
 if TYPE_CHECKING:
-    from harness.measure.contenders import CompareReport, Entry
+    from harness.measure.contenders import Entry
+    from harness.measure.measure import Measure
+    from harness.measure.report import CompareReport
     from harness.measure.stats import Estimate
     from harness.tour.demo import DemoResult
 
@@ -72,9 +74,11 @@ def basehttp_lesson(result: DemoResult) -> list[str]:
     for report in result.reports:
         by_stack = {e.contender.stack: e for e in report.sets}
         pure, based = by_stack.get((PURE_NOOP,)), by_stack.get((BASEHTTP_NOOP,))
-        if pure is None or based is None or not pure.overhead_cpu or not based.overhead_cpu:
+        m = report.headline
+        a = pure.overhead(m.name) if pure is not None else None
+        b = based.overhead(m.name) if based is not None else None
+        if a is None or b is None:
             continue
-        a, b = pure.overhead_cpu, based.overhead_cpu
         ratio = f", {b.median / a.median:.0f}× as much" if a.significant and a.median > 0 else ""
         if not b.has_interval:
             verdict = "one round gives no interval: the full demo says whether that is noise"
@@ -87,11 +91,43 @@ def basehttp_lesson(result: DemoResult) -> list[str]:
             verdict = "here the difference is within the noise"
         return [
             f"One middleware that does nothing, written two ways on {report.targets[0]}: as a "
-            f"pure ASGI class it costs {a.format(1)} µs per request, as a BaseHTTPMiddleware "
-            f'subclass (what @app.middleware("http") makes) {b.format(1)} µs{ratio}; '
-            f"{verdict}."
+            f"pure ASGI class it costs {a.format(m.digits)} {m.unit} per request, as a "
+            f'BaseHTTPMiddleware subclass (what @app.middleware("http") makes) '
+            f"{b.format(m.digits)} {m.unit}{ratio}; {verdict}."
         ]
     return []
+
+
+def latency_lesson(result: DemoResult) -> list[str]:
+    """The same no-op middleware two ways, at one arrival rate: p99 from the open model."""
+    from harness.tour.demo import BASEHTTP_NOOP, PURE_NOOP
+
+    report = result.latency
+    if report is None or not report.settings.get("rates"):
+        return []
+    by_stack = {e.contender.stack: e for e in report.sets}
+    pure, based = by_stack.get((PURE_NOOP,)), by_stack.get((BASEHTTP_NOOP,))
+    name = report.measures[0]
+    a = pure.cost(name) if pure is not None else None
+    b = based.cost(name) if based is not None else None
+    rate = report.settings["rates"][0]
+    if a is None or b is None:
+        # A round whose schedule k6 did not keep gives no latency: say so rather than nothing.
+        return [
+            f"At {rate:,.0f} requests a second, sent on a schedule (k6, the open model), the "
+            "rate was not sustained in this run's rounds (a stalled machine, or a server "
+            "that could not keep up): no p99 is given for what was not measured."
+        ]
+    floor = next((f["p99"] for f in (report.settings.get("generator") or {}).get("rates", [])
+                  if f["rate"] == rate), None)  # fmt: skip
+    said = f" (k6's own p99 against the ceiling: {floor:.2f} ms)" if floor is not None else ""
+    return [
+        f"At {rate:,.0f} requests a second, sent on a schedule (k6, the open model), p99 from "
+        f"each request's intended start is {a.format(2)} ms with "
+        f"the no-op middleware as pure ASGI and {b.format(2)} ms as a BaseHTTPMiddleware"
+        f"{said}: what users feel of the way a middleware is written, beside what it costs "
+        "the CPU."
+    ]
 
 
 def _unclear(estimate: Estimate | None) -> str:
@@ -107,20 +143,76 @@ def _singles(report: CompareReport) -> list[Entry]:
         for e in report.sets
         if len(e.contender.stack) == 1
         and not is_import_path(e.contender.stack[0])
-        and e.overhead_cpu
+        and e.overhead(report.measures[0])
     ]
 
 
-def _dump_alone(singles: list[Entry], full: Entry) -> str:
+def _dump_alone(singles: list[Entry], full: Entry, m: Measure) -> str:
     """dump's share of the full stack, where dump is the only single middleware measured (with
     more of them, the next finding ranks them all)."""
     if len(singles) != 1 or singles[0].contender.stack != ("dump",):
         return ""
-    dump = singles[0].overhead_cpu
-    if dump is None or full.overhead_cpu is None or full.overhead_cpu.median <= 0:
+    dump, whole = singles[0].overhead(m.name), full.overhead(m.name)
+    if dump is None or whole is None or whole.median <= 0:
         return ""
-    share = 100 * dump.median / full.overhead_cpu.median
-    return f" dump alone costs {dump.format(1)} µs{_unclear(dump)}, {share:.0f}% of that."
+    share = 100 * dump.median / whole.median
+    return (
+        f" dump alone costs {dump.format(m.digits)} {m.unit}{_unclear(dump)}, {share:.0f}% of that."
+    )
+
+
+def _overheads(singles: list[Entry], m: Measure) -> list[tuple[Entry, Estimate]]:
+    """Each single middleware with its overhead, the costliest first."""
+    found = [(e, o) for e in singles if (o := e.overhead(m.name)) is not None]
+    return sorted(found, key=lambda pair: pair[1].median, reverse=True)
+
+
+def _framework_findings(report: CompareReport) -> list[str]:
+    """The framework against its raw baseline, with all seven and with dump; and the single
+    middlewares ranked."""
+    found: list[str] = []
+    m = report.headline
+    target = report.targets[0]
+    baseline = report.baselines[0] if report.baselines else "its baseline"
+    singles = _singles(report)
+    none, full = _pct_of_base(report, "none"), _pct_of_base(report, "all")
+    if none is not None and full is not None:
+        assert none.pct_of_baseline is not None and full.pct_of_baseline is not None
+        whole = full.overhead(m.name)
+        overhead = whole.format(m.digits) if whole else "n/a"
+        found.append(
+            f"{target} without middlewares reached {none.pct_of_baseline:.1f}% of "
+            f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
+            f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
+            f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} {m.unit} of "
+            f"{m.title}{_unclear(whole)}.{_dump_alone(singles, full, m)}"
+        )
+        sync = report.settings.get("worker_class") == "sync"
+        if none.contender.target.interface == "wsgi" and sync and whole and m.timed:
+            lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
+            found.append(
+                f"{target} runs on gunicorn's sync worker, which accepts a new TCP connection "
+                f"for every request: the server's own work is most of each request, so the "
+                f"{whole.median:.0f} {m.unit} that all seven middlewares add cost it only "
+                f"{lost:.0f}% of its QPS. Per-request CPU time is the fairer measure here; "
+                "the gthread worker keeps connections alive."
+            )
+    ranked = _overheads(singles, m)
+    if len(ranked) > 1:
+        (top, top_cost), rest = ranked[0], ranked[1:4]
+        total = sum(max(0.0, o.median) for _, o in ranked)
+        share = 100 * top_cost.median / total if total > 0 else math.nan
+        insignificant = [e.label for e, o in ranked if o.has_interval and not o.significant]
+        listed = ", ".join(f"{e.label} {o.median:+,.{m.digits}f}" for e, o in rest)
+        text = (
+            f"In {target}, {top.label} alone costs {top_cost.format(m.digits)} {m.unit} per "
+            f"request, {share:.0f}% of what the single middlewares add up to; next come "
+            f"{listed} {m.unit}."
+        )
+        if insignificant:
+            text += f" Not significantly different from zero at 95%: {', '.join(insignificant)}."
+        found.append(text)
+    return found
 
 
 def findings(result: DemoResult) -> list[str]:
@@ -145,57 +237,9 @@ def findings(result: DemoResult) -> list[str]:
             f"{fastest.peak_qps.median:,.0f} req/s, {share:.0f}% of the ceiling: {verdict}."
         )
     for report in result.reports:
-        target = report.targets[0]
-        baseline = report.baselines[0] if report.baselines else "its baseline"
-        singles = _singles(report)
-        none, full = _pct_of_base(report, "none"), _pct_of_base(report, "all")
-        if none is not None and full is not None:
-            assert none.pct_of_baseline is not None and full.pct_of_baseline is not None
-            overhead = full.overhead_cpu.format(1) if full.overhead_cpu else "n/a"
-            found.append(
-                f"{target} without middlewares reached {none.pct_of_baseline:.1f}% of "
-                f"{baseline}'s peak QPS (gin in the source document: {SOURCE_NONE_PCT}%); "
-                f"with all seven middlewares it reached {full.pct_of_baseline:.1f}% "
-                f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} µs of server CPU "
-                f"per request{_unclear(full.overhead_cpu)}.{_dump_alone(singles, full)}"
-            )
-            sync = report.settings.get("worker_class") == "sync"
-            if none.contender.target.interface == "wsgi" and sync and full.overhead_cpu:
-                lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
-                found.append(
-                    f"{target} runs on gunicorn's sync worker, which accepts a new TCP connection "
-                    f"for every request: the server's own work is most of each request, so the "
-                    f"{full.overhead_cpu.median:.0f} µs of CPU that all seven middlewares add "
-                    f"cost it only {lost:.0f}% of its QPS. Per-request CPU time is the fairer "
-                    f"measure here; --worker-class gthread keeps connections alive."
-                )
-        if len(singles) > 1:
-            singles.sort(
-                key=lambda e: e.overhead_cpu.median if e.overhead_cpu else 0.0, reverse=True
-            )
-            top = singles[0]
-            assert top.overhead_cpu is not None
-            total = sum(max(0.0, e.overhead_cpu.median) for e in singles if e.overhead_cpu)
-            share = 100 * top.overhead_cpu.median / total if total > 0 else math.nan
-            insignificant = [
-                e.label
-                for e in singles
-                if e.overhead_cpu and e.overhead_cpu.has_interval and not e.overhead_cpu.significant
-            ]
-            ranked = ", ".join(
-                f"{e.label} {e.overhead_cpu.median:+.1f}" for e in singles[1:4] if e.overhead_cpu
-            )
-            text = (
-                f"In {target}, {top.label} alone costs {top.overhead_cpu.format(1)} µs per "
-                f"request, {share:.0f}% of what the single middlewares add up to; next come "
-                f"{ranked} µs."
-            )
-            if insignificant:
-                text += (
-                    f" Not significantly different from zero at 95%: {', '.join(insignificant)}."
-                )
-            found.append(text)
+        found += _framework_findings(report)
     found += basehttp_lesson(result)
+    found += latency_lesson(result)
     from harness.tour.server_axis import server_findings
 
     found += server_findings(result)

@@ -8,7 +8,8 @@ import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.output.compare_report import SERVER_COLUMNS, server_rows, server_title
+from harness.load.files import write_atomic
+from harness.output.compare_report import columns, server_columns, server_rows, server_title
 from harness.output.compare_report import rows as compare_rows
 from harness.tour.findings import Check, findings, reference_checks
 from harness.tour.server_axis import servers_chart
@@ -119,19 +120,6 @@ _CHECK_COLUMNS = (
     "success %",
     "< 500 ms / ≥ 99.95% / ≥ 1000 QPS",
 )
-_COMPARE_COLUMNS = (
-    "set",
-    "peak QPS",
-    "% of baseline",
-    "µs/req (1/QPS)",
-    "µs/req (CPU)",
-    "overhead µs (CPU)",
-    "overhead µs (1/QPS)",
-    "vs",
-    "rounds",
-    "p99 ms",
-    "flags",
-)
 
 
 def _md_table(columns: tuple[str, ...], body: list[list[str]]) -> list[str]:
@@ -166,6 +154,12 @@ def _rounds(result: DemoResult) -> str:
     return f"{result.plan.repeat} rounds, up to {most} for the headlines"
 
 
+def _latency_tables(result: DemoResult) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
+    from harness.output.latency_report import rate_tables
+
+    return rate_tables(result.latency) if result.latency is not None else []
+
+
 def markdown(result: DemoResult) -> str:
     lines = [
         "# mwbench demo report",
@@ -183,19 +177,21 @@ def markdown(result: DemoResult) -> str:
             "",
             f"## {report.targets[0]}",
             "",
-            *_md_table(_COMPARE_COLUMNS, compare_rows(report)),
+            *_md_table(columns(report), compare_rows(report)),
         ]
     for report in result.server_reports:
         lines += [
             "",
             f"## {report.targets[0]} on {', '.join(report.servers)}",
             "",
-            *_md_table(_COMPARE_COLUMNS, compare_rows(report)),
+            *_md_table(columns(report), compare_rows(report)),
             "",
             f"{server_title(report)}:",
             "",
-            *_md_table(SERVER_COLUMNS, server_rows(report)),
+            *_md_table(server_columns(report), server_rows(report)),
         ]
+    for name, cols, body in _latency_tables(result):
+        lines += ["", f"## {name}", "", *_md_table(cols, body)]
     checks = reference_checks(result)
     if checks:
         lines += ["", "## Reference values", "", *_md_table(_CHECK_COLUMNS, _checks_table(checks))]
@@ -263,7 +259,7 @@ def html_page(result: DemoResult) -> str:
     for report in result.reports:
         parts += [
             f"<h2>{html.escape(report.targets[0])}</h2>",
-            _html_table(_COMPARE_COLUMNS, compare_rows(report)),
+            _html_table(columns(report), compare_rows(report)),
         ]
         chart = report.out_dir / "overhead.png"
         if chart.exists():
@@ -276,15 +272,22 @@ def html_page(result: DemoResult) -> str:
         parts += [
             f"<h2>{html.escape(report.targets[0])} on {html.escape(', '.join(report.servers))}"
             "</h2>",
-            _html_table(_COMPARE_COLUMNS, compare_rows(report)),
+            _html_table(columns(report), compare_rows(report)),
             f"<p>{html.escape(server_title(report))}</p>",
-            _html_table(SERVER_COLUMNS, server_rows(report)),
+            _html_table(server_columns(report), server_rows(report)),
         ]
     chart = result.out_dir / "servers.png"
     if result.server_reports and chart.exists():
         parts.append(
             f"<figure><img alt='servers' src='{_embedded(chart)}'><figcaption>The server as an "
             "axis: peak QPS and CPU per request</figcaption></figure>"
+        )
+    for name, cols, body in _latency_tables(result):
+        parts += [f"<h2>{html.escape(name)}</h2>", _html_table(cols, body)]
+    if result.latency is not None and (result.latency.out_dir / "latency.png").exists():
+        parts.append(
+            f"<figure><img alt='latency' src='{_embedded(result.latency.out_dir / 'latency.png')}'>"
+            "<figcaption>Latency against the arrival rate (k6, open model)</figcaption></figure>"
         )
     checks = reference_checks(result)
     if checks:
@@ -313,6 +316,6 @@ def write_demo_report(result: DemoResult) -> list[Path]:
     frameworks_chart(result, out / "frameworks.png")
     servers_chart(result, out / "servers.png")
     md, page = out / "report.md", out / "report.html"
-    md.write_text(markdown(result))
-    page.write_text(html_page(result))
+    write_atomic(md, markdown(result))
+    write_atomic(page, html_page(result))
     return [md, page]

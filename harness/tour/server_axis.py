@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.measure.contenders import overheads
-
 if TYPE_CHECKING:
-    from harness.measure.contenders import CompareReport, Entry
+    from harness.measure.contenders import Entry
+    from harness.measure.report import CompareReport
+    from harness.measure.stats import Estimate
     from harness.tour.demo import DemoResult
 
 
@@ -42,7 +42,8 @@ def _qps(entry: Entry | None) -> float:
 
 
 def _cpu(entry: Entry | None) -> str:
-    return f"{entry.cost_cpu.format(0)} µs" if entry is not None and entry.cost_cpu else "n/a"
+    cost = entry.cost("cpu") if entry is not None else None
+    return f"{cost.format(0)} µs" if cost else "n/a"
 
 
 def _all_overhead(result: DemoResult, target: str) -> float | None:
@@ -50,7 +51,8 @@ def _all_overhead(result: DemoResult, target: str) -> float | None:
     for report in result.reports:
         for entry in report.sets:
             if entry.contender.target.name == target and entry.label == "all":
-                return entry.overhead_cpu.median if entry.overhead_cpu else None
+                overhead = entry.overhead("cpu")
+                return overhead.median if overhead else None
     return None
 
 
@@ -85,14 +87,14 @@ def server_finding(result: DemoResult, report: CompareReport) -> str | None:
 
 
 def _cpu_median(row: OnServer) -> float:
-    cost = row.framework.cost_cpu if row.framework is not None else None
+    cost = row.framework.cost("cpu") if row.framework is not None else None
     return cost.median if cost is not None else float("inf")
 
 
 def _verdict(result: DemoResult, target: str, first: OnServer, others: list[OnServer]) -> str:
     cheapest = min(others, key=_cpu_median)
     assert cheapest.framework is not None and first.framework is not None
-    _, saved = overheads(cheapest.framework, first.framework)  # paired, round by round
+    saved = cheapest.framework.difference(first.framework, "cpu")  # paired, round by round
     if saved is None:
         return ""
     if not saved.has_interval:
@@ -121,6 +123,14 @@ def _verdict(result: DemoResult, target: str, first: OnServer, others: list[OnSe
     )
 
 
+def _peak(entry: Entry) -> Estimate | None:
+    return entry.peak_qps
+
+
+def _cpu_cost(entry: Entry) -> Estimate | None:
+    return entry.cost("cpu")
+
+
 def server_findings(result: DemoResult) -> list[str]:
     found = (server_finding(result, report) for report in result.server_reports)
     return [text for text in found if text]
@@ -139,14 +149,14 @@ def servers_chart(result: DemoResult, path: Path) -> Path | None:
 
     with chart_style():
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-        for ax, attr, ylabel in (
-            (axes[0], "peak_qps", "peak requests per second"),
-            (axes[1], "cost_cpu", "server CPU µs per request"),
+        for ax, figure, ylabel in (
+            (axes[0], _peak, "peak requests per second"),
+            (axes[1], _cpu_cost, "server CPU µs per request"),
         ):
             for b, (kind, color) in enumerate((("raw", "#7f7f7f"), ("framework", "#1f4e9c"))):
                 for x, (_, row) in enumerate(bars):
                     entry = row.raw if kind == "raw" else row.framework
-                    est = getattr(entry, attr) if entry is not None else None
+                    est = figure(entry) if entry is not None else None
                     if est is None:
                         continue
                     low = max(0.0, est.low) if est.low is not None else est.median

@@ -2,10 +2,10 @@
 
 No server and no network: the WSGI callable, the ASGI app or the aiohttp application is called
 directly, in a loop, the way its server would call it. A repeat is one timed batch of N requests
-(`time.perf_counter_ns` around the whole batch); the sets of a target are interleaved within each
-repeat (A B C, then B C A, ...), so a set's overhead over `none` is a paired difference per repeat,
-with a median and a Student-t 95% interval (harness.measure.stats). With N in the thousands, the
-resolution is far below a microsecond.
+(`time.perf_counter_ns` around the whole batch, or the thread's CPU time with `clock="cpu"`); the
+sets of a target are interleaved within each repeat (A B C, then B C A, ...), so a set's overhead
+over `none` is a paired difference per repeat, with a median and a Student-t 95% interval
+(harness.measure.stats). With N in the thousands, the resolution is far below a microsecond.
 
 What one timed request includes, per interface (the server's own work is excluded: no socket, no
 HTTP parsing, no response serialization by the server, no per-request task):
@@ -44,8 +44,10 @@ from harness.measure.micro.report import (
 from harness.measure.micro.request import ROUTES, MicroRequest, Reply, check_reply
 from harness.measure.micro.run import EMPTY, INTERFACES, MICRO_TARGETS, micro, micro_environment
 from harness.measure.micro.timing import (
+    CLOCKS,
     DEFAULT_BATCH_S,
     DEFAULT_REPEAT,
+    INSTRUCTIONS,
     Series,
     overhead,
     time_drivers,
@@ -53,12 +55,14 @@ from harness.measure.micro.timing import (
 from harness.measure.micro.wsgi_driver import WsgiDriver
 
 __all__ = [
+    "CLOCKS",
     "DEFAULT_BATCH_S",
     "DEFAULT_REPEAT",
     "EMPTY",
     "EMPTY_APPS",
     "EXCLUDED",
     "INCLUDED",
+    "INSTRUCTIONS",
     "INTERFACES",
     "MICRO_TARGETS",
     "ROUTES",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 from harness.measure.micro.driver import Driver, server_logger
@@ -125,12 +124,13 @@ class AiohttpDriver(Driver):
         message, payload_for = self.message, self._payload
         handle, logging_enabled = protocol._handle_request, protocol._logging_enabled
         task = asyncio.current_task()
-        started = time.perf_counter_ns()
+        clock = self.clock
+        started = clock()
         for _ in range(n):
             writer = StreamWriter(protocol, loop)
             request = factory(message, payload_for(), protocol, writer, task)
             await handle(request, loop.time() if logging_enabled else None, handler)
-        return time.perf_counter_ns() - started
+        return clock() - started
 
     def check(self) -> Reply:
         self.transport.kept = []

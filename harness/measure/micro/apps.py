@@ -16,7 +16,7 @@ from harness.measure.micro.wsgi_driver import WsgiDriver
 from harness.serving.userapp import entry
 from harness.serving.userapp.interface import is_coroutine_function
 from harness.serving.userapp.spec import AppLoadError, AppSpec
-from middleware.stack import import_paths, is_import_path, is_spin
+from middleware.stack import import_paths, is_import_path, is_known
 from targets.table import Target
 
 
@@ -41,7 +41,7 @@ def build_app(target: Target, stack: tuple[str, ...], log_output: str) -> Any:
     """The target's app with `stack`, exactly as its server process builds it: a user's app
     imported afresh with the chosen layers and extras; a target here from its module, with any
     middleware given by import path added innermost by the same loader."""
-    extras = tuple(name for name in stack if is_spin(name) or is_import_path(name))
+    extras = tuple(name for name in stack if is_known(name) or is_import_path(name))
     try:
         if target.app is not None:
             spec = AppSpec(target.app, target.factory, target.app_dir)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.measure.check import TOLERANCE, CheckRow, check_cost
+from harness.measure.check import CheckRow, check_cost
+from harness.measure.known import KNOWN_COSTS
+from harness.measure.micro.allocations import Allocations
 from harness.measure.micro.timing import Series, overhead
 from harness.measure.stats import Estimate
-from middleware.stack import is_spin, spin_ns, stack_name
+from middleware.stack import is_known, spin_ns, stack_name, work_iterations
+from targets.table import Target
+
+SCHEMA = "mwbench.micro"
+# 1: unversioned; 2: the clock (wall or the thread's CPU time) in the settings; 3: allocations
+VERSION = 3
 
 INCLUDED = {
     "wsgi": "environ copy, app call with a no-op start_response, body iteration, close()",
@@ -29,6 +36,7 @@ class SetResult:
     status: int
     overhead: Estimate | None = None  # against the target's `none`, paired by repeat
     overhead_values_us: list[float] = field(default_factory=list)
+    allocations: Allocations | None = None  # per request, with `memory`
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +46,7 @@ class SetResult:
             **self.series.to_dict(),
             "overhead_us": self.overhead.to_dict() if self.overhead else None,
             "overhead_values_us": [round(v, 4) for v in self.overhead_values_us],
+            "allocations": self.allocations.to_dict() if self.allocations else None,
         }
 
 
@@ -48,6 +57,7 @@ class TargetResult:
     framework: str
     loop: Series  # the empty app: the measuring loop's own cost
     sets: list[SetResult]
+    spec: Target | None = None  # what was measured, for whoever reads this in-process
 
     @property
     def none(self) -> SetResult | None:
@@ -79,6 +89,11 @@ class MicroReport:
     environment: dict[str, Any]
     wall_s: float = 0.0
 
+    @property
+    def unit(self) -> str:
+        """µs, or instructions (counted under callgrind)."""
+        return str(self.settings.get("unit", "µs"))
+
     def find(self, target: str, stack: tuple[str, ...] | str) -> SetResult | None:
         for one in self.targets:
             if one.target == target:
@@ -88,8 +103,10 @@ class MicroReport:
     def to_dict(self) -> dict[str, Any]:
         checks = spin_checks(self)
         return {
+            "schema": SCHEMA,
+            "version": VERSION,
             "kind": "micro",
-            "unit": "us_per_request",
+            "unit": f"{self.unit}_per_request".replace("µs", "us"),
             "settings": self.settings,
             "environment": self.environment,
             "excluded": EXCLUDED,
@@ -103,19 +120,24 @@ class MicroReport:
         }
 
 
-def spin_checks(report: MicroReport, tolerance: float = TOLERANCE) -> list[CheckRow]:
-    """Each measured set with a `spin:N`, against the same set without the spin (`none` for a
-    spin alone), paired by repeat: its known cost N against the measured difference, checked as
-    `harness calibrate` checks it. A set whose spin-less twin was not measured is not checked."""
+def spin_checks(report: MicroReport, tolerance: float | None = None) -> list[CheckRow]:
+    """Each measured set with a known cost (`spin:N` when timed, `work:N` when instructions are
+    counted), against the same set without it (`none` for one alone), paired by repeat: its
+    known cost against the measured difference, checked as `harness calibrate` checks it. A set
+    whose twin was not measured is not checked."""
+    counted = report.unit == "instructions"
+    kind = KNOWN_COSTS["work" if counted else "spin"]
+    chosen = kind.tolerance if tolerance is None else tolerance
     rows = []
     for one in report.targets:
         by_stack = {s.stack: s for s in one.sets}
         for s in one.sets:
-            ns = spin_ns(s.stack)
-            base = by_stack.get(tuple(name for name in s.stack if not is_spin(name)))
-            if ns is None or base is None:
+            amount = work_iterations(s.stack) if counted else spin_ns(s.stack)
+            base = by_stack.get(tuple(name for name in s.stack if not is_known(name)))
+            if amount is None or base is None:
                 continue
             label = f"{one.target} {s.name}" + (f" vs {base.name}" if base.stack else "")
             measured = overhead(s.series.values_us, base.series.values_us)
-            rows.append(CheckRow(label, "in-process", check_cost(ns / 1000, measured, tolerance)))
+            check = check_cost(kind.known(amount), measured, chosen, report.unit)
+            rows.append(CheckRow(label, "in-process", check))
     return rows

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any
 
 from harness.load.request import Request
 from middleware import core
-from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, PANIC_PATH
+from targets.routes import ECHO_PATH, HEALTHZ_BODY, HEALTHZ_PATH, JSON_TYPE, PANIC_PATH
 
 
 @dataclass(frozen=True)
@@ -108,4 +109,21 @@ def check_reply(reply: Reply, request: MicroRequest, stack: tuple[str, ...]) -> 
             for header in core.EXPECTED_HEADERS.get(name, ()):
                 if reply.header(header) is None:
                     found.append(f"{name} is in the stack but the answer has no {header}")
+    if "recovery" in stack and reply.status == 500 and not is_recovery_answer(reply):
+        # The framework's own 500 would pass the status check: what recovery adds is its body.
+        found.append(f"recovery is in the stack but the 500 body is {reply.body[:60]!r}")
     return found
+
+
+def is_recovery_answer(reply: Reply) -> bool:
+    """The 500 that the recovery middleware writes: JSON with its error message."""
+    content_type = (reply.header("Content-Type") or "").split(";")[0].strip()
+    try:
+        body = json.loads(reply.body)
+    except ValueError:
+        return False
+    return (
+        content_type == JSON_TYPE
+        and isinstance(body, dict)
+        and body.get("error") == core.ERROR_MESSAGE
+    )

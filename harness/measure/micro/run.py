@@ -8,14 +8,21 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from harness.errors import UsageError
 from harness.machine.environment import environment
+from harness.measure import callgrind
+from harness.measure.micro.allocations import count_allocations
 from harness.measure.micro.apps import EMPTY_APPS, build_app, make_driver
+from harness.measure.micro.counted import Job, count
 from harness.measure.micro.driver import Driver, MicroError, event_loop, loop_name
 from harness.measure.micro.report import MicroReport, SetResult, TargetResult
 from harness.measure.micro.request import ROUTES, MicroRequest, check_reply
 from harness.measure.micro.timing import (
+    CLOCKS,
     DEFAULT_BATCH_S,
     DEFAULT_REPEAT,
+    INSTRUCTIONS,
+    Series,
     overhead,
     time_drivers,
 )
@@ -53,9 +60,11 @@ def measure_target(
     requests: int | None,
     batch_s: float,
     log_output: str,
+    clock: str = "wall",
+    memory: bool = False,
 ) -> TargetResult:
     """One target: its empty app and each stack (the first is the reference), checked, then
-    timed interleaved."""
+    timed interleaved; with `memory`, each one's allocations counted after."""
     drivers: dict[str, Driver] = {}
     statuses: dict[str, int] = {}
     try:
@@ -78,7 +87,13 @@ def measure_target(
                     f"{target.name} -m {name} answers wrongly, not timed: " + "; ".join(problems)
                 )
             statuses[name] = reply.status
-        series = time_drivers(drivers, repeat=repeat, requests=requests, batch_s=batch_s)
+        if clock == INSTRUCTIONS:
+            series = _counted(target, stacks, request, log_output, repeat)
+        else:
+            for driver in drivers.values():
+                driver.clock = CLOCKS[clock][0]
+            series = time_drivers(drivers, repeat=repeat, requests=requests, batch_s=batch_s)
+        allocations = {name: count_allocations(d) for name, d in drivers.items()} if memory else {}
     finally:
         for driver in drivers.values():
             driver.close()
@@ -87,19 +102,44 @@ def measure_target(
     for stack in stacks:
         name = stack_name(stack, target.layers)
         one = series[name]
-        result = SetResult(name, stack, one, statuses[name])
+        result = SetResult(name, stack, one, statuses[name], allocations=allocations.get(name))
         if stack != stacks[0]:
             result.overhead_values_us = paired_differences(one.values_us, reference.values_us)
             result.overhead = overhead(one.values_us, reference.values_us)
         results.append(result)
-    return TargetResult(target.name, target.interface, target.framework, series[EMPTY], results)
+    return TargetResult(
+        target.name, target.interface, target.framework, series[EMPTY], results, spec=target
+    )
 
 
-def micro_environment(loop: asyncio.AbstractEventLoop | None = None) -> dict[str, Any]:
+def _counted(
+    target: Target,
+    stacks: Sequence[tuple[str, ...]],
+    request: MicroRequest,
+    log_output: str,
+    repeat: int,
+) -> dict[str, Series]:
+    """Each app's instructions per request, counted under callgrind in a child of its own
+    (harness.measure.micro.counted): deterministic, so one after the other."""
+    found = {EMPTY: count(Job(target, (), request, log_output, empty=True), repeat, EMPTY)}
+    for stack in stacks:
+        name = stack_name(stack, target.layers)
+        found[name] = count(Job(target, stack, request, log_output), repeat, name)
+    return found
+
+
+def micro_environment(
+    loop: asyncio.AbstractEventLoop | None = None, clock: str = "wall"
+) -> dict[str, Any]:
     """The machine's record, with what in-process timing also depends on."""
-    clock = time.get_clock_info("perf_counter")
+    if clock == INSTRUCTIONS:
+        timer = "callgrind: instructions counted in a child per app, PYTHONHASHSEED=0"
+    else:
+        name = CLOCKS[clock][1]
+        info = time.get_clock_info(name)
+        timer = f"{name}_ns ({info.implementation}, resolution {info.resolution:g} s)"
     return environment(
-        timer=f"perf_counter_ns ({clock.implementation}, resolution {clock.resolution:g} s)",
+        timer=timer,
         event_loop=loop_name(loop) if loop is not None else None,
         gc_enabled=gc.isenabled(),
     )
@@ -114,6 +154,8 @@ def micro(
     batch_s: float = DEFAULT_BATCH_S,
     request: MicroRequest | str = "healthz",
     log_output: str = "null",
+    clock: str = "wall",
+    memory: bool = False,
     echo: Callable[[str], None] = lambda line: None,
 ) -> MicroReport:
     """Measure each set of `sets` on each target in-process; `none` is always measured (first)
@@ -121,8 +163,17 @@ def micro(
 
     A set is passed to the target's `create_app` as it is, so any stack the middleware package
     builds can be measured. Every app is checked (status, body, its middlewares' headers) before
-    it is timed: one that answers wrongly raises MicroError and nothing is timed."""
+    it is timed: one that answers wrongly raises MicroError and nothing is timed. `clock` is
+    what a batch is timed with (timing.CLOCKS): wall time, or the thread's CPU time. `memory`:
+    each app's allocations per request, and what it keeps, are counted too
+    (harness.measure.micro.allocations)."""
     chosen = check_targets(targets)
+    if clock not in (*CLOCKS, INSTRUCTIONS):
+        raise UsageError(
+            f"unknown clock {clock!r}; valid: {', '.join((*CLOCKS, INSTRUCTIONS))}", param="clock"
+        )
+    if clock == INSTRUCTIONS:
+        callgrind.find_valgrind()
     replay = ROUTES[request] if isinstance(request, str) else request
     sink.check_log_output(log_output)
     if repeat < 2:
@@ -143,9 +194,11 @@ def micro(
                     requests=requests,
                     batch_s=batch_s,
                     log_output=log_output,
+                    clock=clock,
+                    memory=memory,
                 )
             )
-        env = micro_environment(loop)
+        env = micro_environment(loop, clock)
     return MicroReport(
         targets=results,
         settings={
@@ -154,6 +207,9 @@ def micro(
             "batch_s": batch_s if requests is None else None,
             "request": replay.to_dict(),
             "log_output": log_output,
+            "clock": clock,
+            "memory": memory,
+            "unit": "instructions" if clock == INSTRUCTIONS else "µs",
             "order": "interleaved, rotated each repeat",
             "sets": [stack_name(s) for s in wanted],
         },

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness.measure.micro.driver import Driver, MicroError
 from harness.measure.stats import Estimate, estimate, paired_differences
@@ -14,6 +15,16 @@ DEFAULT_REPEAT = 20
 DEFAULT_BATCH_S = 0.05  # with --requests auto: one timed batch lasts about this long
 MIN_REQUESTS = 10
 MAX_REQUESTS = 1_000_000
+# What a batch is timed with. Wall time is what a request takes; the thread's CPU time leaves out
+# the time the thread was not running (another process had the core, the VM was descheduled), so
+# on a shared machine it is the steadier of the two, and it cannot see waits.
+ClockName = Literal["perf_counter", "thread_time"]
+# Not a clock: each app's batches counted under callgrind, in a child (micro.counted).
+INSTRUCTIONS = "instructions"
+CLOCKS: dict[str, tuple[Callable[[], int], ClockName]] = {
+    "wall": (time.perf_counter_ns, "perf_counter"),
+    "cpu": (time.thread_time_ns, "thread_time"),
+}
 
 
 @dataclass

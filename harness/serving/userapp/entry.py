@@ -20,13 +20,14 @@ called `middleware` or `targets` too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from harness.serving.userapp.extra import load_extra
-from harness.serving.userapp.interface import is_aiohttp_app, is_coroutine_function, qualified
+from harness.serving.userapp.interface import is_aiohttp_app, qualified
 from harness.serving.userapp.layers import Stack
 from harness.serving.userapp.spec import (
     AppLoadError,
@@ -120,7 +121,9 @@ def from_env() -> Any:
         served = build(spec, keep, parse_extras(os.environ.get(ENV_EXTRA)))
     except AppLoadError as exc:
         raise AppImportError(f"mwbench: {exc}") from None
-    if not is_coroutine_function(served):
+    # Deferred only for an aiohttp async factory: a plain ASGI app that is an async function
+    # is served as it is (uvicorn would take a coroutine function for a factory).
+    if not is_async_factory(spec, import_object(spec.target, spec.app_dir)):
         return served
 
     async def make_app() -> Any:
@@ -143,12 +146,28 @@ def describe(spec: AppSpec, extras: Sequence[str] = ()) -> dict[str, Any]:
         "framework": qualified(stack.framework),
         "layers": [vars(layer) for layer in stack.layers()],
         "untoggled": stack.untoggled(),
+        "imports": imported_distributions(),
     }
     for name in extras:
         from harness.serving.userapp.extra import check_middleware
 
         check_middleware(load_extra(name, stack.interface, spec.app_dir), stack.interface)
     return info
+
+
+def imported_distributions() -> dict[str, str]:
+    """The installed distributions whose modules are imported now, with their versions: what an
+    app pulled in (mwbench's own left out)."""
+    from importlib import metadata
+
+    owners = metadata.packages_distributions()
+    found = {}
+    for module in sorted({name.partition(".")[0] for name in sys.modules}):
+        for dist in owners.get(module, ()):
+            if dist != "mwbench":
+                with contextlib.suppress(metadata.PackageNotFoundError):
+                    found[dist] = metadata.version(dist)
+    return dict(sorted(found.items(), key=lambda item: item[0].lower()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

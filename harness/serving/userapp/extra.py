@@ -99,34 +99,35 @@ def wrap(mw: Any, inner: Any, interface: Interface) -> Any:
     return wrapped
 
 
-def is_spin(name: str) -> bool:
-    return name.startswith("spin:")
+def is_known(name: str) -> bool:
+    return name.startswith(("spin:", "work:"))
 
 
 def load_extra(name: str, interface: Interface, app_dir: str | None = None) -> Any:
-    """The middleware `name` gives: `spin:N` is the project's own middleware of known cost, for
-    `interface`; anything else is an import spec (`pkg.mod:Name`, `path/to/mw.py:Name`)."""
-    if is_spin(name):
-        return spin_middleware(name, interface)
+    """The middleware `name` gives: `spin:N` and `work:N` are the project's own middlewares of
+    known cost, for `interface`; anything else is an import spec (`pkg.mod:Name`,
+    `path/to/mw.py:Name`)."""
+    if is_known(name):
+        return known_cost_middleware(name, interface)
     return import_object(name, app_dir)
 
 
-def spin_middleware(name: str, interface: Interface) -> Any:
+def known_cost_middleware(name: str, interface: Interface) -> Any:
     # The project's `middleware` package is imported only here, once the user's app is loaded:
     # an app with a top-level package of its own called `middleware` must import first.
     import functools
 
-    from middleware.stack import parse_spin
+    from middleware.stack import known_layer
 
-    ns = parse_spin(name)
+    kind, amount = known_layer(name)
     if interface == "aiohttp":
-        from middleware.aiohttp import spin
+        from middleware.aiohttp import known_cost
 
-        return spin(ns)
+        return known_cost(kind, amount)
     if interface == "asgi":
-        from middleware.asgi import SpinMiddleware as AsgiSpin
+        from middleware.asgi import KnownCostMiddleware as AsgiKnownCost
 
-        return functools.partial(AsgiSpin, ns=ns)
-    from middleware.wsgi import SpinMiddleware as WsgiSpin
+        return functools.partial(AsgiKnownCost, kind=kind, amount=amount)
+    from middleware.wsgi import KnownCostMiddleware as WsgiKnownCost
 
-    return functools.partial(WsgiSpin, ns=ns)
+    return functools.partial(WsgiKnownCost, kind=kind, amount=amount)

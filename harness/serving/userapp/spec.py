@@ -17,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from harness.errors import UsageError
 from harness.serving.userapp.interface import (
     Interface,
     interface_of,
@@ -28,7 +29,7 @@ from harness.serving.userapp.interface import (
 _FRESH = itertools.count(1)
 
 
-class AppLoadError(Exception):
+class AppLoadError(UsageError):
     """A user-facing failure; str() is one line."""
 
 
@@ -174,9 +175,9 @@ def import_object(spec: str, app_dir: str | None = None, fresh: bool = False) ->
 
 def check_factory(obj: Any, target: str) -> None:
     if not callable(obj):
-        raise AppLoadError(f"{target} is a {type(obj).__name__}, not a factory; drop --factory")
+        raise AppLoadError(f"{target} is a {type(obj).__name__}, not a factory", param="factory")
     if interface_of(obj) is not None and not takes(obj, 0):
-        raise AppLoadError(f"{target} is already an app, not a factory; drop --factory")
+        raise AppLoadError(f"{target} is already an app, not a factory", param="factory")
     if not takes(obj, 0):
         try:
             sig = str(inspect.signature(obj))

@@ -1,0 +1,275 @@
+"""The options that set a compare's rules: what each round reads (--measure), how precise the
+rounds must get (--precision, --budget), and the gate (--max-overhead), each from a value with
+its unit, turned into the objects harness.measure takes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+from click.core import ParameterSource
+
+from harness.cli.params import Decorator, Duration
+from harness.errors import UsageError
+from harness.load.wrk_output import parse_duration
+
+if TYPE_CHECKING:
+    from harness.measure.gate import Gate
+    from harness.measure.rounds import Precision
+    from harness.measure.slo import Slo
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number with what it counts in: µs (`2us`, `1ms`), a share (`0.1%`: 0.001), or the
+    measure's own unit (a bare number)."""
+
+    value: float
+    unit: str | None  # "µs", "%", or None: the measure's unit
+
+    def in_unit_of(self, measure_unit: str, what: str) -> float:
+        """The value in a measure's unit; UsageError when it is a time and the measure is not."""
+        if self.unit == "µs" and measure_unit == "ms":  # a latency: 500us or 0.5ms
+            return self.value / 1000
+        if self.unit == "µs" and measure_unit != "µs":
+            raise UsageError(
+                f"{what} is a time, but the measure counts {measure_unit}: give a bare number "
+                "of them or a percentage"
+            )
+        return self.value
+
+
+class QuantityType(click.ParamType):
+    """`2us`, `0.5us`, `1ms`, `0.1%`, or a bare number; more than 0."""
+
+    name = "amount"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Quantity:
+        if isinstance(value, Quantity):
+            return value
+        text = str(value).strip().replace("µs", "us")
+        try:
+            if text.endswith("%"):
+                found = Quantity(float(text[:-1]) / 100, "%")
+            elif text.replace(".", "", 1).isdigit():
+                found = Quantity(float(text), None)
+            else:
+                found = Quantity(round(parse_duration(text) * 1e6, 9), "µs")
+        except ValueError:
+            self.fail(f"not an amount: {value!r} (e.g. 2us, 1ms, 0.1%, 5000)", param, ctx)
+        if not found.value > 0:
+            self.fail(f"must be more than 0: {value!r}", param, ctx)
+        return found
+
+
+class MeasureList(click.ParamType):
+    """A comma list of measures (harness.measure.registry), the headline first."""
+
+    name = "measures"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        from harness.measure.registry import MEASURES
+
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        for name in names:
+            if name not in MEASURES:
+                self.fail(f"unknown measure {name!r}; valid: {', '.join(MEASURES)}", param, ctx)
+        if not names:
+            self.fail(f"no measure given; valid: {', '.join(MEASURES)}", param, ctx)
+        return tuple(dict.fromkeys(names))
+
+
+def measures_option(default: str) -> Decorator:
+    from harness.measure.registry import MEASURES
+
+    return click.option(
+        "--measure",
+        "measures",
+        type=MeasureList(),
+        default=default,
+        show_default=True,
+        help="What each round reads, a comma list, the first the headline (precision, gate, "
+        "findings): " + "; ".join(f"{m.name}: {m.title}" for m in MEASURES.values()) + ".",
+    )
+
+
+def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--precision and --budget: rounds until every set's interval is that narrow."""
+    for option in reversed(
+        (
+            click.option(
+                "--precision",
+                type=QuantityType(),
+                default=None,
+                help="Go on with interleaved rounds (at least 3) until every set's 95% "
+                "half-width is at most this (2us; a bare number in the headline measure's "
+                "unit; 0.1% of each set's cost), or --budget is spent; exit 1 naming the sets "
+                "that missed. Rounds are then 1 s without warm-up unless --duration or --warmup "
+                "says.  [default: fixed --repeat rounds]",
+            ),
+            click.option(
+                "--budget",
+                type=Duration(positive=True),
+                default="3m",
+                show_default=True,
+                help="Wall time allowed with --precision (e.g. 90s, 3m).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def precision_from(
+    precision: Quantity | None, budget: float, measures: tuple[str, ...], options: dict[str, Any]
+) -> Precision | None:
+    """--precision as the rounds' rule for the headline measure; where neither --duration nor
+    --warmup was given, rounds of 1 s without warm-up in `options` (more rounds fit the budget:
+    harness.measure.rounds)."""
+    if precision is None:
+        return None
+    from harness.measure.registry import get_measure
+    from harness.measure.rounds import PRECISE_DURATION_S, PRECISE_WARMUP_S, Precision
+
+    headline = get_measure(measures[0])
+    target = precision.in_unit_of(headline.unit, "--precision")
+    context = click.get_current_context()
+    for name, value in (("duration", PRECISE_DURATION_S), ("warmup", PRECISE_WARMUP_S)):
+        if context.get_parameter_source(name) == ParameterSource.DEFAULT:
+            options[name] = value
+    return Precision(target, budget, headline.name, of_cost=precision.unit == "%")
+
+
+def gate_from(
+    max_overhead: Quantity | None, max_overhead_us: float | None, measures: tuple[str, ...]
+) -> Gate | None:
+    """--max-overhead (in the headline measure; a percentage of the reference's cost) or the
+    older --max-overhead-us (server CPU µs), as compare's gate."""
+    from harness.measure.gate import Gate
+    from harness.measure.registry import get_measure
+
+    if max_overhead is not None and max_overhead_us is not None:
+        raise UsageError("give --max-overhead or --max-overhead-us, not both")
+    if max_overhead_us is not None:
+        return Gate(max_overhead_us, "cpu")
+    if max_overhead is None:
+        return None
+    headline = get_measure(measures[0])
+    limit = max_overhead.in_unit_of(headline.unit, "--max-overhead")
+    return Gate(limit, headline.name, of_reference=max_overhead.unit == "%")
+
+
+class RateList(click.ParamType):
+    """Arrival rates: `1000,2000` req/s, or `25%,50%` of the slowest set's closed-model peak."""
+
+    name = "rates"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if isinstance(value, tuple):
+            return value
+        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        shares = [p for p in parts if p.endswith("%")]
+        if shares and len(shares) != len(parts):
+            self.fail(f"give rates in req/s or in % of the slowest peak, not both: {value!r}")
+        try:
+            numbers = [float(p.rstrip("%").replace("k", "e3")) for p in parts]
+        except ValueError:
+            self.fail(f"not a rate: {value!r} (e.g. 1000,2000 or 25%,50%)", param, ctx)
+        if not numbers or any(not n > 0 for n in numbers):
+            self.fail(f"a rate is more than 0: {value!r}", param, ctx)
+        if shares:
+            return (), tuple(sorted({n / 100 for n in numbers}))
+        if any(n != round(n) for n in numbers):
+            self.fail(f"rates are whole requests a second: {value!r}", param, ctx)
+        return tuple(sorted(set(numbers))), ()
+
+
+rate_option: Decorator = click.option(
+    "--rate",
+    "rates",
+    type=RateList(),
+    default=None,
+    help="Open-model load (--measure latency, implied): arrival rates in req/s (1000,2000), or "
+    "in % of the slowest set's closed-model peak (25%,50%,75%), sent by k6 at a constant rate.",
+)
+
+
+class SloType(click.ParamType):
+    """`p99<50ms,success>=99.95%` (harness.measure.slo)."""
+
+    name = "slo"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Slo:
+        from harness.measure.slo import Slo, parse_slo
+
+        if isinstance(value, Slo):
+            return value
+        try:
+            return parse_slo(str(value))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def slo_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    from harness.measure.slo import DEFAULT_SLO
+
+    f = click.option(
+        "--slo",
+        type=SloType(),
+        default=None,
+        help="Find each set's capacity within this SLO: the highest arrival rate it sustains "
+        "within it, by a bounded search under its closed-model peak (implies --capacity), "
+        "e.g. 'p99<50ms,success>=99.95%'; figures: avg, p50, p90, p99, p99.9, max (a time), "
+        f"success (%), qps (the least rate that counts).  [default: {DEFAULT_SLO}]",
+    )(f)
+    return click.option(
+        "--capacity",
+        is_flag=True,
+        help="Find each set's capacity within the SLO (--measure latency, implied).",
+    )(f)
+
+
+def open_model_into(
+    rates: tuple[tuple[float, ...], tuple[float, ...]] | None,
+    slo: Slo | None,
+    capacity: bool,
+    measures: tuple[str, ...],
+    options: dict[str, Any],
+) -> tuple[tuple[str, ...], Slo | None]:
+    """--rate, --slo and --capacity: the load's rates or shares into `options`; the measures
+    (latency when one was given and --measure was not) and the SLO to find capacities within."""
+    from harness.measure.slo import DEFAULT_SLO, parse_slo
+
+    if capacity and slo is None:
+        slo = parse_slo(DEFAULT_SLO)
+    if rates is not None:
+        options["rates"], options["rate_shares"] = rates
+    if rates is None and slo is None:
+        return measures, None
+    context = click.get_current_context()
+    if context.get_parameter_source("measures") in (ParameterSource.DEFAULT, None):
+        return ("latency",), slo
+    return measures, slo
+
+
+def leak_gate_into(max_leak: float | None, measures: tuple[str, ...]) -> tuple[str, ...]:
+    """--max-leak: the measures, memory when --measure was not given; a UsageError when it
+    was given without memory."""
+    if max_leak is None:
+        return measures
+    context = click.get_current_context()
+    if context.get_parameter_source("measures") in (ParameterSource.DEFAULT, None):
+        return ("memory",)
+    if "memory" not in measures:
+        raise UsageError("a leak is in bytes retained: add memory to --measure", param="max_leak")
+    return measures

@@ -1,0 +1,116 @@
+"""What `harness diff A/compare.json B/compare.json` shows and writes: per measure, each set's
+change from A to B with its interval; compare-diff.json and compare-diff.md beside the charts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from harness.load.files import write_atomic
+from harness.measure.compare_diff import Change, CompareDiff, changes_for, signed
+from harness.measure.registry import get_measure
+from harness.measure.stats import Estimate
+
+COLUMNS = ("set", "compared", "A", "B", "change", "change %", "")
+
+
+def _value(e: Estimate | None, digits: int) -> str:
+    return e.format(digits) if e else "—"
+
+
+def _change(change: Change, digits: int) -> str:
+    return signed(change.change, digits) if change.change is not None else "—"
+
+
+def _verdict(change: Change, diff: CompareDiff) -> str:
+    found = change.change
+    if found is None or not found.has_interval:
+        verdict = "no interval"
+    elif found.significant:
+        verdict = "slower" if found.median > 0 else "faster"
+    else:
+        verdict = "not significant"
+    gate = diff.gate
+    return verdict + (" · over the gate" if gate is not None and gate.exceeded_by(change) else "")
+
+
+def rows(diff: CompareDiff, measure: str) -> list[list[str]]:
+    digits = get_measure(measure).digits
+    return [
+        [
+            c.label,
+            c.quantity,
+            _value(c.before, digits),
+            _value(c.after, digits),
+            _change(c, digits),
+            f"{c.pct:+.2f}%" if c.pct is not None else "—",
+            _verdict(c, diff),
+        ]
+        for c in changes_for(diff, measure)
+    ]
+
+
+def title(diff: CompareDiff, measure: str) -> str:
+    m = get_measure(measure)
+    return f"{m.title} ({m.unit}), A → B: B minus A, 95% interval (Welch)"
+
+
+def rich_tables(diff: CompareDiff) -> list[Table]:
+    tables = []
+    for measure in diff.measures:
+        table = Table(title=title(diff, measure), title_justify="left")
+        for column in COLUMNS:
+            table.add_column(
+                column, justify="left" if column in ("set", "compared", "") else "right"
+            )
+        for row in rows(diff, measure):
+            table.add_row(*row)
+        tables.append(table)
+    return tables
+
+
+def notes(diff: CompareDiff) -> list[str]:
+    lines = [
+        f"A: {diff.a.out_dir / 'compare.json'} ({diff.a.environment.get('date', 'undated')}); "
+        f"B: {diff.b.out_dir / 'compare.json'} ({diff.b.environment.get('date', 'undated')}).",
+        "A set is compared by its overhead over its reference (its cost where it has none); the "
+        "two runs' rounds are independent, so the interval is Welch's.",
+    ]
+    differently = diff.measured_differently
+    if differently:
+        lines.append(
+            "Measured differently, which changes the figures by itself: "
+            + "; ".join(differently)
+            + "."
+        )
+    if diff.only_a:
+        lines.append(f"Only in A: {', '.join(diff.only_a)}.")
+    if diff.only_b:
+        lines.append(f"Only in B: {', '.join(diff.only_b)}.")
+    if diff.gate is not None:
+        unit = get_measure(diff.gate.measure).unit
+        lines.append(
+            f"Gate: {diff.gate.measure} {diff.gate.describe(unit)}, on changes the rounds tell "
+            "from zero: " + ("; ".join(diff.regression_lines()) or "none over it") + "."
+        )
+    return lines
+
+
+def markdown(diff: CompareDiff) -> str:
+    lines = ["# compare diff", ""]
+    for measure in diff.measures:
+        lines += [f"## {title(diff, measure)}", ""]
+        lines += ["| " + " | ".join(COLUMNS) + " |", "|:---|:---|---:|---:|---:|---:|:---|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows(diff, measure)]
+        lines.append("")
+    return "\n".join([*lines, *(f"- {line}" for line in notes(diff)), ""])
+
+
+def write_compare_diff(diff: CompareDiff, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / "compare-diff.json", out_dir / "compare-diff.md"]
+    write_atomic(files[0], json.dumps(diff.to_dict(), indent=2) + "\n")
+    write_atomic(files[1], markdown(diff))
+    return files

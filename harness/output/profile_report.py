@@ -1,0 +1,30 @@
+"""What profile writes beside py-spy's collapsed stacks: the flame graph and NAME.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.load.files import write_atomic
+from harness.profiling.attribution import DEFAULT_RULES
+from harness.profiling.collapsed import Frame
+from harness.profiling.flamegraph import render_svg
+from harness.profiling.profile import ProfileResult
+from middleware.stack import stack_name
+
+
+def write_profile(result: ProfileResult) -> list[Path]:
+    """NAME.svg (the flame graph, frames coloured by kind) and NAME.json (everything)."""
+
+    def kind_of(frame: Frame) -> str | None:
+        found = DEFAULT_RULES.claim(frame)
+        return found.owner.kind if found is not None else None
+
+    title = (
+        f"{result.target} with {stack_name(result.stack)}: {result.samples} samples, "
+        f"{result.wrk.qps:,.0f} req/s under py-spy"
+    )
+    svg = render_svg(result.stacks, title=title, kind_of=kind_of)
+    write_atomic(result.files["flamegraph"], svg)
+    write_atomic(result.files["json"], json.dumps(result.to_dict(), indent=2) + "\n")
+    return [result.files["flamegraph"], result.files["json"]]

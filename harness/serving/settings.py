@@ -1,0 +1,45 @@
+"""What to serve a target with, and how: one object, built once by a command and passed whole.
+
+Which server (targets.server_table) and how it runs (workers, gunicorn's worker class and
+threads), where (the CPUs it is pinned to, the address), where its middlewares log, and a wrapper
+around its command line for a measure that runs the server under a tool (callgrind, say), with
+the readiness timeout such a tool needs; the Python environment it runs in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+DEFAULT_READY_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    server: str | None = None  # a server of targets.server_table; None: the target's own
+    workers: int = 1
+    worker_class: str | None = None  # gunicorn's, for WSGI: the same as server gunicorn-K
+    threads: int | None = None  # gthread only; None: server_table.DEFAULT_THREADS
+    cpus: tuple[int, ...] | None = None  # pinned to these CPUs; None: not pinned
+    log_output: str | None = None  # stdout, null or file:PATH; None: the command's default
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port, bound by the harness
+    # The server's command line runs under this prefix (e.g. valgrind and its options); the
+    # pinning and parent-death prefixes stay outside it.
+    wrapper: tuple[str, ...] = ()
+    ready_timeout: float = DEFAULT_READY_TIMEOUT_S
+    # Bytes of RSS at which a server measured for memory is killed (None: a quarter of the
+    # machine's memory, at most 4 GiB: harness.measure.memory).
+    memory_ceiling: int | None = None
+    # The interpreter the server runs in (a virtualenv's python: harness.serving.pythons); None:
+    # the harness's own.
+    python: str | None = None
+
+    def replace(self, **changes: object) -> ServeSettings:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+DEFAULT_SERVE = ServeSettings()

@@ -1,0 +1,63 @@
+"""Middlewares that do to memory what users' middlewares do, written as a user would write them
+(no mwbench code): one keeps 1 KB of every request (a cache that never evicts, a list of
+requests "for debugging"), one allocates 1 MB per request and frees it, and, in `hog`, one that
+keeps 5 MB a request: a server that would take the machine down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+KEPT: list[bytes] = []
+
+
+class KeepsOneKB:
+    """Keeps 1 KB of every request, forever."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            KEPT.append(bytes(1024))
+        await self.app(scope, receive, send)
+
+
+class ChurnsOneMB:
+    """Allocates 1 MB per request and lets it go: a lot of allocation, nothing kept."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            buffer = bytearray(1024 * 1024)
+            buffer[-1] = 1
+            del buffer
+        await self.app(scope, receive, send)
+
+
+class KeepsFiveMB:
+    """Keeps 5 MB of every request: 1,000 requests are 5 GB."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            KEPT.append(b"x" * (5 * 1024 * 1024))
+        await self.app(scope, receive, send)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+routes = [Route("/healthz", healthz)]
+app = Starlette(routes=routes, middleware=[Middleware(KeepsOneKB), Middleware(ChurnsOneMB)])
+hog = Starlette(routes=routes, middleware=[Middleware(KeepsFiveMB)])

@@ -1,0 +1,202 @@
+"""Python environments as an axis (--python): environments made here, from this interpreter's own
+base with nothing downloaded, serving through the harness's server-side code without mwbench
+installed in them; one has Starlette's Response patched 100 µs slower, and compare finds it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from importlib import metadata
+from pathlib import Path
+
+import psutil
+import pytest
+from click.testing import CliRunner
+
+from harness.cli.main import main
+from harness.measure.report import CompareReport
+from harness.serving.pythons import PythonError, find_python, parse_pythons, probe
+from harness.serving.servers import running
+from harness.serving.settings import ServeSettings
+from tests.conftest import request
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = Path(getattr(sys, "_base_executable", sys.executable))
+OLD_PYTHON = Path("/root/.pyenv/versions/3.9.18/bin/python3.9")
+
+# Starlette's Response, 100 µs of CPU slower: what an upgrade or an SDK's patch might cost.
+SLOWER = """\
+import time
+
+import starlette.responses
+
+_init = starlette.responses.Response.__init__
+
+
+def _slower(self, *args, **kwargs):
+    until = time.perf_counter() + 100e-6
+    while time.perf_counter() < until:
+        pass
+    _init(self, *args, **kwargs)
+
+
+starlette.responses.Response.__init__ = _slower
+"""
+
+
+def make_env(where: Path, *, shared: bool = True, patch: str | None = None) -> Path:
+    """A virtualenv without pip; `shared`: it sees this one's packages (by a .pth line, which
+    does not run their .pth files: mwbench's editable install stays out); `patch` is its
+    sitecustomize."""
+    subprocess.run([str(BASE), "-m", "venv", "--without-pip", str(where)], check=True)
+    where_site = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    python = where / "bin" / "python"
+    site = Path(subprocess.check_output([str(python), "-c", where_site], text=True).strip())
+    if shared:
+        (site / "shared.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    if patch is not None:
+        (site / "sitecustomize.py").write_text(patch)
+    return python
+
+
+@pytest.fixture(scope="module")
+def envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("envs")
+    return {
+        "same": make_env(root / "same"),
+        "slower": make_env(root / "slower", patch=SLOWER),
+        "bare": make_env(root / "bare", shared=False),
+        # everything but FastAPI: an import of it fails there
+        "no-fastapi": make_env(
+            root / "no-fastapi", patch="import sys\nsys.modules['fastapi'] = None\n"
+        ),
+    }
+
+
+def test_an_environment_without_mwbench_serves_through_the_server_side_path(
+    envs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # out of the checkout, whose packages the cwd would give it
+    plain = subprocess.run([str(envs["same"]), "-c", "import harness"], capture_output=True)
+    assert plain.returncode != 0, "the environment must not have mwbench on its own"
+    with running("starlette", ServeSettings(python=str(envs["same"])), stack=("request-id",)) as s:
+        reply = request(s.url)
+        assert reply.status == 200 and reply.headers["X-Request-ID"]
+        commands = [p.cmdline() for p in s.processes()]
+        assert commands[0][0] == str(envs["same"]), commands
+        environ = psutil.Process(s.worker_pids()[0]).environ()
+        assert environ["PYTHONPATH"].split(os.pathsep)[0] != str(ROOT)
+
+
+def test_an_environment_says_its_versions(envs: dict[str, Path]) -> None:
+    info = probe(find_python(str(envs["slower"])), packages=("starlette", "no-such-dist"),
+                 modules=("uvicorn", "no_such_module"), imports=("targets.flask_app",))  # fmt: skip
+    assert info.version == ".".join(map(str, sys.version_info[:3])) and info.supported
+    assert info.packages == {"starlette": metadata.version("starlette")}
+    assert info.absent == ("no_such_module",) and info.broken == {}
+    bare = probe(find_python(str(envs["bare"])), imports=("targets.flask_app",))
+    assert "No module named 'flask'" in bare.broken["targets.flask_app"]
+
+
+def test_names_and_paths_of_environments(envs: dict[str, Path], tmp_path: Path) -> None:
+    same, slower = envs["same"], envs["slower"]
+    found = parse_pythons(f"{same},new={slower.parent.parent}")
+    assert [(p.name, p.path) for p in found] == [("same", str(same)), ("new", str(slower))]
+    for text, said in [
+        (f"{same},{same}", "two environments are named same"),
+        (str(tmp_path / "nope"), "no Python interpreter at"),
+        ("bad name=" + str(same), "environment name 'bad name'"),
+    ]:
+        with pytest.raises(PythonError, match=said):
+            parse_pythons(text)
+
+
+def test_compare_across_environments_finds_the_patched_module(
+    envs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "envs"
+    result = CliRunner().invoke(main, [
+        "compare", "-t", "starlette", "-m", "none", "-r", "3", "--duration", "1s",
+        "--no-ceiling", "--python", f"{envs['same']},{envs['slower']}", "-d", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "environments, each against same" in result.output
+    report = CompareReport.load(out / "compare.json")
+    assert report.pythons == ["same", "slower"]
+    assert [e.label for e in report.entries] == [
+        "same:none", "same:raw-asgi:none", "slower:none", "slower:raw-asgi:none",
+    ]  # fmt: skip
+    # Each environment against its own raw baseline; across, each against the first's.
+    assert report.find("slower:none").reference.label == "slower:raw-asgi:none"  # type: ignore[union-attr]
+    rows = {(row.name, row.python): row for row in report.env_rows}
+    framework = rows[("none", "slower")].difference("cpu")
+    raw = rows[("raw-asgi:none", "slower")].difference("cpu")
+    assert framework is not None and raw is not None
+    assert framework.significant and framework.median > 60, framework
+    assert abs(raw.median) < framework.median / 3, (raw, framework)
+    data = json.loads((out / "compare.json").read_text())
+    assert {row["name"] for row in data["python_comparison"]} == {"none", "raw-asgi:none"}
+    recorded = {one["name"]: one for one in data["settings"]["pythons"]}
+    assert recorded["slower"]["path"] == str(envs["slower"])
+    assert recorded["slower"]["packages"]["starlette"] == metadata.version("starlette")
+    assert (out / "environments.png").stat().st_size > 0
+    assert (out / "slower_starlette_none_r3.dat").exists()
+
+
+def test_an_app_is_described_in_each_environment(envs: dict[str, Path], tmp_path: Path) -> None:
+    from harness.measure.plan import plan_compare
+    from harness.serving.apps import describe_app, target_for
+    from harness.serving.userapp.spec import AppSpec
+
+    spec = AppSpec("tests/apps/shop_fastapi.py:app", False, str(ROOT))
+    info = describe_app(spec, python=str(envs["same"]))
+    assert info.imports["fastapi"] == metadata.version("fastapi")
+    plan = plan_compare(targets=[target_for(info)], sets=[()], pythons=[str(envs["same"])],
+                        ceiling=False, out_dir=tmp_path / "app")  # fmt: skip
+    assert plan.pythons[0].packages["fastapi"] == metadata.version("fastapi")
+    with pytest.raises(PythonError, match=r"^no-fastapi: .*fastapi"):
+        plan_compare(
+            targets=[target_for(info)], sets=[()], ceiling=False,
+            pythons=[str(envs["same"]), str(envs["no-fastapi"])], out_dir=tmp_path / "a2",
+        )  # fmt: skip
+
+
+def _one_error(args: list[str]) -> str:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_environments_that_cannot_serve_are_one_line_errors_before_any_load(
+    envs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "never"
+    compare = ["compare", "-t", "flask", "-m", "none", "-d", str(out), "--python"]
+    said = _one_error([*compare, f"{envs['same']},{envs['bare']}"])
+    assert "bare" in said and "gunicorn" in said and "install it there" in said
+    said = _one_error([*compare, str(tmp_path / "nowhere" / "python")])
+    assert "--python" in said and "no Python interpreter at" in said
+    said = _one_error(["serve", "-t", "flask", "--python", str(envs["bare"])])
+    assert said.startswith("Error: --python: ") and "gunicorn" in said
+    if OLD_PYTHON.exists():
+        said = _one_error([*compare, str(OLD_PYTHON)])
+        assert "CPython 3.9" in said and "3.10 or newer" in said
+    assert not list(out.glob("*.json")), "nothing was measured"
+
+
+def test_harness_env_says_what_an_environment_lacks(envs: dict[str, Path]) -> None:
+    result = CliRunner().invoke(main, ["env", "--python", str(envs["bare"]), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["packages"] == {}
+    assert "No module named 'flask'" in data["targets"]["flask"]
+    assert data["servers"]["uvicorn"] == "lacks uvicorn, uvloop, httptools"
+    shared = CliRunner().invoke(main, ["env", "--python", str(envs["same"])])
+    assert shared.exit_code == 0, shared.output
+    assert "target starlette" in shared.output and "lacks" not in shared.output
