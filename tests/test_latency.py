@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.load.k6 import RateResult, run_k6
+from harness.load.k6 import RateResult, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
 from harness.load.sweep import sweep
 from harness.load.wrk_output import WrkResult
@@ -42,18 +42,6 @@ def stalling() -> Iterator[RunningServer]:
         yield server
 
 
-def on_schedule(url: str, rate: float, duration: float, tries: int = 3) -> RateResult:
-    """k6 at `rate` until it kept its schedule, at most `tries` runs: a stall of this VM's CPU
-    can put k6 itself late with every VU free (what generator_floor retries too), which says
-    nothing of the server; the arithmetic of these tests holds for a run in which k6 kept it.
-    A server too slow for the rate leaves no VU free: k6 drops, and that run is its answer."""
-    for _ in range(tries):
-        result = run_k6(url, rate=rate, duration=duration, cpus=LOAD_CPUS)
-        if not result.generator_bound or result.dropped:
-            break
-    return result
-
-
 def _k6_left() -> list[str]:
     return [" ".join(p.cmdline()) for p in psutil.process_iter(["name"]) if p.name() == "k6"]
 
@@ -69,7 +57,7 @@ def test_a_stall_shows_in_the_open_model_as_arithmetic_says_and_wrk_answers_anot
     request waits behind a stall (p50 near 20 ms). docs/latency.md has the table."""
     url = f"{stalling.url}/healthz"
     run_k6(url, rate=1000, duration=1, cpus=LOAD_CPUS)  # warm-up
-    opened = on_schedule(url, rate=1000, duration=4)
+    opened = run_k6_kept(url, rate=1000, duration=4, cpus=LOAD_CPUS)
     assert opened.status == "ok", opened.reason
     assert opened.p50 is not None and opened.p90 is not None and opened.p99 is not None
     assert opened.p50 < 5
@@ -98,7 +86,7 @@ def test_a_function_app_without_its_layer_answers_and_does_not_stall() -> None:
     info = describe_app(AppSpec(STALL, False, str(ROOT)))
     serve = ServeSettings(cpus=SERVER_CPUS, log_output="null")
     with running(target_for(info), serve, stack=()) as server:
-        plain = on_schedule(f"{server.url}/healthz", rate=1000, duration=2)
+        plain = run_k6_kept(f"{server.url}/healthz", rate=1000, duration=2, cpus=LOAD_CPUS)
     assert plain.status == "ok" and plain.failed == 0, plain.reason
     assert plain.p90 is not None and plain.p90 < 5
 
@@ -109,7 +97,7 @@ def test_capacity_is_found_under_the_stall(stalling: RunningServer) -> None:
     url = f"{stalling.url}/healthz"
 
     def probe(rate: float) -> RateResult:
-        return on_schedule(url, rate=rate, duration=1.5)
+        return run_k6_kept(url, rate=rate, duration=1.5, cpus=LOAD_CPUS)
 
     none = search(probe, parse_slo("p99<15ms,qps>=1000"), peak=4000, max_probes=3)
     assert none.capacity is None and none.bound == "none"
@@ -210,6 +198,7 @@ def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_kee
     # k6 against the real ceiling server, but told to miss its schedule a chosen number of times:
     # one stall of the VM is not a rate k6 cannot send.
     from harness.errors import UsageError
+    from harness.load import k6
     from harness.measure import round as rounds
     from harness.measure.plan import plan_compare
 
@@ -225,18 +214,47 @@ def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_kee
         return RateResult(rate, duration, achieved=rate, p99=0.5)
 
     monkeypatch.setattr(rounds, "run_k6", flaky)
+    monkeypatch.setattr(k6, "run_k6", flaky)
     plan = plan_compare(targets=["starlette"], sets=[()], measures=("latency",), out_dir=tmp_path,
                         load=LoadSettings(rates=(1000.0,), duration=1.0))  # fmt: skip
-    budget = rounds.FLOOR_TRIES - 1
+    budget = k6.TRIES - 1
     floor = rounds.generator_floor(plan, echo=lambda _: None)
     assert floor["limit"] == 5_000.0 and [f["p99"] for f in floor["rates"]] == [0.5]
-    assert len(misses) == rounds.FLOOR_TRIES - 1
+    assert len(misses) == k6.TRIES - 1
 
     misses.clear()
-    budget = rounds.FLOOR_TRIES
+    budget = k6.TRIES
     with pytest.raises(UsageError, match=r"6\.0 ms late or more; give rates of at most 3,000"):
         rounds.generator_floor(plan, echo=lambda _: None)
-    assert len(misses) == rounds.FLOOR_TRIES
+    assert len(misses) == k6.TRIES
+
+
+def test_a_run_behind_with_every_vu_free_is_run_again_and_one_that_dropped_is_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from harness.load import k6
+
+    late = RateResult(1000, 1.0, achieved=1000.0, late_p99=7.0, status="behind", reason="late")
+    dropped = RateResult(1000, 1.0, achieved=800.0, dropped=200, status="behind", reason="drop")
+    kept = RateResult(1000, 1.0, achieved=1000.0, p99=0.5)
+    asked: list[dict[str, object]] = []
+
+    def kept_of(runs: list[RateResult]) -> RateResult:
+        given = iter(runs)
+        asked.clear()
+
+        def fake(url: str, **kw: object) -> RateResult:
+            asked.append(kw)
+            return next(given)
+
+        monkeypatch.setattr(k6, "run_k6", fake)
+        return k6.run_k6_kept("http://127.0.0.1:9/", rate=1000, duration=1.0)
+
+    assert kept_of([late, kept]) is kept and len(asked) == 2
+    assert kept_of([late] * 5) is late and len(asked) == k6.TRIES
+    assert kept_of([dropped, kept]) is dropped and len(asked) == 1  # the server's answer
+    assert kept_of([kept, late]) is kept and len(asked) == 1
+    assert asked == [{"rate": 1000, "duration": 1.0}]
 
 
 def test_k6_is_asked_whole_requests_a_second(tmp_path: Path) -> None:

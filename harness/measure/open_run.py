@@ -1,6 +1,7 @@
 """`harness run URL --rate ...`: the open model against any URL. k6 at each rate in turn after a
 second of warm-up, and with an SLO the URL's capacity within it, searched for under its
-closed-model peak (a short wrk sweep, which also makes rates given as shares absolute).
+closed-model peak (a short wrk sweep, which also makes rates given as shares absolute). A rate
+at which k6 fell behind with every VU free is run again, up to three runs (`run_k6_kept`).
 
 The result is plain data: NAME.latency.json (`{"schema": "mwbench.latency", "version": 1}`)
 holds every rate's figures, the peak, the capacity search and its probes.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunError
-from harness.load.k6 import RateResult, run_k6
+from harness.load.k6 import RateResult, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
 from harness.measure.capacity import Capacity, search
 from harness.measure.latency import WARMUP_S, rate_label
@@ -85,8 +86,8 @@ def open_run(
 
     def at(rate: float, summary: bool = True) -> RateResult:
         path = out_dir / f"{name}_{rate_label(rate)}rps.k6.json" if summary else None
-        return run_k6(url, rate=rate, duration=load.duration, request=load.request,
-                      cpus=load.cpus, summary=path)  # fmt: skip
+        return run_k6_kept(url, rate=rate, duration=load.duration, request=load.request,
+                           cpus=load.cpus, summary=path)  # fmt: skip
 
     try:
         if load.rate_shares or slo is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.load.k6 import run_k6
+from harness.load.k6 import run_k6, run_k6_kept
 from harness.load.results import SweepResult
 from harness.load.settings import LoadSettings
 from harness.load.sweep import sweep
@@ -156,14 +156,13 @@ def measure_ceiling(*, serve: ServeSettings, load: LoadSettings, out_dir: Path) 
 LIMIT_PROBE = (20_000.0, 2.0)  # req/s and seconds: more than k6 sends on a core here
 # Of that most, what k6 sustains with its schedule kept: 4,000 of ~7,000 here, not 6,000.
 SUSTAINED_SHARE = 0.6
-FLOOR_TRIES = 3
 
 
 def generator_floor(plan: ComparePlan, echo: Callable[[str], None]) -> dict[str, Any]:
     """k6 against the ceiling server: the most it sends here (`limit`, req/s, asked far more
     than it can), and at each rate its own latency (`rates`), to be shown beside the sets'. A
-    rate it cannot sustain against a server that answers at once, in FLOOR_TRIES runs, is
-    above what it can send here: a UsageError, before any set is measured."""
+    rate it cannot sustain against a server that answers at once, in `run_k6_kept`'s tries,
+    is above what it can send here: a UsageError, before any set is measured."""
     server = start_server("ceiling", plan.serve.replace(server=None, worker_class=None, wrapper=()))
     rates = []
     try:
@@ -172,12 +171,8 @@ def generator_floor(plan: ComparePlan, echo: Callable[[str], None]) -> dict[str,
         limit = run_k6(url, rate=rate, duration=seconds, cpus=plan.load.cpus).achieved
         for rate in plan.round_load.rates:
             one = None
-            # A stall of this VM's CPU for a few ms puts 1% of a short run's requests late:
-            # a rate is refused only when k6 misses it FLOOR_TRIES times in a row.
-            for _ in range(FLOOR_TRIES if rate <= limit else 0):
-                one = run_k6(url, rate=rate, duration=plan.load.duration, cpus=plan.load.cpus)
-                if one.status == "ok":
-                    break
+            if rate <= limit:
+                one = run_k6_kept(url, rate=rate, duration=plan.load.duration, cpus=plan.load.cpus)
             if one is None or one.status != "ok":
                 said = f"it {one.reason}" if one else f"it sent {limit:,.0f} req/s at most"
                 raise UsageError(
