@@ -69,6 +69,10 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
     assert (tmp_path / "starlette" / "overhead.png").stat().st_size > 10_000
     assert not list(tmp_path.glob("*/*_latency.png"))
     assert "report.html" in result.output
+    # the tour's steps in order, each at the margin, what each step measured indented below it
+    steps = [line[:3] for line in result.output.splitlines() if re.match(r"\d/5 ", line)]
+    assert steps == ["1/5", *["2/5"] * 4, *["3/5"] * 2, "4/5", "5/5"], result.output
+    assert "    compare: 2 contenders × 1 round(s)" in result.output
 
 
 def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path: Path) -> None:

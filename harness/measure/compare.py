@@ -336,7 +336,7 @@ def _rounds_said(plan: ComparePlan) -> str:
     if plan.precision is None:
         return f"{plan.repeat} round(s)"
     target = plan.precision.describe(plan.headline.unit)
-    return f"rounds until {target} or {plan.precision.budget_s:g}s"
+    return f"rounds until {target} or {plan.precision.budget_s:.0f} s"
 
 
 def _mark_missing(entry: Entry, fixed_rounds: int) -> None:

@@ -87,6 +87,7 @@ class DemoPlan:
 PURE_NOOP = "middleware.noop:PureAsgiNoop"
 BASEHTTP_NOOP = "middleware.noop:BaseHttpNoop"
 NOOPS = f"{PURE_NOOP},{BASEHTTP_NOOP}"
+LATENCY_SETS = [(PURE_NOOP,), (BASEHTTP_NOOP,)]  # step 4's, at a fixed rate
 
 # What the tour reads of every round: CPU time (the headline), 1/QPS, and the memory the server
 # holds (RSS sampled through the same rounds: retained bytes per 1,000 requests, peak RSS).
@@ -239,8 +240,11 @@ def _tour(
             raise KeyboardInterrupt
         result.server_reports.append(report)
 
-    if chosen.latency_rounds:
-        result.latency = _latency_step(chosen, out, serve, load, result, indented)
+    rate = _latency_rate(result) if chosen.latency_rounds else None
+    if rate is not None:
+        echo(f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
+             f"written two ways, at {rate:,.0f} req/s")  # fmt: skip
+        result.latency = _latency_step(chosen, rate, out, serve, load, result, indented)
 
     costliest = result.costliest()
     if costliest is not None:
@@ -272,35 +276,37 @@ def _tour(
 LATENCY_MAX_RATE = 2000
 
 
+def _latency_rate(result: DemoResult) -> float | None:
+    """Half the slower no-op's peak as step 2 measured it (at most LATENCY_MAX_RATE); None
+    when step 2 did not measure both."""
+    peaks = [p.median for r in result.reports for e in r.sets
+             if e.contender.stack in LATENCY_SETS and (p := e.peak_qps) is not None]  # fmt: skip
+    if len(peaks) < 2:
+        return None
+    return float(min(round(min(peaks) / 2), LATENCY_MAX_RATE))
+
+
 def _latency_step(
     chosen: DemoPlan,
+    rate: float,
     out: Path,
     serve: ServeSettings,
     load: LoadSettings,
     result: DemoResult,
     echo: Callable[[str], None],
 ) -> CompareReport | None:
-    """The no-op middleware, pure ASGI and BaseHTTPMiddleware, at half the slower one's peak
-    as step 2 measured it (at most LATENCY_MAX_RATE)."""
+    """The no-op middleware, pure ASGI and BaseHTTPMiddleware, at `rate`."""
     from harness.errors import HarnessError
 
-    sets = [(PURE_NOOP,), (BASEHTTP_NOOP,)]
-    peaks = [p.median for r in result.reports for e in r.sets
-             if e.contender.stack in sets and (p := e.peak_qps) is not None]  # fmt: skip
-    if len(peaks) < 2:
-        return None
-    rate = float(min(round(min(peaks) / 2), LATENCY_MAX_RATE))
-    echo(f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
-         f"written two ways, at {rate:,.0f} req/s")  # fmt: skip
     try:
         report = compare(
-            targets=["starlette"], sets=sets, serve=serve, baseline=False,
+            targets=["starlette"], sets=LATENCY_SETS, serve=serve, baseline=False,
             load=load.replace(duration=chosen.duration, rates=(rate,)), measures=("latency",),
             repeat=chosen.latency_rounds, out_dir=out / "latency",
             ceiling_qps=result.ceiling_qps, tune=False, echo=echo,
         )  # fmt: skip
     except HarnessError as exc:  # k6 missing, or unable to send the rate here
-        echo(f"    latency skipped: {exc}")
+        echo(f"latency skipped: {exc}")
         return None
     write_report(report, sweeps=False)
     if report.interrupted:
