@@ -96,8 +96,8 @@ def check_url(url: str, *, allow_remote: bool = False) -> str:
         # A load generator pointed at someone else's server is an attack, not a benchmark: the
         # user must say that this host is theirs to load.
         raise SweepError(
-            f"{parts.hostname!r} is not a loopback host: load goes only to 127.0.0.0/8, ::1 "
-            "or localhost, unless allow_remote says the host is yours to load",
+            f"allow_remote is needed to load {parts.hostname!r}, which is not a loopback host: "
+            "load goes only to 127.0.0.0/8, ::1 or localhost unless the host is yours to load",
             param="allow_remote",
         )
     return parts.hostname
