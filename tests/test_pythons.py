@@ -4,6 +4,7 @@ installed in them; one has Starlette's Response patched 100 µs slower, and comp
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -97,6 +98,12 @@ def test_an_environment_says_its_versions(envs: dict[str, Path]) -> None:
     assert info.version == ".".join(map(str, sys.version_info[:3])) and info.supported
     assert info.packages == {"starlette": metadata.version("starlette")}
     assert info.absent == ("no_such_module",) and info.broken == {}
+    # its sitecustomize, by its source: the patch that changes no version
+    source = (envs["slower"].parent.parent / "lib").glob("python*/site-packages/sitecustomize.py")
+    digest = hashlib.sha256(next(source).read_bytes()).hexdigest()[:12]
+    assert info.startup["sitecustomize"] == f"sha256:{digest}"
+    same = probe(find_python(str(envs["same"])))
+    assert same.startup.get("sitecustomize") != info.startup["sitecustomize"]
     bare = probe(find_python(str(envs["bare"])), imports=("targets.flask_app",))
     assert "No module named 'flask'" in bare.broken["targets.flask_app"]
 
@@ -142,6 +149,8 @@ def test_compare_across_environments_finds_the_patched_module(
     recorded = {one["name"]: one for one in data["settings"]["pythons"]}
     assert recorded["slower"]["path"] == str(envs["slower"])
     assert recorded["slower"]["packages"]["starlette"] == metadata.version("starlette")
+    # no version differs: what does is said, the start-up hook that holds the patch
+    assert "the environments (what differs: sitecustomize)" in result.output
     assert (out / "environments.png").stat().st_size > 0
     assert (out / "slower_starlette_none_r3.dat").exists()
 

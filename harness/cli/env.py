@@ -51,6 +51,8 @@ def env_command(python: str | None, as_json: bool) -> None:
         console.print(versions)
     else:
         console.print("none of the frameworks or servers here is installed there")
+    for hook, digest in info.startup.items():  # a patch there changes no version
+        console.print(f"start-up hook: {hook} ({digest})", markup=False)
     ready = Table(title="what it can serve", title_justify="left")
     ready.add_column("target or server")
     ready.add_column("here")

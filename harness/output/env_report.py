@@ -44,17 +44,23 @@ def environments(report: CompareReport) -> list[dict[str, Any]]:
 def versions_said(one: dict[str, Any], differing: set[str] | None = None) -> str:
     """An environment's Python and its packages' versions: those that differ between the
     environments when `differing` is given (all the shown ones when none differ)."""
-    packages: dict[str, str] = one.get("packages") or {}
+    packages = recorded(one)
     names = sorted(differing) if differing else [p for p in SHOWN_PACKAGES if p in packages]
     said = [f"{name} {packages.get(name, 'absent')}" for name in names]
     return ", ".join([f"Python {one.get('python')}", *said])
 
 
+def recorded(one: dict[str, Any]) -> dict[str, str]:
+    """An environment's packages' versions and its start-up hooks' digests: what can differ."""
+    return {**(one.get("packages") or {}), **(one.get("startup") or {})}
+
+
 def differing_packages(report: CompareReport) -> set[str]:
-    """The packages whose version is not the same in every environment."""
-    found = environments(report)
-    names = {name for one in found for name in one.get("packages") or {}}
-    return {n for n in names if len({(one.get("packages") or {}).get(n) for one in found}) > 1}
+    """The packages whose version, and the start-up hooks (sitecustomize) whose source, is not
+    the same in every environment."""
+    found = [recorded(one) for one in environments(report)]
+    names = {name for one in found for name in one}
+    return {n for n in names if len({one.get(n) for one in found}) > 1}
 
 
 def env_title(report: CompareReport) -> str:
@@ -117,7 +123,7 @@ def env_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list
         return []
     differing = differing_packages(report)
     what = "the environments" + (f" (what differs: {', '.join(sorted(differing))})" if differing
-                                 else " (the same versions of the packages shown)")  # fmt: skip
+                                 else " (the same versions and start-up hooks)")  # fmt: skip
     return [
         (what, PYTHON_COLUMNS, python_rows(report)),
         (env_title(report), env_columns(report), env_rows(report)),
@@ -168,7 +174,7 @@ def env_chart(report: CompareReport, path: Path) -> Path | None:
             "; ".join(f"{one['name']}: {versions_said(one, differing)}"
                       for one in environments(report))
             if differing
-            else "the same versions of the frameworks and servers in each"
+            else "the same versions and start-up hooks in each"
         )  # fmt: skip
         titles(
             ax,

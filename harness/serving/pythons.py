@@ -36,12 +36,17 @@ import json, platform, sys
 info = {
     "version": "%d.%d.%d" % tuple(sys.version_info[:3]),
     "implementation": platform.python_implementation(), "prefix": sys.prefix,
-    "packages": {}, "absent": [], "broken": {},
+    "packages": {}, "absent": [], "broken": {}, "startup": {},
 }
 if sys.version_info >= (3, 10):
-    import importlib, importlib.util
+    import hashlib, importlib, importlib.util
     from importlib import metadata
     asked = json.loads(sys.argv[1])
+    for name in ("sitecustomize", "usercustomize"):  # what `site` ran at start-up, if any
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            with open(path, "rb") as source:
+                info["startup"][name] = "sha256:" + hashlib.sha256(source.read()).hexdigest()[:12]
     for name in asked["packages"]:
         try:
             info["packages"][name] = metadata.version(name)
@@ -86,6 +91,9 @@ class PythonInfo:
     packages: dict[str, str] = field(default_factory=dict)
     absent: tuple[str, ...] = ()  # modules asked for that it cannot find
     broken: dict[str, str] = field(default_factory=dict)  # modules that fail to import: why
+    # The start-up hooks `site` imported (sitecustomize, usercustomize), by a digest of their
+    # source: a patch there changes costs and no version.
+    startup: dict[str, str] = field(default_factory=dict)
 
     @property
     def supported(self) -> bool:
@@ -99,6 +107,7 @@ class PythonInfo:
             "implementation": self.implementation,
             "prefix": self.prefix,
             "packages": self.packages,
+            "startup": self.startup,
         }
 
 
@@ -175,6 +184,7 @@ def probe(
         packages=dict(data["packages"]),
         absent=tuple(data["absent"]),
         broken=dict(data["broken"]),
+        startup=dict(data.get("startup") or {}),
     )
 
 
