@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.load.k6 import RateResult, judge, parse_summary, vus_for
-from harness.measure.capacity import search
+from harness.measure.capacity import said, search
 from harness.measure.slo import DEFAULT_SLO, parse_slo
 
 SUMMARY = Path(__file__).parent / "fixtures" / "k6" / "summary_1000rps.json"
@@ -105,6 +105,11 @@ def test_the_search_brackets_the_capacity_within_its_resolution(limit: float) ->
     assert limit - found.capacity <= 0.05 * 8000 or len(calls) == 7
     assert len(calls) <= 7 and calls[:2] == [8000, 1000]
     assert [p["rate"] for p in found.probes] == calls
+    # the bracket: the capacity and the lowest rate above it that missed, with the limit between
+    missed = found.missed_at
+    assert missed is not None and found.capacity <= limit < missed
+    assert missed == min(r for r in calls if r > limit)
+    assert f"the server's, {missed:,.0f} missed" in said(found)
 
 
 def test_the_search_ends_at_once_at_the_peak_or_below_the_least_rate() -> None:
@@ -129,3 +134,17 @@ def test_under_the_generator_the_first_rate_down_is_below_the_top() -> None:
     found = search(_server(3000, calls), parse_slo("p99<50ms"), peak=40000, limit=7000)
     assert calls[:2] == [4900, 2450] and found.capacity is not None
     assert 2450 <= found.capacity <= 3000 and found.bound == "server"
+
+
+def test_the_capacity_table_gives_the_bracket_from_the_stored_probes() -> None:
+    from types import SimpleNamespace
+
+    from harness.output.latency_report import capacity_table
+
+    found = search(_server(4321.0, []), parse_slo("p99<50ms"), peak=8000)
+    report = SimpleNamespace(settings={"capacity": {"none": found.to_dict()}, "slo": "p99<50ms"})
+    table = capacity_table(report)  # type: ignore[arg-type]
+    assert table is not None
+    (row,) = table[2]
+    assert row[1] == f"{found.capacity:,.0f}"
+    assert row[4] == f"the server ({found.missed_at:,.0f} req/s missed)"

@@ -46,6 +46,20 @@ class Capacity:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def missed_at(self) -> float | None:
+        return missed_at(self.to_dict())
+
+
+def missed_at(found: dict[str, Any]) -> float | None:
+    """The lowest rate probed above the capacity that missed the SLO: the capacity lies between
+    the two (the search's resolution), from the stored probes."""
+    capacity = found.get("capacity") or 0
+    above = [
+        p["rate"] for p in found.get("probes") or [] if not p["within"] and p["rate"] > capacity
+    ]
+    return min(above, default=None)
+
 
 def figures(result: RateResult) -> str:
     parts = [f"{name} {value:.2f} ms" for name in ("avg", "p99")
@@ -154,6 +168,8 @@ def said(one: Capacity) -> str:
         if one.bound == "generator":
             return f"not found: k6 fell behind at {lowest:,.0f} req/s already ({peak})"
         return f"none at {lowest:,.0f} req/s or more ({peak})"
+    missed = one.missed_at
     bounded = {"peak": "at least: within the SLO at the peak", "generator": "k6-bound: at least",
-               "server": "the server's"}[one.bound]  # fmt: skip
+               "server": "the server's" + (f", {missed:,.0f} missed" if missed else "")
+               }[one.bound]  # fmt: skip
     return f"{one.capacity:,.0f} req/s ({bounded}; {peak}; {one.at_capacity})"

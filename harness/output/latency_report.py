@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.measure.capacity import missed_at
 from harness.measure.latency import PERCENTILES, WARMUP_S, rate_label
 from harness.measure.stats import Estimate
 
@@ -99,10 +100,13 @@ def capacity_table(report: CompareReport) -> tuple[str, tuple[str, ...], list[li
             said = "not found: k6 fell behind"
         else:
             said = one.get("error") or "none within it"
+        bound = BOUNDS.get(one.get("bound", ""), "—")
+        if one.get("bound") == "server" and (missed := missed_at(one)):
+            bound = f"the server ({missed:,.0f} req/s missed)"
         rows.append([
             label, said, f"{peak:,.0f}" if peak else "—",
             f"{100 * capacity / peak:.0f}%" if peak and capacity else "—",
-            BOUNDS.get(one.get("bound", ""), "—"), one.get("at_capacity") or "—",
+            bound, one.get("at_capacity") or "—",
             str(len(one.get("probes") or [])),
         ])  # fmt: skip
     return f"capacity within the SLO {report.settings.get('slo', '')}", CAPACITY_COLUMNS, rows
