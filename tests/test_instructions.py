@@ -59,7 +59,10 @@ def test_a_compare_counts_instructions_steadily_and_leaves_nothing(tmp_path: Pat
     assert none is not None and secure is not None and report.missing == []
     values = none.values("instructions")
     assert len(values) == 2 and 50_000 < values[0] < 500_000
-    assert abs(values[0] - values[1]) / values[0] < 0.005  # two rounds, two servers: 0.5%
+    # Two rounds, two servers: 0.05-0.23% apart on a quiet machine; 0.58% once when another
+    # process shared the server's core (requests batch differently into the event loop's
+    # turns, and a turn has its own instructions). A count, not a time: within 1%.
+    assert abs(values[0] - values[1]) / values[0] < 0.01
     extra = secure.overhead("instructions")
     assert extra is not None and extra.significant and 2_000 < extra.median < 100_000
     # every round is one window of exactly the requests asked, on one connection

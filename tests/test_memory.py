@@ -52,7 +52,9 @@ def test_in_process_the_kept_kilobyte_is_a_leak_and_the_freed_megabyte_is_not(
     assert result.exit_code == 0, result.output
     sets = {s["name"]: s["allocations"] for s in json.loads(out.read_text())["targets"][0]["sets"]}
     kept, churned, none = sets["KeepsOneKB"], sets["ChurnsOneMB"], sets["none"]
-    assert kept["leaking"] and 900_000 < kept["retained_per_1000_requests"] < 1_300_000
+    # 1 KB kept: a bytes object of 1,057 B and its list's slot (8 B and the array's spare room),
+    # whatever the machine's speed (the windows run before the timing, on a young list).
+    assert kept["leaking"] and 1_060_000 < kept["retained_per_1000_requests"] < 1_100_000
     assert not churned["leaking"] and churned["bytes_per_request"] > 1024 * 1024
     assert not none["leaking"]
     assert abs(none["retained_per_1000_requests"]) < LEAK_BYTES_PER_REQUEST * 1000
