@@ -190,3 +190,62 @@ def test_a_ci_gate_in_instructions_catches_a_two_percent_regression(tmp_path: Pa
     # another window changes the count by itself: the diff says so
     other = diff_compares(base, _counted(tmp_path, "w", 296_000, 300))
     assert other.measured_differently == ["requests: 600 → 300"]
+
+
+def test_the_gate_fails_on_a_set_it_cannot_judge(tmp_path: Path) -> None:
+    """A CI gate that passed a set B did not measure (its rounds failed, or the set is gone)
+    would vouch for what nobody measured."""
+    from harness.measure.contenders import Round
+
+    base, broken = _report(tmp_path, 5.0), _report(tmp_path, 5.0, "b")
+    logger = next(e for e in broken.entries if e.label == "logger")
+    logger.rounds = [Round(r.repeat, "failed", reason="server died") for r in logger.rounds]
+    diff = diff_compares(base, broken, Regression(10.0, "cpu"))
+    assert diff.regressions == [] and diff.unjudged == ["logger"]
+    assert diff_compares(base, broken).unjudged == []  # no gate, nothing to judge
+    broken.entries = [e for e in broken.entries if e.label != "logger"]
+    assert diff_compares(base, broken, Regression(10.0, "cpu")).unjudged == ["logger"]
+    assert diff_compares(base, _report(tmp_path, 5.0, "c"), Regression(10.0, "cpu")).unjudged == []
+
+
+def test_the_cli_gate_exits_1_naming_what_it_could_not_judge(tmp_path: Path) -> None:
+    from harness.measure.contenders import Round
+
+    paths = []
+    for name, failed in (("base", False), ("broken", True)):
+        report = _report(tmp_path, 5.0, name)
+        if failed:
+            logger = next(e for e in report.entries if e.label == "logger")
+            logger.rounds = [Round(r.repeat, "failed", reason="died") for r in logger.rounds]
+        report.out_dir.mkdir()
+        (report.out_dir / "compare.json").write_text(json.dumps(report.to_dict()))
+        paths.append(str(report.out_dir / "compare.json"))
+    result = CliRunner().invoke(
+        main, ["diff", *paths, "--max-regression", "10us", "-d", str(tmp_path / "d")]
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: --max-regression cannot judge logger: no cpu figure in one of the runs "
+        "(every round failed, or the set is not in B)"
+    )
+    assert "Not judged, with no figure in one run: logger." in result.output
+
+
+def test_a_compare_json_of_another_shape_is_one_line(tmp_path: Path) -> None:
+    report = _report(tmp_path, 5.0, "a")
+    report.out_dir.mkdir()
+    good = report.to_dict()
+    path = report.out_dir / "compare.json"
+    shape = "not a well-formed compare.json"
+    for corrupt, said in (
+        (lambda d: d["sets"][0]["rounds"][0].update(values="abc"), shape),
+        (lambda d: d["sets"][0]["rounds"].__setitem__(0, "ok"), shape),
+        (lambda d: d.pop("measures"), "not a whole compare.json: no 'measures'"),
+    ):
+        data = json.loads(json.dumps(good))
+        corrupt(data)
+        path.write_text(json.dumps(data))
+        result = CliRunner().invoke(main, ["diff", str(path), str(path)])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith(f"Error: {path}: {said}"), line

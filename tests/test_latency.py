@@ -148,16 +148,35 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
         (["--rate", "0"], "a rate is more than 0"),
         (["--rate", "1000,50%"], "not both"),
         (["--rate", "812.5"], "rates are whole requests a second"),
+        (["--rate", "inf"], "a rate is a finite number"),
+        (["--rate", "1e400%"], "a rate is a finite number"),
+        (["--rate", "1000", "--measure", "cpu"], "--measure: an arrival rate is the open model"),
+        (["--max-overhead-us", "5", "--measure", "qps"], "--max-overhead-us gates server CPU"),
+        (["--max-overhead-us", "nan"], "not a finite number"),
+        (["--max-overhead-us", "-5"], "--max-overhead-us"),
+        (["--max-leak", "nan"], "not a finite number"),
+        (["--precision", "nan"], "not a finite amount"),
         (["--slo", "p99<fast"], "cannot read the SLO rule 'p99<fast'"),
         (["--slo", "p99<50"], "give p99 a time"),
     ],
 )
-def test_bad_rates_and_slos_are_one_line_errors(args: list[str], said: str) -> None:
+def test_bad_rates_slos_and_limits_are_one_line_errors(args: list[str], said: str) -> None:
     result = CliRunner().invoke(main, ["compare", "-t", "starlette", "-m", "none", *args])
     assert result.exit_code == 2
     errors = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(errors) == 1 and said in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+def test_a_bare_number_in_any_notation_is_the_measures_own_unit() -> None:
+    from harness.cli.rules import Quantity, QuantityType
+
+    amount = QuantityType()
+    assert amount.convert("1e3", None, None) == Quantity(1000.0, None)  # not 1e3 seconds
+    assert amount.convert("5000", None, None) == Quantity(5000.0, None)
+    assert amount.convert("2us", None, None) == Quantity(2.0, "µs")
+    assert amount.convert("1ms", None, None) == Quantity(1000.0, "µs")
+    assert amount.convert("0.5%", None, None) == Quantity(0.005, "%")
 
 
 def test_a_rate_above_what_k6_can_send_is_a_one_line_error(tmp_path: Path) -> None:

@@ -209,3 +209,15 @@ def test_harness_env_says_what_an_environment_lacks(envs: dict[str, Path]) -> No
     shared = CliRunner().invoke(main, ["env", "--python", str(envs["same"])])
     assert shared.exit_code == 0, shared.output
     assert "target starlette" in shared.output and "lacks" not in shared.output
+
+
+def test_harness_env_refuses_an_unsupported_python_in_json_too(tmp_path: Path) -> None:
+    # An interpreter that answers the probe as CPython 3.8 would: the servers' code needs 3.10.
+    old = tmp_path / "python3.8"
+    answer = {"version": "3.8.10", "implementation": "CPython", "prefix": str(tmp_path),
+              "packages": {}, "absent": [], "broken": {}}  # fmt: skip
+    old.write_text(f"#!/bin/sh\necho '{json.dumps(answer)}'\n")
+    old.chmod(0o755)
+    for args in ([], ["--json"]):
+        said = _one_error(["env", "--python", str(old), *args])
+        assert "CPython 3.8.10" in said and "3.10 or newer" in said, said

@@ -13,6 +13,7 @@ from harness.cli.console import console
 from harness.cli.errors import one_line_errors
 from harness.cli.params import (
     Levels,
+    Number,
     TargetName,
     duration_option,
     out_dir_option,
@@ -69,7 +70,7 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 @warmup_option
 @click.option(
     "--tolerance",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     default=None,
     help="Percent of the known cost by which the measured 95% interval is widened on each "
     "side: a cost passes when low - tol*known <= known <= high + tol*known.  [default: "

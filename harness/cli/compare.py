@@ -15,6 +15,7 @@ from harness.cli.params import (
     Duration,
     Levels,
     LogOutput,
+    Number,
     TargetList,
     duration_option,
     out_dir_option,
@@ -120,7 +121,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--ceiling-qps",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Number(min=0, min_open=True),
     default=None,
     help="The ceiling's QPS, given instead of measured.",
 )
@@ -133,13 +134,13 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--max-overhead-us",
-    type=float,
+    type=Number(min=0),
     default=None,
     help="Exit 1 when a set's median overhead in server CPU µs/request is above this.",
 )
 @click.option(
     "--max-leak",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     default=None,
     help="With --measure memory: exit 1 when a set keeps more than this many bytes per 1,000 "
     "requests in every round.",

@@ -78,6 +78,11 @@ def _diff_compares(a: Path, b: Path, out_dir: Path, limit: Quantity | None) -> N
         raise click.ClickException(
             "regression over --max-regression: " + "; ".join(diff.regression_lines())
         )
+    if gate is not None and diff.unjudged:
+        raise click.ClickException(
+            f"--max-regression cannot judge {', '.join(diff.unjudged)}: no {gate.measure} "
+            "figure in one of the runs (every round failed, or the set is not in B)"
+        )
 
 
 def _diff_sweeps(a: Path, b: Path, out_dir: Path, charts: bool) -> None:

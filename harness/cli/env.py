@@ -35,10 +35,11 @@ def env_command(python: str | None, as_json: bool) -> None:
     from harness.serving.pythons import check_supported, find_python, readiness
 
     found = readiness(find_python(python or sys.executable))
+    info = found.info
     if as_json:
+        check_supported(info)  # the servers' code cannot run there: nothing is ready
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
-    info = found.info
     console.print(f"{info.python.path}: {info.implementation} {info.version} ({info.prefix})",
                   markup=False, soft_wrap=True)  # fmt: skip
     check_supported(info)

@@ -10,7 +10,7 @@ import click
 
 from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.errors import one_line_errors
-from harness.cli.params import CountOrAuto, LogOutput, TargetList, sets_option
+from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
 from harness.load.files import write_atomic
 from harness.measure.micro import (
     CLOCKS,
@@ -82,7 +82,7 @@ from harness.measure.micro import (
 )
 @click.option(
     "--max-leak",
-    type=click.FloatRange(min=0),
+    type=Number(min=0),
     default=None,
     help="Exit 1 when a set keeps more than this many bytes per 1,000 requests (implies --memory).",
 )

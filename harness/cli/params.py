@@ -6,6 +6,7 @@ value into a usage error (exit 2) that names the valid choices.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -48,6 +49,17 @@ class Duration(click.ParamType):
         return seconds
 
 
+class Number(click.FloatRange):
+    """A float within click's range, and finite: NaN passes every range test and would make a
+    limit that nothing exceeds."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"not a finite number: {value!r}", param, ctx)
+        return number
+
+
 class ByteSize(click.ParamType):
     """`512MiB`, `2GiB`, `1.5G`, `100000` (bytes); more than 0."""
 
@@ -65,7 +77,7 @@ class ByteSize(click.ParamType):
         unit = text[len(number) :]
         try:
             size = int(float(number) * self.UNITS[unit])
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, OverflowError):  # OverflowError: inf
             self.fail(f"not a size: {value!r} (e.g. 512MiB, 2GiB, 100000)", param, ctx)
         if size <= 0:
             self.fail(f"must be more than 0: {value!r}", param, ctx)

@@ -4,6 +4,7 @@ its unit, turned into the objects harness.measure takes."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,15 +56,25 @@ class QuantityType(click.ParamType):
         try:
             if text.endswith("%"):
                 found = Quantity(float(text[:-1]) / 100, "%")
-            elif text.replace(".", "", 1).isdigit():
+            elif _is_number(text):  # 5000, 1e3: the measure's own unit
                 found = Quantity(float(text), None)
             else:
                 found = Quantity(round(parse_duration(text) * 1e6, 9), "µs")
         except ValueError:
             self.fail(f"not an amount: {value!r} (e.g. 2us, 1ms, 0.1%, 5000)", param, ctx)
+        if not math.isfinite(found.value):
+            self.fail(f"not a finite amount: {value!r}", param, ctx)
         if not found.value > 0:
             self.fail(f"must be more than 0: {value!r}", param, ctx)
         return found
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 class MeasureList(click.ParamType):
@@ -159,6 +170,9 @@ def gate_from(
     if max_overhead is not None and max_overhead_us is not None:
         raise UsageError("give --max-overhead or --max-overhead-us, not both")
     if max_overhead_us is not None:
+        if "cpu" not in measures:
+            raise UsageError("--max-overhead-us gates server CPU µs: add cpu to --measure, or "
+                             "give --max-overhead (in the headline measure's unit)")  # fmt: skip
         return Gate(max_overhead_us, "cpu")
     if max_overhead is None:
         return None
@@ -187,6 +201,8 @@ class RateList(click.ParamType):
             self.fail(f"not a rate: {value!r} (e.g. 1000,2000 or 25%,50%)", param, ctx)
         if not numbers or any(not n > 0 for n in numbers):
             self.fail(f"a rate is more than 0: {value!r}", param, ctx)
+        if any(not math.isfinite(n) for n in numbers):
+            self.fail(f"a rate is a finite number: {value!r}", param, ctx)
         if shares:
             return (), tuple(sorted({n / 100 for n in numbers}))
         if any(n != round(n) for n in numbers):

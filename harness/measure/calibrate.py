@@ -12,6 +12,7 @@ harness.measure.check.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -207,8 +208,8 @@ def plan_calibration(
     if repeat < 2:
         raise UsageError("repeat must be at least 2: an interval needs two rounds", param="repeat")
     chosen = kind.tolerance if tolerance is None else tolerance
-    if not chosen >= 0:
-        raise UsageError(f"tolerance cannot be negative: {chosen}", param="tolerance")
+    if not 0 <= chosen < math.inf:
+        raise UsageError(f"tolerance is a finite share, 0 or more: {chosen}", param="tolerance")
     return spec, kind, amounts, chosen
 
 

@@ -112,6 +112,17 @@ class CompareDiff:
         gate = self.gate
         return [c for c in self.changes if gate is not None and gate.exceeded_by(c)]
 
+    @property
+    def unjudged(self) -> list[str]:
+        """The sets of A the gate cannot judge: one run has no figure of the gate's measure for
+        it (every round failed), or B has not the set at all. A gate that passed them would
+        vouch for what was not measured."""
+        gate = self.gate
+        if gate is None:
+            return []
+        empty = [c.label for c in self.changes if c.measure == gate.measure and c.change is None]
+        return [*empty, *self.only_a]
+
     def regression_lines(self) -> list[str]:
         assert self.gate is not None
         unit = get_measure(self.gate.measure).unit
@@ -147,6 +158,7 @@ class CompareDiff:
             "only_in_b": self.only_b,
             "gate": dataclasses.asdict(self.gate) if self.gate else None,
             "regressions": self.regression_lines() if self.gate else [],
+            "unjudged": self.unjudged,
         }
 
 

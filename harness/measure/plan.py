@@ -9,6 +9,7 @@ nothing has run yet.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +218,13 @@ def plan_compare(
         )
     if slo is not None and "k6" not in procedures:
         raise UsageError("an SLO is met at an arrival rate: measure latency", param="measures")
+    if (load.rates or load.rate_shares) and "k6" not in procedures:
+        raise UsageError("an arrival rate is the open model's load: measure latency",
+                         param="measures")  # fmt: skip
     if "k6" in procedures and not (load.rates or load.rate_shares):
         load = load.replace(rate_shares=DEFAULT_RATE_SHARES)
-    if any(r <= 0 for r in (*load.rates, *load.rate_shares)):
-        raise UsageError("a rate must be more than 0", param="rates")
+    if any(not 0 < r < math.inf for r in (*load.rates, *load.rate_shares)):
+        raise UsageError("a rate must be a finite number more than 0", param="rates")
     # The headline's first figure (memory's retained bytes; latency's p99, once its rates are
     # resolved: harness.measure.compare).
     headline = (chosen_measures[0].figures(load) or (chosen_measures[0].name,))[0]
@@ -231,7 +235,8 @@ def plan_compare(
     if gate is not None and gate.measure not in {
         name for m in chosen_measures for name in (m.name, *m.figures(load))
     }:
-        raise UsageError(f"the gate is on {gate.measure}, which this compare does not measure")
+        raise UsageError(f"the gate is on {gate.measure}, which this compare does not measure: "
+                         "add it to the measures", param="measures")  # fmt: skip
     # One server chosen in the settings is an axis of one: every contender on it.
     axis = tuple(dict.fromkeys(servers or ([serve.server] if serve.server else [])))
     # Environments already checked (a plan's own, for a quick compare beside it) are not again.

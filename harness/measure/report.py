@@ -270,8 +270,10 @@ class CompareReport:
             )
         try:
             return cls.from_dict(data, path.parent)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReportError(f"{path}: a compare.json with {exc!r} missing or wrong") from None
+        except KeyError as exc:
+            raise ReportError(f"{path}: not a whole compare.json: no {exc.args[0]!r}") from None
+        except (TypeError, ValueError, AttributeError) as exc:  # a field of another shape
+            raise ReportError(f"{path}: not a well-formed compare.json: {exc}") from None
 
 
 def precision_dict(precision: Precision | None) -> dict[str, Any] | None:

@@ -94,7 +94,9 @@ def notes(diff: CompareDiff) -> list[str]:
         lines.append(
             f"Gate: {diff.gate.measure} {diff.gate.describe(unit)}, on changes the rounds tell "
             "from zero: " + ("; ".join(diff.regression_lines()) or "none over it") + "."
-        )
+            + (f" Not judged, with no figure in one run: {', '.join(diff.unjudged)}."
+               if diff.unjudged else "")
+        )  # fmt: skip
     return lines
 
 
