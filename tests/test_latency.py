@@ -283,3 +283,34 @@ def test_k6_is_asked_whole_requests_a_second(tmp_path: Path) -> None:
 
     with pytest.raises(UsageError, match=r"k6 sends whole requests a second, not 812\.375"):
         run_k6("http://127.0.0.1:9/healthz", rate=812.375, duration=1.0, k6=str(tmp_path / "no"))
+
+
+def test_run_in_the_open_model_refuses_what_it_would_ignore_or_could_not_send(
+    tmp_path: Path,
+) -> None:
+    url = "http://127.0.0.1:9/healthz"  # nothing is sent: each is refused first
+    (tmp_path / "file").write_text("")
+    for args, said, code in (
+        (["--rate", "100", "-c", "8"], "--connections is wrk's (the closed model)", 2),
+        (["--rate", "100", "--warmup", "1s"], "--warmup is wrk's", 2),
+        (["--rate", "100", "-d", str(tmp_path / "file" / "sub")], "cannot write to output", 1),
+        (["--rate", "1e9"], "beyond what k6 sends from one machine", 2),
+    ):
+        result = CliRunner().invoke(main, ["run", url, *args])
+        assert result.exit_code == code, result.output
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("Error: ") and said in line, line
+    assert _k6_left() == []
+
+
+def test_allow_remote_says_what_the_open_model_will_send() -> None:
+    from harness.cli.run import open_announcement
+
+    fixed = LoadSettings(rates=(500.0, 1000.0), duration=5.0)
+    assert open_announcement("198.18.0.2", fixed, None) == (
+        "sending open-model load to 198.18.0.2 (k6, 5s a rate): 500, 1,000 req/s"
+    )
+    shares = LoadSettings(rate_shares=(0.5,), duration=5.0)
+    said = open_announcement("198.18.0.2", shares, parse_slo("p99<50ms"))
+    assert "a closed-model peak sweep (wrk, 64 connections, 3s), 50% of its peak," in said
+    assert said.endswith("a capacity search within p99<50ms (at most 7 rates)")

@@ -96,8 +96,8 @@ if TYPE_CHECKING:
     help="Rounds, interleaved (A B A B ...), each on a restarted server.",
 )
 @measures_option("cpu,qps")
-@rate_option
-@slo_options
+@rate_option()
+@slo_options()
 @precision_options
 @click.option(
     "--log-output",

@@ -210,14 +210,18 @@ class RateList(click.ParamType):
         return tuple(sorted(set(numbers))), ()
 
 
-rate_option: Decorator = click.option(
-    "--rate",
-    "rates",
-    type=RateList(),
-    default=None,
-    help="Open-model load (--measure latency, implied): arrival rates in req/s (1000,2000), or "
-    "in % of the slowest set's closed-model peak (25%,50%,75%), sent by k6 at a constant rate.",
-)
+def rate_option(
+    of: str = "the slowest set's", implied: str = " (--measure latency, implied)"
+) -> Decorator:
+    """--rate; `of`: whose closed-model peak a share is of (run: the URL's)."""
+    return click.option(
+        "--rate",
+        "rates",
+        type=RateList(),
+        default=None,
+        help=f"Open-model load{implied}: arrival rates in req/s (1000,2000), or in % of {of} "
+        "closed-model peak (25%,50%,75%), sent by k6 at a constant rate.",
+    )
 
 
 class SloType(click.ParamType):
@@ -236,23 +240,29 @@ class SloType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def slo_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def slo_options(
+    whose: str = "each set's", implied: str = " (--measure latency, implied)"
+) -> Decorator:
+    """--slo and --capacity; `whose`: what a capacity is found for (run: the URL's)."""
     from harness.measure.slo import DEFAULT_SLO
 
-    f = click.option(
-        "--slo",
-        type=SloType(),
-        default=None,
-        help="Find each set's capacity within this SLO: the highest arrival rate it sustains "
-        "within it, by a bounded search under its closed-model peak (implies --capacity), "
-        "e.g. 'p99<50ms,success>=99.95%'; figures: avg, p50, p90, p99, p99.9, max (a time), "
-        f"success (%), qps (the least rate that counts).  [default: {DEFAULT_SLO}]",
-    )(f)
-    return click.option(
-        "--capacity",
-        is_flag=True,
-        help="Find each set's capacity within the SLO (--measure latency, implied).",
-    )(f)
+    def options(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--slo",
+            type=SloType(),
+            default=None,
+            help=f"Find {whose} capacity within this SLO: the highest arrival rate sustained "
+            "within it, by a bounded search under the closed-model peak (implies --capacity), "
+            "e.g. 'p99<50ms,success>=99.95%'; figures: avg, p50, p90, p99, p99.9, max (a time), "
+            f"success (%), qps (the least rate that counts).  [default: {DEFAULT_SLO}]",
+        )(f)
+        return click.option(
+            "--capacity",
+            is_flag=True,
+            help=f"Find {whose} capacity within the SLO{implied}.",
+        )(f)
+
+    return options
 
 
 def open_model_into(

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from harness.cli.console import console
 from harness.cli.errors import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
 from harness.cli.rules import open_model_into, rate_option, slo_options
+from harness.errors import UsageError
 from harness.load.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
@@ -35,6 +37,44 @@ def _open_run(url: str, load: LoadSettings, slo: Slo | None, out_dir: Path, name
     console.print(f"data: {path}", soft_wrap=True)
     if result.interrupted:
         sys.exit(130)
+
+
+# The closed model's options (wrk's): with --rate k6 sends a fixed arrival rate instead.
+CLOSED_ONLY = ("levels", "preset", "timeout", "threads", "warmup", "resume")
+
+
+def _closed_only_not_given() -> None:
+    context = click.get_current_context()
+    for option in context.command.params:
+        if option.name in CLOSED_ONLY and context.get_parameter_source(option.name) not in (
+            ParameterSource.DEFAULT, None,
+        ):  # fmt: skip
+            flag = max(option.opts, key=len)
+            raise UsageError(
+                f"{flag} is wrk's (the closed model): with --rate, --slo or --capacity k6 "
+                "sends a fixed arrival rate; give one or the other"
+            )
+
+
+def open_announcement(host: str, load: LoadSettings, slo: Slo | None) -> str:
+    """What `--allow-remote` is about to send in the open model, said before it is sent."""
+    from harness.measure.capacity import MAX_PROBES
+    from harness.measure.open_run import PEAK_LOAD
+
+    if load.rates:
+        rates = ", ".join(f"{r:,.0f}" for r in load.rates) + " req/s"
+    else:
+        rates = ", ".join(f"{100 * s:g}%" for s in load.rate_shares) + " of its peak"
+    said = [f"sending open-model load to {host} (k6, {load.duration:g}s a rate):"]
+    if load.rate_shares or slo is not None:
+        seconds = PEAK_LOAD.warmup + PEAK_LOAD.duration
+        said.append(f"a closed-model peak sweep (wrk, {PEAK_LOAD.levels[0]} connections, "
+                    f"{seconds:g}s),")  # fmt: skip
+    if load.rates or load.rate_shares:
+        said.append(rates + ",")
+    if slo is not None:
+        said.append(f"a capacity search within {slo.describe()} (at most {MAX_PROBES} rates),")
+    return " ".join(said).rstrip(",")
 
 
 @click.command()
@@ -110,8 +150,8 @@ def _open_run(url: str, load: LoadSettings, slo: Slo | None, out_dir: Path, name
     help="Send load to a host that is not loopback (a server of yours on another machine or "
     "network namespace, e.g. `harness lab up`'s); the first line says what will be sent.",
 )
-@rate_option
-@slo_options
+@rate_option(of="the URL's", implied="")
+@slo_options(whose="the URL's", implied="")
 @one_line_errors
 def run(
     url: str,
@@ -134,14 +174,18 @@ def run(
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh); with
     --rate or --slo, send fixed arrival rates with k6 instead (the open model)."""
-    from harness.load.plan import check_url, remote_announcement
+    from harness.load.plan import check_out_dir, check_url, remote_announcement
 
     if rates is not None or slo is not None or capacity:
-        check_url(url, allow_remote=allow_remote)
+        host = check_url(url, allow_remote=allow_remote)
+        _closed_only_not_given()
+        check_out_dir(out_dir)
         options: dict[str, object] = {}
         _, slo = open_model_into(rates, slo, capacity, (), options)
         open_load = DEFAULT_PRESET.load(duration=duration or OPEN_DURATION_S, wrk=wrk, cpus=cpus)
         open_load = open_load.replace(**options)
+        if allow_remote:
+            console.print(open_announcement(host, open_load, slo), soft_wrap=True, markup=False)
         _open_run(url, open_load, slo, out_dir, name)
         return
     from harness.load.progress import RichReporter

@@ -49,6 +49,7 @@ BEHIND_SHARE = 0.01  # achieved more than 1% under the asked rate: the rate was 
 LATE_P99_MS = 5.0
 FAILED_SHARE = 0.01  # more than 1% of the requests failed: the latencies are not the answers'
 TRIES = 3  # runs of one rate before k6 falling behind there is believed (run_k6_kept)
+MAX_RATE = 200_000  # req/s: above any one machine's k6 (7,000 a core here)
 
 PERCENTILES = (("p50", "med"), ("p90", "p(90)"), ("p99", "p(99)"), ("p99.9", "p(99.9)"),
                ("max", "max"))  # fmt: skip
@@ -252,6 +253,12 @@ def run_k6(
     if rate != round(rate) or rate < 1:
         # k6 refuses a fractional rate as an invalid configuration, with no summary.
         raise UsageError(f"k6 sends whole requests a second, not {rate:g}", param="rates")
+    if rate > MAX_RATE:  # its VUs are allocated up front: 1e9 req/s would be 50 million
+        raise UsageError(
+            f"{rate:,.0f} req/s is beyond what k6 sends from one machine (a few thousand a "
+            f"core here): give at most {MAX_RATE:,}",
+            param="rates",
+        )
     binary = resolve_k6(k6)
     with tempfile.TemporaryDirectory(prefix="mwbench-k6-") as tmp:
         work = Path(tmp)
