@@ -249,3 +249,24 @@ def test_a_compare_json_of_another_shape_is_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         (line,) = result.output.strip().splitlines()
         assert line.startswith(f"Error: {path}: {said}"), line
+
+
+def test_diff_names_its_files_and_refuses_what_it_cannot_read_or_write(tmp_path: Path) -> None:
+    report = _report(tmp_path, 5.0, "a")
+    report.out_dir.mkdir()
+    stored = report.out_dir / "base.json"  # a baseline kept under a name of its own
+    stored.write_text(json.dumps(report.to_dict()))
+    (tmp_path / "file").write_text("")
+    nowhere = tmp_path / "nowhere.json"
+    for args, said in (
+        ([str(nowhere), str(stored)], f"{nowhere}: no such file"),
+        ([str(stored), str(stored), "-d", str(tmp_path / "file" / "sub")], "cannot write to"),
+    ):
+        result = CliRunner().invoke(main, ["diff", *args])
+        assert result.exit_code in (1, 2) and "Traceback" not in result.output, result.output
+        (line,) = result.output.strip().splitlines()  # before any table
+        assert line.startswith("Error: ") and said in line, line
+    result = CliRunner().invoke(main, ["diff", str(stored), str(stored), "-d", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert f"A: {stored} (" in result.output and f"B: {stored} (" in result.output
+    assert json.loads((tmp_path / "d" / "compare-diff.json").read_text())["b"] == str(stored)

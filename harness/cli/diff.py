@@ -12,7 +12,8 @@ from harness.cli.errors import one_line_errors
 from harness.cli.params import out_dir_option
 from harness.cli.rules import Quantity, QuantityType
 from harness.errors import UsageError
-from harness.load.plan import DEFAULT_OUT_DIR
+from harness.load.plan import DEFAULT_OUT_DIR, check_out_dir
+from harness.load.results import ResultError
 
 
 def is_compare_report(path: Path) -> bool:
@@ -45,6 +46,9 @@ def diff_command(
     """Diff two results: two sweeps (.dat, including the original script's, or .json): a table
     of the change per concurrency level, and A_B.qps.ttlb.diff.png + A_B.successrate.diff.png;
     or two compare.json: per set and measure, the change from A to B with its 95% interval."""
+    for path in (a, b):
+        if not path.is_file():  # the sweep reader's own words, for either kind
+            raise ResultError(f"{path}: no such file")
     compares = [is_compare_report(path) for path in (a, b)]
     if any(compares):
         if not all(compares):
@@ -62,6 +66,7 @@ def _diff_compares(a: Path, b: Path, out_dir: Path, limit: Quantity | None) -> N
     from harness.output.compare_diff import notes, rich_tables, write_compare_diff
 
     before, after = CompareReport.load(a), CompareReport.load(b)
+    check_out_dir(out_dir)  # before the tables: a diff is written whole or not at all
     gate = None
     if limit is not None:
         headline = after.headline

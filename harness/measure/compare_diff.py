@@ -149,8 +149,8 @@ class CompareDiff:
         return {
             "schema": "mwbench.compare-diff",
             "version": 1,
-            "a": str(self.a.out_dir / "compare.json"),
-            "b": str(self.b.out_dir / "compare.json"),
+            "a": str(self.a.json_path),
+            "b": str(self.b.json_path),
             "measures": list(self.measures),
             "measured_differently": self.measured_differently,
             "changes": [c.to_dict() for c in self.changes],

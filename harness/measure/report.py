@@ -9,6 +9,7 @@ writes are for its readers, and a loaded report computes them again from the rou
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -108,6 +109,11 @@ class CompareReport:
     precision: Precision | None = None
     files: list[Path] = field(default_factory=list)
     recorded_environment: dict[str, Any] | None = None  # a loaded report's; else the sweeps'
+    source: Path | None = None  # the file a loaded report was read from
+
+    @property
+    def json_path(self) -> Path:
+        return self.source or self.out_dir / "compare.json"
 
     @property
     def headline(self) -> Measure:
@@ -269,7 +275,7 @@ class CompareReport:
                 f"version {VERSION}: measure it again"
             )
         try:
-            return cls.from_dict(data, path.parent)
+            return dataclasses.replace(cls.from_dict(data, path.parent), source=path)
         except KeyError as exc:
             raise ReportError(f"{path}: not a whole compare.json: no {exc.args[0]!r}") from None
         except (TypeError, ValueError, AttributeError) as exc:  # a field of another shape

@@ -73,8 +73,8 @@ def rich_tables(diff: CompareDiff) -> list[Table]:
 
 def notes(diff: CompareDiff) -> list[str]:
     lines = [
-        f"A: {diff.a.out_dir / 'compare.json'} ({diff.a.environment.get('date', 'undated')}); "
-        f"B: {diff.b.out_dir / 'compare.json'} ({diff.b.environment.get('date', 'undated')}).",
+        f"A: {diff.a.json_path} ({diff.a.environment.get('date', 'undated')}); "
+        f"B: {diff.b.json_path} ({diff.b.environment.get('date', 'undated')}).",
         "A set is compared by its overhead over its reference (its cost where it has none); the "
         "two runs' rounds are independent, so the interval is Welch's.",
     ]
