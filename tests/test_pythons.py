@@ -112,8 +112,13 @@ def test_names_and_paths_of_environments(envs: dict[str, Path], tmp_path: Path) 
     same, slower = envs["same"], envs["slower"]
     found = parse_pythons(f"{same},new={slower.parent.parent}")
     assert [(p.name, p.path) for p in found] == [("same", str(same)), ("new", str(slower))]
+    spaced = tmp_path / "my venv" / "bin"
+    spaced.mkdir(parents=True)
+    (spaced / "python").symlink_to(same)
+    assert find_python(str(spaced.parent)).name == "my-venv"  # a name fit for file names
     for text, said in [
-        (f"{same},{same}", "two environments are named same"),
+        (f"{same},{same}", "two environments are named same: name them, NAME=PATH"),
+        (f"a={same},a={slower}", "two environments are named a: give each its own name"),
         (str(tmp_path / "nope"), "no Python interpreter at"),
         ("bad name=" + str(same), "environment name 'bad name'"),
     ]:
@@ -221,3 +226,8 @@ def test_harness_env_refuses_an_unsupported_python_in_json_too(tmp_path: Path) -
     for args in ([], ["--json"]):
         said = _one_error(["env", "--python", str(old), *args])
         assert "CPython 3.8.10" in said and "3.10 or newer" in said, said
+
+
+def test_harness_env_takes_one_interpreter(envs: dict[str, Path]) -> None:
+    said = _one_error(["env", "--python", f"{envs['same']},{envs['slower']}"])
+    assert said.endswith("one interpreter here, not a list"), said

@@ -230,16 +230,16 @@ class PythonList(click.ParamType):
         self.many = many
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from harness.serving.pythons import Python, PythonError, parse_pythons
+        from harness.serving.pythons import Python, PythonError, find_python, parse_pythons
 
         if isinstance(value, list) or (not self.many and isinstance(value, Python)):
             return value
+        if not self.many and "," in str(value):
+            self.fail("one interpreter here, not a list", param, ctx)
         try:
-            found = parse_pythons(str(value))
+            found = parse_pythons(str(value)) if self.many else [find_python(str(value))]
         except PythonError as exc:
             self.fail(exc.line, param, ctx)
-        if not self.many and len(found) > 1:
-            self.fail("one interpreter here, not a list", param, ctx)
         return found if self.many else found[0].path
 
 

@@ -13,6 +13,7 @@ import atexit
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,10 +122,12 @@ def parse_pythons(text: str) -> list[Python]:
             continue
         name, _, path = part.rpartition("=") if "=" in part else ("", "", part)
         found.append(find_python(path, name or None))
+    named = [part.partition("=")[0].strip() for part in text.split(",") if "=" in part]
     names = [p.name for p in found]
     for name in names:
         if names.count(name) > 1:
-            raise PythonError(f"two environments are named {name}: name them, NAME=PATH")
+            hint = "give each its own name" if name in named else "name them, NAME=PATH"
+            raise PythonError(f"two environments are named {name}: {hint}")
     if not found:
         raise PythonError("give at least one Python interpreter")
     return found
@@ -139,11 +142,12 @@ def find_python(path: str, name: str | None = None) -> Python:
     if not where.is_file() or not os.access(where, os.X_OK):
         raise PythonError(f"{path} is not an executable Python interpreter")
     absolute = Path(os.path.abspath(where))
-    if name is None:
+    if name is None:  # the virtualenv's directory name, made fit for labels and file names
         venv = absolute.parent.parent if absolute.parent.name == "bin" else absolute.parent
-        name = venv.name or absolute.name
+        name = re.sub(r"[^\w.-]+", "-", venv.name or absolute.name, flags=re.ASCII).strip("-")
     if not name or any(not (c.isalnum() or c in "._-") for c in name):
-        raise PythonError(f"environment name {name!r}: use letters, digits, '.', '_', '-'")
+        raise PythonError(f"environment name {name!r}: use letters, digits, '.', '_', '-' "
+                          "(NAME=PATH names it)")  # fmt: skip
     return Python(name, str(absolute))
 
 
