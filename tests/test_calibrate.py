@@ -202,9 +202,12 @@ def test_bad_spins_are_usage_errors(args: list[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["-t", "flask", "--costs", "0"], "bad cost '0'"),
-        (["-t", "flask", "--costs", "5,abc"], "bad cost 'abc'"),
-        (["-t", "flask", "--costs", "2s"], "bad cost '2s'"),
+        (["-t", "flask", "--costs", "0"], "--costs: bad cost '0'"),
+        (["-t", "flask", "--costs", "5,abc"], "--costs: bad cost 'abc'"),
+        (["-t", "flask", "--costs", "2s"], "--costs: bad cost '2s'"),
+        (["-t", "flask", "--measure", "instructions", "--costs", "5us"], "--costs: bad cost"),
+        (["-t", "flask", "--measure", "latency"], "or instructions or instructions-perf"),
+        (["-t", "flask", "--tolerance", "nan"], "not a finite number"),
         (["-t", "ceiling"], "ceiling takes no middleware"),
         (["-t", "django"], "unknown target 'django'"),
         (["-t", "flask", "--repeat", "1"], "x>=2"),

@@ -81,7 +81,11 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 @server_options(COMPARE_WSGI_WORKER)
 @pin_option
 @tune_option
-@measures_option("qps,cpu")
+@measures_option(
+    "qps,cpu",
+    only=("cpu", "qps", "instructions", "instructions-perf"),
+    what="a comma list of measures that know the same cost (cpu and qps, or an instructions one)",
+)
 @precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
 @wrk_option

@@ -51,7 +51,8 @@ def app_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 default=None,
                 metavar="SPEC",
                 help="Your app instead of -t: package.module:attr or path/to/file.py:attr "
-                "(WSGI, ASGI or aiohttp, detected); -m then toggles its own middlewares.",
+                "(WSGI, ASGI or aiohttp, detected); where the command takes -m, it toggles "
+                "the app's own middlewares.",
             ),
             click.option(
                 "--factory", is_flag=True, help="--app names a factory: call it with no arguments."

@@ -98,17 +98,24 @@ class MeasureList(click.ParamType):
         return tuple(dict.fromkeys(names))
 
 
-def measures_option(default: str) -> Decorator:
+def measures_option(
+    default: str,
+    only: tuple[str, ...] | None = None,
+    what: str = "a comma list, the first the headline (precision, gate, findings)",
+) -> Decorator:
+    """--measure; `only`: the measures a command can take, the ones its help lists."""
     from harness.measure.registry import MEASURES
 
+    listed = [m for m in MEASURES.values() if only is None or m.name in only]
     return click.option(
         "--measure",
         "measures",
         type=MeasureList(),
         default=default,
         show_default=True,
-        help="What each round reads, a comma list, the first the headline (precision, gate, "
-        "findings): " + "; ".join(f"{m.name}: {m.title}" for m in MEASURES.values()) + ".",
+        help=f"What each round reads, {what}: "
+        + "; ".join(f"{m.name}: {m.title}" for m in listed)
+        + ".",
     )
 
 

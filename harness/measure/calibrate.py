@@ -30,7 +30,7 @@ from harness.measure.registry import get_measure
 from harness.measure.report import CompareReport
 from harness.measure.rounds import Precision
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
-from middleware.stack import parse_spin, parse_work
+from middleware.stack import BadSpin, parse_spin, parse_work
 from targets.table import Target, get_target
 
 DEFAULT_OUT_DIR = Path("_output/calibrate")
@@ -200,11 +200,14 @@ def plan_calibration(
         )
     kind = known_cost_of([get_measure(m).known_cost for m in measures])
     given = kind.default if costs is None else costs
-    amounts = kind.parse(given) if isinstance(given, str) else tuple(sorted(set(given)))
+    try:
+        amounts = kind.parse(given) if isinstance(given, str) else tuple(sorted(set(given)))
+        for amount in amounts:
+            (parse_spin if kind.kind == "spin" else parse_work)(kind.label(amount))  # range check
+    except BadSpin as exc:  # the middleware's words, as the costs' error
+        raise UsageError(str(exc), param="costs") from None
     if not amounts:
         raise UsageError("no cost given", param="costs")
-    for amount in amounts:
-        (parse_spin if kind.kind == "spin" else parse_work)(kind.label(amount))  # range check
     if repeat < 2:
         raise UsageError("repeat must be at least 2: an interval needs two rounds", param="repeat")
     chosen = kind.tolerance if tolerance is None else tolerance

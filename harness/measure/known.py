@@ -111,7 +111,7 @@ def known_cost_of(kinds: Sequence[str | None]) -> KnownCost:
     if None in found or len(found) != 1:
         raise UsageError(
             "calibrate needs measures that know the same cost: cpu and qps (spin:N, CPU time), "
-            "or instructions (work:N)",
+            "or instructions or instructions-perf (work:N)",
             param="measures",
         )
     kind = found.pop()
