@@ -153,7 +153,6 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
         (["--rate", "1000", "--measure", "cpu"], "--measure: an arrival rate is the open model"),
         (["--max-overhead-us", "5", "--measure", "qps"], "--max-overhead-us gates server CPU"),
         (["--max-overhead-us", "nan"], "not a finite number"),
-        (["--max-overhead-us", "-5"], "--max-overhead-us"),
         (["--max-leak", "nan"], "not a finite number"),
         (["--precision", "nan"], "not a finite amount"),
         (["--slo", "p99<fast"], "cannot read the SLO rule 'p99<fast'"),
