@@ -124,12 +124,20 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
     assert generator["limit"] > 1000 and [f["rate"] for f in generator["rates"]] == [500, 1000]
     labels = data["order"]
     assert labels == ["none", "request-id", "raw-asgi:none"]
+    timed = 0
     for entry in [*data["sets"], *data["baselines"]]:
         ok = [r for r in entry["rounds"] if r["status"] == "ok"]
         assert len(ok) == 2
         for one in ok:
-            assert one["values"]["latency:achieved@1000"] > 990
-            assert 0 < one["values"]["latency:p50@500"] <= one["values"]["latency:p99@500"]
+            got = one["values"]
+            # k6 itself behind three runs in a row (a stalled VM): a rate with no latency, said
+            if got.get("latency:behind@500"):
+                assert "latency:p50@500" not in got
+                continue
+            assert got["latency:achieved@1000"] > 990 or got.get("latency:behind@1000")
+            assert 0 < got["latency:p50@500"] <= got["latency:p99@500"]
+            timed += 1
+    assert timed >= 4, "most rounds kept their schedule"
     capacity = data["settings"]["capacity"]
     assert set(capacity) == set(labels)
     for one in capacity.values():

@@ -6,9 +6,8 @@ less (a server within the SLO there needs no search). Then the SLO's least rate 
 else an eighth of the peak or half the top, the lower), then it halves the bracket between the
 highest rate within and the lowest rate not, until the bracket is within 5% of the top or 7
 probes were sent. Each probe is one k6 run at a constant rate (harness.load.k6); a rate not
-sustained is outside every SLO; one where k6 itself fell behind with every VU free (a stall of
-the machine, not of the server) is run again, up to three runs (`run_k6_kept`), at rates up to
-half of what k6 sends here (above, lateness is k6's own limit).
+sustained is outside every SLO (one run each: a stall of the machine can lower a capacity by a
+step of the bisection).
 What the search found is plain data: the capacity, the peak beside it, what bounded it (the
 server, k6 itself, or the peak) and every probe.
 """
@@ -142,7 +141,7 @@ def find_capacities(
 def _capacity_of(
     entry: Entry, plan: ComparePlan, peak: float, limit: float | None, slo: Slo
 ) -> Capacity:
-    from harness.load.k6 import TRIES, run_k6, run_k6_kept
+    from harness.load.k6 import run_k6
     from harness.measure.latency import WARMUP_S, rate_label
     from harness.measure.round import served
 
@@ -156,10 +155,10 @@ def _capacity_of(
 
         def probe(rate: float) -> RateResult:
             summary = out / f"{stem}_{rate_label(rate)}rps.k6.json"
-            # Near k6's own limit a late start is k6's limit, not a stall: run once there.
-            tries = TRIES if limit is None or rate <= limit / 2 else 1
-            return run_k6_kept(url, rate=rate, duration=load.duration, request=load.request,
-                               cpus=load.cpus, summary=summary, tries=tries)  # fmt: skip
+            # Once a rate: retried (run_k6_kept), probes near a server's peak were late with VUs
+            # free often enough to make a search 1.5x as long, for a bracket as wide.
+            return run_k6(url, rate=rate, duration=load.duration, request=load.request,
+                          cpus=load.cpus, summary=summary)  # fmt: skip
 
         return search(probe, slo, peak=peak, limit=limit)
 

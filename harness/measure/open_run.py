@@ -1,7 +1,8 @@
 """`harness run URL --rate ...`: the open model against any URL. k6 at each rate in turn after a
 second of warm-up, and with an SLO the URL's capacity within it, searched for under its
 closed-model peak (a short wrk sweep, which also makes rates given as shares absolute). A rate
-at which k6 fell behind with every VU free is run again, up to three runs (`run_k6_kept`).
+at which k6 fell behind with every VU free is run again, up to three runs (`run_k6_kept`); a
+capacity probe runs once.
 
 The result is plain data: NAME.latency.json (`{"schema": "mwbench.latency", "version": 1}`)
 holds every rate's figures, the peak, the capacity search and its probes.
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunError
-from harness.load.k6 import RateResult, run_k6, run_k6_kept
+from harness.load.k6 import TRIES, RateResult, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
 from harness.measure.capacity import Capacity, search
 from harness.measure.latency import WARMUP_S, rate_label
@@ -84,10 +85,10 @@ def open_run(
     run = OpenRun(url, name, out_dir, load.duration, slo=slo.describe() if slo else None)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def at(rate: float, summary: bool = True) -> RateResult:
-        path = out_dir / f"{name}_{rate_label(rate)}rps.k6.json" if summary else None
+    def at(rate: float, tries: int = TRIES) -> RateResult:
+        path = out_dir / f"{name}_{rate_label(rate)}rps.k6.json"
         return run_k6_kept(url, rate=rate, duration=load.duration, request=load.request,
-                           cpus=load.cpus, summary=path)  # fmt: skip
+                           cpus=load.cpus, summary=path, tries=tries)  # fmt: skip
 
     try:
         if load.rate_shares or slo is not None:
@@ -104,7 +105,7 @@ def open_run(
         if slo is not None and run.closed_peak:
 
             def probe(rate: float) -> RateResult:
-                run.probes.append(at(rate))
+                run.probes.append(at(rate, tries=1))  # once, as compare's (capacity.py)
                 echo(f"capacity probe: {said(run.probes[-1])}")
                 return run.probes[-1]
 
