@@ -134,7 +134,8 @@ def test_cpu_time_is_counted_over_granians_whole_tree(tmp_path: Path) -> None:
     # probe counts it: summing only the top process would miss nearly all of it. (The probe's
     # two figures come from one snapshot; the test's own window is wider than the probe's.)
     assert on_worker > on_supervisor
-    assert probed["server_cpu_s"] >= probed["workers_cpu_s"] > 0.9 * probed["server_cpu_s"]
+    # psutil counts in 10 ms steps: a tick either way (CI saw 0.99 against 0.9 x 1.10)
+    assert probed["server_cpu_s"] >= probed["workers_cpu_s"] > 0.9 * probed["server_cpu_s"] - 0.02
     assert probed["server_cpu_s"] >= on_worker - 0.02  # psutil counts in 10 ms steps
 
 
