@@ -22,6 +22,11 @@ DEFAULT_THREADS = 8  # gunicorn gthread's threads per worker
 # granian has no --fd (2.8): this launcher, run in the server process, hands it the inherited
 # socket (see the module for why a launcher and not a reserved port).
 GRANIAN_LAUNCHER = "harness.serving.granian_fd"
+# uvicorn's gunicorn worker left uvicorn for the uvicorn-worker package (uvicorn 0.30): an
+# environment with an older uvicorn has it as uvicorn.workers. Either serves: the probe accepts
+# either module, and gunicorn is given a class that is the one its environment has.
+MODULE_CHOICES = {"uvicorn-worker": ("uvicorn_worker", "uvicorn.workers")}
+UVICORN_WORKER = "harness.serving.gunicorn_uvicorn.UvicornWorker"
 
 SYNC_NOTE = (
     "note: gunicorn's sync worker closes the connection after every response (no keep-alive), "
@@ -157,7 +162,7 @@ SERVERS: dict[str, Server] = {
                worker_class="gthread", threads=True, profile_gil_only=True),
         Server("gunicorn-uvicorn", ("asgi",), "gunicorn + uvicorn_worker.UvicornWorker",
                ("gunicorn", "uvicorn-worker", "uvicorn"),
-               _gunicorn("uvicorn_worker.UvicornWorker"), serves_in_children=True,
+               _gunicorn(UVICORN_WORKER), serves_in_children=True,
                multi_worker=True, worker_class="uvicorn_worker.UvicornWorker"),
         Server("gunicorn-aiohttp", ("aiohttp",), "gunicorn + aiohttp's uvloop worker",
                ("gunicorn", "aiohttp"), _gunicorn("aiohttp.worker.GunicornUVLoopWebWorker"),

@@ -23,8 +23,9 @@ from harness.serving.pythons import (
     PythonInfo,
     check_supported,
     find_python,
-    module_of,
+    lacks,
     probe,
+    server_modules,
 )
 from harness.serving.userapp.spec import AppLoadError, AppSpec
 from targets.server_table import Server, server_packages
@@ -44,7 +45,7 @@ def check_pythons(
         info = probe(
             python,
             packages=(*FRAMEWORKS, *server_packages()),
-            modules=tuple(dict.fromkeys(module_of(p) for c in mine for p in serving[c].packages)),
+            modules=server_modules(p for c in mine for p in serving[c].packages),
             imports=tuple(dict.fromkeys(c.target.module for c in mine if not c.target.is_user_app)),
         )
         check_supported(info)
@@ -57,7 +58,7 @@ def check_pythons(
 def _check_contender(info: PythonInfo, contender: Contender, server: Server) -> None:
     where = f"{info.python.name} ({info.python.path})"
     for package in server.packages:
-        if module_of(package) in info.absent:
+        if lacks(info, package):
             raise PythonError(
                 f"{where} has no {package}, which {server.name} needs: install it there"
             )

@@ -18,17 +18,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
 from harness.machine.environment import FRAMEWORKS
-from targets.server_table import SERVERS, server_packages
+from targets.server_table import MODULE_CHOICES, SERVERS, server_packages
 from targets.table import TARGETS
 
 MIN_PYTHON = (3, 10)  # what the server-side code is written for
 PROBE_TIMEOUT = 60.0
+PROBE_KEYS = {"version", "implementation", "prefix", "packages", "absent", "broken"}
+SAID_LIMIT = 100  # characters of what a program that is no Python said, in its error
 
 # Run in the other interpreter: standard library only, and written so that any Python, even 2.7,
 # says its version (the rest is asked only of one the servers here can run on).
@@ -53,7 +56,12 @@ if sys.version_info >= (3, 10):
             info["packages"][name] = metadata.version(name)
         except Exception:
             pass
-    info["absent"] = [m for m in asked["modules"] if importlib.util.find_spec(m) is None]
+    def found(module):
+        try:  # a dotted name imports its parent, which may be absent
+            return importlib.util.find_spec(module) is not None
+        except Exception:
+            return False
+    info["absent"] = [m for m in asked["modules"] if not found(m)]
     for module in asked["imports"]:
         try:
             importlib.import_module(module)
@@ -177,9 +185,11 @@ def probe(
         raise PythonError(f"{python.path} cannot run: {exc.strerror or exc}") from None
     try:
         data = json.loads(done.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PythonError(f"{python.path} is not a Python interpreter here: {last}") from None
+        if not isinstance(data, dict) or not data.keys() >= PROBE_KEYS:
+            raise ValueError(data)  # /bin/echo says its arguments: the last is JSON
+    except (IndexError, ValueError):  # JSONDecodeError is a ValueError
+        said = what_it_said(done, (PROBE, asked))
+        raise PythonError(f"{python.path} is not a Python interpreter here ({said})") from None
     return PythonInfo(
         python=python,
         version=data["version"],
@@ -190,6 +200,25 @@ def probe(
         broken=dict(data["broken"]),
         startup=dict(data.get("startup") or {}),
     )
+
+
+def what_it_said(done: subprocess.CompletedProcess[str], ours: tuple[str, ...]) -> str:
+    """A program that is no Python, in a few words: its first line of output (a traceback's last),
+    cut where it repeats one of `ours` (the probe's arguments, which /bin/ls quotes in full), its
+    control characters escaped."""
+    lines = [line.strip() for line in (done.stderr + "\n" + done.stdout).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return f"it said nothing and exited with {done.returncode}"
+    said = lines[-1] if lines[0].startswith("Traceback") else lines[0]
+    cuts = [said.find(arg.strip().splitlines()[0][:12]) for arg in ours if arg.strip()]
+    cut = min((at for at in cuts if at >= 0), default=-1)
+    if cut >= 0:
+        said = said[:cut].rstrip(" '\"$`=:") + " …"
+    said = "".join(c if c.isprintable() else repr(c)[1:-1] for c in said)
+    if len(said) > SAID_LIMIT:
+        said = said[: SAID_LIMIT - 2].rstrip() + " …"
+    return f"it said: {said}"
 
 
 def check_supported(info: PythonInfo) -> None:
@@ -204,6 +233,22 @@ def check_supported(info: PythonInfo) -> None:
 def module_of(package: str) -> str:
     """The module a distribution is imported as, for the servers' packages (uvicorn-worker)."""
     return package.replace("-", "_").lower()
+
+
+def modules_of(package: str) -> tuple[str, ...]:
+    """The modules any one of which gives what a server takes from `package`: its own, or one an
+    older release of another package carried (uvicorn.workers for uvicorn-worker)."""
+    return MODULE_CHOICES.get(package, (module_of(package),))
+
+
+def server_modules(packages: Iterable[str]) -> tuple[str, ...]:
+    """What to ask a probe for, to know which of the servers' `packages` an environment has."""
+    return tuple(dict.fromkeys(m for p in packages for m in modules_of(p)))
+
+
+def lacks(info: PythonInfo, package: str) -> bool:
+    """Whether the environment has none of the modules that give what `package` gives."""
+    return all(m in info.absent for m in modules_of(package))
 
 
 @functools.cache
@@ -248,14 +293,14 @@ def readiness(python: Python) -> Readiness:
     info = probe(
         python,
         packages=tuple(dict.fromkeys((*FRAMEWORKS, *server_packages()))),
-        modules=tuple(dict.fromkeys(module_of(p) for p in server_packages())),
+        modules=server_modules(server_packages()),
         imports=tuple(t.module for t in TARGETS.values()),
     )
     lacking = {
-        name: ", ".join(p for p in server.packages if module_of(p) in info.absent)
+        name: ", ".join(p for p in server.packages if lacks(info, p))
         for name, server in SERVERS.items()
     }
-    servers = {name: f"lacks {lacks}" if lacks else "" for name, lacks in lacking.items()}
+    servers = {name: f"lacks {what}" if what else "" for name, what in lacking.items()}
     targets = {}
     for name, target in TARGETS.items():
         why = info.broken.get(target.module)
