@@ -64,6 +64,10 @@ TARGETS: dict[str, Target] = {
                "gunicorn-aiohttp", "raw-aiohttp"),
         Target("aiohttp", "aiohttp web.Application", "aiohttp", "targets.aiohttp_app",
                "gunicorn-aiohttp", "raw-aiohttp"),
+        Target("django", "Django (WSGI)", "wsgi", "targets.django_app",
+               "gunicorn-sync", "raw-wsgi"),
+        Target("django-asgi", "Django (ASGI)", "asgi", "targets.django_asgi",
+               "gunicorn-uvicorn", "raw-asgi"),
         Target("ceiling", "none (uvloop + httptools protocol)", "protocol", "targets.ceiling",
                "standalone", None),
     )

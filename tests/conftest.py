@@ -15,6 +15,7 @@ import pytest
 
 FRAMEWORK_TARGETS = (
     "raw-wsgi", "flask", "raw-asgi", "starlette", "fastapi", "raw-aiohttp", "aiohttp",
+    "django", "django-asgi",
 )  # fmt: skip
 ALL_TARGETS = (*FRAMEWORK_TARGETS, "ceiling")
 

@@ -18,6 +18,7 @@ from aiohttp.test_utils import make_mocked_request
 
 import middleware.aiohttp as mw_aiohttp
 import middleware.asgi as mw_asgi
+import middleware.django as mw_django
 import middleware.wsgi as mw_wsgi
 from middleware import core
 from middleware.stack import ORDER
@@ -60,11 +61,13 @@ def test_order_is_canonical_and_disabled_ones_are_absent(module: Any) -> None:
     assert _chain(full)[0] == "RequestIdMiddleware" and _chain(full)[-1] == "DumpMiddleware"
 
 
-@pytest.mark.parametrize("module", [mw_wsgi, mw_asgi, mw_aiohttp])
+@pytest.mark.parametrize("module", [mw_wsgi, mw_asgi, mw_aiohttp, mw_django])
 def test_unknown_name_is_refused(module: Any) -> None:
     with pytest.raises(ValueError, match="request-id"):
         if module is mw_aiohttp:
             module.middlewares(("bogus",), "null")
+        elif module is mw_django:
+            module.settings_for(("bogus",), "null")
         else:
             module.wrap(lambda: None, ("bogus",), "null")
 

@@ -53,6 +53,8 @@ DEFAULT_PANIC = {
     "fastapi": ("text/plain; charset=utf-8", b"Internal Server Error"),  # Starlette's, the same
     "raw-aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),  # aiohttp
     "aiohttp": ("text/plain; charset=utf-8", b"Server got itself in trouble"),
+    "django": ("text/html; charset=utf-8", b"<h1>Server Error (500)</h1>"),  # server_error view
+    "django-asgi": ("text/html; charset=utf-8", b"<h1>Server Error (500)</h1>"),
 }
 
 
@@ -455,7 +457,7 @@ def test_serve_rejects_an_unknown_middleware() -> None:
 # spin, through the server's environment (MWBENCH_MIDDLEWARES) into each interface's adapter
 
 
-@pytest.mark.parametrize("spin_target", ["flask", "starlette", "aiohttp"])
+@pytest.mark.parametrize("spin_target", ["flask", "starlette", "aiohttp", "django", "django-asgi"])
 def test_spin_runs_inside_the_logger_on_a_real_server(spin_target: str, tmp_path: Path) -> None:
     log = tmp_path / "spin.log"
     with running(

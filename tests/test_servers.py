@@ -86,10 +86,13 @@ def test_pinned_server_runs_on_its_cpus() -> None:
 
 
 def test_unknown_target_is_a_usage_error_listing_valid_names() -> None:
-    result = CliRunner().invoke(main, ["serve", "-t", "django"])
+    result = CliRunner().invoke(main, ["serve", "-t", "rails"])
     assert result.exit_code == 2
-    assert "unknown target 'django'" in result.output
-    valid = "raw-wsgi, flask, raw-asgi, starlette, fastapi, raw-aiohttp, aiohttp, ceiling"
+    assert "unknown target 'rails'" in result.output
+    valid = (
+        "raw-wsgi, flask, raw-asgi, starlette, fastapi, raw-aiohttp, aiohttp, django, django-asgi, "
+        "ceiling"
+    )
     assert valid in result.output
 
 
