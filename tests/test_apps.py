@@ -188,7 +188,7 @@ def test_a_route_that_fails_is_never_timed(tmp_path: Path, monkeypatch: pytest.M
         result = CliRunner().invoke(
             main,
             ["compare", "--app", FASTAPI, "--path", path, "-m", "none", "--no-baseline",
-             "-d", str(tmp_path / status), *SHORT],
+             "-r", "1", "-d", str(tmp_path / status), *SHORT],
         )  # fmt: skip
         assert result.exit_code == 1, result.output
         markdown = (tmp_path / status / "compare.md").read_text()
@@ -200,7 +200,7 @@ def test_an_import_path_middleware_on_a_target(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
         ["compare", "-t", "starlette", "-m", "none,starlette.middleware.gzip:GZipMiddleware",
-         "--no-baseline", "-d", str(tmp_path), *SHORT],
+         "--no-baseline", "-r", "1", "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "compare.json").read_text())
@@ -216,7 +216,7 @@ def test_a_post_with_headers_and_a_body_is_what_wrk_sends(
         main,
         ["compare", "--app", FASTAPI, "--path", "/items", "--method", "POST",
          "-H", "Content-Type: application/json", "--body", '{"name": "x"}', "-m", "none",
-         "--no-baseline", "-d", str(tmp_path), *SHORT],
+         "--no-baseline", "-r", "1", "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     script = (tmp_path / "shop_fastapi_none.lua").read_text()

@@ -169,3 +169,84 @@ def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None
     assert run("--precision", "0.1%")[2] == Precision(0.001, 180.0, "cpu", of_cost=True)
     assert run("--precision", "2us", "--duration", "3s")[:2] == (3.0, 0.0)
     assert run("--precision", "2us", "--warmup", "2s")[:2] == (1.0, 2.0)
+
+
+def test_default_rounds_give_every_set_an_interval_then_go_to_the_ones_near_zero() -> None:
+    from harness.measure.rounds import DEFAULT_BUDGET_S, default_rounds
+
+    entries = _entries()
+    rule = default_rounds("cpu")
+    assert rule.budget_s == DEFAULT_BUDGET_S and not rule.required
+    schedule = Schedule(entries, repeat=1, precision=rule)
+    for _ in range(3):  # three of everyone: the fewest on which Student's t is worth printing
+        assert schedule.next(0.0) == [0, 1, 2, 3]
+    schedule.run_s = [1.0] * 12
+    # none and dump clear of zero by more than twice their half-width; cors touches zero
+    _overhead(entries, 0, 30.0, 5.0, 3)
+    _overhead(entries, 1, 80.0, 10.0, 3)
+    _overhead(entries, 2, 1.0, 4.0, 3)
+    assert schedule.next(12.0) == [0, 2]  # cors, with none (its reference)
+    assert [m.split()[0] for m in missed(entries, rule)] == ["cors"]
+    _overhead(entries, 2, 1.0, 4.0, 4)
+    assert schedule.next(DEFAULT_BUDGET_S - 0.5) == []  # the minute is spent
+    assert schedule.budget_spent
+
+
+def test_default_rounds_unless_repeat_or_precision_says() -> None:
+    import click
+
+    from harness.cli.params import duration_option, warmup_option
+    from harness.cli.rules import precision_from, precision_options
+
+    seen: dict[str, object] = {}
+
+    @click.command()
+    @click.option("--repeat", "-r", type=int, default=1)
+    @duration_option
+    @warmup_option
+    @precision_options
+    def command(precision: Any, budget: float | None, **options: object) -> None:
+        seen["rule"] = precision_from(precision, budget, ("cpu",), options, by_default=True)
+        seen.update(options)
+
+    def run(*args: str) -> Any:
+        seen.clear()
+        result = CliRunner().invoke(command, list(args))
+        assert result.exit_code == 0, result.output
+        return seen["rule"]
+
+    default = run()
+    assert default is not None and not default.required and default.budget_s == 60.0
+    assert (seen["duration"], seen["warmup"]) == (1.0, 0.0)
+    assert run("--budget", "20s").budget_s == 20.0
+    assert run("-r", "1") is None and run("--repeat", "5") is None  # the user chose
+    assert run("--precision", "2us").required
+
+
+def test_one_round_says_it_has_no_interval() -> None:
+    from harness.measure.stats import Estimate
+    from harness.output.compare_report import _interval_said
+
+    assert Estimate(87.3, None, None, 1).format_change() == "+87.3 (no interval)"
+    assert Estimate(87.3, 80.0, 94.6, 3).format_change() == "+87.3 ± 7.3"
+    entries = _entries()
+    set_overheads(entries, {"none": [10.0], "dump": [5.0], "cors": [1.0]})
+    assert _interval_said(entries, ("cpu",)) == "1 round: no interval"
+    set_overheads(entries, {"none": spread(10.0, 1.0, 3)})
+    assert "error bars: 95% interval" in _interval_said(entries, ("cpu",))
+
+
+def test_a_compare_with_no_repeat_prints_intervals(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["compare", "-t", "raw-asgi", "-m", "none,dump", "--no-baseline", "--no-ceiling",
+         "--no-charts", "-c", "16", "--budget", "8s", "-d", str(tmp_path)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output  # the default's goal is not a gate
+    data = json.loads((tmp_path / "compare.json").read_text())
+    dump = data["sets"][1]
+    assert data["settings"]["rounds"] >= 3 and dump["rounds_used"] >= 3
+    assert dump["overheads"]["cpu"]["half_width"] is not None and dump["half_width"] > 0
+    assert data["precision"]["required"] is False
+    assert "(no interval)" not in result.output and "±" in result.output
+    assert "for tighter intervals" in result.output

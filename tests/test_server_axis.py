@@ -151,7 +151,7 @@ def test_the_listening_socket_has_tcp_nodelay() -> None:
 def test_compare_across_servers_through_the_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
-        ["compare", "-t", "starlette", "--server", "uvicorn,granian", "-m", "none",
+        ["compare", "-t", "starlette", "--server", "uvicorn,granian", "-m", "none", "-r", "1",
          "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

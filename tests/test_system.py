@@ -396,7 +396,7 @@ def test_compare_tunes_for_its_run_by_default(
     result = CliRunner().invoke(
         main,
         ["compare", "-t", "raw-asgi", "-m", "none", "--no-baseline", "--no-ceiling",
-         "--no-charts", "-c", "8", "--duration", "1s", "--warmup", "0",
+         "--no-charts", "-c", "8", "--duration", "1s", "--warmup", "0", "-r", "1",
          "-d", str(tmp_path / "out")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -100,7 +100,7 @@ def calibrate_command(
     tolerance: float | None,
     charts: bool,
     precision: Quantity | None,
-    budget: float,
+    budget: float | None,
     measures: tuple[str, ...],
     **options: Any,
 ) -> None:
@@ -155,6 +155,6 @@ def calibrate_command(
     if report.compare.precision_missed:
         assert rule is not None
         raise click.ClickException(
-            f"{rule.describe(report.compare.headline.unit)} not reached within {budget:g}s: "
+            f"{rule.describe(report.compare.headline.unit)} not reached within {rule.budget_s:g}s: "
             + "; ".join(report.compare.precision_missed)
         )

@@ -131,14 +131,14 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 "half-width is at most this (2us; a bare number in the headline measure's "
                 "unit; 0.1% of each set's cost), or --budget is spent; exit 1 naming the sets "
                 "that missed. Rounds are then 1 s without warm-up unless --duration or --warmup "
-                "says.  [default: fixed --repeat rounds]",
+                "says.  [default: compare's default rounds, or --repeat]",
             ),
             click.option(
                 "--budget",
                 type=Duration(positive=True),
-                default="3m",
-                show_default=True,
-                help="Wall time allowed with --precision (e.g. 90s, 3m).",
+                default=None,
+                help="Wall time for the whole compare with --precision (e.g. 90s, 3m), or for "
+                "compare's default rounds.  [default: 3m with --precision; 1m without]",
             ),
         )
     ):
@@ -146,24 +146,45 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def precision_from(
-    precision: Quantity | None, budget: float, measures: tuple[str, ...], options: dict[str, Any]
-) -> Precision | None:
-    """--precision as the rounds' rule for the headline measure; where neither --duration nor
-    --warmup was given, rounds of 1 s without warm-up in `options` (more rounds fit the budget:
-    harness.measure.rounds)."""
-    if precision is None:
-        return None
-    from harness.measure.registry import get_measure
-    from harness.measure.rounds import PRECISE_DURATION_S, PRECISE_WARMUP_S, Precision
+PRECISE_BUDGET_S = 180.0  # --precision's wall time unless --budget says
 
-    headline = get_measure(measures[0])
-    target = precision.in_unit_of(headline.unit, "--precision")
+
+def precision_from(
+    precision: Quantity | None,
+    budget: float | None,
+    measures: tuple[str, ...],
+    options: dict[str, Any],
+    *,
+    by_default: bool = False,
+) -> Precision | None:
+    """--precision as the rounds' rule for the headline measure; without it, where `by_default`
+    and --repeat was not given, the default rounds (harness.measure.rounds.default_rounds).
+    Either way, where neither --duration nor --warmup was given, rounds of 1 s without warm-up
+    in `options` (more rounds fit the budget: harness.measure.rounds)."""
+    from harness.measure.registry import get_measure
+    from harness.measure.rounds import (
+        DEFAULT_BUDGET_S,
+        PRECISE_DURATION_S,
+        PRECISE_WARMUP_S,
+        Precision,
+        default_rounds,
+    )
+
     context = click.get_current_context()
+    headline = get_measure(measures[0])
+    if precision is not None:
+        target = precision.in_unit_of(headline.unit, "--precision")
+        rule = Precision(
+            target, budget or PRECISE_BUDGET_S, headline.name, of_cost=precision.unit == "%"
+        )
+    elif by_default and context.get_parameter_source("repeat") == ParameterSource.DEFAULT:
+        rule = default_rounds(headline.name, budget or DEFAULT_BUDGET_S)
+    else:
+        return None
     for name, value in (("duration", PRECISE_DURATION_S), ("warmup", PRECISE_WARMUP_S)):
         if context.get_parameter_source(name) == ParameterSource.DEFAULT:
             options[name] = value
-    return Precision(target, budget, headline.name, of_cost=precision.unit == "%")
+    return rule
 
 
 def gate_from(

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from harness.load.histogram import Histogram
 from harness.load.results import SweepResult
+from harness.measure.pooled import pooled_cost, pooled_difference
 from harness.measure.stats import Estimate, estimate, paired_differences
 from middleware.stack import stack_file_name, stack_name
 from targets.table import Target, get_target
@@ -70,6 +72,8 @@ class Round:
     latency_avg_ms: float | None = None
     connections: int | None = None
     files: str | None = None  # the round's sweep, NAME.json
+    # every request's figure where a measure keeps them (latency@1000: each latency at that rate)
+    samples: dict[str, Histogram] = field(default_factory=dict)
     sweep: SweepResult | None = field(default=None, repr=False, compare=False)  # not stored
 
     @property
@@ -92,7 +96,9 @@ class Round:
             "p99_ms": self.p99_ms,
             "latency_avg_ms": self.latency_avg_ms,
             "connections": self.connections,
-        }
+            **({"samples": {k: h.to_dict() for k, h in self.samples.items()}}
+               if self.samples else {}),
+        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Round:
@@ -109,6 +115,7 @@ class Round:
             latency_avg_ms=data.get("latency_avg_ms"),
             connections=data.get("connections"),
             files=data.get("files"),
+            samples={k: Histogram.from_dict(h) for k, h in (data.get("samples") or {}).items()},
         )
 
 
@@ -142,7 +149,11 @@ class Entry:
         return [v for r in self.ok_rounds if math.isfinite(v := r.value(measure))]
 
     def cost(self, measure: str) -> Estimate | None:
-        """Per request, in `measure`: median and 95% interval over the rounds."""
+        """Per request, in `measure`: median and 95% interval over the rounds; a percentile of
+        samples the rounds kept, from all of them pooled (harness.measure.pooled)."""
+        pooled = pooled_cost(self.ok_rounds, measure)
+        if pooled is not None:
+            return pooled
         found = self.values(measure)
         return estimate(found) if found else None
 
@@ -150,6 +161,9 @@ class Entry:
         """This entry's cost minus `other`'s, paired round by round (a round missing on either
         side is left out)."""
         pairs = paired(self.rounds, other.rounds)
+        pooled = pooled_difference(pairs, measure)
+        if pooled is not None:
+            return pooled
         diffs = paired_differences(
             [a.value(measure) for a, _ in pairs], [b.value(measure) for _, b in pairs]
         )

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.errors import UsageError
+from harness.load.histogram import Histogram
 from harness.load.k6 import RateResult, resolve_k6, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
-from harness.measure.measure import Measure
+from harness.measure.measure import Measure, Reading
 from harness.serving.servers import RunningServer
 
 PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
@@ -93,22 +94,26 @@ class OpenModelLatency(Measure):
 
     def run_round(
         self, server: RunningServer, load: LoadSettings, out_dir: Path, name: str
-    ) -> dict[str, float]:
+    ) -> Reading:
         if not load.rates:
             raise UsageError("no rate to send: give rates (e.g. 1000,2000 or 50%)", param="rates")
         url = f"{server.url}{load.asked.path}"
         run_k6(url, rate=min(load.rates), duration=WARMUP_S, request=load.request,
                cpus=load.cpus)  # fmt: skip
         values: dict[str, float] = {}
+        samples: dict[str, Histogram] = {}
         for rate in load.rates:
             summary = out_dir / f"{name}_{rate_label(rate)}rps.k6.json"
             # A round's rate at which k6 itself fell behind is run again (run_k6_kept): the
             # round would otherwise have no latency there, for a stall of the machine.
-            values.update(rate_values(run_k6_kept(
+            result = run_k6_kept(
                 url, rate=rate, duration=load.duration, request=load.request, cpus=load.cpus,
-                summary=summary,
-            )))  # fmt: skip
-        return values
+                summary=summary, samples=True,
+            )  # fmt: skip
+            values.update(rate_values(result))
+            if result.status == "ok" and result.histogram is not None:
+                samples[f"latency@{rate_label(rate)}"] = result.histogram
+        return Reading(values, samples)
 
     def flags(self, values: list[dict[str, float]]) -> list[str]:
         behind = sorted(

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.load.histogram import Histogram
 from harness.load.results import SweepResult
 from harness.load.settings import LoadSettings
 from harness.load.wrk_output import WrkResult
@@ -26,6 +27,16 @@ from harness.serving.servers import RunningServer
 from harness.serving.settings import ServeSettings
 
 Probe = Callable[[int], Callable[[], dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one round of a measure's own procedure read: its figures by name, and the samples
+    that a figure's percentiles are pooled from across rounds (harness.measure.pooled), by
+    name (`latency@1000`: every request's latency at 1,000 req/s)."""
+
+    values: dict[str, float]
+    samples: dict[str, Histogram] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,8 +118,8 @@ class Measure:
 
     def run_round(
         self, server: RunningServer, load: LoadSettings, out_dir: Path, name: str
-    ) -> dict[str, float]:
-        """A measure with a procedure of its own: what one round reads, by figure name."""
+    ) -> Reading:
+        """A measure with a procedure of its own: what one round reads."""
         raise NotImplementedError
 
     def figure(self, name: str) -> Measure:

@@ -292,6 +292,7 @@ def precision_dict(precision: Precision | None) -> dict[str, Any] | None:
         "of_cost": precision.of_cost,
         "min_rounds": precision.min_rounds,
         "clear_of_zero": precision.clear_of_zero,
+        "required": precision.required,
     }
 
 

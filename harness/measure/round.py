@@ -132,7 +132,8 @@ def measure_round(contender: Contender, repeat: int, plan: ComparePlan, *, name:
         own = plan.headline if plan.headline.procedure != "wrk" else None
         if own is not None:
             load = plan.load_for(contender)
-            return Round(repeat, "ok", values=own.run_round(server, load, plan.out_dir, name))
+            reading = own.run_round(server, load, plan.out_dir, name)
+            return Round(repeat, "ok", values=reading.values, samples=reading.samples)
         return _swept(server, contender, repeat, plan, name)
 
 

@@ -70,11 +70,13 @@ class Estimate:
     def format_change(self, digits: int = 1, not_significant: str = " (not significant)") -> str:
         """A difference: signed, with its interval, and said when the interval includes zero."""
         text = f"{self.median:+,.{digits}f}"
-        if self.half_width is not None:
-            text += f" ± {self.half_width:,.{digits}f}" + (
-                "" if self.significant else not_significant
-            )
-        return text
+        if self.half_width is None:  # one round: a bare number would read as exact
+            return text + " (no interval)"
+        return (
+            text
+            + f" ± {self.half_width:,.{digits}f}"
+            + ("" if self.significant else not_significant)
+        )
 
 
 def estimate(values: Sequence[float]) -> Estimate:

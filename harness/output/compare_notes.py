@@ -27,7 +27,6 @@ def shows_estimates(report: CompareReport) -> bool:
 def notes(report: CompareReport) -> list[str]:
     settings = report.settings
     rounds = settings.get("rounds") or settings["repeat"]
-    headline = report.headline
     window = (
         f"{settings['requests']} requests on one connection each after a warm-up of as many"
         if settings.get("requests")
@@ -35,7 +34,7 @@ def notes(report: CompareReport) -> list[str]:
         f"{settings['warmup_s']:g}s warm-up"
     )
     lines = [
-        f"{rounds} round(s), interleaved; {window}; {settings['pinning']}; "
+        f"{_rounds_phrase(rounds)}; {window}; {settings['pinning']}; "
         f"wall time {report.wall_s:.0f}s.",
         "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
         "interval (Student t); one that includes zero is marked not significant.",
@@ -60,18 +59,7 @@ def notes(report: CompareReport) -> list[str]:
             f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
             "middlewares, and its raw baseline is timed on its own GET /healthz."
         )
-    precision = report.precision
-    if precision is not None:
-        lines.append(
-            f"Precision: rounds went on until every set's 95% half-width ({headline.short}) was "
-            f"at most {precision.describe(headline.unit)}, within {precision.budget_s:g}s: "
-            f"{settings.get('rounds', 0)} rounds; "
-            + (
-                "every set met it."
-                if not report.precision_missed
-                else f"missed: {'; '.join(report.precision_missed)}."
-            )
-        )
+    lines += _rounds_notes(report)
     if len(report.servers) > 1:
         lines.append(
             "Servers as an axis: each server's sets against the raw app on the same server; "
@@ -110,3 +98,54 @@ def _estimate_notes(report: CompareReport) -> list[str]:
         "baseline's CPU time per unit, both measured in this run (" + "; ".join(refs) + "). It "
         "takes every instruction to cost what the raw app's cost on average."
     ]
+
+
+def _rounds_phrase(rounds: int) -> str:
+    if rounds == 1:
+        return "1 round: no interval (leave --repeat out, or give 3 or more, for one)"
+    return f"{rounds} rounds, interleaved"
+
+
+def _rounds_notes(report: CompareReport) -> list[str]:
+    """How the rounds were chosen, and how to get tighter intervals."""
+    precision, headline = report.precision, report.headline
+    rounds = report.settings.get("rounds", 0)
+    if precision is None:
+        return []
+    missed = report.precision_missed
+    if not precision.required:
+        tighter = (
+            "for tighter intervals, --precision with the half-width you need (e.g. "
+            f"--precision {_suggested_width(report)}) and --budget 3m, or --repeat 10"
+        )
+        if not missed:
+            return [
+                f"Default rounds: {rounds}, until every overhead ({headline.short}) was clear of "
+                f"zero by twice its half-width; {tighter}."
+            ]
+        return [
+            f"Default rounds: {rounds} in {precision.budget_s:g}s; still touching zero or "
+            f"near it: {'; '.join(missed)}: {tighter}."
+        ]
+    return [
+        f"Precision: rounds went on until every set's 95% half-width ({headline.short}) was "
+        f"at most {precision.describe(headline.unit)}, within {precision.budget_s:g}s: "
+        f"{rounds} rounds; "
+        + ("every set met it." if not missed else f"missed: {'; '.join(missed)}.")
+    ]
+
+
+def _suggested_width(report: CompareReport) -> str:
+    """A --precision a quarter of the widest half-width measured, in the headline's unit."""
+    widths = [
+        o.half_width
+        for e in report.entries
+        if (o := e.overhead(report.headline.name)) is not None and o.half_width is not None
+    ]
+    unit = report.headline.unit
+    if not widths:
+        return "5us" if unit == "µs" else "1%"
+    wanted = max(widths) / 4
+    if unit == "µs":
+        return f"{wanted:.0f}us" if wanted >= 1 else "1us"
+    return f"{wanted:.3g}"

@@ -224,6 +224,16 @@ def rounds_used(entries: list[Entry], measures: tuple[str, ...] = ("cpu", "qps")
     return f"{used[0]}" if len(used) == 1 else f"{used[0]}-{used[-1]}"
 
 
+def _interval_said(entries: list[Entry], measures: tuple[str, ...]) -> str:
+    """The chart's word on its error bars: none drawn where a set had a single round."""
+    rounds = rounds_used(entries, measures)
+    if rounds == "1":
+        return "1 round: no interval"
+    if rounds.startswith("1-"):
+        return f"median of {rounds} paired rounds, error bars: 95% interval (none on 1 round)"
+    return f"median of {rounds} paired rounds, error bars: 95% interval"
+
+
 def overhead_chart(report: CompareReport, path: Path) -> Path | None:
     """Bars of per-request overhead with 95% error bars, the measures side by side (on one axis
     when they share a unit)."""
@@ -241,20 +251,31 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
         for k, measure in enumerate(measures):
             offset = (k - (len(measures) - 1) / 2) * width
-            xs, ys, lo, hi = [], [], [], []
+            xs, ys = [], []
+            bars: tuple[list[float], list[float], list[float]] = ([], [], [])  # x, below, above
             for i, entry in enumerate(measured):
                 est = entry.overhead(measure.name)
                 if est is None:
                     continue
                 xs.append(i + offset)
                 ys.append(est.median)
-                lo.append(est.median - est.low if est.low is not None else 0.0)
-                hi.append(est.high - est.median if est.high is not None else 0.0)
-                ends.append((i + offset, est.median, est.median - lo[-1], est.median + hi[-1]))
+                if est.low is None or est.high is None:
+                    # one round: no interval, and no error bar of zero width that says one
+                    ends.append((i + offset, est.median, est.median, est.median))
+                    continue
+                bars[0].append(i + offset)
+                bars[1].append(est.median - est.low)
+                bars[2].append(est.high - est.median)
+                ends.append((i + offset, est.median, est.low, est.high))
             ax.bar(
                 xs, ys, width, color=COLORS[k % len(COLORS)], alpha=0.85, label=measure.title,
-                yerr=[lo, hi], capsize=4, error_kw={"elinewidth": 1, "ecolor": "#333333"},
             )  # fmt: skip
+            if bars[0]:
+                medians = [ys[xs.index(x)] for x in bars[0]]
+                ax.errorbar(
+                    bars[0], medians, yerr=[bars[1], bars[2]], fmt="none", capsize=4,
+                    elinewidth=1, ecolor="#333333",
+                )  # fmt: skip
         ax.axhline(0, color="#333333", linewidth=0.8)
         clipped = _clip_intervals(ax, ends)
         ax.set_xticks(range(len(measured)))
@@ -268,12 +289,11 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
             fontsize=8,
         )
         ax.set_ylabel(f"overhead, {report.headline.unit} per request")
-        rounds = rounds_used(measured, report.measures)
         titles(
             ax,
             f"Per-request overhead: {title(report).removeprefix('compare: ')}",
             literal(
-                f"median of {rounds} paired round(s), error bars: 95% interval"
+                _interval_said(measured, report.measures)
                 + (" (cut at the axes, ends written)" if clipped else "")
                 + f"; {report.settings['pinning']}"
             ),
