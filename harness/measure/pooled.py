@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from harness.load.histogram import FLOOR_MS, GROWTH, Histogram
 from harness.measure.stats import Estimate
@@ -29,7 +29,11 @@ from harness.measure.stats import Estimate
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.measure.contenders import Round
+
+class Round(Protocol):
+    """A round that kept samples (harness.measure.contenders.Round)."""
+
+    samples: dict[str, Histogram]
 
 RESAMPLES = 1000
 SEED = 20261206
