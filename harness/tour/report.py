@@ -217,20 +217,60 @@ h1{font-size:1.8rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:1px s
 padding-bottom:.3rem}.meta{color:#666}
 .finding{background:#fff;border-left:4px solid #1f4e9c;padding:.6rem 1rem;margin:.7rem 0;
 box-shadow:0 1px 2px rgba(0,0,0,.06)}
-table{border-collapse:collapse;background:#fff;font-size:13px;margin:.5rem 0;width:100%}
-th,td{padding:.35rem .6rem;border-bottom:1px solid #eee;text-align:right}
+.wide{overflow-x:auto;margin:.5rem 0}
+table{border-collapse:collapse;background:#fff;font-size:13px;width:100%}
+th,td{padding:.35rem .5rem;border-bottom:1px solid #eee;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f0f2f5}
+.folded{color:#555;font-size:13px;margin-top:.2rem}
 figure{background:#fff;margin:1rem 0;padding:1rem;box-shadow:0 1px 2px rgba(0,0,0,.06)}
 figure img{max-width:100%}figcaption{color:#555;font-size:13px}
 """
 
 
+# How Estimate.format_change (harness.measure.stats) marks a difference whose interval includes 0
+NOT_SIGNIFICANT = "(not significant)"
+EMPTY = ("", "—")
+
+
+def folded(
+    columns: tuple[str, ...], body: list[list[str]]
+) -> tuple[tuple[str, ...], list[list[str]], str]:
+    """The columns with something to show in some row, the rows cut to them, and a note naming
+    the others: empty in every row, or not significant in every row that has a value (the demo's
+    memory overheads, mostly). The first column, which names the rows, stays."""
+    empty: list[str] = []
+    unclear: list[str] = []
+    kept = [0]
+    for k, column in enumerate(columns[1:], start=1):
+        cells = [row[k].strip() for row in body]
+        if all(cell in EMPTY for cell in cells):
+            empty.append(column)
+        elif body and all(c in EMPTY or c.endswith(NOT_SIGNIFICANT) for c in cells):
+            unclear.append(column)
+        else:
+            kept.append(k)
+    said = []
+    if unclear:
+        said.append(f"not significant in any row: {', '.join(unclear)}")
+    if empty:
+        said.append(f"empty in every row: {', '.join(empty)}")
+    note = f"Not shown, {'; '.join(said)} (report.md has every column)." if said else ""
+    return tuple(columns[k] for k in kept), [[row[k] for k in kept] for row in body], note
+
+
+def _cell(text: str) -> str:
+    # A narrow column breaks a value before its interval ("39.7" over "± 13.1"), not within it.
+    return html.escape(text).replace("± ", "±&nbsp;")
+
+
 def _html_table(columns: tuple[str, ...], body: list[list[str]]) -> str:
+    """A table that fits the page: the columns with nothing to show folded into a note below
+    it, and what is still wider than the page scrolled within its box, not cut off."""
+    columns, body, note = folded(columns, body)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    rows = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in body)
+    table = f"<div class=wide><table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return table + "</div>" + (f"<p class=folded>{html.escape(note)}</p>" if note else "")
 
 
 def _embedded(path: Path) -> str:
