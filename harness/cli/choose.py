@@ -7,6 +7,7 @@ Shared by serve, compare, profile, micro and calibrate, so they read and fail al
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ def _apply(command: Callable[..., Any], options: tuple[Decorator, ...]) -> Calla
 
 
 def app_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--app, --factory, --app-dir: your own app instead of -t."""
+    """--app, --factory, --app-dir, --django-settings: your own app instead of -t."""
     return _apply(
         command,
         (
@@ -64,8 +65,27 @@ def app_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 type=click.Path(file_okay=False, exists=True),
                 help="Put first on sys.path when importing --app (and -m import paths).",
             ),
+            click.option(
+                "--django-settings",
+                default=None,
+                metavar="MODULE",
+                expose_value=False,
+                callback=_django_settings,
+                help="A Django project's settings module (sets DJANGO_SETTINGS_MODULE for the "
+                "description and every server).",
+            ),
         ),
     )
+
+
+def _django_settings(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # The environment is what Django reads, in the child that describes the app and in every
+    # server process (both inherit this one's), so it is set here rather than carried along.
+    if value is None:
+        return
+    if not all(part.isidentifier() for part in value.split(".")):
+        raise click.BadParameter(f"{value!r} is not a module path (mysite.settings)")
+    os.environ["DJANGO_SETTINGS_MODULE"] = value
 
 
 def request_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -26,7 +26,6 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from harness.serving.userapp.extra import load_extra
 from harness.serving.userapp.interface import is_aiohttp_app, qualified
 from harness.serving.userapp.layers import Stack
 from harness.serving.userapp.spec import (
@@ -78,7 +77,7 @@ def prepare(
     app: Any, keep: Collection[str] | None, extras: Sequence[str], app_dir: str | None
 ) -> Any:
     stack = Stack(app)
-    loaded = [load_extra(name, stack.interface, app_dir) for name in extras]
+    loaded = [stack.load_extra(name, app_dir) for name in extras]
     return stack.rebuild(keep, loaded)
 
 
@@ -141,6 +140,9 @@ def describe(spec: AppSpec, extras: Sequence[str] = ()) -> dict[str, Any]:
     the layers and what is not toggled; the extras are loaded and checked against the app."""
     app = asyncio.run(load_app_async(spec))
     stack = Stack(app)
+    problem = stack.problem()
+    if problem is not None:
+        raise AppLoadError(problem)
     info = {
         "interface": stack.interface,
         "framework": qualified(stack.framework),
@@ -149,9 +151,7 @@ def describe(spec: AppSpec, extras: Sequence[str] = ()) -> dict[str, Any]:
         "imports": imported_distributions(),
     }
     for name in extras:
-        from harness.serving.userapp.extra import check_middleware
-
-        check_middleware(load_extra(name, stack.interface, spec.app_dir), stack.interface)
+        stack.check_extra(stack.load_extra(name, spec.app_dir))
     return info
 
 

@@ -2,8 +2,9 @@
 
 Starlette/FastAPI: `app.user_middleware` (rebuilt lazily from the list); Flask: the wrappers
 assigned to `app.wsgi_app` and the request hooks (`before_request`, `after_request`,
-`teardown_request`, then `teardown_appcontext`); aiohttp: `app.middlewares` (until frozen); any
-app: the wrapper objects around it. Each is named by its class or function; a repeat gets `#2`.
+`teardown_request`, then `teardown_appcontext`); aiohttp: `app.middlewares` (until frozen); Django:
+`settings.MIDDLEWARE` (userapp.django_project); any app: the wrapper objects around it. Each is
+named by its class or function; a repeat gets `#2`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.serving.userapp.extra import check_middleware, wrap
+from harness.serving.userapp import django_project
+from harness.serving.userapp.django_project import DjangoExtra, is_django_handler
+from harness.serving.userapp.extra import check_middleware, load_extra, middleware_interface, wrap
 from harness.serving.userapp.interface import (
     Interface,
     is_aiohttp_app,
@@ -23,7 +26,7 @@ from harness.serving.userapp.interface import (
     is_starlette,
     name_of,
 )
-from harness.serving.userapp.spec import AppLoadError, require_interface
+from harness.serving.userapp.spec import AppLoadError, import_object, require_interface
 from harness.serving.userapp.wrappers import Chain, relink, walk
 
 # Flask's per-request hook tables: {blueprint name or None: [functions]} ...
@@ -140,6 +143,12 @@ class Stack:
             ]
             for kind, scope, funcs in flask_hooks(fw):
                 slots += [_Slot(name_of(f), kind, scope) for f in funcs]
+        elif is_django_handler(fw):
+            slots += [
+                _Slot(e.name, "MIDDLEWARE", detail=django_project.detail(e, self.interface),
+                      bases=e.bases)
+                for e in django_project.entries()
+            ]  # fmt: skip
         elif is_aiohttp_app(fw):
             slots += [
                 _Slot(
@@ -164,7 +173,34 @@ class Stack:
     def untoggled(self) -> list[str]:
         """Middleware found in the app that is not one of its layers: it stays, whatever is
         chosen."""
+        if is_django_handler(self.framework):
+            return django_project.untoggled()
         return _untoggled(self.framework)
+
+    def problem(self) -> str | None:
+        """Why the app, as configured, cannot answer the harness's requests; None when it can."""
+        return django_project.check_hosts() if is_django_handler(self.framework) else None
+
+    # -- extras ---------------------------------------------------------------------------------
+
+    def load_extra(self, name: str, app_dir: str | None) -> Any:
+        """The extra middleware `name` gives, in this app's terms: in a Django project, `spin:N`
+        is the project's own Django middleware of known cost, and a middleware by import path that
+        is neither WSGI nor ASGI is a Django middleware (added to MIDDLEWARE, innermost)."""
+        if not is_django_handler(self.framework):
+            return load_extra(name, self.interface, app_dir)
+        if name.startswith(("spin:", "work:")):
+            from middleware.stack import known_layer  # after the app: see extra.py
+
+            return django_project.known_cost_extra(*known_layer(name))
+        mw = import_object(name, app_dir)
+        if middleware_interface(mw) is None:
+            return django_project.import_path_extra(mw, name)
+        return mw
+
+    def check_extra(self, extra: Any) -> None:
+        if not isinstance(extra, DjangoExtra):
+            check_middleware(extra, self.interface)
 
     # -- rebuilding -----------------------------------------------------------------------------
 
@@ -183,7 +219,7 @@ class Stack:
         them, the last innermost. Returns the object to serve."""
         mask = self.keep_mask(keep)
         for extra in extras:
-            check_middleware(extra, self.interface)
+            self.check_extra(extra)
         n_outer = len(self.outer.wrappers)
         outer_keep, inner_keep = mask[:n_outer], mask[n_outer:]
         fw = self.framework
@@ -197,6 +233,11 @@ class Stack:
         elif is_aiohttp_app(fw):
             _rebuild_aiohttp(fw, inner_keep, extras)
             return fw
+        elif is_django_handler(fw):
+            mine = [e for e in extras if isinstance(e, DjangoExtra)]
+            django_project.rebuild(fw, inner_keep, mine)
+            # A WSGI/ASGI middleware given by path wraps the handler: inside its wrappers.
+            leaf = _wrapped(fw, [e for e in extras if e not in mine], self.interface)
         else:  # a plain ASGI/WSGI callable: the extras wrap it
             leaf = _wrapped(fw, extras, self.interface)
         return relink(self.outer, outer_keep, leaf)
@@ -210,7 +251,7 @@ def _wrapped(app: Any, extras: Sequence[Any], interface: Interface) -> Any:
 
 
 def _is_framework_app(obj: Any) -> bool:
-    return is_flask(obj) or is_starlette(obj) or is_aiohttp_app(obj)
+    return is_flask(obj) or is_starlette(obj) or is_aiohttp_app(obj) or is_django_handler(obj)
 
 
 def _is_flask_own_wsgi_app(flask_app: Any, obj: Any) -> bool:

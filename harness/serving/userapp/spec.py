@@ -57,7 +57,13 @@ def _where(exc: BaseException) -> str:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """The exception's last traceback line (`ValueError: boom`) and where it was raised."""
+    """The exception's last traceback line (`ValueError: boom`) and where it was raised; a
+    Django project's failure in its own terms (django_project.explain)."""
+    from harness.serving.userapp.django_project import explain
+
+    said = explain(exc)
+    if said is not None:
+        return said
     last = traceback.format_exception_only(type(exc), exc)[-1].strip()
     where = _where(exc)
     return f"{last} (at {where})" if where else last
