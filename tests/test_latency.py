@@ -6,9 +6,12 @@ k6 can send are one-line errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.image
 import psutil
 import pytest
 from click.testing import CliRunner
@@ -24,7 +27,8 @@ from harness.serving.apps import describe_app, target_for
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import ServeSettings
 from harness.serving.userapp.spec import AppSpec
-from tests.fixtures.apps.stall import EVERY, STALL_S
+from tests.fixtures.apps import stall_once
+from tests.fixtures.apps.stall import STALL_S
 
 ROOT = Path(__file__).resolve().parents[1]
 STALL = "tests/fixtures/apps/stall.py:app"
@@ -43,7 +47,16 @@ def stalling() -> Iterator[RunningServer]:
 
 
 def _k6_left() -> list[str]:
-    return [" ".join(p.cmdline()) for p in psutil.process_iter(["name"]) if p.name() == "k6"]
+    """k6 processes this test process started (run_k6 starts each as its child) still there:
+    not a scan of the machine, where another engineer's or CI job's k6 may run."""
+    left = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if proc.name() == "k6":
+                left.append(f"{proc.pid} {proc.status()}")
+        except psutil.Error:  # gone meanwhile: not left
+            continue
+    return left
 
 
 def test_a_stall_shows_in_the_open_model_as_arithmetic_says_and_wrk_answers_another_question(
@@ -54,15 +67,29 @@ def test_a_stall_shows_in_the_open_model_as_arithmetic_says_and_wrk_answers_anot
     wrk, beside, sends as fast as the answers come: not 1,000 req/s but its own rate, at which
     the server is stalled most of the time; on one connection 99 requests in 100 find it free
     (its p50 a fraction of a ms, its p90 wrk's own coordinated-omission correction), on 64 every
-    request waits behind a stall (p50 near 20 ms). docs/latency.md has the table."""
+    request waits behind a stall (p50 near 20 ms). docs/latency.md has the table.
+
+    The same app without its layer, at the same rate just before, is the pair every figure is
+    read against: a slow VM slows both, and moves no stall (a sleep of 20 ms of wall time)."""
+    stall_ms = STALL_S * 1000
+    info = describe_app(AppSpec(STALL, False, str(ROOT)))
+    serve = ServeSettings(cpus=SERVER_CPUS, log_output="null")
+    with running(target_for(info), serve, stack=()) as server:  # the app is a plain function
+        plain = run_k6_kept(f"{server.url}/healthz", rate=1000, duration=2, cpus=LOAD_CPUS)
+    assert plain.status == "ok" and plain.failed == 0, plain.reason
     url = f"{stalling.url}/healthz"
     run_k6(url, rate=1000, duration=1, cpus=LOAD_CPUS)  # warm-up
     opened = run_k6_kept(url, rate=1000, duration=4, cpus=LOAD_CPUS)
     assert opened.status == "ok", opened.reason
     assert opened.p50 is not None and opened.p90 is not None and opened.p99 is not None
-    assert opened.p50 < 5
-    assert 5 < opened.p90 < 16
-    assert 14 < opened.p99 < 40
+    assert plain.p90 is not None and plain.p99 is not None
+    # A fifth of the requests meet a stall, at U(0, 20) ms: p90 ~10 ms and p99 ~19 above the
+    # plain app's; from below, since waiting adds to the answer (and a slow VM only adds).
+    assert opened.p90 - plain.p90 > stall_ms / 4, (opened, plain)
+    assert opened.p99 - plain.p99 > stall_ms * 0.7, (opened, plain)
+    # ... and no backlog beyond it (k6 kept its schedule): within two stalls of the plain app's
+    assert opened.p99 < plain.p99 + 2 * stall_ms, (opened, plain)
+    assert opened.p50 < opened.p90 / 2  # the median request meets no stall
 
     def closed(connections: int) -> WrkResult:
         load = LoadSettings(levels=(connections,), duration=2, warmup=0, cpus=LOAD_CPUS)
@@ -71,24 +98,50 @@ def test_a_stall_shows_in_the_open_model_as_arithmetic_says_and_wrk_answers_anot
         return swept.peak
 
     one, many = closed(1), closed(64)
-    for result in (one, many):
-        assert result.qps > 2000  # its own rate, not the one asked of k6
-        stalled = result.qps / EVERY * STALL_S  # of the run, at the rate wrk chose
-        assert stalled > 0.4, f"{result.qps:,.0f} req/s: stalled {stalled:.0%} of the run"
-    assert one.p50_ms is not None and one.p50_ms < 1  # a free server for 99 requests in 100
-    assert many.p50_ms is not None and many.p50_ms > 10  # every request queues behind a stall
+    # The closed loop's rate is the server's: above the 1,000 req/s it sustained for k6.
+    assert many.qps > 1000, many
+    assert one.p50_ms is not None and many.p50_ms is not None
+    # 64 in flight: each is served after up to 63 others and waits out the stall that comes
+    # every 100 (at least 0.64 x 20 ms, whatever the speed); on one, 99 in 100 find it free.
+    assert many.p50_ms > 0.6 * stall_ms, many
+    assert one.p50_ms * 5 < many.p50_ms, (one, many)
     assert many.p50_ms > 5 * opened.p50
 
 
-def test_a_function_app_without_its_layer_answers_and_does_not_stall() -> None:
-    """The stall app's app is an async function: with none of its layers it is served as the
-    plain ASGI app it is (not taken for a factory), and k6 sees no stall."""
-    info = describe_app(AppSpec(STALL, False, str(ROOT)))
-    serve = ServeSettings(cpus=SERVER_CPUS, log_output="null")
-    with running(target_for(info), serve, stack=()) as server:
-        plain = run_k6_kept(f"{server.url}/healthz", rate=1000, duration=2, cpus=LOAD_CPUS)
-    assert plain.status == "ok" and plain.failed == 0, plain.reason
-    assert plain.p90 is not None and plain.p90 < 5
+@pytest.fixture
+def stalls_once() -> Iterator[str]:
+    """A single-threaded server with a backlog of one that stalls once (its STALL_AT-th request
+    sleeps STALL_S), on an ephemeral loopback port; the URL."""
+    proc = subprocess.Popen(
+        [sys.executable, stall_once.__file__], stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        yield f"http://127.0.0.1:{int(proc.stdout.readline())}/"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_requests_that_could_not_be_sent_during_a_stall_are_timed_from_when_they_were_due(
+    stalls_once: str,
+) -> None:
+    """Coordinated omission where k6 keeps its schedule: at 50 req/s the server stalls 400 ms,
+    and the ~20 requests due meanwhile cannot connect (its backlog holds one; the kernel drops
+    their SYN and the client sends it again a second later). Send-to-answer time (k6's
+    http_req_duration) starts after the connection, and sees nothing of that wait: its p90 is
+    a free server's. From each request's intended start, a fifth of the requests waited at
+    least the stall (p90 and p99 above it). A parser that read http_req_duration fails here."""
+    stall_ms = stall_once.STALL_S * 1000
+    run = run_k6(stalls_once, rate=50, duration=2, cpus=LOAD_CPUS)
+    # k6 kept its schedule: every request was started on time, on a free VU
+    assert run.dropped == 0 and run.requests >= 100 and run.failed == 0, run
+    assert run.late_p99 is not None and run.late_p99 < stall_ms / 4, run
+    assert run.p90 is not None and run.p99 is not None
+    assert run.http_p50 is not None and run.http_p99 is not None
+    assert run.p90 >= stall_ms and run.p99 >= stall_ms, run  # the wait to connect, counted
+    assert run.p99 - run.http_p99 >= stall_ms, run  # ... and not in send-to-answer time
 
 
 def test_capacity_is_found_under_the_stall(stalling: RunningServer) -> None:
@@ -100,13 +153,23 @@ def test_capacity_is_found_under_the_stall(stalling: RunningServer) -> None:
         return run_k6_kept(url, rate=rate, duration=1.5, cpus=LOAD_CPUS)
 
     none = search(probe, parse_slo("p99<15ms,qps>=1000"), peak=4000, max_probes=3)
-    assert none.capacity is None and none.bound == "none"
+    # "generator" when k6 itself was late at 1,000 req/s three runs in a row (a stalled VM)
+    assert none.capacity is None and none.bound in ("none", "generator"), none.probes
     assert [p["rate"] for p in none.probes] == [4000, 1000]
     found = search(probe, parse_slo("p99<40ms,success>=99.95%"), peak=4000, max_probes=4)
-    assert found.capacity is not None and found.capacity <= 4000
-    assert found.probes[-1]["rate"] <= 4000 and len(found.probes) <= 4
-    within = [p for p in found.probes if p["within"]]
-    assert max(p["rate"] for p in within) == found.capacity
+    rates = [p["rate"] for p in found.probes]
+    # 4,000 req/s stalls the server 80% of the time plus its answers: missed; an eighth of it,
+    # 500, meets the 20 ms stalls (p99 ~20 ms) within 40 ms; then two halvings of the bracket,
+    # which 4 probes leave wider than 5% of the top.
+    assert rates[:2] == [4000, 500] and len(rates) == 4, found.probes
+    assert not found.probes[0]["within"] and found.probes[1]["within"], found.probes
+    assert found.capacity is not None and 500 <= found.capacity < 4000
+    within = [p["rate"] for p in found.probes if p["within"]]
+    assert max(within) == found.capacity
+    # the bracket: every rate probed above the capacity missed, the lowest of them is said
+    assert all(not p["within"] for p in found.probes if p["rate"] > found.capacity)
+    assert found.missed_at == min(r for r in rates if r > found.capacity)
+    assert found.bound in ("server", "generator")  # k6 may be late at 4,000 req/s itself
 
 
 def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Path) -> None:
@@ -145,8 +208,18 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
         assert one["capacity"] and 500 <= one["capacity"] <= one["closed_peak"], one
         assert 1 <= len(one["probes"]) <= 7
     assert "latency at 1,000 req/s" in result.output and "(k6 → ceiling)" in result.output
-    assert (out / "latency.png").exists() and (out / "p99.png").exists()
-    assert (out / "starlette_none_r1_500rps.k6.json").exists()
+    for chart in ("latency.png", "p99.png"):
+        height, width, _ = matplotlib.image.imread(out / chart).shape
+        assert width > 400 and height > 200, (chart, width, height)
+    # k6's own summary of each run is the one the round's figures were read from
+    first = next(r for r in data["sets"][0]["rounds"] if r["repeat"] == 1)
+    kept = json.loads((out / "starlette_none_r1_500rps.k6.json").read_text())["metrics"]
+    if first["status"] == "ok" and "latency:p99@500" in first["values"]:
+        assert first["values"]["latency:p99@500"] == pytest.approx(
+            kept["intended"]["values"]["p(99)"], rel=1e-9
+        )
+    requests = kept["http_reqs"]["values"]["count"]  # in a run of 1 s
+    assert first["values"]["latency:achieved@500"] == pytest.approx(requests, rel=0.02)
     assert _k6_left() == []
 
 
@@ -161,6 +234,8 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
         (["--rate", "1000", "--measure", "cpu"], "--measure: an arrival rate is the open model"),
         (["--max-overhead-us", "5", "--measure", "qps"], "--max-overhead-us gates server CPU"),
         (["--max-overhead-us", "nan"], "not a finite number"),
+        (["--max-overhead-us", "inf"], "not a finite number"),
+        (["--max-overhead-us", "-inf"], "not a finite number"),
         (["--max-leak", "nan"], "not a finite number"),
         (["--precision", "nan"], "not a finite amount"),
         (["--slo", "p99<fast"], "cannot read the SLO rule 'p99<fast'"),
@@ -207,22 +282,32 @@ def test_run_url_with_rates_writes_its_latencies(stalling: RunningServer, tmp_pa
     data = json.loads((tmp_path / "open.latency.json").read_text())
     assert (data["schema"], data["version"]) == ("mwbench.latency", 1)
     assert [r["rate"] for r in data["rates"]] == [300, 600]
+    # k6 keeping a 1 s schedule is up to the VM (a rate it missed is run again, up to three
+    # times); what run must do is send the load, and keep its figures or say why they are not
+    # the server's. Six runs all late would be a stalled machine, not a test of run.
+    assert any(rate["status"] == "ok" for rate in data["rates"]), data["rates"]
     for rate in data["rates"]:
-        # k6 keeping a 1 s schedule is up to the VM (the floor tests cover that); what run
-        # must do is send the load, and keep its figures or say why they are not the server's.
         if rate["status"] == "ok":
             assert rate["requests"] > 250 and 0 < rate["p50"] <= rate["p99"], rate
+            # the server's latency: a stall of 20 ms every 100 requests is 6-12% of them here,
+            # so p99 is in a stall (from below: a slow VM only adds)
+            assert rate["p99"] > STALL_S * 1000 / 2, rate
         else:
             assert rate["status"] == "behind" and rate["reason"] and rate["requests"] > 0, rate
             assert "not sustained" in result.output
-    assert (tmp_path / "open_600rps.k6.json").exists()
+    # k6's own summary of the run at 600 req/s is the one run's figures were read from
+    kept = json.loads((tmp_path / "open_600rps.k6.json").read_text())["metrics"]
+    at_600 = data["rates"][1]
+    assert at_600["requests"] == kept["http_reqs"]["values"]["count"]
+    if at_600["status"] == "ok":
+        assert at_600["p99"] == pytest.approx(kept["intended"]["values"]["p(99)"], rel=1e-9)
 
 
 def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_keeps_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # k6 against the real ceiling server, but told to miss its schedule a chosen number of times:
-    # one stall of the VM is not a rate k6 cannot send.
+    # run_k6 replaced by one that misses its schedule a chosen number of times, then keeps it
+    # (no k6 runs, no server starts): one stall of the VM is not a rate k6 cannot send.
     from harness.errors import UsageError
     from harness.load import k6
     from harness.measure import round as rounds
