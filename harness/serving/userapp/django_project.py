@@ -56,12 +56,12 @@ def entries() -> list[Entry]:
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    from harness.serving.userapp.layers import bases_of
-
     found = []
     for path in settings.MIDDLEWARE:
         mw = import_string(path)  # the handler imported it already: this is a lookup
-        bases = bases_of(mw) if isinstance(mw, type) else ()
+        # Its bases, as layers.bases_of spells them (MiddlewareMixin: a profile shares its code).
+        mro = mw.__mro__[1:-1] if isinstance(mw, type) else ()
+        bases = tuple(f"{k.__module__}:{k.__name__}" for k in mro)
         found.append(Entry(name_of(mw), path, capability(mw), bases))
     return found
 
@@ -93,17 +93,13 @@ def known_cost_extra(kind: str, amount: int) -> DjangoExtra:
     return DjangoExtra(path, {KNOWN_COST_SETTING: (kind, amount)})
 
 
-def import_path_extra(mw: Any, given: str) -> DjangoExtra:
+def import_path_extra(mw: Any) -> DjangoExtra | None:
     """A Django middleware given by import path (`path/mw.py:Name`): named in MIDDLEWARE by the
-    module it was imported as, which Django's import_string then finds in sys.modules."""
-    from harness.serving.userapp.spec import AppLoadError
-
+    module it was imported as, which Django's import_string then finds in sys.modules. None when
+    it cannot be one (not callable, or not at the top of its module)."""
     module, qualname = getattr(mw, "__module__", None), getattr(mw, "__qualname__", "")
     if not callable(mw) or module is None or "." in qualname:
-        raise AppLoadError(
-            f"extra middleware {given} is not a Django middleware (a class or function at the "
-            "top of its module, taking get_response), nor WSGI/ASGI"
-        )
+        return None
     return DjangoExtra(f"{module}.{qualname}")
 
 

@@ -194,9 +194,15 @@ class Stack:
 
             return django_project.known_cost_extra(*known_layer(name))
         mw = import_object(name, app_dir)
-        if middleware_interface(mw) is None:
-            return django_project.import_path_extra(mw, name)
-        return mw
+        if middleware_interface(mw) is not None:
+            return mw  # WSGI/ASGI: it wraps the handler
+        extra = django_project.import_path_extra(mw)
+        if extra is None:
+            raise AppLoadError(
+                f"extra middleware {name} is not a Django middleware (a class or function at the "
+                "top of its module, taking get_response), nor WSGI/ASGI"
+            )
+        return extra
 
     def check_extra(self, extra: Any) -> None:
         if not isinstance(extra, DjangoExtra):
