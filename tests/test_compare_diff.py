@@ -59,7 +59,8 @@ def test_a_slower_set_is_found_and_gated(tmp_path: Path) -> None:
     assert [c.label for c in diff.regressions] == ["logger"]
     assert diff.regression_lines() == ["logger: overhead +20.0 ± 1.1 µs (+400.0%) > +10 µs"]
     # As a share of A's figure; and the other way round, faster is no regression.
-    assert [c.label for c in diff_compares(before, after, Regression(1.0, "cpu", True)).regressions]
+    relative = diff_compares(before, after, Regression(1.0, "cpu", True))  # +100%
+    assert [c.label for c in relative.regressions] == ["logger"]  # +400%; none and raw: 0%
     assert diff_compares(after, before, Regression(10.0, "cpu")).regressions == []
     assert diff_compares(before, after, Regression(30.0, "cpu")).regressions == []
 
@@ -89,25 +90,36 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 COST_NS = {cost}
+FIXED_NS = 300_000
 
 
-class Work:
+class Spin:
+    cost_ns = 0
+
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            end = time.thread_time_ns() + COST_NS
+            end = time.thread_time_ns() + self.cost_ns
             while time.thread_time_ns() < end:
                 pass
         await self.app(scope, receive, send)
+
+
+class Fixed(Spin):
+    cost_ns = FIXED_NS
+
+
+class Work(Spin):
+    cost_ns = COST_NS
 
 
 async def ping(request):
     return JSONResponse({{"pong": True}})
 
 
-app = Starlette(routes=[Route("/ping", ping)], middleware=[Middleware(Work)])
+app = Starlette(routes=[Route("/ping", ping)], middleware=[Middleware(Fixed), Middleware(Work)])
 """
 
 
@@ -115,7 +127,7 @@ def _compare(app_dir: Path, out: Path, cost_ns: int) -> None:
     (app_dir / "main.py").write_text(APP.format(cost=cost_ns))
     result = CliRunner().invoke(
         main,
-        ["compare", "--app", f"{app_dir / 'main.py'}:app", "--path", "/ping", "-m", "none,all",
+        ["compare", "--app", f"{app_dir / 'main.py'}:app", "--path", "/ping", "-m", "each",
          "-r", "2", "-c", "16", "--duration", "1s", "--warmup", "0", "--no-ceiling",
          "--no-charts", "-d", str(out)],
     )  # fmt: skip
@@ -123,30 +135,46 @@ def _compare(app_dir: Path, out: Path, cost_ns: int) -> None:
 
 
 def test_two_real_compares_before_and_after_a_change_to_the_app(tmp_path: Path) -> None:
+    """Two layers, each measured alone (-m each): Fixed costs 0.3 ms in both runs, Work 0.5 ms
+    before and 1.5 ms after. Each gate, in µs and in percent of a before that is not zero,
+    fails the costly change and passes the cheap one."""
     app_dir = tmp_path / "app"
     app_dir.mkdir()
-    _compare(app_dir, tmp_path / "before", 0)
-    _compare(app_dir, tmp_path / "after", 1_000_000)  # the middleware now costs 1 ms a request
+    _compare(app_dir, tmp_path / "before", 500_000)
+    _compare(app_dir, tmp_path / "after", 1_500_000)  # Work now costs 1 ms more a request
     a, b = tmp_path / "before" / "compare.json", tmp_path / "after" / "compare.json"
     runner = CliRunner()
     gated = runner.invoke(main, ["diff", str(a), str(b), "--max-regression", "500us",
                                  "-d", str(tmp_path / "diff")])  # fmt: skip
     assert gated.exit_code == 1, gated.output
     (error,) = [line for line in gated.output.splitlines() if line.startswith("Error:")]
-    # `all` of an app with one layer is that layer: its name is the set's
     assert error.startswith("Error: regression over --max-regression: Work: overhead +")
-    assert "> +500 µs" in error and "none:" not in error  # the app's own cost did not change
+    assert "> +500 µs" in error
+    assert "Fixed" not in error and "none:" not in error  # what did not change passes
     data = json.loads((tmp_path / "diff" / "compare-diff.json").read_text())
     assert data["schema"] == "mwbench.compare-diff" and data["regressions"]
     change = next(c for c in data["changes"] if c["set"] == "Work" and c["measure"] == "cpu")
     assert 800 < change["change"]["median"] < 1300 and change["change"]["significant"]
+    fixed = next(c for c in data["changes"] if c["set"] == "Fixed" and c["measure"] == "cpu")
+    # 0.3 ms in both runs: its change is noise, small beside Work's millisecond
+    assert abs(fixed["change"]["median"]) < change["change"]["median"] / 4, fixed
     assert "| Work | overhead |" in (tmp_path / "diff" / "compare-diff.md").read_text()
     # The other way round it got faster: no regression. A gate in percent, and a bad mix.
     assert runner.invoke(main, ["diff", str(b), str(a), "--max-regression", "500us",
                                 "-d", str(tmp_path / "d2")]).exit_code == 0  # fmt: skip
-    relative = runner.invoke(main, ["diff", str(a), str(b), "--max-regression", "10%",
+    # In percent of a before that is not zero: Work +200% (0.5 -> 1.5 ms) fails 50%; Fixed,
+    # 0.3 ms in both runs, passes it, and Work passes 400%.
+    relative = runner.invoke(main, ["diff", str(a), str(b), "--max-regression", "50%",
                                     "-d", str(tmp_path / "d3")])  # fmt: skip
-    assert relative.exit_code == 1 and "> +10%" in relative.output
+    assert relative.exit_code == 1, relative.output
+    (error,) = [line for line in relative.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: regression over --max-regression: Work: overhead +")
+    assert "> +50%" in error and "Fixed" not in error, error
+    percent = float(error.split("(+")[1].split("%")[0])
+    assert 150 < percent < 260, error  # +1 ms over 0.5: +200%, not a change from ~0
+    loose = runner.invoke(main, ["diff", str(a), str(b), "--max-regression", "400%",
+                                 "-d", str(tmp_path / "d4")])  # fmt: skip
+    assert loose.exit_code == 0, loose.output
     dat = Path(__file__).parent / "fixtures" / "dat" / "apiserver.dat"
     mixed = runner.invoke(main, ["diff", str(a), str(dat)])
     assert mixed.exit_code == 2 and "give two compare.json or two sweeps" in mixed.output
