@@ -238,7 +238,7 @@ def test_a_missing_wrk_is_one_line_before_any_server_starts(
 # WSGI on granian: on the project's VMs gunicorn's WSGI workers cost ~300-400 µs of CPU per
 # request and vary by a quarter of that between rounds, more than two 1 s rounds can average out;
 # granian's WSGI costs ~35 µs. Costs well above either server's own, for the same reason.
-@pytest.mark.parametrize(("target", "server"), [("raw-wsgi", "granian")])
+@pytest.mark.parametrize(("target", "server"), [("raw-wsgi", "granian"), ("django", "granian")])
 def test_calibrate_end_to_end(
     target: str,
     server: str | None,

@@ -115,3 +115,31 @@ def test_recovery_is_process_exception_and_its_500_gets_the_outer_headers() -> N
     assert status == 500 and b'"internal server error"' in body
     assert headers[b"X-Frame-Options"] == b"DENY"  # secure is inside recovery, as on Flask
     assert headers[b"X-Request-ID"].decode() in body.decode()
+
+
+def test_profile_frames_of_django_are_named_by_middleware() -> None:
+    from harness.profiling.attribution import Owner, Rules, owner_of
+    from harness.profiling.collapsed import Frame
+
+    def owner(rules: Rules, *frames: str) -> Owner:
+        return owner_of(tuple(Frame.parse(f) for f in frames), rules)
+
+    ours = Rules()
+    handler = "inner (django/core/handlers/exception.py:55)"
+    assert owner(ours, handler) == Owner("django", "framework")
+    assert owner(ours, handler, "RequestIdMiddleware.before (middleware/django.py:90)") == Owner(
+        "request-id", "middleware"
+    )
+    assert owner(ours, handler, "DumpMiddleware.after (middleware/django.py:170)").layer == "dump"
+    hop = "SyncToAsync.__call__ (asgiref/sync.py:468)"
+    assert owner(ours, handler, hop) == Owner("asgiref (sync/async)", "framework")
+    # A user's project: its settings.MIDDLEWARE by class, MiddlewareMixin's code theirs together.
+    mixin = ("django.utils.deprecation:MiddlewareMixin",)
+    theirs = Rules(
+        app_layers=("SecurityMiddleware", "SessionMiddleware"),
+        app_bases={"SecurityMiddleware": mixin, "SessionMiddleware": mixin},
+    )
+    security = "SecurityMiddleware.process_request (django/middleware/security.py:30)"
+    assert owner(theirs, handler, security) == Owner("SecurityMiddleware", "middleware")
+    call = "MiddlewareMixin.__call__ (django/utils/deprecation.py:119)"
+    assert owner(theirs, handler, call).layer == "MiddlewareMixin (shared)"

@@ -38,7 +38,7 @@ from targets.table import get_target
 TINY = ["--repeat", "3", "--requests", "100"]
 
 
-@pytest.mark.parametrize("target", ["raw-wsgi", "starlette", "fastapi", "aiohttp"])
+@pytest.mark.parametrize("target", ["raw-wsgi", "starlette", "fastapi", "aiohttp", "django"])
 def test_cli_none_and_all(target: str, tmp_path: Path) -> None:
     out = tmp_path / "micro.json"
     result = CliRunner().invoke(
@@ -76,7 +76,7 @@ def test_none_is_always_measured_first() -> None:
     assert one.loop.label == EMPTY
 
 
-@pytest.mark.parametrize("target", ["flask", "starlette", "fastapi", "raw-aiohttp"])
+@pytest.mark.parametrize("target", ["flask", "starlette", "fastapi", "raw-aiohttp", "django-asgi"])
 def test_panic_route_with_and_without_recovery(target: str) -> None:
     report = micro(targets=[target], sets=[("recovery",)], repeat=2, requests=5, request="panic")
     assert [s.status for s in report.targets[0].sets] == [500, 500]

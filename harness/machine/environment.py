@@ -25,6 +25,8 @@ FRAMEWORKS = (
     "aiohttp",
     "multidict",
     "yarl",
+    "django",
+    "asgiref",
 )
 # The versions worth knowing beside a number: the harness, its servers (every one in the server
 # table, whichever ran), its frameworks.

@@ -44,6 +44,11 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "werkzeug/": ("flask", "framework"),
     "starlette/": ("starlette", "framework"),
     "fastapi/": ("fastapi", "framework"),
+    # Django's handler, request/response and URL resolution; its own middlewares are layers only
+    # where a set names them (a user's project: its settings.MIDDLEWARE, by class).
+    "django/": ("django", "framework"),
+    # Django's sync/async bridge: the thread hops of a sync view or middleware under ASGI.
+    "asgiref/": ("asgiref (sync/async)", "framework"),
     # What web.Application adds over aiohttp's low-level server (the raw-aiohttp baseline); the
     # rest of aiohttp is the server both of them run on.
     "aiohttp/web_app.py": ("aiohttp-app", "framework"),
