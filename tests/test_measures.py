@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.measure.compare import compare
-from harness.measure.compare_diff import diff_compares
+from harness.measure.compare_diff import Regression, diff_compares
 from harness.measure.measure import Measure, WireRound, per_request
 from harness.measure.registry import MEASURES, get_measure, register
 from harness.measure.report import CompareReport
@@ -74,21 +74,44 @@ def test_a_toy_measure_goes_through_compare_its_report_and_the_diff(
     assert data["sets"][1]["overheads"]["bytes"]["median"] == overhead.median
     loaded = CompareReport.load(tmp_path / "compare.json")
     assert loaded.find("secure").overhead("bytes") == overhead  # type: ignore[union-attr]
-    diff = diff_compares(loaded, report)
+    # The diff reads the toy's values: against a run where secure sent 40 B more a response
+    # (the same rounds, each 40 B larger), that is its change; nothing else moved.
+    later = CompareReport.load(tmp_path / "compare.json")
+    grown = later.find("secure")
+    assert grown is not None
+    for one in grown.rounds:
+        one.values["bytes"] += 40.0
+    diff = diff_compares(loaded, later, Regression(30.0, "bytes"))
     assert {c.measure for c in diff.changes} == {"bytes", "cpu"}
+    by = {(c.label, c.measure): c for c in diff.changes}
+    moved = by[("secure", "bytes")]
+    assert moved.quantity == "overhead" and moved.change is not None
+    assert moved.change.median == pytest.approx(40.0)
+    assert moved.pct == pytest.approx(100 * 40.0 / overhead.median)
+    still = [by[("none", "bytes")].change, by[("secure", "cpu")].change]
+    assert [c.median if c else None for c in still] == [0.0, 0.0]
+    assert [c.label for c in diff.regressions] == ["secure"]  # +40 B over a 30 B gate
+    assert diff_compares(loaded, later, Regression(50.0, "bytes")).regressions == []
 
 
 def test_the_command_line_takes_a_registered_measure_and_names_the_valid_ones(
     toy: Measure, tmp_path: Path
 ) -> None:
+    # The gate in the measure's own unit, both ways: nocache adds 149 B to each answer and
+    # passes 200; secure+nocache adds 245 B and fails it, named alone.
     result = CliRunner().invoke(
         main,
-        ["compare", "-t", "raw-asgi", "-m", "none,nocache", "--no-baseline", "--no-ceiling",
-         "--no-charts", "-c", "16", "--duration", "1s", "--warmup", "0", "--measure", "bytes",
-         "--max-overhead", "200", "-d", str(tmp_path)],
+        ["compare", "-t", "raw-asgi", "-m", "none,nocache,secure+nocache", "--no-baseline",
+         "--no-ceiling", "--no-charts", "-c", "16", "--duration", "1s", "--warmup", "0",
+         "--repeat", "1", "--measure", "bytes", "--max-overhead", "200", "-d", str(tmp_path)],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "overhead B (bytes)" in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert error.startswith("Error: overhead above --max-overhead: secure+nocache: "), error
+    assert "; " not in error, error  # nocache, under the limit, is not named
+    failures = json.loads((tmp_path / "compare.json").read_text())["gate_failures"]
+    assert [f.split(":")[0] for f in failures] == ["secure+nocache"], failures
     bad = CliRunner().invoke(main, ["compare", "-t", "raw-asgi", "--measure", "bytes,watts"])
     assert bad.exit_code == 2
     valid = "cpu, qps, instructions, instructions-perf, latency, memory, bytes"
