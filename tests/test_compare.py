@@ -145,16 +145,20 @@ def test_wrong_answers_are_never_timed(
     assert len(started) == 1 and _left_running(started) == []  # round 2 never started one
 
 
-def test_gate_fails_the_command(tmp_path: Path) -> None:
+def test_gate_fails_the_command_on_the_costly_set_only(tmp_path: Path) -> None:
+    """Both ways in one run: spin:2ms burns 2 ms of CPU a request and fails a 1 ms gate;
+    secure+nocache, tens of µs, passes it and is not named."""
     result = CliRunner().invoke(main, [
-        "compare", "-t", "raw-asgi", "-m", "none,secure+nocache", "--no-baseline",
+        "compare", "-t", "raw-asgi", "-m", "none,secure+nocache,spin:2ms", "--no-baseline",
         "-c", "16", "--duration", "1s", "--warmup", "0", "--no-ceiling", "--no-charts",
-        "--max-overhead-us", "-1000", "-d", str(tmp_path),
+        "--repeat", "1", "--max-overhead-us", "1000", "-d", str(tmp_path),
     ])  # fmt: skip
     assert result.exit_code == 1, result.output
-    assert "overhead above --max-overhead-us" in result.output
-    assert "secure+nocache" in result.output
-    assert json.loads((tmp_path / "compare.json").read_text())["gate_failures"]
+    (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
+    assert error.startswith("Error: overhead above --max-overhead-us: spin:2ms: "), error
+    assert "secure+nocache" not in error, error
+    failures = json.loads((tmp_path / "compare.json").read_text())["gate_failures"]
+    assert [f.rsplit(": ", 1)[0] for f in failures] == ["spin:2ms"], failures
 
 
 def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
