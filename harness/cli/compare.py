@@ -25,6 +25,7 @@ from harness.cli.params import (
     server_options,
     sets_option,
     tune_option,
+    variant_option,
     warmup_option,
     wrk_option,
 )
@@ -43,6 +44,7 @@ from harness.cli.rules import (
 from harness.cli.settings import cpu_plan, load_settings, serve_settings
 from harness.load.plan import PRESETS
 from harness.measure.plan import COMPARE_LOAD, COMPARE_WSGI_WORKER, DEFAULT_OUT_DIR
+from harness.serving.variants import parse_variants
 
 if TYPE_CHECKING:
     from harness.measure.slo import Slo
@@ -110,6 +112,7 @@ if TYPE_CHECKING:
 @server_option(many=True, wsgi_worker=COMPARE_WSGI_WORKER)
 @server_options(COMPARE_WSGI_WORKER)
 @python_option(many=True)
+@variant_option
 @pin_option
 @tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
@@ -187,6 +190,7 @@ def compare(
     measures = leak_gate_into(max_leak, measures)
     servers = options.pop("servers") or ()
     pythons = options.pop("pythons") or ()
+    variants = parse_variants(options.pop("variants"))
     check_servers(chosen.targets, list(servers) or None, options["worker_class"])
     rule = precision_from(precision, budget, measures, options, by_default=True)
     gate = gate_from(max_overhead, max_overhead_us, measures)
@@ -204,11 +208,12 @@ def compare(
         write_report,
     )
     from harness.output.env_report import env_tables
+    from harness.output.variant_report import variant_tables
 
     report = run_compare(
         targets=chosen.targets, sets=chosen.sets, serve=serve, load=load, servers=servers,
         measures=measures, precision=rule, gate=gate, slo=slo, pythons=pythons,
-        echo=console.print, **options,
+        variants=variants, echo=console.print, **options,
     )  # fmt: skip
     write_report(report, charts=charts)
     if report.interrupted:
@@ -222,7 +227,7 @@ def compare(
         console.print(table)
     if report.server_rows:
         console.print(server_table(report))
-    for table in env_tables(report):
+    for table in (*env_tables(report), *variant_tables(report)):
         console.print(table)
     for line in notes(report):
         console.print(line)

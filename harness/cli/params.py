@@ -415,3 +415,14 @@ warmup_option: Decorator = click.option(
     type=Duration(),
     help="Discarded warm-up before each sweep; 0 skips it.",
 )
+
+
+variant_option = click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME:KEY=VALUE",
+    help="Serve every contender with these environment variables, as an axis (repeatable; "
+    "the same NAME again adds a variable; NAME: alone sets nothing, the control), each "
+    "variant against the first, e.g. --variant off: --variant on:TRACES=1.0",
+)

@@ -45,6 +45,7 @@ from harness.measure.slo import Slo
 from harness.serving.pythons import Python
 from harness.serving.servers import ServerError
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
+from harness.serving.variants import Variant
 from targets.table import Target
 
 __all__ = [
@@ -71,6 +72,7 @@ def new_report(plan: ComparePlan) -> CompareReport:
         measures=tuple(name for m in plan.measures for name in m.figures(plan.round_load)),
         servers=list(plan.servers),
         pythons=[info.python.name for info in plan.pythons],
+        variants=[variant.name for variant in plan.variants],
         ceiling_qps=plan.ceiling_qps,
         gate=plan.gate,
         precision=plan.precision,
@@ -86,7 +88,11 @@ def _one_round(entry: Entry, r: int, plan: ComparePlan, name: str) -> Round:
         entry.invalid = True
         return Round(r, "failed", f"answered wrongly, not timed: {exc}")
     except ServerError as exc:
-        return Round(r, "failed", str(exc).splitlines()[0])
+        reason = str(exc).splitlines()[0]
+        variant = entry.contender.variant
+        if variant is not None:  # a variable the server failed on: say which variant set it
+            reason += f" (variant {variant}: {plan.variant_by_name(variant).describe()})"
+        return Round(r, "failed", reason)
 
 
 def _rounds(
@@ -296,6 +302,7 @@ def compare(
     out_dir: Path | str = DEFAULT_OUT_DIR,
     slo: Slo | None = None,
     pythons: Sequence[Python | str] = (),
+    variants: Sequence[Variant] = (),
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved, and return the report
@@ -312,7 +319,9 @@ def compare(
     the first on the raw app (`report.server_rows`). `pythons` (interpreters, virtualenvs'
     pythons: harness.serving.pythons) make the environment an axis the same way, each
     contender against the same one in the first environment (`report.env_rows`); each is
-    checked for what it serves before any load. `measures` (harness.measure.registry) are
+    checked for what it serves before any load. `variants` (harness.serving.variants: a name
+    and environment variables) serve every contender with each variant's variables, an axis
+    the same way (`report.variant_rows`). `measures` (harness.measure.registry) are
     what each round reads, the first the headline: the one precision and the findings use.
 
     With `precision`, rounds go on past `repeat` (at least 3) until every set's 95% half-width
@@ -328,6 +337,7 @@ def compare(
         targets=targets, sets=sets, serve=serve, load=load, servers=servers, baseline=baseline,
         repeat=repeat, measures=measures, precision=precision, gate=gate, ceiling=ceiling,
         ceiling_qps=ceiling_qps, tune=tune, out_dir=out_dir, slo=slo, pythons=pythons,
+        variants=variants,
     )  # fmt: skip
     return run_compare(plan, echo=echo)
 

@@ -35,26 +35,33 @@ class Contender:
     role: Role
     server: str | None = None  # a server of targets.server_table; None: the target's default
     python: str | None = None  # the environment's name (harness.serving.pythons); None: ours
+    variant: str | None = None  # the variant's name (harness.serving.variants); None: none
 
     @property
     def set_name(self) -> str:
         return stack_name(self.stack, self.target.layers)
 
     def label(
-        self, multi_target: bool, multi_server: bool = False, multi_python: bool = False
+        self,
+        multi_target: bool,
+        multi_server: bool = False,
+        multi_python: bool = False,
+        multi_variant: bool = False,
     ) -> str:
         name = self.set_name
         if self.role == "baseline" or multi_target:
             name = f"{self.target.name}:{name}"
         name = f"{self.server}:{name}" if multi_server and self.server else name
-        return f"{self.python}:{name}" if multi_python and self.python else name
+        name = f"{self.python}:{name}" if multi_python and self.python else name
+        return f"{self.variant}:{name}" if multi_variant and self.variant else name
 
     @property
     def file_stem(self) -> str:
         # The label's file-safe spelling: `spin:20us` is `spin-20us` in file names.
         stem = f"{self.target.name}_{stack_file_name(self.stack, self.target.layers)}"
         stem = f"{self.server}_{stem}" if self.server else stem
-        return f"{self.python}_{stem}" if self.python else stem
+        stem = f"{self.python}_{stem}" if self.python else stem
+        return f"{self.variant}_{stem}" if self.variant else stem
 
 
 @dataclass
@@ -231,37 +238,54 @@ def contenders(
     baseline: bool,
     servers: Sequence[str | None] = (None,),
     pythons: Sequence[str | None] = (None,),
+    variants: Sequence[str | None] = (None,),
 ) -> list[Contender]:
-    """Per environment and server: every target with every set, then each target's raw
-    baseline there (unless it is one of them)."""
+    """Per variant, environment and server: every target with every set, then each target's
+    raw baseline there (unless it is one of them)."""
     chosen_targets = [get_target(t) if isinstance(t, str) else t for t in targets]
     everything: list[Contender] = []
-    for python in pythons or (None,):
-        for server in servers or (None,):
-            chosen = [Contender(t, stack, "set", server, python)
-                      for t in chosen_targets for stack in sets]  # fmt: skip
-            if baseline:
-                for name in dict.fromkeys(t.baseline for t in chosen_targets):
-                    if name is None:
-                        continue
-                    base = Contender(get_target(name), (), "baseline", server, python)
-                    if not any(c.target == base.target and c.stack == () for c in chosen):
-                        chosen.append(base)
-            everything += chosen
+    for variant in variants or (None,):
+        for python in pythons or (None,):
+            for server in servers or (None,):
+                everything += _one_place(chosen_targets, sets, baseline, server, python, variant)
     return everything
+
+
+def _one_place(
+    targets: list[Target],
+    sets: Sequence[tuple[str, ...]],
+    baseline: bool,
+    server: str | None,
+    python: str | None,
+    variant: str | None,
+) -> list[Contender]:
+    chosen = [Contender(t, stack, "set", server, python, variant)
+              for t in targets for stack in sets]  # fmt: skip
+    if baseline:
+        for name in dict.fromkeys(t.baseline for t in targets):
+            if name is None:
+                continue
+            base = Contender(get_target(name), (), "baseline", server, python, variant)
+            if not any(c.target == base.target and c.stack == () for c in chosen):
+                chosen.append(base)
+    return chosen
 
 
 def link(entries: list[Entry]) -> list[Entry]:
     """Set what each entry is measured against, on its own server in its own environment: a set
     with middlewares against its target's `none`, `none` against the raw baseline, the raw
     baseline against nothing; and the raw baseline whose QPS each one's share is of."""
-    by_key = {(e.contender.python, e.server, e.contender.target.name, e.contender.stack): e
-              for e in entries}  # fmt: skip
+    by_key = {(*_where(e), e.contender.target.name, e.contender.stack): e for e in entries}
     for entry in entries:
-        target, where = entry.contender.target, (entry.contender.python, entry.server)
+        target, where = entry.contender.target, _where(entry)
         none = by_key.get((*where, target.name, ()))
         base = by_key.get((*where, target.baseline, ())) if target.baseline else None
         reference = none if entry.contender.stack and none is not None else base
         entry.reference = reference if reference is not entry else None
         entry.baseline = base if base is not entry else None
     return entries
+
+
+def _where(entry: Entry) -> tuple[str | None, str | None, str]:
+    """Where an entry ran: its variant, its environment and its server."""
+    return entry.contender.variant, entry.contender.python, entry.server

@@ -9,13 +9,11 @@ by round, in every measure: the change an upgrade makes per request.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
 from harness.machine.environment import FRAMEWORKS
+from harness.measure.axes import AxisRow, axis_rows
 from harness.measure.contenders import Contender, Entry
-from harness.measure.stats import Estimate
 from harness.serving.apps import describe_app
 from harness.serving.pythons import (
     Python,
@@ -89,54 +87,7 @@ def _check_apps(infos: list[PythonInfo], serving: dict[Contender, Server]) -> li
     return infos
 
 
-@dataclass
-class EnvRow:
-    """One contender in one environment, against the same contender in the first."""
-
-    python: str
-    entry: Entry
-    reference: Entry | None  # the first environment's; None for the first itself
-
-    @property
-    def name(self) -> str:
-        """The contender's label without its environment."""
-        return self.entry.label.removeprefix(f"{self.python}:")
-
-    def difference(self, measure: str) -> Estimate | None:
-        return None if self.reference is None else self.entry.difference(self.reference, measure)
-
-    def to_dict(self, measures: Iterable[str]) -> dict[str, Any]:
-        measures = list(measures)
-        return {
-            "python": self.python,
-            "name": self.name,
-            "label": self.entry.label,
-            "reference": self.reference.label if self.reference else None,
-            "costs": {m: _est(self.entry.cost(m)) for m in measures},
-            "differences": {m: _est(self.difference(m)) for m in measures},
-        }
-
-
-def _est(e: Estimate | None) -> dict[str, Any] | None:
-    return e.to_dict() if e else None
-
-
-def env_rows(entries: list[Entry], pythons: Sequence[str]) -> list[EnvRow]:
+def env_rows(entries: list[Entry], pythons: Sequence[str]) -> list[AxisRow]:
     """Every contender in every environment, grouped by contender, each against the first
     environment's; [] with fewer than two environments."""
-    if len(pythons) < 2:
-        return []
-    by_key = {(e.contender.python, *_across(e)): e for e in entries}
-    rows = []
-    for key in dict.fromkeys(_across(e) for e in entries):
-        first = by_key.get((pythons[0], *key))
-        for python in pythons:
-            entry = by_key.get((python, *key))
-            if entry is not None:
-                rows.append(EnvRow(python, entry, first if entry is not first else None))
-    return rows
-
-
-def _across(entry: Entry) -> tuple[str, str, tuple[str, ...]]:
-    """What an entry is apart from its environment."""
-    return entry.server, entry.contender.target.name, entry.contender.stack
+    return axis_rows(entries, "python", pythons)

@@ -30,6 +30,7 @@ from harness.measure.slo import Slo
 from harness.serving.pythons import Python, PythonInfo, find_python
 from harness.serving.servers import ServerConfig, check_config
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
+from harness.serving.variants import Variant
 from targets.server_table import Server, ServerChoiceError
 from targets.table import Target
 
@@ -62,6 +63,7 @@ class ComparePlan:
     tune: bool = True
     slo: Slo | None = None  # find each set's capacity within it (open model)
     pythons: tuple[PythonInfo, ...] = ()  # the environment axis; (): the harness's own Python
+    variants: tuple[Variant, ...] = ()  # the variant axis; (): the environment as it is
 
     @property
     def headline(self) -> Measure:
@@ -87,6 +89,7 @@ class ComparePlan:
             server=contender.server,
             worker_class=self.worker_class_for(contender),
             log_output=self.serve.log_output or log_output,
+            env=(*self.serve.env, *self.variant_env(contender)),
         )
         for measure in self.measures:
             serve = measure.prepare(serve, self.out_dir)
@@ -98,6 +101,13 @@ class ComparePlan:
             if info.python.name == contender.python:
                 return info.python.path
         return self.serve.python
+
+    def variant_env(self, contender: Contender) -> tuple[tuple[str, str], ...]:
+        """The variables `contender`'s variant sets; () outside a variant."""
+        return self.variant_by_name(contender.variant).env if contender.variant else ()
+
+    def variant_by_name(self, name: str) -> Variant:
+        return next(v for v in self.variants if v.name == name)
 
     def load_for(self, contender: Contender) -> LoadSettings:
         """The load a round of `contender` sends, as its measures need it. The targets here all
@@ -124,9 +134,10 @@ class ComparePlan:
     def entries(self) -> list[Entry]:
         multi_target = len({c.target.name for c in self.contenders if c.role == "set"}) > 1
         multi_server, multi_python = len(self.servers) > 1, len(self.pythons) > 1
+        multi_variant = len(self.variants) > 1
         return link(
             [
-                Entry(c, c.label(multi_target, multi_server, multi_python), [],
+                Entry(c, c.label(multi_target, multi_server, multi_python, multi_variant), [],
                       self.serving[c].name)
                 for c in self.contenders
             ]
@@ -149,6 +160,7 @@ class ComparePlan:
             "threads": serve.threads,
             "servers": list(self.servers) or None,
             "pythons": [info.to_dict() for info in self.pythons] or None,
+            "variants": [variant.to_dict() for variant in self.variants] or None,
             "pinning": CpuPlan(serve.cpus, load.cpus).describe(),
             "server_cpus": list(serve.cpus) if serve.cpus else None,
             "wrk_cpus": list(load.cpus) if load.cpus else None,
@@ -198,6 +210,7 @@ def plan_compare(
     out_dir: Path | str = DEFAULT_OUT_DIR,
     slo: Slo | None = None,
     pythons: Sequence[Python | PythonInfo | str] = (),
+    variants: Sequence[Variant] = (),
 ) -> ComparePlan:
     """Check and resolve a compare (harness.measure.compare.compare says what each keyword
     does): UsageError, WrkError or OutputError before a single server starts."""
@@ -243,8 +256,11 @@ def plan_compare(
     known = tuple(p for p in pythons if isinstance(p, PythonInfo))
     environments = [p.python if isinstance(p, PythonInfo) else p if isinstance(p, Python)
                     else find_python(p) for p in pythons]  # fmt: skip
+    if len({v.name for v in variants}) < len(variants):
+        raise UsageError("two variants have one name: give each its own", param="variants")
     chosen = contenders(targets, sets, baseline, list(axis) or [None],
-                        [p.name for p in environments] or [None])  # fmt: skip
+                        [p.name for p in environments] or [None],
+                        [v.name for v in variants] or [None])  # fmt: skip
     check_levels(load.levels)
     check_out_dir(Path(out_dir))
     resolve_wrk(load.wrk)
@@ -252,6 +268,7 @@ def plan_compare(
         tuple(chosen), {}, serve, load, chosen_measures, Path(out_dir), repeat, axis,
         precision, gate, ceiling, ceiling_qps, tune, slo,
     )  # fmt: skip
+    plan = dataclasses.replace(plan, variants=tuple(variants))
     serving = _serving(chosen, plan)
     checked = known if len(known) == len(pythons) else check_pythons(environments, serving)
     return dataclasses.replace(plan, serving=serving, pythons=checked)

@@ -35,6 +35,7 @@ class Round(Protocol):
 
     samples: dict[str, Histogram]
 
+
 RESAMPLES = 1000
 SEED = 20261206
 _QUANTILE = re.compile(r"(?P<measure>[\w-]+):(?P<what>p\d+(?:\.\d+)?|max)@(?P<at>.+)")

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunError
+from harness.measure.axes import AxisRow, axis_rows
 from harness.measure.contenders import Contender, Entry, Round, link
-from harness.measure.environments import EnvRow, env_rows
+from harness.measure.environments import env_rows
 from harness.measure.gate import Gate
 from harness.measure.measure import Measure
 from harness.measure.registry import get_measure
@@ -102,6 +103,7 @@ class CompareReport:
     measures: tuple[str, ...] = ("cpu", "qps")  # the headline first
     servers: list[str] = field(default_factory=list)  # chosen as an axis; []: the defaults
     pythons: list[str] = field(default_factory=list)  # environments' names; []: the harness's
+    variants: list[str] = field(default_factory=list)  # variants' names; []: none
     ceiling_qps: float | None = None
     interrupted: bool = False
     wall_s: float = 0.0
@@ -132,8 +134,12 @@ class CompareReport:
         return server_rows(self.entries, self.servers)
 
     @property
-    def env_rows(self) -> list[EnvRow]:
+    def env_rows(self) -> list[AxisRow]:
         return env_rows(self.entries, self.pythons)
+
+    @property
+    def variant_rows(self) -> list[AxisRow]:
+        return axis_rows(self.entries, "variant", self.variants)
 
     @property
     def gate_failures(self) -> list[str]:
@@ -220,6 +226,8 @@ class CompareReport:
             "server_comparison": [row.to_dict(self.measures) for row in self.server_rows],
             "pythons": self.pythons,
             "python_comparison": [row.to_dict(self.measures) for row in self.env_rows],
+            "variants": self.variants,
+            "variant_comparison": [row.to_dict(self.measures) for row in self.variant_rows],
             "ceiling_qps": self.ceiling_qps,
             "settings": self.settings,
             "interrupted": self.interrupted,
@@ -248,6 +256,7 @@ class CompareReport:
             measures=tuple(m["name"] for m in data["measures"]),
             servers=list(data.get("servers") or []),
             pythons=list(data.get("pythons") or []),
+            variants=list(data.get("variants") or []),
             ceiling_qps=data.get("ceiling_qps"),
             interrupted=bool(data.get("interrupted")),
             wall_s=float(data.get("wall_s") or 0.0),
@@ -332,6 +341,7 @@ def entry_dict(entry: Entry, report: CompareReport) -> dict[str, Any]:
         "server": entry.server,
         "chosen_server": entry.contender.server,
         "python": entry.contender.python,
+        "variant": entry.contender.variant,
         "role": entry.contender.role,
         "middlewares": list(entry.contender.stack),
         "reference": entry.reference.label if entry.reference else None,
@@ -364,6 +374,7 @@ def _entry(data: dict[str, Any]) -> Entry:
         data["role"],
         data.get("chosen_server"),
         data.get("python"),
+        data.get("variant"),
     )
     rounds = [Round.from_dict(r) for r in data["rounds"]]
     return Entry(contender, data["name"], rounds, data.get("server", ""), invalid=data["invalid"])

@@ -60,6 +60,12 @@ def notes(report: CompareReport) -> list[str]:
             "middlewares, and its raw baseline is timed on its own GET /healthz."
         )
     lines += _rounds_notes(report)
+    if len(report.variants) > 1:
+        lines.append(
+            "Variants as an axis: every contender served with each variant's environment "
+            "variables, in the same interleaved rounds, each against the same contender in "
+            f"{report.variants[0]}; a value that looks like a secret is not recorded."
+        )
     if len(report.servers) > 1:
         lines.append(
             "Servers as an axis: each server's sets against the raw app on the same server; "

@@ -172,6 +172,7 @@ def _md(columns: tuple[str, ...], body: list[list[str]], left: tuple[str, ...]) 
 def markdown(report: CompareReport) -> str:
     from harness.output.env_report import env_sections
     from harness.output.latency_report import latency_sections
+    from harness.output.variant_report import variant_sections
 
     lines = [f"# {title(report)}", "", *_md(columns(report), rows(report), LEFT), ""]
     for name, cols, body in latency_sections(report):
@@ -185,6 +186,8 @@ def markdown(report: CompareReport) -> str:
         ]
     for name, cols, body in env_sections(report):
         lines += [f"## {name}", "", *_md(cols, body, (*LEFT, "environment", "interpreter")), ""]
+    for name, cols, body in variant_sections(report):
+        lines += [f"## {name}", "", *_md(cols, body, (*LEFT, "variant", "variables")), ""]
     return "\n".join([*lines, *(f"- {line}" for line in notes(report)), ""])
 
 
@@ -340,6 +343,7 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
         from harness.output.env_report import env_chart
         from harness.output.latency_report import hockey_chart, p99_chart
         from harness.output.memory_report import memory_chart
+        from harness.output.variant_report import variant_chart
 
         for drawn in (
             overhead_chart(report, out / "overhead.png"),
@@ -347,6 +351,7 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
             p99_chart(report, out / "p99.png"),
             memory_chart(report, out / "memory.png"),
             env_chart(report, out / "environments.png"),
+            variant_chart(report, out / "variants.png"),
         ):
             if drawn is not None:
                 files.append(drawn)

@@ -11,30 +11,16 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from harness.machine.environment import FRAMEWORKS
-from harness.measure.registry import get_measure
-from harness.measure.stats import Estimate
+from harness.output.axis_report import axis_body, axis_chart, axis_columns
 from targets.server_table import server_packages
 
 if TYPE_CHECKING:
-    from harness.measure.measure import Measure
     from harness.measure.report import CompareReport
 
 LEFT = ("set", "environment", "versions")
 SHOWN_PACKAGES = tuple(
     dict.fromkeys((*FRAMEWORKS, *server_packages()))
 )  # the versions the table of environments shows
-
-
-def _measures(report: CompareReport) -> list[Measure]:
-    return [m for name in report.measures if (m := get_measure(name)).in_table]
-
-
-def _est(e: Estimate | None, digits: int) -> str:
-    return e.format(digits) if e else "—"
-
-
-def _change(e: Estimate | None, digits: int) -> str:
-    return e.format_change(digits) if e else "—"
 
 
 def environments(report: CompareReport) -> list[dict[str, Any]]:
@@ -69,28 +55,13 @@ def env_title(report: CompareReport) -> str:
 
 
 def env_columns(report: CompareReport) -> tuple[str, ...]:
-    measures = _measures(report)
-    return (
-        "set", "environment",
-        *(f"{m.per_unit} ({m.short})" for m in measures),
-        *(f"change {m.unit} ({m.short})" for m in measures),
-        "rounds",
-    )  # fmt: skip
+    return axis_columns(report, "environment")
 
 
 def env_rows(report: CompareReport) -> list[list[str]]:
     """Each contender in each environment: its cost, and its change from the first
     environment's, paired round by round."""
-    measures = _measures(report)
-    return [
-        [
-            row.name, row.python,
-            *(_est(row.entry.cost(m.name), m.digits) for m in measures),
-            *(_change(row.difference(m.name), m.digits) for m in measures),
-            str(len(row.entry.ok_rounds)),
-        ]
-        for row in report.env_rows
-    ]  # fmt: skip
+    return axis_body(report, report.env_rows)
 
 
 def python_rows(report: CompareReport) -> list[list[str]]:
@@ -132,55 +103,14 @@ def env_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list
 
 def env_chart(report: CompareReport, path: Path) -> Path | None:
     """Each contender's headline cost in each environment, side by side, with 95% error bars."""
-    rows = report.env_rows
-    if not rows:
-        return None
-    import matplotlib.pyplot as plt
-
-    from harness.output.charts import COLORS, chart_style, literal, save_figure, titles
-
-    measure = report.headline
-    names = list(dict.fromkeys(row.name for row in rows))
-    pythons = list(report.pythons)
-    with chart_style():
-        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.6))
-        width = 0.8 / len(pythons)
-        for k, python in enumerate(pythons):
-            xs, ys, errors = [], [], []
-            for i, name in enumerate(names):
-                row = next((r for r in rows if r.name == name and r.python == python), None)
-                cost = row.entry.cost(measure.name) if row else None
-                if cost is None:
-                    continue
-                xs.append(i + (k - (len(pythons) - 1) / 2) * width)
-                ys.append(cost.median)
-                change = row.difference(measure.name) if row else None
-                if change is not None:  # the change from the first environment, over its bar
-                    said = change.format_change(measure.digits, not_significant=" (n.s.)")
-                    ax.annotate(said, (xs[-1], cost.high or cost.median), xytext=(0, 3),
-                                textcoords="offset points", ha="center", fontsize=7)  # fmt: skip
-                low = cost.median - cost.low if cost.low is not None else 0.0
-                errors.append((low, cost.high - cost.median if cost.high is not None else 0.0))
-            ax.bar(xs, ys, width, color=COLORS[k % len(COLORS)], alpha=0.85,
-                   label=literal(python), yerr=list(zip(*errors, strict=True)) if errors else None,
-                   capsize=4, error_kw={"elinewidth": 1, "ecolor": "#333333"})  # fmt: skip
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels([literal(n) for n in names], fontsize=8,
-                           rotation=30 if len(names) > 5 else 0,
-                           ha="right" if len(names) > 5 else "center")  # fmt: skip
-        ax.set_ylabel(f"{measure.unit} per request")
-        differing = differing_packages(report)
-        said = (
-            "; ".join(f"{one['name']}: {versions_said(one, differing)}"
-                      for one in environments(report))
-            if differing
-            else "the same versions and start-up hooks in each"
-        )  # fmt: skip
-        titles(
-            ax,
-            f"{measure.title} per environment",
-            literal(f"median of the rounds, error bars: 95% interval; {said}"),
-        )
-        ax.legend(fontsize=8, frameon=False)
-        fig.tight_layout()
-        return save_figure(fig, path)
+    differing = differing_packages(report)
+    said = (
+        "; ".join(f"{one['name']}: {versions_said(one, differing)}"
+                  for one in environments(report))
+        if differing
+        else "the same versions and start-up hooks in each"
+    )  # fmt: skip
+    return axis_chart(
+        report, report.env_rows, report.pythons, f"{report.headline.title} per environment",
+        said, path,
+    )  # fmt: skip

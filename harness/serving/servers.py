@@ -286,7 +286,12 @@ def start_server(
         handle, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
         stderr_path = Path(name)
         stdout = stderr = handle
-    env = {**os.environ, **app_environment(config), **environment_for(settings.python)}
+    env = {
+        **os.environ,
+        **dict(settings.env),  # a variant's; the harness's own variables below always win
+        **app_environment(config),
+        **environment_for(settings.python),
+    }
     env["PYTHONUNBUFFERED"] = "1"
     try:
         process = subprocess.Popen(

@@ -34,6 +34,8 @@ class ServeSettings:
     # The interpreter the server runs in (a virtualenv's python: harness.serving.pythons); None:
     # the harness's own.
     python: str | None = None
+    # Environment variables the server runs with: a variant's (harness.serving.variants).
+    env: tuple[tuple[str, str], ...] = ()
 
     def replace(self, **changes: object) -> ServeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,61 @@
+"""What a compare across variants adds to its report: the variants (their variables, secrets
+redacted), each contender in each variant against the first, in every measure, and
+variants.png, each contender's headline cost per variant with its interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from harness.output.axis_report import axis_body, axis_chart, axis_columns
+
+if TYPE_CHECKING:
+    from harness.measure.report import CompareReport
+
+VARIANT_COLUMNS = ("variant", "variables")
+LEFT = ("set", "variant", "variables")
+
+
+def variants(report: CompareReport) -> list[dict[str, Any]]:
+    return list(report.settings.get("variants") or [])
+
+
+def _variables(one: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (one.get("env") or {}).items()) or "nothing set"
+
+
+def variant_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
+    """The report's sections for its variants: what each sets, and the comparison."""
+    if not report.variant_rows:
+        return []
+    first = report.variants[0]
+    return [
+        ("the variants", VARIANT_COLUMNS, [[v["name"], _variables(v)] for v in variants(report)]),
+        (
+            f"variants, each against {first}",
+            axis_columns(report, "variant"),
+            axis_body(report, report.variant_rows),
+        ),
+    ]
+
+
+def variant_tables(report: CompareReport) -> list[Table]:
+    tables = []
+    for title, columns, body in variant_sections(report):
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in LEFT else "right")
+        for row in body:
+            table.add_row(*row)
+        tables.append(table)
+    return tables
+
+
+def variant_chart(report: CompareReport, path: Path) -> Path | None:
+    said = "; ".join(f"{v['name']}: {_variables(v)}" for v in variants(report))
+    return axis_chart(
+        report, report.variant_rows, report.variants, f"{report.headline.title} per variant",
+        said, path,
+    )  # fmt: skip
