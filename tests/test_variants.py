@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -128,3 +129,24 @@ def test_a_variant_the_server_fails_on_fails_its_rounds_naming_it(tmp_path: Path
     assert by_variant["ok"]["rounds"][0]["status"] == "ok"  # the other variant's rounds kept
     failed = by_variant["bad"]["rounds"][0]
     assert failed["status"] == "failed" and "variant bad: FAIL_AT_START=1" in failed["reason"]
+
+
+@pytest.mark.slow
+def test_profile_takes_variants_one_profile_each(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, [
+        "profile", "--app", APP, "--duration", "1s", "--lead-in", "0.5s", "-d", str(tmp_path),
+        "--variant", "off:", "--variant", f"on:WORK_US={WORK_US}",
+        "--variant", "on:SENTRY_DSN=https://k@127.0.0.1/1",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    off = json.loads((tmp_path / "off" / "configured-none.json").read_text())
+    on = json.loads((tmp_path / "on" / "configured-none.json").read_text())
+    assert off["settings"]["env"] == {}
+    assert on["settings"]["env"] == {"WORK_US": str(WORK_US), "SENTRY_DSN": REDACTED}
+
+    # the app's own lines run most samples where the variant turned its spin on, few where not
+    def app_share(profile: dict[str, Any]) -> float:
+        return sum(r["flat_pct"] for r in profile["top"] if r["file"].endswith("configured.py"))
+
+    assert app_share(on) > 50 > app_share(off) * 2, (app_share(on), app_share(off))
+    assert on["wrk"]["qps"] < off["wrk"]["qps"]

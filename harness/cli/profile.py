@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -25,10 +26,12 @@ from harness.cli.params import (
     python_option,
     server_option,
     stack_option,
+    variant_option,
     worker_class_option,
     wrk_option,
 )
 from harness.cli.settings import cpu_plan, load_settings, serve_settings
+from harness.load.settings import LoadSettings
 from harness.output.profile_report import write_profile
 from harness.profiling.profile import (
     DEFAULT_CONNECTIONS,
@@ -39,7 +42,9 @@ from harness.profiling.profile import (
     profile,
 )
 from harness.profiling.pyspy import ENV_PY_SPY
-from targets.table import TARGETS
+from harness.serving.settings import ServeSettings
+from harness.serving.variants import parse_variants
+from targets.table import TARGETS, Target
 
 
 @click.command("profile")
@@ -62,6 +67,7 @@ from targets.table import TARGETS
 )
 @server_option()
 @python_option()
+@variant_option
 @worker_class_option(note="; gthread keeps connections alive")
 @click.option(
     "--duration",
@@ -134,10 +140,30 @@ def profile_command(connections: int, **options: Any) -> None:
     serve = serve_settings(options, cpus)
     options["levels"] = (connections,)
     load = load_settings(options, cpus, request=chosen.request, defaults=PROFILE_LOAD)
+    variants = parse_variants(options.pop("variants")) or (None,)
+    out_dir = Path(options.pop("out_dir"))
+    for variant in variants:
+        if variant is not None:
+            console.print(f"variant {variant.name}: {variant.describe()}", soft_wrap=True)
+        _profile_one(
+            chosen.targets[0], chosen.sets[0],
+            serve.replace(env=variant.env) if variant else serve, load,
+            out_dir / variant.name if variant and len(variants) > 1 else out_dir, options,
+        )  # fmt: skip
+
+
+def _profile_one(
+    target: str | Target,
+    stack: tuple[str, ...],
+    serve: ServeSettings,
+    load: LoadSettings,
+    out_dir: Path,
+    options: dict[str, Any],
+) -> None:
     width = console.width if sys.stdout.isatty() else None
     try:
         result = profile(
-            target=chosen.targets[0], stack=chosen.sets[0], serve=serve, load=load,
+            target=target, stack=stack, serve=serve, load=load, out_dir=out_dir,
             echo=lambda line: console.print(line, soft_wrap=True), **options,
         )  # fmt: skip
     except KeyboardInterrupt:

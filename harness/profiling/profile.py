@@ -188,6 +188,7 @@ class ProfilePlan:
             "log_output": serve.log_output,
             "server": self.serving.name,
             "worker_class": self.serving.worker_class,
+            "env": serve.to_dict()["env"],  # a variant's variables, secrets redacted
         }
 
 

@@ -41,7 +41,9 @@ class ServeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        from harness.serving.variants import redacted
+
+        return {**dataclasses.asdict(self), "env": {k: redacted(k, v) for k, v in self.env}}
 
 
 DEFAULT_SERVE = ServeSettings()
