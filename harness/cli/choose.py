@@ -214,6 +214,25 @@ def describe_app_choice(info: AppInfo) -> None:
     )
     for note in info.untoggled:
         console.print(f"not toggled: {note}", soft_wrap=True, markup=False)
+    for line in instrumentation_notes(info):
+        console.print(line, soft_wrap=True, markup=False)
+
+
+def instrumentation_notes(info: AppInfo) -> list[str]:
+    """What the app runs with that is not a layer (Sentry, OpenTelemetry's instrumentors), one
+    line each, and how to measure it: -m cannot take it away, a variant can."""
+    lines = []
+    for found in info.instrumentation:
+        version = info.imports.get(found["package"])
+        package = f"{found['package']} {version}" if version else found["package"]
+        lines.append(f"not a layer: {found['name']} ({package}): {found['detail']}")
+    if lines:
+        lines.append(
+            "instrumentation that patches the app from outside stays whatever -m says: measure "
+            "it as a variant, the app configured without it (--variant NAME:KEY=VALUE sets the "
+            "variables it reads; on compare, profile and micro)"
+        )
+    return lines
 
 
 def check_extras(

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from harness.cli.choose import app_options, load_app
+from harness.cli.choose import app_options, instrumentation_notes, load_app
 from harness.cli.console import console
 from harness.cli.errors import one_line_errors
 from targets.server_table import servers_for
@@ -54,6 +54,7 @@ def layers(app: str | None, factory: bool, app_dir: str, as_json: bool) -> None:
             "compared_with": raw.name,
             "layers": [dict(layer) for layer in info.layers],
             "untoggled": list(info.untoggled),
+            "instrumentation": list(info.instrumentation),
         }
         click.echo(json.dumps(found, indent=2))
         return
@@ -75,6 +76,8 @@ def layers(app: str | None, factory: bool, app_dir: str, as_json: bool) -> None:
         console.print("details shortened to their first arguments: --json has them whole")
     for note in info.untoggled:
         console.print(f"not toggled: {note}", soft_wrap=True, markup=False)
+    for line in instrumentation_notes(info):
+        console.print(line, soft_wrap=True, markup=False)
     if not info.layers:
         console.print("no layers found: -m can add spin:N or a middleware by import path")
     else:

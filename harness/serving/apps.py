@@ -32,6 +32,9 @@ class AppInfo:
     # The distributions the app imported, with their versions, in the environment it was
     # described in.
     imports: dict[str, str] = field(default_factory=dict)
+    # Instrumentation that patches the app from outside, not a layer (Sentry, OpenTelemetry's
+    # instrumentors): {name, package, detail} each.
+    instrumentation: tuple[dict[str, str], ...] = field(default=())
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -83,6 +86,7 @@ def describe_app(
         layers=tuple(data["layers"]),
         untoggled=tuple(data["untoggled"]),
         imports=dict(data.get("imports") or {}),
+        instrumentation=tuple(data.get("instrumentation") or ()),
     )
 
 

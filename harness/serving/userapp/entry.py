@@ -26,6 +26,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from harness.serving.userapp import instrumentation
 from harness.serving.userapp.interface import is_aiohttp_app, qualified
 from harness.serving.userapp.layers import Stack
 from harness.serving.userapp.spec import (
@@ -148,6 +149,7 @@ def describe(spec: AppSpec, extras: Sequence[str] = ()) -> dict[str, Any]:
         "framework": qualified(stack.framework),
         "layers": [vars(layer) for layer in stack.layers()],
         "untoggled": stack.untoggled(),
+        "instrumentation": instrumentation.found(),
         "imports": imported_distributions(),
     }
     for name in extras:
