@@ -14,6 +14,7 @@ what is not an instruction of the serving processes.
 
 `instructions-perf` reads the same from the CPU's counters (`perf stat -e instructions:u`) at
 native speed, where the host has a PMU; a VM without one is told so, and pointed to callgrind.
+The perf it runs is $HARNESS_PERF when set (another build, a wrapper), else perf on PATH.
 """
 
 from __future__ import annotations
@@ -109,12 +110,22 @@ def _dump_dir(server: RunningServer) -> Path:
 # ---------------------------------------------------------------------------------------------
 # The CPU's own counter, where there is one
 
+ENV_PERF = "HARNESS_PERF"
+
+
+def find_perf() -> str | None:
+    """The perf to run, as a path: $HARNESS_PERF when set, else perf on PATH; None if neither
+    can be run."""
+    return shutil.which(os.environ.get(ENV_PERF) or "perf")
+
 
 def pmu_problem() -> str | None:
     """Why `perf stat -e instructions:u` cannot count here, or None when it can. perf exits 0
     even when the event is not supported: what it prints says."""
-    perf = shutil.which("perf")
+    perf = find_perf()
     if perf is None:
+        if os.environ.get(ENV_PERF):
+            return f"${ENV_PERF} is not a perf that can be run ({os.environ[ENV_PERF]!r})"
         return "perf is not installed (Debian's linux-perf)"
     try:
         done = subprocess.run(
@@ -165,7 +176,8 @@ class PerfInstructions(CallgrindInstructions):
             handle, name = tempfile.mkstemp(prefix="mwbench-perf-", suffix=".csv")
             os.close(handle)
             output = Path(name)
-            command = ["perf", "stat", "-x,", "-e", "instructions:u", "-o", str(output), "-p",
+            perf = find_perf() or "perf"  # check() found it before any round
+            command = [perf, "stat", "-x,", "-e", "instructions:u", "-o", str(output), "-p",
                        ",".join(map(str, serving))]  # fmt: skip
             counting = subprocess.Popen(
                 dies_with_us(command, signal.SIGKILL), stdin=subprocess.DEVNULL
