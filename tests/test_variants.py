@@ -150,3 +150,23 @@ def test_profile_takes_variants_one_profile_each(tmp_path: Path) -> None:
 
     assert app_share(on) > 50 > app_share(off) * 2, (app_share(on), app_share(off))
     assert on["wrk"]["qps"] < off["wrk"]["qps"]
+
+
+@pytest.mark.slow
+def test_micro_runs_each_variant_in_its_own_process(tmp_path: Path) -> None:
+    out = tmp_path / "micro.json"
+    args = ["micro", "--app", APP, "-m", "none", "-r", "3", "-n", "200"]
+    result = CliRunner().invoke(main, [
+        *args, "--json", str(out), "--variant", "off:", "--variant", "on:WORK_US=50",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["schema"] == "mwbench.micro-variants" and list(data["reports"]) == ["off", "on"]
+    cost = {name: r["targets"][0]["sets"][0]["us_per_request"]["median"]
+            for name, r in data["reports"].items()}  # fmt: skip
+    assert cost["on"] - cost["off"] > 25, cost  # the variable was read by the app, in-process
+    failed = CliRunner().invoke(
+        main, [*args, "--variant", "ok:", "--variant", "bad:FAIL_AT_START=1"]
+    )
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert "variant bad (FAIL_AT_START=1)" in failed.output

@@ -10,7 +10,14 @@ import click
 
 from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.errors import one_line_errors
-from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
+from harness.cli.params import (
+    CountOrAuto,
+    LogOutput,
+    Number,
+    TargetList,
+    sets_option,
+    variant_option,
+)
 from harness.load.files import write_atomic
 from harness.measure.micro import (
     CLOCKS,
@@ -93,6 +100,7 @@ from harness.measure.micro import (
     default=None,
     help="Also write the results, with every repeat and the environment, as JSON.",
 )
+@variant_option
 @one_line_errors
 def micro_command(
     json_path: Path | None, route: str, max_leak: float | None, **options: Any
@@ -115,7 +123,12 @@ def micro_command(
     from harness.measure.micro import micro, spin_checks
     from harness.output.calibration import check_table
     from harness.output.micro_report import allocation_table, notes, rich_table
+    from harness.serving.variants import parse_variants
 
+    variants = parse_variants(options.pop("variants"))
+    if variants:
+        _across_variants(variants, json_path, options)
+        return
     report = micro(echo=console.print, **options)
     console.print(rich_table(report))
     allocations = allocation_table(report)
@@ -142,3 +155,28 @@ def micro_command(
             raise click.ClickException(
                 f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
             )
+
+
+def _across_variants(variants: Any, json_path: Path | None, options: dict[str, Any]) -> None:
+    """micro in each variant's own process, then each set against the first variant."""
+    from harness.cli.console import console
+    from harness.measure.micro.variants import micro_variants, variant_costs
+    from harness.output.micro_report import variant_table
+
+    reports = micro_variants(variants, echo=console.print, **options)
+    console.print(variant_table(variant_costs(reports), reports))
+    console.print(
+        "Each variant ran in its own process (an app reads its configuration when imported): "
+        "the change is Welch's over the repeats of two processes, so a difference of a few "
+        "tenths of a µs may be the process's own (its memory layout), not the variant's.",
+        soft_wrap=True,
+    )
+    if json_path is not None:
+        if json_path.parent != Path():
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "schema": "mwbench.micro-variants", "version": 1,
+            "variants": [v.to_dict() for v in variants], "reports": reports,
+        }  # fmt: skip
+        write_atomic(json_path, json.dumps(data, indent=2) + "\n")
+        console.print(f"wrote {json_path}")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.table import Table
 
 from harness.measure.micro import EXCLUDED, INCLUDED, MicroReport
 from harness.measure.micro.report import SetResult, TargetResult
+from harness.measure.micro.variants import VariantCost
 from harness.measure.stats import Estimate
 from harness.profiling.attribution import module_path
 
@@ -122,4 +125,25 @@ def allocation_table(report: MicroReport) -> Table | None:
                 delta, f"{a.retained:,.0f}", "LEAKING" if a.leaking else "no",
                 layer_shares(one, s),
             )  # fmt: skip
+    return table
+
+
+def variant_table(rows: list[VariantCost], reports: dict[str, dict[str, Any]]) -> Table:
+    """Each set in each variant, and its change from the first variant (Welch)."""
+    unit = next(iter(reports.values()))["unit"].removesuffix("_per_request").replace("us", "µs")
+    digits = 0 if unit == "instructions" else 3
+    first = next(iter(reports))
+    table = Table(title=f"in-process cost per request ({unit}) per variant, against {first}")
+    for column in ("target", "set", "variant", f"{unit}/request", "change", "95% CI"):
+        table.add_column(
+            column, justify="left" if column in ("target", "set", "variant") else "right"
+        )
+    for row in rows:
+        change = row.change
+        mark = "" if change is None or change.significant else " (n.s.)"
+        table.add_row(
+            row.target, row.set_name, row.variant, row.cost.format(digits),
+            f"{change.median:+,.{digits}f}{mark}" if change else "—",
+            _ci(change, digits) if change else "",
+        )  # fmt: skip
     return table

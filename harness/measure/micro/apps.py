@@ -47,7 +47,8 @@ def build_app(target: Target, stack: tuple[str, ...], log_output: str) -> Any:
             spec = AppSpec(target.app, target.factory, target.app_dir)
             keep = [name for name in stack if name not in extras]
             app = entry.build(spec, keep, extras, fresh=True)
-            if is_coroutine_function(app):
+            # An async function is an ASGI app as it is, unless it was named as a factory.
+            if target.factory and is_coroutine_function(app):
                 raise MicroError(f"{target.app} is an async factory: micro needs the app itself")
             return app
         module = importlib.import_module(target.module)
