@@ -42,6 +42,23 @@ class Entry:
     path: str  # the dotted path in MIDDLEWARE
     capability: str  # "sync+async", "sync only", "async only"
     bases: tuple[str, ...] = field(default=())
+    # Its sync hooks (process_request, ...): under ASGI Django runs each in a thread, even for a
+    # sync+async class (MiddlewareMixin's __acall__ wraps them in sync_to_async).
+    sync_hooks: tuple[str, ...] = field(default=())
+
+
+HOOKS = ("process_request", "process_view", "process_exception", "process_template_response",
+         "process_response")  # fmt: skip
+
+
+def sync_hooks(mw: Any) -> tuple[str, ...]:
+    from asgiref.sync import iscoroutinefunction
+
+    return tuple(
+        h
+        for h in HOOKS
+        if callable(getattr(mw, h, None)) and not iscoroutinefunction(getattr(mw, h))
+    )
 
 
 def capability(mw: Any) -> str:
@@ -62,7 +79,7 @@ def entries() -> list[Entry]:
         # Its bases, as layers.bases_of spells them (MiddlewareMixin: a profile shares its code).
         mro = mw.__mro__[1:-1] if isinstance(mw, type) else ()
         bases = tuple(f"{k.__module__}:{k.__name__}" for k in mro)
-        found.append(Entry(name_of(mw), path, capability(mw), bases))
+        found.append(Entry(name_of(mw), path, capability(mw), bases, sync_hooks(mw)))
     return found
 
 
@@ -74,6 +91,9 @@ def detail(entry: Entry, interface: Interface) -> str:
         adapted = ": Django runs it in a thread (sync_to_async)"
     elif interface == "wsgi" and entry.capability == "async only":
         adapted = ": Django runs it in an event loop (async_to_sync)"
+    elif interface == "asgi" and entry.sync_hooks:
+        hooks = ", ".join(h.removeprefix("process_") for h in entry.sync_hooks)
+        adapted = f", but its sync hooks run in a thread each ({hooks})"
     return f"{entry.capability}{adapted}; {entry.path}"
 
 
