@@ -16,6 +16,7 @@ from harness.cli.params import (
     Levels,
     LogOutput,
     Number,
+    Shard,
     TargetList,
     duration_option,
     out_dir_option,
@@ -155,6 +156,13 @@ if TYPE_CHECKING:
     default=None,
     help="With --measure memory: kill a server whose RSS passes this (512MiB, 2GiB), and fail "
     "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
+)
+@click.option(
+    "--shard",
+    type=Shard(),
+    default=None,
+    help="Measure only the K-th of N shares of the sets (each with what it is measured "
+    "against), for a CI matrix; harness merge joins the shards' compare.json.",
 )
 @click.option(
     "--charts/--no-charts",

@@ -15,6 +15,7 @@ from harness.cli.diff import diff_command
 from harness.cli.env import env_command
 from harness.cli.lab import lab
 from harness.cli.layers import layers
+from harness.cli.merge import merge_command
 from harness.cli.micro import micro_command
 from harness.cli.profile import profile_command
 from harness.cli.run import run
@@ -49,8 +50,8 @@ def main() -> None:
 
 
 for command in (
-    targets, layers, serve, run, diff_command, compare, profile_command, micro_command,
-    calibrate_command, demo, system, env_command, lab,
+    targets, layers, serve, run, diff_command, compare, merge_command, profile_command,
+    micro_command, calibrate_command, demo, system, env_command, lab,
 ):  # fmt: skip
     main.add_command(command)
 

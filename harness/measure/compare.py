@@ -303,6 +303,7 @@ def compare(
     slo: Slo | None = None,
     pythons: Sequence[Python | str] = (),
     variants: Sequence[Variant] = (),
+    shard: tuple[int, int] | None = None,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved, and return the report
@@ -321,7 +322,9 @@ def compare(
     contender against the same one in the first environment (`report.env_rows`); each is
     checked for what it serves before any load. `variants` (harness.serving.variants: a name
     and environment variables) serve every contender with each variant's variables, an axis
-    the same way (`report.variant_rows`). `measures` (harness.measure.registry) are
+    the same way (`report.variant_rows`). `shard` (K, N) measures the K-th of N shares of the
+    sets, each with what it is measured against, for a CI matrix (harness.measure.merge joins
+    them). `measures` (harness.measure.registry) are
     what each round reads, the first the headline: the one precision and the findings use.
 
     With `precision`, rounds go on past `repeat` (at least 3) until every set's 95% half-width
@@ -337,7 +340,7 @@ def compare(
         targets=targets, sets=sets, serve=serve, load=load, servers=servers, baseline=baseline,
         repeat=repeat, measures=measures, precision=precision, gate=gate, ceiling=ceiling,
         ceiling_qps=ceiling_qps, tune=tune, out_dir=out_dir, slo=slo, pythons=pythons,
-        variants=variants,
+        variants=variants, shard=shard,
     )  # fmt: skip
     return run_compare(plan, echo=echo)
 

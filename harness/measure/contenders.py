@@ -289,3 +289,26 @@ def link(entries: list[Entry]) -> list[Entry]:
 def _where(entry: Entry) -> tuple[str | None, str | None, str]:
     """Where an entry ran: its variant, its environment and its server."""
     return entry.contender.variant, entry.contender.python, entry.server
+
+
+def shard_of(chosen: list[Contender], index: int, count: int) -> list[Contender]:
+    """The contenders of shard `index` of `count` (from 1): every count-th set in table order,
+    with what each is measured against (its `none`, the raw baseline, on its own server, in its
+    own environment and variant), so that every overhead is paired within one shard."""
+    entries = link([Entry(c, "", [], c.server or "") for c in chosen])
+    sets = [e for e in entries if e.contender.role == "set"]
+    keep: set[Contender] = set()
+    for entry in sets[index - 1 :: count]:
+        for one in (entry, entry.reference, entry.baseline, *_below(entry)):
+            if one is not None:
+                keep.add(one.contender)
+    return [c for c in chosen if c in keep]
+
+
+def _below(entry: Entry) -> list[Entry]:
+    """What `entry`'s reference is measured against, and so on down to the raw baseline."""
+    found, one = [], entry.reference
+    while one is not None and one.reference is not None:
+        found.append(one.reference)
+        one = one.reference
+    return found

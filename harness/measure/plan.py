@@ -20,7 +20,7 @@ from harness.load.plan import check_levels, check_out_dir
 from harness.load.settings import LoadSettings
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import CpuPlan
-from harness.measure.contenders import Contender, Entry, contenders, link
+from harness.measure.contenders import Contender, Entry, contenders, link, shard_of
 from harness.measure.environments import check_pythons
 from harness.measure.gate import Gate
 from harness.measure.measure import Measure
@@ -64,6 +64,10 @@ class ComparePlan:
     slo: Slo | None = None  # find each set's capacity within it (open model)
     pythons: tuple[PythonInfo, ...] = ()  # the environment axis; (): the harness's own Python
     variants: tuple[Variant, ...] = ()  # the variant axis; (): the environment as it is
+    # With a shard (index, count): the contenders of the whole compare, which its labels and
+    # its order are of; this plan measures its share of them (harness.measure.contenders.shard).
+    shard: tuple[int, int] | None = None
+    whole: tuple[Contender, ...] = ()
 
     @property
     def headline(self) -> Measure:
@@ -132,16 +136,21 @@ class ComparePlan:
         return any(m.timed for m in self.measures)
 
     def entries(self) -> list[Entry]:
-        multi_target = len({c.target.name for c in self.contenders if c.role == "set"}) > 1
+        return link([Entry(c, self.label(c), [], self.serving[c].name) for c in self.contenders])
+
+    def shard_dict(self) -> dict[str, Any] | None:
+        """Which share of the whole compare this is, and the whole's order, for the merge."""
+        if self.shard is None:
+            return None
+        index, count = self.shard
+        return {"index": index, "count": count, "order": [self.label(c) for c in self.whole]}
+
+    def label(self, contender: Contender) -> str:
+        """`contender`'s label, as the whole compare names it (a shard's are the same)."""
+        everyone = self.whole or self.contenders
+        multi_target = len({c.target.name for c in everyone if c.role == "set"}) > 1
         multi_server, multi_python = len(self.servers) > 1, len(self.pythons) > 1
-        multi_variant = len(self.variants) > 1
-        return link(
-            [
-                Entry(c, c.label(multi_target, multi_server, multi_python, multi_variant), [],
-                      self.serving[c].name)
-                for c in self.contenders
-            ]
-        )  # fmt: skip
+        return contender.label(multi_target, multi_server, multi_python, len(self.variants) > 1)
 
     def settings(self) -> dict[str, Any]:
         """What the report records of how it was measured."""
@@ -161,6 +170,7 @@ class ComparePlan:
             "servers": list(self.servers) or None,
             "pythons": [info.to_dict() for info in self.pythons] or None,
             "variants": [variant.to_dict() for variant in self.variants] or None,
+            "shard": self.shard_dict(),
             "pinning": CpuPlan(serve.cpus, load.cpus).describe(),
             "server_cpus": list(serve.cpus) if serve.cpus else None,
             "wrk_cpus": list(load.cpus) if load.cpus else None,
@@ -211,6 +221,7 @@ def plan_compare(
     slo: Slo | None = None,
     pythons: Sequence[Python | PythonInfo | str] = (),
     variants: Sequence[Variant] = (),
+    shard: tuple[int, int] | None = None,
 ) -> ComparePlan:
     """Check and resolve a compare (harness.measure.compare.compare says what each keyword
     does): UsageError, WrkError or OutputError before a single server starts."""
@@ -261,6 +272,9 @@ def plan_compare(
     chosen = contenders(targets, sets, baseline, list(axis) or [None],
                         [p.name for p in environments] or [None],
                         [v.name for v in variants] or [None])  # fmt: skip
+    whole = tuple(chosen)
+    if shard is not None:
+        chosen = _shard(chosen, *shard)
     check_levels(load.levels)
     check_out_dir(Path(out_dir))
     resolve_wrk(load.wrk)
@@ -268,7 +282,20 @@ def plan_compare(
         tuple(chosen), {}, serve, load, chosen_measures, Path(out_dir), repeat, axis,
         precision, gate, ceiling, ceiling_qps, tune, slo,
     )  # fmt: skip
-    plan = dataclasses.replace(plan, variants=tuple(variants))
+    plan = dataclasses.replace(
+        plan, variants=tuple(variants), shard=shard, whole=whole if shard else ()
+    )
     serving = _serving(chosen, plan)
     checked = known if len(known) == len(pythons) else check_pythons(environments, serving)
     return dataclasses.replace(plan, serving=serving, pythons=checked)
+
+
+def _shard(chosen: list[Contender], index: int, count: int) -> list[Contender]:
+    sets = sum(1 for c in chosen if c.role == "set")
+    if not 1 <= index <= count:
+        raise UsageError(f"shard {index}/{count}: K must be from 1 to {count}", param="shard")
+    if count > sets:
+        raise UsageError(
+            f"{count} shards for {sets} set(s): at most {sets}, one set a shard", param="shard"
+        )
+    return shard_of(chosen, index, count)
