@@ -143,7 +143,7 @@ def test_compare_across_environments_finds_the_patched_module(
     ]  # fmt: skip
     # Each environment against its own raw baseline; across, each against the first's.
     assert report.find("slower:none").reference.label == "slower:raw-asgi:none"  # type: ignore[union-attr]
-    rows = {(row.name, row.python): row for row in report.env_rows}
+    rows = {(row.name, row.value): row for row in report.env_rows}
     framework = rows[("none", "slower")].difference("cpu")
     raw = rows[("raw-asgi:none", "slower")].difference("cpu")
     assert framework is not None and raw is not None

@@ -96,3 +96,23 @@ def test_two_shards_merge_into_one_compare(tmp_path: Path) -> None:
     unsharded["settings"]["shard"] = None
     (tmp_path / "o" / "compare.json").write_text(json.dumps(unsharded))
     assert "is not a shard" in refused(shards[0], tmp_path / "o" / "compare.json")
+
+    # The CI's comment: the merged run against a baseline, as Markdown, gated both ways
+    base = tmp_path / "m" / "compare.json"
+    gate = ["--format", "markdown", "--max-regression", "5%", "-d", str(tmp_path / "d")]
+    same = CliRunner().invoke(main, ["diff", str(base), str(base), *gate])
+    assert same.exit_code == 0, same.output
+    assert same.output.startswith("**mwbench: no regression over the gate** (+5%)")
+    assert "| secure | overhead |" in same.output and "<details>" in same.output
+    slower = json.loads(base.read_text())
+    for entry in slower["sets"]:
+        if entry["name"] == "secure":
+            for one in entry["rounds"]:
+                one["values"]["cpu"] += 50.0
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "compare.json").write_text(json.dumps(slower))
+    worse = CliRunner().invoke(
+        main, ["diff", str(base), str(tmp_path / "slow" / "compare.json"), *gate]
+    )
+    assert worse.exit_code == 1
+    assert worse.output.startswith("**mwbench: 1 regression(s) over the gate** (+5%): secure")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from harness.cli.axes import Shard, variant_option
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.errors import one_line_errors
@@ -16,7 +17,6 @@ from harness.cli.params import (
     Levels,
     LogOutput,
     Number,
-    Shard,
     TargetList,
     duration_option,
     out_dir_option,
@@ -26,7 +26,6 @@ from harness.cli.params import (
     server_options,
     sets_option,
     tune_option,
-    variant_option,
     warmup_option,
     wrk_option,
 )

@@ -39,9 +39,23 @@ def is_compare_report(path: Path) -> bool:
     "is above this and the rounds tell it from zero (5us; a bare number in the measure's unit; "
     "2% of A's value).",
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "markdown"]),
+    default="table",
+    show_default=True,
+    help="Two compare.json: markdown prints a summary fit for a pull request's comment or a CI "
+    "job's summary (the verdict, the headline's table, the rest folded) instead of the tables.",
+)
 @one_line_errors
 def diff_command(
-    a: Path, b: Path, out_dir: Path, charts: bool, max_regression: Quantity | None
+    a: Path,
+    b: Path,
+    out_dir: Path,
+    charts: bool,
+    max_regression: Quantity | None,
+    output_format: str,
 ) -> None:
     """Diff two results: two sweeps (.dat, including the original script's, or .json): a table
     of the change per concurrency level, and A_B.qps.ttlb.diff.png + A_B.successrate.diff.png;
@@ -53,17 +67,21 @@ def diff_command(
     if any(compares):
         if not all(compares):
             raise UsageError("give two compare.json or two sweeps (.dat or .json), not one of each")
-        _diff_compares(a, b, out_dir, max_regression)
+        _diff_compares(a, b, out_dir, max_regression, markdown=output_format == "markdown")
         return
+    if output_format == "markdown":
+        raise UsageError("--format markdown is for the diff of two compare.json")
     if max_regression is not None:
         raise UsageError("--max-regression gates the diff of two compare.json, not of two sweeps")
     _diff_sweeps(a, b, out_dir, charts)
 
 
-def _diff_compares(a: Path, b: Path, out_dir: Path, limit: Quantity | None) -> None:
+def _diff_compares(
+    a: Path, b: Path, out_dir: Path, limit: Quantity | None, markdown: bool = False
+) -> None:
     from harness.measure.compare_diff import Regression, diff_compares
     from harness.measure.report import CompareReport
-    from harness.output.compare_diff import notes, rich_tables, write_compare_diff
+    from harness.output.compare_diff import notes, rich_tables, summary, write_compare_diff
 
     before, after = CompareReport.load(a), CompareReport.load(b)
     check_out_dir(out_dir)  # before the tables: a diff is written whole or not at all
@@ -73,12 +91,15 @@ def _diff_compares(a: Path, b: Path, out_dir: Path, limit: Quantity | None) -> N
         value = limit.in_unit_of(headline.unit, "--max-regression")
         gate = Regression(value, headline.name, relative=limit.unit == "%")
     diff = diff_compares(before, after, gate)
-    for table in rich_tables(diff):
-        console.print(table)
-    for line in notes(diff):
-        console.print(line, soft_wrap=True, markup=False)
     files = write_compare_diff(diff, out_dir)
-    console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
+    if markdown:  # stdout is the comment: nothing else on it
+        click.echo(summary(diff), nl=False)
+    else:
+        for table in rich_tables(diff):
+            console.print(table)
+        for line in notes(diff):
+            console.print(line, soft_wrap=True, markup=False)
+        console.print(f"wrote {', '.join(str(f) for f in files)}", soft_wrap=True)
     if diff.regressions:
         raise click.ClickException(
             "regression over --max-regression: " + "; ".join(diff.regression_lines())

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from harness.cli.axes import variant_option
 from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.errors import one_line_errors
 from harness.cli.params import (
@@ -16,7 +17,6 @@ from harness.cli.params import (
     Number,
     TargetList,
     sets_option,
-    variant_option,
 )
 from harness.load.files import write_atomic
 from harness.measure.micro import (

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from harness.cli.axes import variant_option
 from harness.cli.choose import (
     app_options,
     check_python,
@@ -26,7 +27,6 @@ from harness.cli.params import (
     python_option,
     server_option,
     stack_option,
-    variant_option,
     worker_class_option,
     wrk_option,
 )

@@ -229,26 +229,7 @@ def plan_compare(
         raise UsageError("repeat must be at least 1", param="repeat")
     if not targets or not sets:
         raise UsageError("at least one target and one middleware set are needed")
-    chosen_measures = resolve_measures(measures)
-    for measure in chosen_measures:
-        measure.check()
-    procedures = {m.procedure for m in chosen_measures}
-    if len(procedures) > 1:
-        raise UsageError(
-            "these measures need different runs: "
-            + ", ".join(f"{m.name} ({m.procedure})" for m in chosen_measures)
-            + "; measure them in two compares",
-            param="measures",
-        )
-    if slo is not None and "k6" not in procedures:
-        raise UsageError("an SLO is met at an arrival rate: measure latency", param="measures")
-    if (load.rates or load.rate_shares) and "k6" not in procedures:
-        raise UsageError("an arrival rate is the open model's load: measure latency",
-                         param="measures")  # fmt: skip
-    if "k6" in procedures and not (load.rates or load.rate_shares):
-        load = load.replace(rate_shares=DEFAULT_RATE_SHARES)
-    if any(not 0 < r < math.inf for r in (*load.rates, *load.rate_shares)):
-        raise UsageError("a rate must be a finite number more than 0", param="rates")
+    chosen_measures, load = _measures_and_load(measures, load, slo)
     # The headline's first figure (memory's retained bytes; latency's p99, once its rates are
     # resolved: harness.measure.compare).
     headline = (chosen_measures[0].figures(load) or (chosen_measures[0].name,))[0]
@@ -299,3 +280,31 @@ def _shard(chosen: list[Contender], index: int, count: int) -> list[Contender]:
             f"{count} shards for {sets} set(s): at most {sets}, one set a shard", param="shard"
         )
     return shard_of(chosen, index, count)
+
+
+def _measures_and_load(
+    measures: Sequence[str], load: LoadSettings, slo: Slo | None
+) -> tuple[tuple[Measure, ...], LoadSettings]:
+    """The measures, checked on this machine and against each other, and the load they send
+    (the open model's default rate where latency is measured without one)."""
+    chosen = resolve_measures(measures)
+    for measure in chosen:
+        measure.check()
+    procedures = {m.procedure for m in chosen}
+    if len(procedures) > 1:
+        raise UsageError(
+            "these measures need different runs: "
+            + ", ".join(f"{m.name} ({m.procedure})" for m in chosen)
+            + "; measure them in two compares",
+            param="measures",
+        )
+    if slo is not None and "k6" not in procedures:
+        raise UsageError("an SLO is met at an arrival rate: measure latency", param="measures")
+    if (load.rates or load.rate_shares) and "k6" not in procedures:
+        raise UsageError("an arrival rate is the open model's load: measure latency",
+                         param="measures")  # fmt: skip
+    if "k6" in procedures and not (load.rates or load.rate_shares):
+        load = load.replace(rate_shares=DEFAULT_RATE_SHARES)
+    if any(not 0 < r < math.inf for r in (*load.rates, *load.rate_shares)):
+        raise UsageError("a rate must be a finite number more than 0", param="rates")
+    return tuple(chosen), load

@@ -110,6 +110,39 @@ def markdown(diff: CompareDiff) -> str:
     return "\n".join([*lines, *(f"- {line}" for line in notes(diff)), ""])
 
 
+def summary(diff: CompareDiff) -> str:
+    """A pull-request comment: the verdict first, the headline measure's table, the other
+    measures folded away (GitHub's and GitLab's Markdown both render <details>)."""
+    headline, *others = diff.measures
+    regressions = diff.regressions
+    if diff.gate is None:
+        verdict = "**mwbench**: no gate given (`--max-regression`): the changes, for reading."
+    elif regressions:
+        verdict = (f"**mwbench: {len(regressions)} regression(s) over the gate** "
+                   f"({diff.gate.describe(get_measure(diff.gate.measure).unit)}): "
+                   + "; ".join(diff.regression_lines()))  # fmt: skip
+    else:
+        unit = get_measure(diff.gate.measure).unit
+        verdict = f"**mwbench: no regression over the gate** ({diff.gate.describe(unit)})."
+    lines = [verdict, "", f"{title(diff, headline)}", "", *_md_table(diff, headline), ""]
+    if others:
+        lines += ["<details><summary>the other measures</summary>", ""]
+        for measure in others:
+            lines += [f"{title(diff, measure)}", "", *_md_table(diff, measure), ""]
+        lines += ["</details>", ""]
+    lines += [f"<sub>{line}</sub>  " for line in notes(diff)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_table(diff: CompareDiff, measure: str) -> list[str]:
+    return [
+        "| " + " | ".join(COLUMNS[:-1]) + " | verdict |",
+        "|:---|:---|---:|---:|---:|---:|:---|",
+        *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+          for row in rows(diff, measure)),
+    ]  # fmt: skip
+
+
 def write_compare_diff(diff: CompareDiff, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "compare-diff.json", out_dir / "compare-diff.md"]
