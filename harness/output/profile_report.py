@@ -7,24 +7,27 @@ from pathlib import Path
 
 from harness.load.files import write_atomic
 from harness.profiling.attribution import DEFAULT_RULES
-from harness.profiling.collapsed import Frame
+from harness.profiling.collapsed import Frame, total_samples
 from harness.profiling.flamegraph import render_svg
 from harness.profiling.profile import ProfileResult
 from middleware.stack import stack_name
 
 
+def kind_of_frame(frame: Frame) -> str | None:
+    """The kind a frame's colour says (instrumentation, framework, ...); None: no layer."""
+    found = DEFAULT_RULES.claim(frame)
+    return found.owner.kind if found is not None else None
+
+
 def write_profile(result: ProfileResult) -> list[Path]:
     """NAME.svg (the flame graph, frames coloured by kind) and NAME.json (everything)."""
-
-    def kind_of(frame: Frame) -> str | None:
-        found = DEFAULT_RULES.claim(frame)
-        return found.owner.kind if found is not None else None
-
+    waiting = total_samples(result.waiting)
     title = (
         f"{result.target} with {stack_name(result.stack)}: {result.samples} samples, "
         f"{result.wrk.qps:,.0f} req/s under py-spy"
+        + (f" ({waiting} of threads that only wait left out)" if waiting else "")
     )
-    svg = render_svg(result.stacks, title=title, kind_of=kind_of)
+    svg = render_svg(result.stacks, title=title, kind_of=kind_of_frame)
     write_atomic(result.files["flamegraph"], svg)
     write_atomic(result.files["json"], json.dumps(result.to_dict(), indent=2) + "\n")
     return [result.files["flamegraph"], result.files["json"]]

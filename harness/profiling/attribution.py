@@ -15,6 +15,11 @@ function (`DumpMiddleware.__call__` calling `core.current_request_id()` is dump'
 request-id's). A helper reached from the framework or server with no adapter frame in between
 keeps its own name, or is `middleware (shared)` if it names none. Both tables are data, so a new
 package or spelling is one line.
+
+Instrumentation (Sentry, OpenTelemetry, Prometheus, APM agents) is a kind of its own: its frames
+own a sample as a package does, so Sentry's serializer, run inside `FastAPI.__call__` by Sentry's
+patch, is Sentry's and not FastAPI's. Inside a layer of the same product (OpenTelemetry's ASGI
+middleware calling OpenTelemetry's SDK), they are that layer's: -m measures the layer whole.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from typing import Any
 from harness.profiling.collapsed import Frame, Stack, Stacks, total_samples
 from middleware.stack import ORDER
 
-KINDS = ("middleware", "framework", "app", "server", "other")
+INSTRUMENTATION = "instrumentation"
+KINDS = ("middleware", INSTRUMENTATION, "framework", "app", "server", "other")
 SHARED_MIDDLEWARE = "middleware (shared)"
 APP = "app"
 OTHER = "other"
@@ -66,6 +72,17 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "granian/": ("granian", "server"),
     "hypercorn/": ("hypercorn", "server"),
     "h11/": ("h11", "server"),  # hypercorn's HTTP/1.1 parser, as httptools is uvicorn's
+    # instrumentation, by product (profile asks py-spy for full filenames: its short ones drop
+    # a namespace package's prefix, and opentelemetry/instrumentation/django/ read `django/`)
+    "sentry_sdk/": ("sentry", INSTRUMENTATION),
+    "opentelemetry/": ("opentelemetry", INSTRUMENTATION),
+    "prometheus_client/": ("prometheus", INSTRUMENTATION),
+    "prometheus_fastapi_instrumentator/": ("prometheus", INSTRUMENTATION),
+    "ddtrace/": ("datadog", INSTRUMENTATION),
+    "datadog/": ("datadog", INSTRUMENTATION),
+    "newrelic/": ("newrelic", INSTRUMENTATION),
+    "elasticapm/": ("elastic-apm", INSTRUMENTATION),
+    "scout_apm/": ("scout-apm", INSTRUMENTATION),
 }
 
 MIDDLEWARE_PACKAGE = "middleware/"
@@ -115,13 +132,17 @@ def words(identifier: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in _WORD_RE.findall(identifier))
 
 
-def module_path(file: str) -> str:
-    """py-spy's file as a module path: `flask/app.py` stays; a full path loses its prefix."""
+def module_path(file: str, app_root: str | None = None) -> str:
+    """py-spy's file as a module path: `flask/app.py` stays; a full path loses its prefix (an
+    app's own file, under `app_root`, is relative to it, as py-spy's short names are)."""
     if not file.startswith("/"):
         return file
     cut = _ROOTS_RE.sub("", file)  # first: the project's own venv is under the project too
-    if cut == file and file.startswith(_PROJECT):
-        return file[len(_PROJECT) :]
+    if cut != file:
+        return cut
+    for root in (app_root, _PROJECT):
+        if root and file.startswith(root):
+            return file[len(root) :]
     return cut
 
 
@@ -197,10 +218,7 @@ class Rules:
             return Claim(Owner(self._app_module_of[path], "middleware"), FIRM)
         if path.startswith(self.middleware_package):
             return self._middleware_claim(frame, path)
-        best = ""
-        for prefix in self.packages:
-            if path.startswith(prefix) and len(prefix) > len(best):
-                best = prefix
+        best = _package_prefix(path, self)
         if not best:
             return self._app_claim(frame.file)
         layer, kind = self.packages[best]
@@ -245,8 +263,8 @@ DEFAULT_RULES = Rules()
 def owner_of(stack: Stack, rules: Rules = DEFAULT_RULES) -> Owner:
     """The owner of one sample (the innermost-owner rule of the module docstring)."""
     helper: Claim | None = None  # the best middleware helper seen so far, innermost first
-    for frame in reversed(stack):
-        found = rules.claim(frame)
+    for depth in range(len(stack) - 1, -1, -1):
+        found = rules.claim(stack[depth])
         if found is None:
             continue
         if found.strength == FIRM:
@@ -254,10 +272,34 @@ def owner_of(stack: Stack, rules: Rules = DEFAULT_RULES) -> Owner:
             # not by an adapter: the helper keeps the sample.
             if helper is not None and found.owner.kind != "middleware":
                 return helper.owner
+            if found.owner.kind == INSTRUMENTATION:
+                return _product_layer(stack[:depth], found.owner, rules) or found.owner
             return found.owner
         if helper is None or found.strength > helper.strength:
             helper = found
     return helper.owner if helper is not None else Owner(OTHER, "other")
+
+
+def _product_layer(outer: Stack, product: Owner, rules: Rules) -> Owner | None:
+    """The layer around an instrumentation frame that is code of the same product (OpenTelemetry's
+    ASGI middleware around its SDK), or None: the nearest middleware frame outside decides, so
+    Sentry's span around CORSMiddleware's call stays Sentry's."""
+    for frame in reversed(outer):
+        found = rules.claim(frame)
+        if found is None or found.owner.kind != "middleware":
+            continue
+        own = rules.packages.get(_package_prefix(module_path(frame.file), rules))
+        return found.owner if own == (product.layer, product.kind) else None
+    return None
+
+
+def _package_prefix(path: str, rules: Rules) -> str:
+    """The longest prefix of the packages table `path` starts with ("" for none)."""
+    best = ""
+    for prefix in rules.packages:
+        if path.startswith(prefix) and len(prefix) > len(best):
+            best = prefix
+    return best
 
 
 @dataclass(frozen=True)
@@ -307,7 +349,8 @@ def attribute(
 
 
 def by_kind(shares: list[LayerShare]) -> dict[str, float]:
-    """Percent of samples per kind (middleware, framework, app, server, other)."""
+    """Percent of samples per kind (middleware, instrumentation, framework, app, server,
+    other)."""
     totals = dict.fromkeys(KINDS, 0.0)
     for share in shares:
         totals[share.kind] += share.pct
@@ -315,9 +358,9 @@ def by_kind(shares: list[LayerShare]) -> dict[str, float]:
 
 
 def format_layers(shares: list[LayerShare], *, width: int | None = None) -> str:
-    lines = [f"{'samples':>7} {'%':>6}  {'kind':<10} {'layer':<20} hottest leaf"]
+    lines = [f"{'samples':>7} {'%':>6}  {'kind':<15} {'layer':<20} hottest leaf"]
     for s in shares:
-        line = f"{s.samples:>7} {s.pct:>5.2f}%  {s.kind:<10} {s.layer:<20} {s.hottest}"
+        line = f"{s.samples:>7} {s.pct:>5.2f}%  {s.kind:<15} {s.layer:<20} {s.hottest}"
         lines.append(line if width is None else line[:width])
     kinds = by_kind(shares)
     lines.append("by kind: " + ", ".join(f"{k} {v:.1f}%" for k, v in kinds.items()))

@@ -25,6 +25,7 @@ MIN_W = 0.3  # narrower frames are dropped: invisible, and they would bloat the 
 # kind -> (fill for frames of that kind); frames of no layer (stdlib, ...) are neutral.
 COLOURS = {
     "middleware": "#e8743b",
+    "instrumentation": "#d0457e",
     "framework": "#4c8fd6",
     "app": "#a066c9",
     "server": "#5cae5c",
@@ -79,7 +80,7 @@ def render_svg(
         f'<text x="{WIDTH / 2}" y="24" text-anchor="middle" font-size="16">{escape(title)}</text>',
     ]
     legend_x = SIDE
-    for kind in ("middleware", "framework", "app", "server", None):
+    for kind in COLOURS:
         label = kind or "no layer (stdlib, ...)"
         y = height - 12
         parts.append(

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,9 @@ from harness.profiling.attribution import (
     attribute,
     by_kind,
     format_layers,
+    module_path,
 )
-from harness.profiling.collapsed import Stacks, read_collapsed, total_samples
+from harness.profiling.collapsed import Frame, Stacks, read_collapsed, total_samples
 from harness.profiling.pyspy import (
     ProfileError,
     PySpyError,
@@ -41,6 +43,7 @@ from harness.profiling.pyspy import (
     resolve_py_spy,
 )
 from harness.profiling.top import TopRow, format_top, top_cum
+from harness.profiling.waiting import format_waiting, split_waiting, waiting_leaves
 from harness.serving.apps import describe_app
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
@@ -71,9 +74,13 @@ class ProfileResult:
     recording: Recording
     settings: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
+    # The samples of threads that only wait (harness.profiling.waiting), left out of `stacks`
+    # and of every share.
+    waiting: Stacks = field(default_factory=Counter)
 
     @property
     def samples(self) -> int:
+        """The samples read: the threads at work (the waiting ones are left out)."""
         return total_samples(self.stacks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,14 +99,20 @@ class ProfileResult:
             "top": [row.to_dict() for row in self.top],
             "layers": [share.to_dict() for share in self.layers],
             "by_kind": by_kind(self.layers),
+            "waiting": {
+                "samples": total_samples(self.waiting),
+                "leaves": dict(waiting_leaves(self.waiting)),
+            },
             "files": {name: str(path) for name, path in self.files.items()},
         }
 
     def report(self, width: int | None = None) -> str:
+        waiting = format_waiting(self.waiting, self.samples + total_samples(self.waiting))
         return "\n\n".join(
             [
                 format_top(self.top, self.samples, width=width),
                 format_layers(self.layers, width=width),
+                *([waiting] if waiting else []),
             ]
         )
 
@@ -311,17 +324,26 @@ def run_profile(
 
 
 def summarize_profile(plan: ProfilePlan, recorded: Recording, load: WrkResult) -> ProfileResult:
-    """The samples read three ways: top -cum, a breakdown by layer, the stacks themselves."""
-    stacks = read_collapsed(recorded.path)
-    if total_samples(stacks) == 0:
+    """The samples read three ways: top -cum, a breakdown by layer, the stacks themselves; the
+    samples of threads that only wait are left out of all three."""
+    rules = rules_for(plan.target, plan.stack)
+    recorded_stacks = short_files(read_collapsed(recorded.path), rules.app_root)
+    if total_samples(recorded_stacks) == 0:
         raise ProfileError(f"py-spy took no samples of {plan.name}: was the worker busy?")
+    stacks, waiting = split_waiting(recorded_stacks)
+    if total_samples(stacks) == 0:
+        raise ProfileError(
+            f"every sample py-spy took of {plan.name} was of a thread that waits: was the worker "
+            "busy?"
+        )
     return ProfileResult(
         target=plan.target.name,
         stack=plan.stack,
         out_dir=plan.out_dir,
         stacks=stacks,
+        waiting=waiting,
         top=top_cum(stacks, plan.top),
-        layers=attribute(stacks, plan.stack, rules_for(plan.target, plan.stack)),
+        layers=attribute(stacks, plan.stack, rules),
         wrk=load,
         recording=recorded,
         settings=plan.settings(),
@@ -358,6 +380,22 @@ def profile(
         py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in,
     )  # fmt: skip
     return summarize_profile(plan, *run_profile(plan, echo=echo))
+
+
+def short_files(stacks: Stacks, app_root: str | None) -> Stacks:
+    """py-spy's full filenames (it records with --full-filenames) as module paths: `threading.py`,
+    `opentelemetry/sdk/trace/__init__.py` (py-spy's own short names drop a namespace package's
+    prefix: `trace/__init__.py`), the app's own files relative to its directory."""
+    short: dict[str, str] = {}
+    out: Stacks = Counter()
+    for stack, count in stacks.items():
+        frames = []
+        for frame in stack:
+            if frame.file not in short:
+                short[frame.file] = module_path(frame.file, app_root)
+            frames.append(Frame(frame.function, short[frame.file], frame.line))
+        out[tuple(frames)] += count
+    return out
 
 
 def rules_for(target: Target, stack: tuple[str, ...]) -> Rules:

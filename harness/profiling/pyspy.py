@@ -88,6 +88,10 @@ def record_command(
         # Aggregate by each function's first line, as pprof aggregates by function: a function
         # is then one row of the table and one box of the flame graph, whatever line it was on.
         "--function",
+        # Whole paths, shortened by the harness (profile.short_files): py-spy's short names stop
+        # at the first directory without an __init__.py, which drops a namespace package's
+        # prefix (opentelemetry/instrumentation/django/ would read `django/`).
+        "--full-filenames",
     ]  # fmt: skip
     # Blocking is the default: pausing the worker for each sample cost ~7% (flask) to ~15%
     # (starlette) of req/s at 250 Hz here, but every stack is whole. --nonblocking cost ~6% and
