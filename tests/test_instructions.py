@@ -65,51 +65,6 @@ def _served_by(data: dict[str, Any]) -> dict[int, int]:
     return pids
 
 
-def test_a_compare_counts_instructions_steadily_and_leaves_nothing(tmp_path: Path) -> None:
-    settings = pinned()
-    report = compare(
-        targets=["raw-asgi"], sets=[(), ("secure",)], measures=("instructions",), repeat=2,
-        serve=settings["serve"], load=LoadSettings(cpus=settings["load"].cpus, requests=300),  # type: ignore[union-attr]
-        out_dir=tmp_path, echo=lambda line: None,
-    )  # fmt: skip
-    write_report(report, charts=False)
-    none, secure = report.find("none"), report.find("secure")
-    assert none is not None and secure is not None and report.missing == []
-    values = none.values("instructions")
-    assert len(values) == 2 and 50_000 < values[0] < 500_000
-    extra = secure.overhead("instructions")
-    assert extra is not None and extra.significant and 2_000 < extra.median < 100_000
-    # Two rounds, two servers: 0.05-0.23% apart on a quiet machine; 0.58% once when another
-    # process shared the server's core (requests batch differently into the event loop's
-    # turns, and a turn has its own instructions). A count, not a time: the rounds' spread is
-    # a small part of what three headers cost, however busy the machine.
-    assert abs(values[0] - values[1]) < extra.median / 4, (values, extra)
-    # Every round is one window on one connection: the requests wrk counted answered when it
-    # ended, stored in the round's sweep beside the window's instructions, its value their
-    # quotient (the window's count against a known cost: test_an_instructions_ci_gate...).
-    data = json.loads((tmp_path / "compare.json").read_text())
-    assert data["settings"]["requests"] == 300 and data["measures"][0]["name"] == "instructions"
-    for entry in data["sets"]:
-        for one in entry["rounds"]:
-            (window,) = json.loads(Path(one["files"]).read_text())["levels"]
-            assert (window["concurrency"], window["requests"]) == (1, 300), window
-            per_request = window["extra"]["instructions"] / window["requests"]
-            assert one["values"]["instructions"] == pytest.approx(per_request, rel=1e-6)
-    # an estimate in µs, through the raw app's native CPU time measured in the same run
-    (native,) = data["settings"]["native_reference"]
-    assert native["target"] == "raw-asgi" and native["cpu_us"]["median"] > 0
-    assert secure.reference is none and report.estimated_us(secure, extra) is not None
-    assert data["sets"][1]["estimated_us"]["overhead"]["median"] > 0
-    assert "≈ µs (est.) is an estimate, not a measurement" in (tmp_path / "compare.md").read_text()
-    loaded = CompareReport.load(tmp_path / "compare.json")
-    assert loaded.find("secure").overhead("instructions") == extra  # type: ignore[union-attr]
-    # nothing of valgrind is left: processes, gdbserver pipes, dumps
-    assert _valgrind_left(tmp_path) == []
-    assert not glob.glob(str(tmp_path / "callgrind" / "cg.*"))
-    served = _served_by(data)
-    assert len(served) == 4 and _pipes_of(served) == []  # 2 sets x 2 rounds, a server each
-
-
 def test_calibrate_recovers_work_in_instructions_from_the_cli(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
@@ -306,3 +261,137 @@ def test_without_valgrind_it_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert "valgrind (with callgrind_control) is not installed: make setup installs" in line
+
+
+# A user's app whose one layer runs `turns` of work:N's loop a request: a code change that makes
+# it heavier is what the CI gate is for.
+GATED_APP = """
+from middleware.spin import worker
+
+
+class Work:
+    def __init__(self, app):
+        self.app = app
+        self.work = worker({turns})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            self.work()
+        await self.app(scope, receive, send)
+
+
+async def plain(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({{"type": "lifespan.startup.complete"}})
+        await send({{"type": "lifespan.shutdown.complete"}})
+        return
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]}})
+    await send({{"type": "http.response.body", "body": b"ok"}})
+
+
+app = Work(plain)
+"""
+TURNS = 7_500  # ~1,000,000 instructions a request, ten times the plain app's own
+WINDOW = 50  # requests: one more or fewer in a window would move a round's value by 2%
+
+
+def _counted_compare(tmp_path: Path, name: str, turns: int, baseline: bool = False) -> Path:
+    """`compare --app app.py:app -m none,all --measure instructions -r 2` of the app with
+    `turns`, as CI runs it (a window of WINDOW requests, to keep it short); its compare.json."""
+    from harness.serving.apps import describe_app, target_for
+    from harness.serving.userapp.spec import AppSpec
+
+    app_dir = tmp_path / name
+    app_dir.mkdir()
+    (app_dir / "app.py").write_text(GATED_APP.format(turns=turns))
+    info = describe_app(AppSpec(f"{app_dir / 'app.py'}:app", False, str(app_dir)))
+    settings = pinned()
+    report = compare(
+        targets=[target_for(info)], sets=[(), tuple(info.layer_names)],
+        measures=("instructions",), repeat=2, baseline=baseline, ceiling=False,
+        serve=settings["serve"], load=LoadSettings(cpus=settings["load"].cpus, requests=WINDOW),  # type: ignore[union-attr]
+        out_dir=app_dir / "out", echo=lambda line: None,
+    )  # fmt: skip
+    write_report(report, charts=False)
+    return app_dir / "out" / "compare.json"
+
+
+def test_an_instructions_ci_gate_passes_the_same_code_and_fails_a_heavier_one(
+    tmp_path: Path,
+) -> None:
+    """docs/instructions.md's CI recipe end to end: a baseline compare, the same app compared
+    again (passes `diff --max-regression 1%`), and the app with its layer 3% heavier (fails it,
+    naming the layer). Each round's window is the requests answered in it: the layer's
+    overhead is its loop's known count (turns x a turn's instructions, counted in-process).
+    The heavier run has the raw app beside it, for the µs estimate (a set only in B is not
+    gated); nothing of valgrind is left."""
+    from harness.measure.known import instructions_per_turn
+
+    base = _counted_compare(tmp_path, "base", TURNS)
+    again = _counted_compare(tmp_path, "again", TURNS)
+    heavier = _counted_compare(tmp_path, "heavier", TURNS * 103 // 100, baseline=True)
+    _a_counted_compare_is_steady_estimated_and_leaves_nothing(heavier, tmp_path / "heavier")
+    runner = CliRunner()
+    same = runner.invoke(main, ["diff", str(base), str(again), "--max-regression", "1%",
+                                "-d", str(tmp_path / "d1")])  # fmt: skip
+    assert same.exit_code == 0, same.output
+    grown = runner.invoke(main, ["diff", str(base), str(heavier), "--max-regression", "1%",
+                                 "-d", str(tmp_path / "d2")])  # fmt: skip
+    assert grown.exit_code == 1, grown.output
+    (error,) = [line for line in grown.output.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: regression over --max-regression: Work: overhead +"), error
+    assert "> +1%" in error and "none:" not in error, error
+    percent = float(error.split("(+")[1].split("%")[0])
+    assert 2.0 < percent < 4.0, error  # 3% more turns: 3% more of the layer's instructions
+    # The windows: every round answered WINDOW requests, and the layer's overhead is what
+    # WINDOW requests of its loop execute, over WINDOW; a window of one request more or fewer
+    # than it divides by would be 2% off.
+    known = TURNS * instructions_per_turn()
+    for path in (base, again):
+        data = json.loads(path.read_text())
+        assert data["settings"]["requests"] == WINDOW
+        for entry in data["sets"]:
+            for one in entry["rounds"]:
+                (window,) = json.loads(Path(one["files"]).read_text())["levels"]
+                assert (window["concurrency"], window["requests"]) == (1, WINDOW), window
+                per_request = window["extra"]["instructions"] / window["requests"]
+                assert one["values"]["instructions"] == pytest.approx(per_request, rel=1e-6)
+        report = CompareReport.load(path)
+        work = report.find("Work")
+        assert work is not None
+        overhead = work.overhead("instructions")
+        assert overhead is not None
+        assert abs(overhead.median / known - 1) < 0.01, (overhead, known)
+
+
+def _a_counted_compare_is_steady_estimated_and_leaves_nothing(path: Path, app_dir: Path) -> None:
+    report = CompareReport.load(path)
+    none, work = report.find("none"), report.find("Work")
+    assert none is not None and work is not None and report.missing == []
+    values = none.values("instructions")
+    extra = work.overhead("instructions")
+    assert len(values) == 2 and extra is not None and extra.significant
+    # Two rounds, two servers: 0.05-0.23% apart on a quiet machine; 0.58% once when another
+    # process shared the server's core (requests batch differently into the event loop's
+    # turns, and a turn has its own instructions). A count, not a time: the rounds' spread is
+    # a small part of what the layer costs, however busy the machine.
+    assert abs(values[0] - values[1]) < extra.median / 100, (values, extra)
+    # an estimate in µs, through the raw app's native CPU time measured in the same run
+    data = json.loads(path.read_text())
+    (native,) = data["settings"]["native_reference"]
+    assert native["target"] == "raw-asgi" and native["cpu_us"]["median"] > 0
+    assert report.estimated_us(work, extra) is not None
+    assert (
+        next(s for s in data["sets"] if s["name"] == "Work")["estimated_us"]["overhead"]["median"]
+        > 0
+    )
+    assert (
+        "≈ µs (est.) is an estimate, not a measurement" in (path.parent / "compare.md").read_text()
+    )
+    # nothing of valgrind is left: processes, dumps, the gdbserver pipes of its servers
+    assert _valgrind_left(app_dir) == []
+    assert not glob.glob(str(path.parent / "callgrind" / "cg.*"))
+    served = _served_by(data)
+    assert len(served) == 6 and _pipes_of(served) == []  # 3 contenders x 2 rounds, one each
