@@ -38,6 +38,12 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
         assert f"{full['peak_qps']:,.0f}" in md
         assert f"{target} without middlewares reached" in page
 
+    # Django over WSGI and over ASGI, each against its interface's raw baseline, and the hop
+    for target, baseline in (("django", "raw-wsgi"), ("django-asgi", "raw-asgi")):
+        data = json.loads((tmp_path / target / "compare.json").read_text())
+        assert data["baseline"] == baseline
+    assert "Django with no middleware costs" in md and "per request over ASGI" in md
+
     ceiling = json.loads((tmp_path / "ceiling" / "ceiling.json").read_text())
     peak = max(level["qps"] for level in ceiling["levels"] if level["status"] == "ok")
     assert f"ceiling on this machine is {peak:,.0f} req/s" in md
@@ -71,7 +77,7 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
     assert "report.html" in result.output
     # the tour's steps in order, each at the margin, what each step measured indented below it
     steps = [line[:3] for line in result.output.splitlines() if re.match(r"\d/5 ", line)]
-    assert steps == ["1/5", *["2/5"] * 4, *["3/5"] * 2, "4/5", "5/5"], result.output
+    assert steps == ["1/5", *["2/5"] * 6, *["3/5"] * 2, "4/5", "5/5"], result.output
     assert "    compare: 2 contenders × 1 round(s)" in result.output
 
 
@@ -169,9 +175,9 @@ def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_
     reserve = FULL.server_step_s(run_s) + FULL.latency_step_s() + FULL.profile_duration + 6.0
     spare = FULL.budget_s - 5.0 - reserve - sum(fixed)
     assert spare > 0
-    # Starlette first: its fixed rounds and up to twice its slice, one of five (Flask, WSGI,
-    # gets two)
-    assert first.budget_s == pytest.approx(fixed[0] + 2 * spare / 5)
+    # Starlette first: its fixed rounds and up to twice its slice, one of eight (Flask and
+    # Django, on WSGI, get two each)
+    assert first.budget_s == pytest.approx(fixed[0] + 2 * spare / 8)
     assert first.focus == {("dump",), ORDER} and first.clear_of_zero == 0.5
     # Flask last gets what is left of the budget once the axis and the profile are reserved
     last = _headlines(FULL, len(FULL.comparisons) - 1, elapsed_s=100.0, run_s=run_s)

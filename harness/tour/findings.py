@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from harness.measure.contenders import paired
+from harness.measure.stats import welch
 from middleware.stack import is_import_path, stack_name
 
 if TYPE_CHECKING:
@@ -96,6 +98,48 @@ def basehttp_lesson(result: DemoResult) -> list[str]:
             f"{b.format(m.digits)} {m.unit}{ratio}; {verdict}."
         ]
     return []
+
+
+def django_lesson(result: DemoResult) -> list[str]:
+    """Django over WSGI and over ASGI, the same project with a sync view: what its own path
+    costs on each, and the difference, the thread hop ASGI makes for sync code."""
+    own = {}
+    for report in result.reports:
+        none = next((e for e in report.sets if not e.contender.stack), None)
+        if report.targets[0] in ("django", "django-asgi") and none is not None:
+            own[report.targets[0]] = (none, report.headline)
+    if len(own) < 2:
+        return []
+    (wsgi, m), (asgi, _) = own["django"], own["django-asgi"]
+    a, b = _own_cost(wsgi, m.name), _own_cost(asgi, m.name)
+    if a is None or b is None or wsgi.reference is None or asgi.reference is None:
+        return []
+    hop = welch(b[1], a[1])
+    said = "n/a"
+    if hop is not None:
+        said = f"{hop.median:+,.{m.digits}f} {m.unit}" + (
+            f" ± {hop.half_width:,.{m.digits}f}{_unclear(hop)}"
+            if hop.half_width is not None
+            else " (one round: no interval)"
+        )
+    return [
+        f"Django with no middleware costs {a[0].format(m.digits)} {m.unit} of {m.title} over "
+        f"{wsgi.reference.label} when served over WSGI, and {b[0].format(m.digits)} over "
+        f"{asgi.reference.label} over ASGI: the same sync view, {said} per request over ASGI. "
+        "That is the hop Django makes for sync code under ASGI (sync_to_async, one thread for "
+        "all sync views), and every sync-only middleware adds its own; the seven middlewares "
+        "here are async-capable and add none (docs/django.md measures a sync-only one)."
+    ]
+
+
+def _own_cost(entry: Entry, measure: str) -> tuple[Estimate, list[float]] | None:
+    """A framework's own cost over its raw baseline, and its paired rounds' differences."""
+    reference = entry.reference
+    overhead = entry.overhead(measure)
+    if reference is None or overhead is None:
+        return None
+    pairs = paired(entry.rounds, reference.rounds)
+    return overhead, [a.value(measure) - b.value(measure) for a, b in pairs]
 
 
 def latency_lesson(result: DemoResult) -> list[str]:
@@ -238,6 +282,7 @@ def findings(result: DemoResult) -> list[str]:
         )
     for report in result.reports:
         found += _framework_findings(report)
+    found += django_lesson(result)
     found += basehttp_lesson(result)
     found += latency_lesson(result)
     from harness.tour.server_axis import server_findings
