@@ -26,7 +26,6 @@ from tests.conftest import request
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = Path(getattr(sys, "_base_executable", sys.executable))
-OLD_PYTHON = Path("/root/.pyenv/versions/3.9.18/bin/python3.9")
 
 # Starlette's Response, 100 µs of CPU slower: what an upgrade or an SDK's patch might cost.
 SLOWER = """\
@@ -80,16 +79,26 @@ def envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_an_environment_without_mwbench_serves_through_the_server_side_path(
     envs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # out of the checkout, whose packages the cwd would give it
-    plain = subprocess.run([str(envs["same"]), "-c", "import harness"], capture_output=True)
-    assert plain.returncode != 0, "the environment must not have mwbench on its own"
+    # A clean environment: out of the checkout (whose packages the cwd would give it), and no
+    # PYTHONPATH of the caller's (a CI's PYTHONPATH=. would hand the server the repository).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    for module in ("harness", "targets", "middleware"):
+        plain = subprocess.run([str(envs["same"]), "-c", f"import {module}"], capture_output=True)
+        assert plain.returncode != 0, f"the environment must not have {module} on its own"
     with running("starlette", ServeSettings(python=str(envs["same"])), stack=("request-id",)) as s:
         reply = request(s.url)
         assert reply.status == 200 and reply.headers["X-Request-ID"]
         commands = [p.cmdline() for p in s.processes()]
         assert commands[0][0] == str(envs["same"]), commands
         environ = psutil.Process(s.worker_pids()[0]).environ()
-        assert environ["PYTHONPATH"].split(os.pathsep)[0] != str(ROOT)
+    # its path is the server-side directory alone, and the server's packages come from there
+    (shim,) = environ["PYTHONPATH"].split(os.pathsep)
+    assert Path(shim).name.startswith("mwbench-server-side-") and str(ROOT) not in shim
+    where = "import targets, middleware; print(targets.__file__); print(middleware.__file__)"
+    found = subprocess.run([str(envs["same"]), "-c", where], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": shim}, check=True)  # fmt: skip
+    assert [Path(line).parent.parent for line in found.stdout.split()] == [Path(shim)] * 2
 
 
 def test_an_environment_says_its_versions(envs: dict[str, Path]) -> None:
@@ -198,9 +207,9 @@ def test_environments_that_cannot_serve_are_one_line_errors_before_any_load(
     assert "--python" in said and "no Python interpreter at" in said
     said = _one_error(["serve", "-t", "flask", "--python", str(envs["bare"])])
     assert said.startswith("Error: --python: ") and "gunicorn" in said
-    if OLD_PYTHON.exists():
-        said = _one_error([*compare, str(OLD_PYTHON)])
-        assert "CPython 3.9" in said and "3.10 or newer" in said
+    # an interpreter too old for the servers' code: refused by what it answers, on any host
+    said = _one_error([*compare, f"{envs['same']},{_old_python(tmp_path, '3.9.18')}"])
+    assert "CPython 3.9.18" in said and "3.10 or newer" in said, said
     assert not list(out.glob("*.json")), "nothing was measured"
 
 
@@ -216,13 +225,19 @@ def test_harness_env_says_what_an_environment_lacks(envs: dict[str, Path]) -> No
     assert "target starlette" in shared.output and "lacks" not in shared.output
 
 
-def test_harness_env_refuses_an_unsupported_python_in_json_too(tmp_path: Path) -> None:
-    # An interpreter that answers the probe as CPython 3.8 would: the servers' code needs 3.10.
-    old = tmp_path / "python3.8"
-    answer = {"version": "3.8.10", "implementation": "CPython", "prefix": str(tmp_path),
+def _old_python(where: Path, version: str) -> Path:
+    """An interpreter that answers the probe as CPython `version` would (the servers' code
+    needs 3.10): a script, so that the refusal is tested on any host, with no old Python."""
+    old = where / f"python{version.rsplit('.', 1)[0]}"
+    answer = {"version": version, "implementation": "CPython", "prefix": str(where),
               "packages": {}, "absent": [], "broken": {}}  # fmt: skip
     old.write_text(f"#!/bin/sh\necho '{json.dumps(answer)}'\n")
     old.chmod(0o755)
+    return old
+
+
+def test_harness_env_refuses_an_unsupported_python_in_json_too(tmp_path: Path) -> None:
+    old = _old_python(tmp_path, "3.8.10")
     for args in ([], ["--json"]):
         said = _one_error(["env", "--python", str(old), *args])
         assert "CPython 3.8.10" in said and "3.10 or newer" in said, said
