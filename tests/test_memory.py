@@ -6,7 +6,6 @@ one keeps 5 MB a request and must be stopped at its ceiling."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -68,21 +67,23 @@ def test_in_process_the_kept_kilobyte_is_a_leak_and_the_freed_megabyte_is_not(
 
 
 @pytest.mark.slow
-def test_over_the_wire_the_leak_is_flagged_within_a_minute_and_gated(tmp_path: Path) -> None:
-    started = time.monotonic()
+def test_over_the_wire_the_leak_is_flagged_in_two_short_rounds_and_gated(tmp_path: Path) -> None:
     out = tmp_path / "wire"
     result = CliRunner().invoke(main, [
         "compare", "--app", f"{LEAKY}:app", "--path", "/healthz", "-m",
         "none,KeepsOneKB,ChurnsOneMB", "--measure", "memory", "-r", "2", "--duration", "2s",
         "--no-ceiling", "--max-leak", "100000", "-d", str(out),
     ])  # fmt: skip
-    took = time.monotonic() - started
     assert result.exit_code == 1, result.output  # the gate
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert error.startswith("Error: kept more than --max-leak 100000 B per 1,000 requests: ")
     assert "KeepsOneKB" in error and "ChurnsOneMB" not in error and "none" not in error
-    assert took < 60, f"{took:.0f} s"
     data = json.loads((out / "compare.json").read_text())
+    # from the rounds asked for, two of 2 s each, and no more: how long they take is the VM's
+    # (bench times it), how many windows a leak needs to show is the measure's
+    assert data["settings"]["duration_s"] == 2
+    for entry in data["sets"]:
+        assert [r["status"] for r in entry["rounds"]] == ["ok", "ok"], entry["rounds"]
     by = {s["name"]: s for s in data["sets"]}
     assert any(f.startswith("leaking: +") for f in by["KeepsOneKB"]["flags"])
     # not leaking (a stalled VM may add a flag of its own on the wrk round: Little's law off)
@@ -101,7 +102,7 @@ def test_a_server_past_its_memory_ceiling_is_stopped_and_the_rest_is_kept(tmp_pa
     result = CliRunner().invoke(main, [
         "compare", "--app", f"{LEAKY}:hog", "--path", "/healthz", "-m", "all",
         "--measure", "memory", "--memory-ceiling", "200MiB", "--duration", "2s",
-        "--no-ceiling", "-d", str(out),
+        "--repeat", "1", "--no-ceiling", "-d", str(out),
     ])  # fmt: skip
     assert result.exit_code == 1, result.output
     assert "stopped at its memory ceiling: RSS" in result.output
