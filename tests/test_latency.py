@@ -146,7 +146,8 @@ def test_requests_that_could_not_be_sent_during_a_stall_are_timed_from_when_they
 
 def test_capacity_is_found_under_the_stall(stalling: RunningServer) -> None:
     """p99 < 15 ms: never at 1,000 req/s and above (the stall alone costs ~19 ms), so the search
-    comes down to the SLO's least rate and finds none; p99 < 40 ms holds at some rate."""
+    comes down to the SLO's least rate and finds none; p99 < 60 ms (three stalls: room for a
+    slow VM's own milliseconds) holds at some rate, and not at 4,000."""
     url = f"{stalling.url}/healthz"
 
     def probe(rate: float) -> RateResult:
@@ -156,10 +157,10 @@ def test_capacity_is_found_under_the_stall(stalling: RunningServer) -> None:
     # "generator" when k6 itself was late at 1,000 req/s three runs in a row (a stalled VM)
     assert none.capacity is None and none.bound in ("none", "generator"), none.probes
     assert [p["rate"] for p in none.probes] == [4000, 1000]
-    found = search(probe, parse_slo("p99<40ms,success>=99.95%"), peak=4000, max_probes=4)
+    found = search(probe, parse_slo("p99<60ms,success>=99.95%"), peak=4000, max_probes=4)
     rates = [p["rate"] for p in found.probes]
     # 4,000 req/s stalls the server 80% of the time plus its answers: missed; an eighth of it,
-    # 500, meets the 20 ms stalls (p99 ~20 ms) within 40 ms; then two halvings of the bracket,
+    # 500, meets the 20 ms stalls (p99 ~20 ms) within 60 ms; then two halvings of the bracket,
     # which 4 probes leave wider than 5% of the top.
     assert rates[:2] == [4000, 500] and len(rates) == 4, found.probes
     assert not found.probes[0]["within"] and found.probes[1]["within"], found.probes
