@@ -157,6 +157,14 @@ if TYPE_CHECKING:
     "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
 )
 @click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Contenders measured at once in a round, each server on its own core: only for "
+    "measures that count rather than time (instructions).  [default: the cores there are "
+    "for those, else 1]",
+)
+@click.option(
     "--shard",
     type=Shard(),
     default=None,

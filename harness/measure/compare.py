@@ -18,7 +18,9 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 from harness.load.request import Request
@@ -102,22 +104,57 @@ def _rounds(
     started: float,
     echo: Callable[[str], None],
 ) -> None:
-    """Round after round, as the schedule picks the entries, until it picks none."""
+    """Round after round, as the schedule picks the entries, until it picks none; with jobs,
+    several entries of a round at once, each on a plan of its own CPUs."""
     numbered = plan.repeat > 1 or plan.precision is not None
     entries = report.entries
     shown = [m for name in report.measures if (m := get_measure(name)).in_table]
-    while picked := schedule.next(time.monotonic() - started):
-        r = schedule.rounds
-        for index in picked:
-            entries[index].rounds.append(Round(r))  # missing until measured
-        for index in picked:
-            entry = entries[index]
+    slots = _slots(plan)
+
+    def measure(index: int, r: int) -> None:
+        entry, slot = entries[index], slots.get()
+        try:
             run_started = time.monotonic()
             name = entry.contender.file_stem + (f"_r{r}" if numbered else "")
-            measured = _one_round(entry, r, plan, name)
-            schedule.run_s.append(time.monotonic() - run_started)
-            entry.rounds[-1] = measured
-            echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured, shown))
+            measured = _one_round(entry, r, slot, name)
+            schedule.run_s.append((time.monotonic() - run_started) / plan.jobs)
+        finally:
+            slots.put(slot)
+        entry.rounds[-1] = measured
+        echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured, shown))
+
+    with ThreadPoolExecutor(plan.jobs, thread_name_prefix="mwbench-round") as pool:
+        while picked := schedule.next(time.monotonic() - started):
+            r = schedule.rounds
+            for index in picked:
+                entries[index].rounds.append(Round(r))  # missing until measured
+            if plan.jobs == 1:
+                for index in picked:
+                    measure(index, r)
+                continue
+            # Side by side: a server started in a pool thread dies with that thread (its
+            # parent-death signal), and the pool's threads outlive every round.
+            try:
+                for future in [pool.submit(measure, index, r) for index in picked]:
+                    future.result()
+            except KeyboardInterrupt:
+                pool.shutdown(wait=True, cancel_futures=True)  # the rounds running end first
+                raise
+
+
+def _slots(plan: ComparePlan) -> SimpleQueue[ComparePlan]:
+    """A plan for each job: where the plan pins, job k's server on one CPU and its wrk on the
+    next, so that two jobs' servers do not share a core."""
+    cpus = sorted({*(plan.serve.cpus or ()), *(plan.load.cpus or ())})
+    slots: SimpleQueue[ComparePlan] = SimpleQueue()
+    for k in range(plan.jobs):
+        if plan.jobs == 1 or not cpus:
+            slots.put(plan)
+            continue
+        serve = plan.serve.replace(cpus=(cpus[k % len(cpus)],))
+        load = plan.load.replace(cpus=(cpus[(k + 1) % len(cpus)],))
+        slots.put(dataclasses.replace(plan, serve=serve, load=load))
+    return slots
 
 
 NATIVE_ROUNDS = 3  # of each raw baseline at native speed, for the µs an instruction costs
@@ -228,16 +265,6 @@ def _open_model(
     return plan
 
 
-def _capacities(
-    plan: ComparePlan, report: CompareReport, slo: Slo, echo: Callable[[str], None]
-) -> None:
-    """Each set's capacity within the SLO, into the report as found."""
-    settings = report.settings
-    found = settings["capacity"] = {}
-    limit = settings["generator"]["limit"]
-    find_capacities(plan, report.entries, settings["closed_peaks"], limit, slo, found, echo)
-
-
 def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> CompareReport:
     """Measure every contender of `plan` in interleaved rounds; each round's sweep files go
     into the plan's directory as it runs. Ctrl-C stops measuring: the report of the rounds that
@@ -304,6 +331,7 @@ def compare(
     pythons: Sequence[Python | str] = (),
     variants: Sequence[Variant] = (),
     shard: tuple[int, int] | None = None,
+    jobs: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> CompareReport:
     """Measure every contender `repeat` times, interleaved, and return the report
@@ -324,8 +352,10 @@ def compare(
     and environment variables) serve every contender with each variant's variables, an axis
     the same way (`report.variant_rows`). `shard` (K, N) measures the K-th of N shares of the
     sets, each with what it is measured against, for a CI matrix (harness.measure.merge joins
-    them). `measures` (harness.measure.registry) are
-    what each round reads, the first the headline: the one precision and the findings use.
+    them). `jobs`: contenders measured at once in a round, for measures that count rather than
+    time (instructions): as many as the cores by default, 1 for any other. `measures`
+    (harness.measure.registry) are what each round reads, the first the headline: the one
+    precision and the findings use.
 
     With `precision`, rounds go on past `repeat` (at least 3) until every set's 95% half-width
     is at most the target or the budget is spent (harness.measure.rounds); `gate` flags the sets
@@ -340,7 +370,7 @@ def compare(
         targets=targets, sets=sets, serve=serve, load=load, servers=servers, baseline=baseline,
         repeat=repeat, measures=measures, precision=precision, gate=gate, ceiling=ceiling,
         ceiling_qps=ceiling_qps, tune=tune, out_dir=out_dir, slo=slo, pythons=pythons,
-        variants=variants, shard=shard,
+        variants=variants, shard=shard, jobs=jobs,
     )  # fmt: skip
     return run_compare(plan, echo=echo)
 

@@ -57,6 +57,7 @@ class CallgrindInstructions(Measure):
     digits: ClassVar[int] = 0
     known_cost: ClassVar[str | None] = "work"
     estimated_in_us: ClassVar[bool] = True
+    side_by_side: ClassVar[bool] = True  # a count: a neighbour slows it, it does not change it
 
     def check(self) -> None:
         callgrind.find_valgrind()

@@ -76,6 +76,10 @@ class Measure:
         """Its unit as a column says it: `µs/req`, or `MiB` for a figure not per request."""
         return f"{self.unit}/req" if self.per_request else self.unit
 
+    # Its figures do not move when another server runs beside it (a count, not a time): a
+    # compare of such measures only may measure several contenders at once (--jobs).
+    side_by_side: ClassVar[bool] = False
+
     @property
     def timed(self) -> bool:
         """It counts time (µs): what a spin's known CPU time is a cost in."""

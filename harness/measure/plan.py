@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,7 @@ class ComparePlan:
     # its order are of; this plan measures its share of them (harness.measure.contenders.shard).
     shard: tuple[int, int] | None = None
     whole: tuple[Contender, ...] = ()
+    jobs: int = 1  # contenders measured at once in a round (side-by-side measures only)
 
     @property
     def headline(self) -> Measure:
@@ -163,6 +165,7 @@ class ComparePlan:
             "warmup_s": load.warmup_s,
             "timeout_s": load.timeout,
             "repeat": self.repeat,
+            "jobs": self.jobs,
             "workers": serve.workers,
             # The WSGI worker really used (compare's default is gthread), for whoever reads it.
             "worker_class": serve.worker_class or next(iter(wsgi), None),
@@ -222,6 +225,7 @@ def plan_compare(
     pythons: Sequence[Python | PythonInfo | str] = (),
     variants: Sequence[Variant] = (),
     shard: tuple[int, int] | None = None,
+    jobs: int | None = None,
 ) -> ComparePlan:
     """Check and resolve a compare (harness.measure.compare.compare says what each keyword
     does): UsageError, WrkError or OutputError before a single server starts."""
@@ -264,7 +268,11 @@ def plan_compare(
         precision, gate, ceiling, ceiling_qps, tune, slo,
     )  # fmt: skip
     plan = dataclasses.replace(
-        plan, variants=tuple(variants), shard=shard, whole=whole if shard else ()
+        plan,
+        variants=tuple(variants),
+        shard=shard,
+        whole=whole if shard else (),
+        jobs=_jobs(jobs, chosen_measures),
     )
     serving = _serving(chosen, plan)
     checked = known if len(known) == len(pythons) else check_pythons(environments, serving)
@@ -308,3 +316,22 @@ def _measures_and_load(
     if any(not 0 < r < math.inf for r in (*load.rates, *load.rate_shares)):
         raise UsageError("a rate must be a finite number more than 0", param="rates")
     return tuple(chosen), load
+
+
+def _jobs(jobs: int | None, measures: Sequence[Measure]) -> int:
+    """How many contenders a round measures at once: as asked, or as many as there are cores
+    where every measure counts rather than times (one at a time otherwise)."""
+    side_by_side = all(m.side_by_side for m in measures)
+    if jobs is None:
+        return (os.cpu_count() or 1) if side_by_side else 1
+    if jobs < 1:
+        raise UsageError("jobs must be at least 1", param="jobs")
+    if jobs > 1 and not side_by_side:
+        timed = ", ".join(m.name for m in measures if not m.side_by_side)
+        raise UsageError(
+            f"jobs above 1 runs servers side by side, and {timed} would read what each does to "
+            "the other (their time, their caches): give 1, or measures that count "
+            "(instructions)",
+            param="jobs",
+        )
+    return jobs
