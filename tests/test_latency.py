@@ -205,9 +205,14 @@ def test_compare_measures_latency_per_set_with_the_generator_beside(tmp_path: Pa
     capacity = data["settings"]["capacity"]
     assert set(capacity) == set(labels)
     for one in capacity.values():
+        assert 1 <= len(one["probes"]) <= 7
+        if one["bound"] == "generator" and one["capacity"] is None:
+            # k6 itself late at the least rate (a probe runs once: a loaded VM's stall), said
+            # as the generator's, not taken for a server without capacity
+            assert one["probes"][-1]["status"] == "behind", one
+            continue
         # the SLO's least rate, 500 req/s, is sustained as the measured rounds were
         assert one["capacity"] and 500 <= one["capacity"] <= one["closed_peak"], one
-        assert 1 <= len(one["probes"]) <= 7
     assert "latency at 1,000 req/s" in result.output and "(k6 → ceiling)" in result.output
     for chart in ("latency.png", "p99.png"):
         height, width, _ = matplotlib.image.imread(out / chart).shape
