@@ -298,3 +298,22 @@ def test_diff_names_its_files_and_refuses_what_it_cannot_read_or_write(tmp_path:
     assert result.exit_code == 0, result.output
     assert f"A: {stored} (" in result.output and f"B: {stored} (" in result.output
     assert json.loads((tmp_path / "d" / "compare-diff.json").read_text())["b"] == str(stored)
+
+
+def test_two_instruction_runs_in_two_directories_were_measured_alike(tmp_path: Path) -> None:
+    """The wrapper is recorded with DIR for the output directory: a baseline stored elsewhere
+    is not 'measured differently' for its path alone."""
+    from harness.measure.plan import plan_compare
+
+    settings = [
+        plan_compare(
+            targets=["raw-asgi"],
+            sets=[()],
+            measures=("instructions",),
+            ceiling=False,
+            out_dir=tmp_path / name,
+        ).settings()
+        for name in ("a", "b")
+    ]
+    assert settings[0]["wrapper"] == settings[1]["wrapper"]
+    assert any("DIR/callgrind" in arg for arg in settings[0]["wrapper"])

@@ -181,7 +181,12 @@ class ComparePlan:
             "requests": load.requests,  # a fixed count per round, instead of a duration
             "slo": self.slo.describe() if self.slo else None,
             "log_output": serve.log_output or "file:DIR/logs/SET.log",
-            "wrapper": list(self.serve_for(self.contenders[0]).wrapper) or None,
+            # DIR for the output directory: two runs in two directories were wrapped alike
+            "wrapper": [
+                arg.replace(str(self.out_dir), "DIR")
+                for arg in self.serve_for(self.contenders[0]).wrapper
+            ]
+            or None,
             "apps": {
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in self.contenders
