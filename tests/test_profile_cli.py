@@ -47,9 +47,9 @@ def _sampling_under_load(parent: int | None = None) -> bool:
 
 
 def test_unknown_target_or_middleware_is_a_usage_error_listing_valid_names() -> None:
-    result = CliRunner().invoke(main, ["profile", "-t", "django"])
+    result = CliRunner().invoke(main, ["profile", "-t", "rails"])
     assert result.exit_code == 2
-    assert "unknown target 'django'" in result.output
+    assert "unknown target 'rails'" in result.output
     assert "flask" in result.output and "starlette" in result.output
     result = CliRunner().invoke(main, ["profile", "-t", "flask", "-m", "dump+gzip"])
     assert result.exit_code == 2

@@ -30,8 +30,8 @@ from harness.profiling.attribution import (
 )
 from harness.profiling.collapsed import Frame, Stacks, parse_collapsed, read_collapsed
 from harness.profiling.flamegraph import COLOURS, render_svg
-from harness.profiling.profile import short_files
 from harness.profiling.pyspy import record_command
+from harness.profiling.reading import short_files
 from harness.profiling.top import top_cum
 from harness.profiling.waiting import format_waiting, split_waiting, waits
 

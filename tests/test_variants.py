@@ -170,3 +170,18 @@ def test_micro_runs_each_variant_in_its_own_process(tmp_path: Path) -> None:
     )
     assert failed.exit_code == 1 and "Traceback" not in failed.output
     assert "variant bad (FAIL_AT_START=1)" in failed.output
+
+
+@pytest.mark.slow
+def test_all_means_every_layer_the_variant_has(tmp_path: Path) -> None:
+    """`-m all` was the layers described without the variant's variables: a variant that
+    configures one away (OTEL=0) failed every round with 'unknown layer(s)'."""
+    app = f"{ROOT}/tests/fixtures/apps/configured_layers.py:app"
+    result = CliRunner().invoke(main, [
+        "compare", "--app", app, "-m", "all", "--no-baseline", "--no-ceiling", "--no-charts",
+        "-c", "16", "--duration", "1s", "--warmup", "0", "-r", "1", "-d", str(tmp_path),
+        "--variant", "gzip:", "--variant", "plain:WITH_GZIP=0",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "compare.json").read_text())
+    assert [e["rounds"][0]["status"] for e in data["sets"]] == ["ok", "ok"]

@@ -91,7 +91,7 @@ def layer_shares(one: TargetResult, s: SetResult, top: int = 4) -> str:
 
     from harness.profiling.attribution import DEFAULT_RULES, attribute
     from harness.profiling.collapsed import Frame, Stack
-    from harness.profiling.profile import rules_for
+    from harness.profiling.reading import rules_for
 
     if s.allocations is None or not s.allocations.stacks:
         return "—"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -24,15 +23,12 @@ from harness.load.wrk import resolve_wrk, run_wrk
 from harness.load.wrk_output import WrkResult
 from harness.machine.cpus import CpuPlan
 from harness.profiling.attribution import (
-    DEFAULT_RULES,
     LayerShare,
-    Rules,
     attribute,
     by_kind,
     format_layers,
-    module_path,
 )
-from harness.profiling.collapsed import Frame, Stacks, read_collapsed, total_samples
+from harness.profiling.collapsed import Stacks, read_collapsed, total_samples
 from harness.profiling.pyspy import (
     ProfileError,
     PySpyError,
@@ -42,12 +38,11 @@ from harness.profiling.pyspy import (
     record_command,
     resolve_py_spy,
 )
+from harness.profiling.reading import rules_for, short_files
 from harness.profiling.top import TopRow, format_top, top_cum
 from harness.profiling.waiting import format_waiting, split_waiting, waiting_leaves
-from harness.serving.apps import describe_app
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
-from harness.serving.userapp.spec import AppLoadError, AppSpec
 from middleware.stack import stack_file_name, stack_name
 from targets.server_table import Server, ServerChoiceError
 from targets.table import Target, get_target
@@ -380,40 +375,6 @@ def profile(
         py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in,
     )  # fmt: skip
     return summarize_profile(plan, *run_profile(plan, echo=echo))
-
-
-def short_files(stacks: Stacks, app_root: str | None) -> Stacks:
-    """py-spy's full filenames (it records with --full-filenames) as module paths: `threading.py`,
-    `opentelemetry/sdk/trace/__init__.py` (py-spy's own short names drop a namespace package's
-    prefix: `trace/__init__.py`), the app's own files relative to its directory."""
-    short: dict[str, str] = {}
-    out: Stacks = Counter()
-    for stack, count in stacks.items():
-        frames = []
-        for frame in stack:
-            if frame.file not in short:
-                short[frame.file] = module_path(frame.file, app_root)
-            frames.append(Frame(frame.function, short[frame.file], frame.line))
-        out[tuple(frames)] += count
-    return out
-
-
-def rules_for(target: Target, stack: tuple[str, ...]) -> Rules:
-    """The attribution tables; a user's app adds the layers of `stack`, with the code they
-    inherit (described again: the Target keeps only their names), and its own code."""
-    if not target.is_user_app or target.app is None:
-        return DEFAULT_RULES
-    try:
-        info = describe_app(AppSpec(target.app, target.factory, target.app_dir))
-        bases = {layer["name"]: tuple(layer.get("bases", ())) for layer in info.layers}
-    except AppLoadError:
-        bases = {}
-    chosen = tuple(name for name in stack if name in target.layers)
-    return Rules(
-        app_layers=chosen,
-        app_bases={name: bases.get(name, ()) for name in chosen},
-        app_root=(target.app_dir or os.getcwd()) + "/",
-    )
 
 
 def _died_mid_profile(server: RunningServer, pid: int, samples: Path) -> str | None:

@@ -88,7 +88,7 @@ def record_command(
         # Aggregate by each function's first line, as pprof aggregates by function: a function
         # is then one row of the table and one box of the flame graph, whatever line it was on.
         "--function",
-        # Whole paths, shortened by the harness (profile.short_files): py-spy's short names stop
+        # Whole paths, shortened by the harness (reading.short_files): py-spy's short names stop
         # at the first directory without an __init__.py, which drops a namespace package's
         # prefix (opentelemetry/instrumentation/django/ would read `django/`).
         "--full-filenames",

@@ -123,7 +123,10 @@ def app_environment(config: ServerConfig) -> dict[str, str]:
         extras = tuple(name for name in stack if is_known(name) or is_import_path(name))
         layers = [name for name in stack if name not in extras]
         spec = AppSpec(target.app, target.factory, target.app_dir)
-        return {**entry.environment(spec, layers, extras), **environment((), config.log_output)}
+        # Every layer described is "all" to the server: a variant may configure a layer away
+        # (OTEL=0), and `all` then means what that app has, not a name it lacks.
+        kept = None if layers and set(layers) == set(target.layers) else layers
+        return {**entry.environment(spec, kept, extras), **environment((), config.log_output)}
     named = tuple(name for name in stack if not is_import_path(name))
     env = environment(named, config.log_output)
     if import_paths(stack):
