@@ -209,7 +209,7 @@ def test_bad_spins_are_usage_errors(args: list[str]) -> None:
         (["-t", "flask", "--measure", "latency"], "or instructions or instructions-perf"),
         (["-t", "flask", "--tolerance", "nan"], "not a finite number"),
         (["-t", "ceiling"], "ceiling takes no middleware"),
-        (["-t", "django"], "unknown target 'django'"),
+        (["-t", "rails"], "unknown target 'rails'"),
         (["-t", "flask", "--repeat", "1"], "x>=2"),
         (["-t", "flask", "--duration", "0"], "more than 0"),
     ],

@@ -221,9 +221,9 @@ def test_the_gate_flags_only_sets_above_it() -> None:
 
 def test_unknown_names_are_usage_errors() -> None:
     runner = CliRunner()
-    bad_target = runner.invoke(main, ["compare", "-t", "flask,django"])
+    bad_target = runner.invoke(main, ["compare", "-t", "flask,rails"])
     assert bad_target.exit_code == 2
-    assert "unknown target 'django'" in bad_target.output and "raw-wsgi" in bad_target.output
+    assert "unknown target 'rails'" in bad_target.output and "raw-wsgi" in bad_target.output
     bad_set = runner.invoke(main, ["compare", "-t", "flask", "-m", "none,request-id+gzip"])
     assert bad_set.exit_code == 2
     assert "unknown middleware 'gzip'" in bad_set.output and "request-id" in bad_set.output
