@@ -117,10 +117,9 @@ def django_lesson(result: DemoResult) -> list[str]:
     hop = welch(b[1], a[1])
     said = "n/a"
     if hop is not None:
-        said = f"{hop.median:+,.{m.digits}f} {m.unit}" + (
-            f" ± {hop.half_width:,.{m.digits}f}{_unclear(hop)}"
-            if hop.half_width is not None
-            else " (one round: no interval)"
+        width = f" ± {hop.half_width:,.{m.digits}f}" if hop.half_width is not None else ""
+        said = f"{hop.median:+,.{m.digits}f}{width} {m.unit}" + (
+            _unclear(hop) if width else " (one round: no interval)"
         )
     return [
         f"Django with no middleware costs {a[0].format(m.digits)} {m.unit} of {m.title} over "
