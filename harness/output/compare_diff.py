@@ -12,8 +12,10 @@ from harness.load.files import write_atomic
 from harness.measure.compare_diff import Change, CompareDiff, changes_for, signed
 from harness.measure.registry import get_measure
 from harness.measure.stats import Estimate
+from harness.output.tables import markdown_table
 
 COLUMNS = ("set", "compared", "A", "B", "change", "change %", "")
+LEFT = ("set", "compared", "")
 
 
 def _value(e: Estimate | None, digits: int) -> str:
@@ -62,9 +64,7 @@ def rich_tables(diff: CompareDiff) -> list[Table]:
     for measure in diff.measures:
         table = Table(title=title(diff, measure), title_justify="left")
         for column in COLUMNS:
-            table.add_column(
-                column, justify="left" if column in ("set", "compared", "") else "right"
-            )
+            table.add_column(column, justify="left" if column in LEFT else "right")
         for row in rows(diff, measure):
             table.add_row(*row)
         tables.append(table)
@@ -104,9 +104,7 @@ def markdown(diff: CompareDiff) -> str:
     lines = ["# compare diff", ""]
     for measure in diff.measures:
         lines += [f"## {title(diff, measure)}", ""]
-        lines += ["| " + " | ".join(COLUMNS) + " |", "|:---|:---|---:|---:|---:|---:|:---|"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows(diff, measure)]
-        lines.append("")
+        lines += [*markdown_table(COLUMNS, rows(diff, measure), LEFT), ""]
     return "\n".join([*lines, *(f"- {line}" for line in notes(diff)), ""])
 
 
@@ -135,12 +133,8 @@ def summary(diff: CompareDiff) -> str:
 
 
 def _md_table(diff: CompareDiff, measure: str) -> list[str]:
-    return [
-        "| " + " | ".join(COLUMNS[:-1]) + " | verdict |",
-        "|:---|:---|---:|---:|---:|---:|:---|",
-        *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
-          for row in rows(diff, measure)),
-    ]  # fmt: skip
+    """The measure's table, its verdict column named (a comment is read without the notes)."""
+    return markdown_table((*COLUMNS[:-1], "verdict"), rows(diff, measure), (*LEFT, "verdict"))
 
 
 def write_compare_diff(diff: CompareDiff, out_dir: Path) -> list[Path]:

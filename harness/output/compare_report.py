@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from harness.measure.measure import Measure
 from harness.measure.registry import get_measure
 from harness.measure.stats import Estimate
 from harness.output.compare_notes import notes, shows_estimates
+from harness.output.tables import Section, markdown_table, rich_tables
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
@@ -140,15 +142,7 @@ def section_tables(report: CompareReport) -> list[Table]:
     """A measure's own tables (latency: one per rate, and the capacity at the SLO)."""
     from harness.output.latency_report import latency_sections
 
-    tables = []
-    for name, cols, body in latency_sections(report):
-        table = Table(title=name, title_justify="left")
-        for column in cols:
-            table.add_column(column, justify="left" if column in ("set", "vs") else "right")
-        for row in body:
-            table.add_row(*row)
-        tables.append(table)
-    return tables
+    return rich_tables(latency_sections(report), ("set", "vs"))
 
 
 def server_table(report: CompareReport) -> Table:
@@ -160,35 +154,27 @@ def server_table(report: CompareReport) -> Table:
     return table
 
 
-def _md(columns: tuple[str, ...], body: list[list[str]], left: tuple[str, ...]) -> list[str]:
-    align = "|" + "|".join(":---" if c in left else "---:" for c in columns) + "|"
-    return [
-        "| " + " | ".join(columns) + " |",
-        align,
-        *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body),
-    ]
-
-
 def markdown(report: CompareReport) -> str:
     from harness.output.env_report import env_sections
     from harness.output.latency_report import latency_sections
     from harness.output.variant_report import variant_sections
 
-    lines = [f"# {title(report)}", "", *_md(columns(report), rows(report), LEFT), ""]
-    for name, cols, body in latency_sections(report):
-        lines += [f"## {name}", "", *_md(cols, body, ("set", "vs")), ""]
+    lines = [f"# {title(report)}", "", *markdown_table(columns(report), rows(report), LEFT), ""]
+    lines += _md_sections(latency_sections(report), ("set", "vs"))
     if report.server_rows:
-        lines += [
-            f"## {server_title(report)}",
-            "",
-            *_md(server_columns(report), server_rows(report), LEFT),
-            "",
-        ]
-    for name, cols, body in env_sections(report):
-        lines += [f"## {name}", "", *_md(cols, body, (*LEFT, "environment", "interpreter")), ""]
-    for name, cols, body in variant_sections(report):
-        lines += [f"## {name}", "", *_md(cols, body, (*LEFT, "variant", "variables")), ""]
+        server = (server_title(report), server_columns(report), server_rows(report))
+        lines += _md_sections([server], LEFT)
+    lines += _md_sections(env_sections(report), (*LEFT, "environment", "interpreter"))
+    lines += _md_sections(variant_sections(report), (*LEFT, "variant", "variables"))
     return "\n".join([*lines, *(f"- {line}" for line in notes(report)), ""])
+
+
+def _md_sections(sections: Iterable[Section], left: tuple[str, ...]) -> list[str]:
+    return [
+        line
+        for name, cols, body in sections
+        for line in (f"## {name}", "", *markdown_table(cols, body, left), "")
+    ]
 
 
 def _clip_intervals(ax: Any, ends: list[tuple[float, float, float, float]]) -> bool:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from harness.machine.environment import FRAMEWORKS
 from harness.output.axis_report import axis_body, axis_chart, axis_columns
+from harness.output.tables import rich_tables
 from targets.server_table import server_packages
 
 if TYPE_CHECKING:
@@ -75,17 +76,7 @@ PYTHON_COLUMNS = ("environment", "interpreter", "versions")
 
 
 def env_tables(report: CompareReport) -> list[Table]:
-    tables = []
-    for title, columns, body in env_sections(report):
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(
-                column, justify="left" if column in (*LEFT, "interpreter") else "right"
-            )
-        for row in body:
-            table.add_row(*row)
-        tables.append(table)
-    return tables
+    return rich_tables(env_sections(report), (*LEFT, "interpreter"))
 
 
 def env_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:

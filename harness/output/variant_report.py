@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from harness.output.axis_report import axis_body, axis_chart, axis_columns
+from harness.output.tables import rich_tables
 
 if TYPE_CHECKING:
     from harness.measure.report import CompareReport
@@ -42,15 +43,7 @@ def variant_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], 
 
 
 def variant_tables(report: CompareReport) -> list[Table]:
-    tables = []
-    for title, columns, body in variant_sections(report):
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column, justify="left" if column in LEFT else "right")
-        for row in body:
-            table.add_row(*row)
-        tables.append(table)
-    return tables
+    return rich_tables(variant_sections(report), LEFT)
 
 
 def variant_chart(report: CompareReport, path: Path) -> Path | None:
