@@ -70,7 +70,14 @@ def axis_chart(
         return None
     import matplotlib.pyplot as plt
 
-    from harness.output.charts import COLORS, chart_style, literal, save_figure, titles
+    from harness.output.charts import (
+        COLORS,
+        chart_style,
+        estimate_bars,
+        literal,
+        save_figure,
+        titles,
+    )
 
     measure = report.headline
     names = list(dict.fromkeys(row.name for row in rows))
@@ -78,14 +85,14 @@ def axis_chart(
         fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.6))
         width = 0.8 / len(values)
         for k, value in enumerate(values):
-            xs, ys, bars = [], [], ([], [], [])  # type: ignore[var-annotated]
+            xs, costs = [], []
             for i, name in enumerate(names):
                 row = next((r for r in rows if r.name == name and r.value == value), None)
                 cost = row.entry.cost(measure.name) if row else None
                 if row is None or cost is None:
                     continue
                 xs.append(i + (k - (len(values) - 1) / 2) * width)
-                ys.append(cost.median)
+                costs.append(cost)
                 change = row.difference(measure.name)
                 if change is not None:
                     ax.annotate(
@@ -93,16 +100,10 @@ def axis_chart(
                         (xs[-1], cost.high or cost.median), xytext=(0, 3),
                         textcoords="offset points", ha="center", fontsize=7,
                     )  # fmt: skip
-                if cost.low is not None and cost.high is not None:
-                    bars[0].append(xs[-1])
-                    bars[1].append(cost.median - cost.low)
-                    bars[2].append(cost.high - cost.median)
-            ax.bar(xs, ys, width, color=COLORS[k % len(COLORS)], alpha=0.85, label=literal(value))
-            if bars[0]:
-                ax.errorbar(
-                    bars[0], [ys[xs.index(x)] for x in bars[0]], yerr=[bars[1], bars[2]],
-                    fmt="none", capsize=4, elinewidth=1, ecolor="#333333",
-                )  # fmt: skip
+            estimate_bars(
+                ax, xs, costs, width, color=COLORS[k % len(COLORS)], alpha=0.85,
+                label=literal(value),
+            )  # fmt: skip
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(
             [literal(n) for n in names], fontsize=8, rotation=30 if len(names) > 5 else 0,

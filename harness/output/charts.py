@@ -28,6 +28,7 @@ from harness.load.results import Series
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
+    from harness.measure.stats import Estimate
 
 COLORS = ("#1f4e9c", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")  # bars side by side
 QPS_COLORS = ("#d62728", "#e377c2")  # the original's red, and pink for the second run
@@ -133,6 +134,22 @@ def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
         handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=ncols,
         frameon=False,
     )  # fmt: skip
+
+
+def estimate_bars(
+    ax: Axes, xs: Sequence[float], estimates: Sequence[Estimate], width: float, **bar: Any
+) -> None:
+    """Bars at the estimates' medians, with 95% error bars over those that have an interval
+    only: a single round's bar gets none, where a cap of zero width would read as exact."""
+    ax.bar(xs, [e.median for e in estimates], width, **bar)
+    shown = [(x, e) for x, e in zip(xs, estimates, strict=True) if e.low is not None]
+    if shown:
+        ax.errorbar(
+            [x for x, _ in shown],
+            [e.median for _, e in shown],
+            yerr=[[e.median - e.low for _, e in shown], [e.high - e.median for _, e in shown]],  # type: ignore[operator]
+            fmt="none", capsize=4, elinewidth=1, ecolor="#333333",
+        )  # fmt: skip
 
 
 def save_figure(fig: Figure, path: Path) -> Path:

@@ -232,7 +232,14 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.output.charts import COLORS, chart_style, literal, save_figure, titles
+    from harness.output.charts import (
+        COLORS,
+        chart_style,
+        estimate_bars,
+        literal,
+        save_figure,
+        titles,
+    )
 
     with chart_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(measured) + 2), 4.6))
@@ -240,31 +247,21 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
         for k, measure in enumerate(measures):
             offset = (k - (len(measures) - 1) / 2) * width
-            xs, ys = [], []
-            bars: tuple[list[float], list[float], list[float]] = ([], [], [])  # x, below, above
+            xs, shown = [], []
             for i, entry in enumerate(measured):
                 est = entry.overhead(measure.name)
                 if est is None:
                     continue
                 xs.append(i + offset)
-                ys.append(est.median)
-                if est.low is None or est.high is None:
-                    # one round: no interval, and no error bar of zero width that says one
-                    ends.append((i + offset, est.median, est.median, est.median))
-                    continue
-                bars[0].append(i + offset)
-                bars[1].append(est.median - est.low)
-                bars[2].append(est.high - est.median)
-                ends.append((i + offset, est.median, est.low, est.high))
-            ax.bar(
-                xs, ys, width, color=COLORS[k % len(COLORS)], alpha=0.85, label=measure.title,
+                shown.append(est)
+                if est.low is not None and est.high is not None:
+                    ends.append((xs[-1], est.median, est.low, est.high))
+                else:  # one round: no interval, its median alone
+                    ends.append((xs[-1], est.median, est.median, est.median))
+            estimate_bars(
+                ax, xs, shown, width, color=COLORS[k % len(COLORS)], alpha=0.85,
+                label=measure.title,
             )  # fmt: skip
-            if bars[0]:
-                medians = [ys[xs.index(x)] for x in bars[0]]
-                ax.errorbar(
-                    bars[0], medians, yerr=[bars[1], bars[2]], fmt="none", capsize=4,
-                    elinewidth=1, ecolor="#333333",
-                )  # fmt: skip
         ax.axhline(0, color="#333333", linewidth=0.8)
         clipped = _clip_intervals(ax, ends)
         ax.set_xticks(range(len(measured)))
