@@ -11,13 +11,7 @@ import click
 from harness.cli.axes import variant_option
 from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.errors import one_line_errors
-from harness.cli.params import (
-    CountOrAuto,
-    LogOutput,
-    Number,
-    TargetList,
-    sets_option,
-)
+from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
 from harness.load.files import write_atomic
 from harness.measure.micro import (
     CLOCKS,
@@ -137,10 +131,7 @@ def micro_command(
     for line in notes(report):
         console.print(line, soft_wrap=True)
     if json_path is not None:
-        if json_path.parent != Path():
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
-        console.print(f"wrote {json_path}")
+        _write_json(json_path, report.to_dict())
     checks = spin_checks(report)
     if checks:
         console.print(check_table(checks, "spin: known cost against measured overhead"))
@@ -172,11 +163,16 @@ def _across_variants(variants: Any, json_path: Path | None, options: dict[str, A
         soft_wrap=True,
     )
     if json_path is not None:
-        if json_path.parent != Path():
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-        data = {
+        _write_json(json_path, {
             "schema": "mwbench.micro-variants", "version": 1,
             "variants": [v.to_dict() for v in variants], "reports": reports,
-        }  # fmt: skip
-        write_atomic(json_path, json.dumps(data, indent=2) + "\n")
-        console.print(f"wrote {json_path}")
+        })  # fmt: skip
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from harness.cli.console import console
+
+    if path.parent != Path():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    console.print(f"wrote {path}")

@@ -146,9 +146,6 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-PRECISE_BUDGET_S = 180.0  # --precision's wall time unless --budget says
-
-
 def precision_from(
     precision: Quantity | None,
     budget: float | None,
@@ -164,6 +161,7 @@ def precision_from(
     from harness.measure.registry import get_measure
     from harness.measure.rounds import (
         DEFAULT_BUDGET_S,
+        PRECISE_BUDGET_S,
         PRECISE_DURATION_S,
         PRECISE_WARMUP_S,
         Precision,

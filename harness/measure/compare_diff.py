@@ -10,13 +10,12 @@ a set with no reference (a raw baseline) is compared by its cost.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.errors import UsageError
-from harness.measure.contenders import Entry, paired
+from harness.measure.contenders import Entry
 from harness.measure.registry import get_measure
 from harness.measure.report import CompareReport
 from harness.measure.stats import Estimate, estimate, welch
@@ -32,9 +31,7 @@ def _samples(entry: Entry, measure: str, quantity: Quantity) -> list[float]:
     if quantity == "cost":
         return entry.values(measure)
     assert entry.reference is not None
-    pairs = paired(entry.rounds, entry.reference.rounds)
-    diffs = (a.value(measure) - b.value(measure) for a, b in pairs)
-    return [d for d in diffs if math.isfinite(d)]
+    return entry.differences(entry.reference, measure)
 
 
 def signed(e: Estimate, digits: int = 1) -> str:

@@ -103,9 +103,14 @@ class Round:
             "p99_ms": self.p99_ms,
             "latency_avg_ms": self.latency_avg_ms,
             "connections": self.connections,
-            **({"samples": {k: h.to_dict() for k, h in self.samples.items()}}
-               if self.samples else {}),
-        }  # fmt: skip
+            **self._samples_dict(),
+        }
+
+    def _samples_dict(self) -> dict[str, Any]:
+        """Only where a measure kept them: a compare.json of wrk rounds stays as it was."""
+        if not self.samples:
+            return {}
+        return {"samples": {k: h.to_dict() for k, h in self.samples.items()}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Round:
@@ -167,14 +172,18 @@ class Entry:
     def difference(self, other: Entry, measure: str) -> Estimate | None:
         """This entry's cost minus `other`'s, paired round by round (a round missing on either
         side is left out)."""
-        pairs = paired(self.rounds, other.rounds)
-        pooled = pooled_difference(pairs, measure)
+        pooled = pooled_difference(paired(self.rounds, other.rounds), measure)
         if pooled is not None:
             return pooled
-        diffs = paired_differences(
+        diffs = self.differences(other, measure)
+        return estimate(diffs) if diffs else None
+
+    def differences(self, other: Entry, measure: str) -> list[float]:
+        """This entry's value minus `other`'s in each round both measured."""
+        pairs = paired(self.rounds, other.rounds)
+        return paired_differences(
             [a.value(measure) for a, _ in pairs], [b.value(measure) for _, b in pairs]
         )
-        return estimate(diffs) if diffs else None
 
     def overhead(self, measure: str) -> Estimate | None:
         """The cost over the reference's, paired round by round; None without a reference."""
@@ -299,16 +308,10 @@ def shard_of(chosen: list[Contender], index: int, count: int) -> list[Contender]
     sets = [e for e in entries if e.contender.role == "set"]
     keep: set[Contender] = set()
     for entry in sets[index - 1 :: count]:
-        for one in (entry, entry.reference, entry.baseline, *_below(entry)):
-            if one is not None:
-                keep.add(one.contender)
+        if entry.baseline is not None:  # what its share of the QPS is of
+            keep.add(entry.baseline.contender)
+        one: Entry | None = entry  # and down its references to the raw baseline
+        while one is not None:
+            keep.add(one.contender)
+            one = one.reference
     return [c for c in chosen if c in keep]
-
-
-def _below(entry: Entry) -> list[Entry]:
-    """What `entry`'s reference is measured against, and so on down to the raw baseline."""
-    found, one = [], entry.reference
-    while one is not None and one.reference is not None:
-        found.append(one.reference)
-        one = one.reference
-    return found

@@ -269,16 +269,11 @@ def plan_compare(
     check_out_dir(Path(out_dir))
     resolve_wrk(load.wrk)
     plan = ComparePlan(
-        tuple(chosen), {}, serve, load, chosen_measures, Path(out_dir), repeat, axis,
-        precision, gate, ceiling, ceiling_qps, tune, slo,
+        contenders=tuple(chosen), serving={}, serve=serve, load=load, measures=chosen_measures,
+        out_dir=Path(out_dir), repeat=repeat, servers=axis, precision=precision, gate=gate,
+        ceiling=ceiling, ceiling_qps=ceiling_qps, tune=tune, slo=slo, variants=tuple(variants),
+        shard=shard, whole=whole if shard else (), jobs=_jobs(jobs, chosen_measures),
     )  # fmt: skip
-    plan = dataclasses.replace(
-        plan,
-        variants=tuple(variants),
-        shard=shard,
-        whole=whole if shard else (),
-        jobs=_jobs(jobs, chosen_measures),
-    )
     serving = _serving(chosen, plan)
     checked = known if len(known) == len(pythons) else check_pythons(environments, serving)
     return dataclasses.replace(plan, serving=serving, pythons=checked)

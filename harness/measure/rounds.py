@@ -26,6 +26,7 @@ DEFAULT_MIN_ROUNDS = 3
 # against ±4-47, Flask ±31-71 against ±40-245; docs/precision.md).
 PRECISE_DURATION_S = 1.0
 PRECISE_WARMUP_S = 0.0
+PRECISE_BUDGET_S = 180.0  # --precision's wall time unless --budget says
 STOP_ROUNDS = 5  # the fewest paired rounds a set may be called precise on
 # A compare given neither --repeat nor --precision still owes every set an interval: at least
 # three rounds of everyone (Student's t on two rounds is ±12.7 standard errors, on three ±4.3),

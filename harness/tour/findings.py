@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from harness.measure.contenders import paired
 from harness.measure.stats import welch
 from middleware.stack import is_import_path, stack_name
 
@@ -137,8 +136,7 @@ def _own_cost(entry: Entry, measure: str) -> tuple[Estimate, list[float]] | None
     overhead = entry.overhead(measure)
     if reference is None or overhead is None:
         return None
-    pairs = paired(entry.rounds, reference.rounds)
-    return overhead, [a.value(measure) - b.value(measure) for a, b in pairs]
+    return overhead, entry.differences(reference, measure)
 
 
 def latency_lesson(result: DemoResult) -> list[str]:
