@@ -105,10 +105,15 @@ def test_two_shards_merge_into_one_compare(tmp_path: Path) -> None:
     assert same.output.startswith("**mwbench: no regression over the gate** (+5%)")
     assert "| secure | overhead |" in same.output and "<details>" in same.output
     slower = json.loads(base.read_text())
+    # A change far outside what secure's two paired rounds spread over (Welch's interval on two
+    # rounds a side is about 3 spreads wide): a regression the rounds must tell from zero.
+    secure = merged.find("secure")
+    assert secure is not None and secure.reference is not None
+    spread = max(diffs := secure.differences(secure.reference, "cpu")) - min(diffs)
     for entry in slower["sets"]:
         if entry["name"] == "secure":
             for one in entry["rounds"]:
-                one["values"]["cpu"] += 50.0
+                one["values"]["cpu"] += 50.0 + 10 * spread
     (tmp_path / "slow").mkdir()
     (tmp_path / "slow" / "compare.json").write_text(json.dumps(slower))
     worse = CliRunner().invoke(
