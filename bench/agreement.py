@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, part_result, table
+from harness.experiments.compare.contenders import GENERATOR_BOUND
+from harness.experiments.sweep.run import sweep
 from harness.load.settings import LoadSettings
-from harness.load.sweep import sweep
 from harness.load.wrk import resolve_wrk
 from harness.machine.cpus import plan
-from harness.measure.contenders import GENERATOR_BOUND
-from harness.measure.stats import estimate
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
+from harness.stats.intervals import estimate
 
 _QPS = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 DEFAULT_TARGETS = ("ceiling", "raw-asgi", "starlette", "aiohttp")

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, part_result, table
+from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.run import compare
+from harness.experiments.micro import micro
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
-from harness.measure.micro import micro
-from harness.measure.report import CompareReport
 from harness.serving.settings import ServeSettings
 from middleware.stack import parse_sets
 

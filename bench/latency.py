@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, part_result, table
+from harness.experiments.compare.run import compare
+from harness.experiments.sweep.run import sweep
 from harness.load.k6 import run_k6
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
-from harness.load.sweep import sweep
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
-from harness.measure.stats import estimate, paired_differences
 from harness.serving.apps import describe_app, target_for
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
 from harness.serving.userapp.spec import AppSpec
+from harness.stats.intervals import estimate, paired_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 5

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, part_result, table
+from harness.experiments.compare.render_memory import detection_limit
+from harness.experiments.compare.run import compare
+from harness.experiments.micro import micro
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
-from harness.measure.micro import micro
-from harness.output.memory_report import detection_limit
 from harness.serving.settings import ServeSettings
 from middleware.stack import parse_sets
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.report import fmt_est, fmt_num, part_result, table
-from harness.measure.micro import MICRO_TARGETS, micro
+from harness.experiments.micro import MICRO_TARGETS, micro
 from middleware.stack import ORDER, parse_sets
 
 

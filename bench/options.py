@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, part_result, table
+from harness.experiments.compare.contenders import CompareReport
+from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
-from harness.measure.contenders import CompareReport
-from harness.measure.stats import estimate, paired_differences
 from harness.serving.settings import ServeSettings
+from harness.stats.intervals import estimate, paired_differences
 from middleware.stack import parse_sets
 
 FRAMEWORKS = ("flask", "starlette", "fastapi", "aiohttp")

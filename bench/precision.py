@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, fmt_pct, half_width, part_result, table
+from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
 from harness.serving.settings import ServeSettings
 from middleware.stack import ORDER
 

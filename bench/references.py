@@ -1,11 +1,12 @@
 """Part (b): our middlewares against the reference libraries doing the same job, in the same run.
 
-Each comparison times, interleaved (harness.measure.micro.time_drivers), the bare app, the app with
+Each comparison times, interleaved (harness.experiments.micro.time_drivers), the bare
+app, the app with
 our middleware and the app with each reference, and reports what each adds to the bare app (paired
 by repeat) and ours minus each reference (paired): "faster", "same within noise" (the interval
 includes 0) or "SLOWER". Every log goes to a stream that drops it after formatting (our `null` sink;
-a logging.StreamHandler on harness.measure.micro.NullStream for the references), so formatting is
-timed and writing is not, alike for all.
+a logging.StreamHandler on harness.experiments.micro.NullStream for the references), so
+formatting is timed and writing is not, alike for all.
 
 - request-id vs asgi-correlation-id's CorrelationIdMiddleware, with no incoming id and with a valid
   one (a uuid4 hex, which both accept), on Starlette (both added with add_middleware) and on a bare
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.report import fmt_est, part_result, table, verdict
-from harness.measure.micro import (
+from harness.experiments.micro import (
     ROUTES,
     AiohttpDriver,
     AsgiDriver,
@@ -41,7 +42,7 @@ from harness.measure.micro import (
     overhead,
     time_drivers,
 )
-from harness.measure.stats import estimate
+from harness.stats.intervals import estimate
 from targets.routes import HEALTHZ_BODY
 from targets.table import get_target
 

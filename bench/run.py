@@ -7,7 +7,7 @@ bench/results.json (the parts run now replace their previous versions; the other
     .venv/bin/python bench/run.py --show                # reprint bench/results.json
 
 Parts:
-  micro       (a) every middleware on every framework, in-process (harness.measure.micro)
+  micro       (a) every middleware on every framework, in-process (harness.experiments.micro)
   references  (b) our middlewares against the reference libraries, in the same run
   precision   (c) the same `harness compare` twice: how far the two agree
   agreement   (d) harness sweep vs a plain `taskset -c 1 wrk -t1 -c64 -d5s`, and the ceiling
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             print(format_part(name, part) + "\n")
         return 0
 
-    from harness.measure.micro import micro_environment as environment
+    from harness.experiments.micro import micro_environment as environment
 
     chosen = [p for p in args.only if p not in args.skip]
     started = time.monotonic()

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_est, part_result, table
+from harness.experiments.compare.rounds import Precision
+from harness.experiments.compare.run import compare
+from harness.experiments.micro import MicroRequest, micro
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.compare import compare
-from harness.measure.micro import MicroRequest, micro
-from harness.measure.rounds import Precision
 from harness.serving.settings import ServeSettings
 from middleware.stack import ORDER, parse_sets
 

@@ -34,41 +34,41 @@ _API = {
     "running": "harness.serving.servers",
     "RunningServer": "harness.serving.servers",
     "ServerError": "harness.serving.servers",
-    "sweep": "harness.load.sweep",
+    "sweep": "harness.experiments.sweep.run",
     "SweepResult": "harness.load.results",
-    "compare": "harness.measure.compare",
-    "CompareReport": "harness.measure.report",
-    "diff_compares": "harness.measure.compare_diff",
-    "Regression": "harness.measure.compare_diff",
-    "CompareDiff": "harness.measure.compare_diff",
-    "write_report": "harness.output.compare_report",
-    "calibrate": "harness.measure.calibrate",
-    "CalibrationReport": "harness.measure.calibrate",
-    "profile": "harness.profiling.profile",
-    "ProfileResult": "harness.profiling.profile",
-    "write_profile": "harness.output.profile_report",
-    "micro": "harness.measure.micro",
-    "MicroReport": "harness.measure.micro",
-    "Estimate": "harness.measure.stats",
+    "compare": "harness.experiments.compare.run",
+    "CompareReport": "harness.experiments.compare.result",
+    "diff_compares": "harness.experiments.compare.diff",
+    "Regression": "harness.experiments.compare.diff",
+    "CompareDiff": "harness.experiments.compare.diff",
+    "write_report": "harness.experiments.compare.render",
+    "calibrate": "harness.experiments.calibrate.run",
+    "CalibrationReport": "harness.experiments.calibrate.run",
+    "profile": "harness.experiments.profile.run",
+    "ProfileResult": "harness.experiments.profile.run",
+    "write_profile": "harness.experiments.profile.render",
+    "micro": "harness.experiments.micro",
+    "MicroReport": "harness.experiments.micro",
+    "Estimate": "harness.stats.intervals",
 }
 
 if TYPE_CHECKING:
     from harness.errors import HarnessError, RunError, UsageError
+    from harness.experiments.calibrate.run import CalibrationReport, calibrate
+    from harness.experiments.compare.diff import CompareDiff, Regression, diff_compares
+    from harness.experiments.compare.render import write_report
+    from harness.experiments.compare.result import CompareReport
+    from harness.experiments.compare.run import compare
+    from harness.experiments.micro import MicroReport, micro
+    from harness.experiments.profile.render import write_profile
+    from harness.experiments.profile.run import ProfileResult, profile
+    from harness.experiments.sweep.run import sweep
     from harness.load.results import SweepResult
     from harness.load.settings import LoadSettings
-    from harness.load.sweep import sweep
     from harness.machine.cpus import plan as plan_cpus
-    from harness.measure.calibrate import CalibrationReport, calibrate
-    from harness.measure.compare import compare
-    from harness.measure.compare_diff import CompareDiff, Regression, diff_compares
-    from harness.measure.micro import MicroReport, micro
-    from harness.measure.report import CompareReport
-    from harness.measure.stats import Estimate
-    from harness.output.compare_report import write_report
-    from harness.output.profile_report import write_profile
-    from harness.profiling.profile import ProfileResult, profile
     from harness.serving.servers import RunningServer, ServerError, running, start_server
     from harness.serving.settings import ServeSettings
+    from harness.stats.intervals import Estimate
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """The harness's errors: one base and two kinds, so that a caller catches one class and a command
-turns any of them into one line and the right exit code (harness.cli.errors).
+turns any of them into one line and the right exit code (harness.cli.error_lines).
 
 - `UsageError`: what was asked cannot be done as asked (a value out of range, an unknown name, a
   combination that cannot run). Said before anything runs; the command exits 2.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from harness.measure.contenders import Entry, Round
-from harness.measure.stats import t_critical_95
+from harness.experiments.compare.contenders import Entry, Round
+from harness.stats.intervals import t_critical_95
 
 BASE = 100.0  # what a raw baseline costs in every round
 

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.micro import event_loop, make_driver
-from harness.measure.micro.apps import build_app
-from harness.measure.micro.request import MicroRequest
+from harness.experiments.micro import event_loop, make_driver
+from harness.experiments.micro.callables import build_app
+from harness.experiments.micro.replay import MicroRequest
 from harness.serving.apps import AppInfo, describe_app, target_for
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings

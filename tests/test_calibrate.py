@@ -10,19 +10,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import harness.measure.calibrate
+import harness.experiments.calibrate.run
 from harness.cli.main import main
+from harness.experiments.calibrate.render import write_calibration
+from harness.experiments.calibrate.run import calibrate, fit, parse_costs
+from harness.experiments.compare.contenders import Contender, Entry, link
+from harness.experiments.compare.render import write_report
+from harness.experiments.compare.result import CompareReport
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
-from harness.measure.calibrate import calibrate, fit, parse_costs
-from harness.measure.check import CheckRow, CostCheck, check_cost, failure_message
-from harness.measure.contenders import Contender, Entry, link
-from harness.measure.report import CompareReport
-from harness.measure.stats import Estimate
-from harness.output.calibration import write_calibration
-from harness.output.compare_report import write_report
+from harness.measures.known_check import CheckRow, CostCheck, check_cost, failure_message
 from harness.serving.servers import RunningServer
 from harness.serving.settings import ServeSettings
+from harness.stats.intervals import Estimate
 from middleware.stack import BadSpin, stack_name
 from targets.table import get_target
 from tests.synthetic import set_overheads, spread
@@ -135,7 +135,7 @@ GOOD = {
 def test_calibrate_command_passes_writes_and_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(GOOD))
+    monkeypatch.setattr(harness.experiments.calibrate.run, "compare", _fake_compare(GOOD))
     result = CliRunner().invoke(main, ["calibrate", "-t", "flask", "-d", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for text in ("spin:5us", "spin:50us", "1e6/QPS per server core", "server CPU time per",
@@ -159,7 +159,7 @@ def test_calibrate_command_fails_naming_the_cost_and_measure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bad = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(bad))
+    monkeypatch.setattr(harness.experiments.calibrate.run, "compare", _fake_compare(bad))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path), "--no-charts"]
     )

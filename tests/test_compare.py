@@ -11,14 +11,14 @@ import psutil
 import pytest
 from click.testing import CliRunner
 
-import harness.measure.round
+import harness.experiments.compare.round
 from harness.cli.main import main
-from harness.measure.compare import compare
-from harness.measure.contenders import Contender, Entry, link
-from harness.measure.gate import Gate
-from harness.measure.plan import COMPARE_WSGI_WORKER, plan_compare
-from harness.measure.report import CompareReport
-from harness.output.compare_report import write_report
+from harness.experiments.compare.contenders import Contender, Entry, link
+from harness.experiments.compare.gate import Gate
+from harness.experiments.compare.plan import COMPARE_WSGI_WORKER, plan_compare
+from harness.experiments.compare.render import write_report
+from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.run import compare
 from harness.serving.servers import RunningServer
 from middleware.stack import ORDER, stack_name
 from targets.table import get_target
@@ -44,14 +44,14 @@ def _left_running(servers: list[RunningServer]) -> list[int]:
 def started(monkeypatch: pytest.MonkeyPatch) -> list[RunningServer]:
     """Every server compare starts in this test (wrapping whatever start_server is then)."""
     servers: list[RunningServer] = []
-    inner = harness.measure.round.start_server
+    inner = harness.experiments.compare.round.start_server
 
     def recording(target: object, *args: object, **options: object) -> RunningServer:
         server = inner(target, *args, **options)  # type: ignore[arg-type]
         servers.append(server)
         return server
 
-    monkeypatch.setattr(harness.measure.round, "start_server", recording)
+    monkeypatch.setattr(harness.experiments.compare.round, "start_server", recording)
     return servers
 
 
@@ -118,7 +118,7 @@ def test_wrong_answers_are_never_timed(
 ) -> None:
     # The server is started without the stack the validator expects: its answers lack the
     # secure headers, so the set must fail validation rather than produce a timing.
-    record = harness.measure.round.start_server
+    record = harness.experiments.compare.round.start_server
 
     def start_without_middlewares(
         target: object, *args: object, **options: object
@@ -126,7 +126,9 @@ def test_wrong_answers_are_never_timed(
         options["stack"] = ()
         return record(target, *args, **options)
 
-    monkeypatch.setattr(harness.measure.round, "start_server", start_without_middlewares)
+    monkeypatch.setattr(
+        harness.experiments.compare.round, "start_server", start_without_middlewares
+    )
     report = compare(
         targets=["raw-asgi"],
         sets=[("secure",)],
@@ -164,7 +166,7 @@ def test_gate_fails_the_command_on_the_costly_set_only(tmp_path: Path) -> None:
 def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, started: list[RunningServer]
 ) -> None:
-    record = harness.measure.round.start_server
+    record = harness.experiments.compare.round.start_server
     triggers: list[Trigger] = []
 
     def start_then_kill(target: object, *args: object, **options: object) -> RunningServer:
@@ -174,7 +176,7 @@ def test_a_server_killed_mid_sweep_is_reported_and_nothing_is_left(
         triggers.append(when_loaded(server.port, 8, lambda: os.kill(server.pid, signal.SIGKILL)))
         return server
 
-    monkeypatch.setattr(harness.measure.round, "start_server", start_then_kill)
+    monkeypatch.setattr(harness.experiments.compare.round, "start_server", start_then_kill)
     report = compare(
         targets=["raw-wsgi"],
         sets=[()],

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
-from harness.measure.compare_diff import Regression, diff_compares
-from harness.measure.contenders import Contender, Entry, link
-from harness.measure.report import CompareReport
-from harness.measure.stats import welch
+from harness.experiments.compare.contenders import Contender, Entry, link
+from harness.experiments.compare.diff import Regression, diff_compares
+from harness.experiments.compare.result import CompareReport
+from harness.stats.intervals import welch
 from middleware.stack import stack_name
 from targets.table import get_target
 from tests.synthetic import set_overheads, spread
@@ -223,7 +223,7 @@ def test_a_ci_gate_in_instructions_catches_a_two_percent_regression(tmp_path: Pa
 def test_the_gate_fails_on_a_set_it_cannot_judge(tmp_path: Path) -> None:
     """A CI gate that passed a set B did not measure (its rounds failed, or the set is gone)
     would vouch for what nobody measured."""
-    from harness.measure.contenders import Round
+    from harness.experiments.compare.contenders import Round
 
     base, broken = _report(tmp_path, 5.0), _report(tmp_path, 5.0, "b")
     logger = next(e for e in broken.entries if e.label == "logger")
@@ -237,7 +237,7 @@ def test_the_gate_fails_on_a_set_it_cannot_judge(tmp_path: Path) -> None:
 
 
 def test_the_cli_gate_exits_1_naming_what_it_could_not_judge(tmp_path: Path) -> None:
-    from harness.measure.contenders import Round
+    from harness.experiments.compare.contenders import Round
 
     paths = []
     for name, failed in (("base", False), ("broken", True)):
@@ -303,7 +303,7 @@ def test_diff_names_its_files_and_refuses_what_it_cannot_read_or_write(tmp_path:
 def test_two_instruction_runs_in_two_directories_were_measured_alike(tmp_path: Path) -> None:
     """The wrapper is recorded with DIR for the output directory: a baseline stored elsewhere
     is not 'measured differently' for its path alone."""
-    from harness.measure.plan import plan_compare
+    from harness.experiments.compare.plan import plan_compare
 
     settings = [
         plan_compare(

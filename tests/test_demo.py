@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.contenders import Contender, Entry, Round, link
-from harness.measure.report import CompareReport
+from harness.experiments.compare.contenders import Contender, Entry, Round, link
+from harness.experiments.compare.result import CompareReport
 from middleware.stack import ORDER, stack_name
 from targets.table import TARGETS
 from tests.synthetic import set_overheads, spread
@@ -82,8 +82,8 @@ def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) ->
 
 
 def test_the_report_says_when_the_machine_inflates_event_loop_overheads(tmp_path: Path) -> None:
-    from harness.tour.demo import QUICK, DemoResult
-    from harness.tour.findings import findings
+    from harness.experiments.demo.findings import findings
+    from harness.experiments.demo.run import QUICK, DemoResult
 
     quiet = DemoResult(tmp_path, QUICK)
     assert not any("harness system tune" in f for f in findings(quiet))
@@ -102,8 +102,8 @@ def _entry(target: str, server: str, role: str, qps: float, cpu: float) -> Entry
 
 
 def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
-    from harness.tour.demo import FULL, DemoResult
-    from harness.tour.server_axis import server_findings
+    from harness.experiments.demo.run import FULL, DemoResult
+    from harness.experiments.demo.server_axis import server_findings
 
     entries = [
         _entry("flask", "gunicorn-sync", "set", 1_000, 600.0),
@@ -132,8 +132,8 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
 def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
     tmp_path: Path,
 ) -> None:
-    from harness.tour.demo import FULL, DemoResult
-    from harness.tour.findings import findings
+    from harness.experiments.demo.findings import findings
+    from harness.experiments.demo.run import FULL, DemoResult
 
     def entry(stack: tuple[str, ...], role: str, cpu: list[float]) -> Entry:
         target = TARGETS["raw-asgi" if role == "baseline" else "starlette"]
@@ -165,7 +165,7 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
 
 
 def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_spare() -> None:
-    from harness.tour.demo import FULL, _headlines, _run_s
+    from harness.experiments.demo.run import FULL, _headlines, _run_s
 
     assert _run_s([], FULL) == FULL.run_s()  # a guess, before anything was measured
     run_s = 1.4
@@ -189,7 +189,7 @@ def test_the_tour_budget_gives_each_compare_its_fixed_rounds_and_a_slice_of_the_
 
 
 def test_the_tour_times_a_round_by_the_rounds_it_measured(tmp_path: Path) -> None:
-    from harness.tour.demo import FULL, _run_s
+    from harness.experiments.demo.run import FULL, _run_s
 
     entries = [
         Entry(
@@ -205,8 +205,8 @@ def test_the_tour_times_a_round_by_the_rounds_it_measured(tmp_path: Path) -> Non
 def test_the_latency_lesson_gives_both_p99s_or_says_the_rate_was_not_sustained(
     tmp_path: Path,
 ) -> None:
-    from harness.tour.demo import BASEHTTP_NOOP, FULL, PURE_NOOP, DemoResult
-    from harness.tour.findings import latency_lesson
+    from harness.experiments.demo.findings import latency_lesson
+    from harness.experiments.demo.run import BASEHTTP_NOOP, FULL, PURE_NOOP, DemoResult
 
     p99 = "latency:p99@500"
 

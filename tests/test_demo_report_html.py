@@ -7,10 +7,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.measure.report import CompareReport
-from harness.output.compare_report import columns
-from harness.tour.demo import QUICK, DemoResult
-from harness.tour.report import folded, html_page, markdown
+from harness.experiments.compare.render import columns
+from harness.experiments.compare.result import CompareReport
+from harness.experiments.demo.render import folded, html_page, markdown
+from harness.experiments.demo.run import QUICK, DemoResult
 
 STORED = Path(__file__).resolve().parent / "fixtures" / "demo" / "starlette" / "compare.json"
 RETAINED = "overhead B/1k req (retained)"

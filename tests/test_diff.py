@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.experiments.sweep.diff import diff, match_rows
 from harness.load.datfile import DatError, DatRow, append_row, format_row, load_dat, parse_line
 from harness.load.results import load_series, series_name
-from harness.output.diff import diff, match_rows
 
 DAT = Path(__file__).parent / "fixtures" / "dat"
 WRK = Path(__file__).parent / "fixtures" / "wrk"

@@ -118,8 +118,8 @@ def test_recovery_is_process_exception_and_its_500_gets_the_outer_headers() -> N
 
 
 def test_profile_frames_of_django_are_named_by_middleware() -> None:
-    from harness.profiling.attribution import Owner, Rules, owner_of
-    from harness.profiling.collapsed import Frame
+    from harness.experiments.profile.attribution import Owner, Rules, owner_of
+    from harness.experiments.profile.collapsed import Frame
 
     def owner(rules: Rules, *frames: str) -> Owner:
         return owner_of(tuple(Frame.parse(f) for f in frames), rules)

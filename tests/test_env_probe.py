@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.contenders import Contender
-from harness.measure.environments import check_pythons
+from harness.experiments.compare.contenders import Contender
+from harness.experiments.compare.environments import check_pythons
 from harness.serving.pythons import (
     SAID_LIMIT,
     PythonError,

@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.experiments.compare.render import write_report
+from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
-from harness.measure.compare import compare
-from harness.measure.instructions import parse_perf_csv, pmu_problem
-from harness.measure.report import CompareReport
-from harness.output.compare_report import write_report
+from harness.measures.instructions import parse_perf_csv, pmu_problem
 from tests.conftest import pinned
 
 pytestmark = pytest.mark.slow
@@ -328,7 +328,7 @@ def test_an_instructions_ci_gate_passes_the_same_code_and_fails_a_heavier_one(
     overhead is its loop's known count (turns x a turn's instructions, counted in-process).
     The heavier run has the raw app beside it, for the µs estimate (a set only in B is not
     gated); nothing of valgrind is left."""
-    from harness.measure.known import instructions_per_turn
+    from harness.measures.known import instructions_per_turn
 
     base = _counted_compare(tmp_path, "base", TURNS)
     again = _counted_compare(tmp_path, "again", TURNS)

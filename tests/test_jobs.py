@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
-from harness.measure.plan import _jobs
-from harness.measure.registry import get_measure
+from harness.experiments.compare.plan import _jobs
+from harness.measures.registry import get_measure
 
 
 def test_jobs_default_to_the_cores_for_counts_and_to_one_for_times() -> None:

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.experiments.sweep.plan import check_url
 from harness.load.datfile import load_dat
-from harness.load.plan import check_url
 from harness.machine.lab import Lab, LabError, existing_namespaces, lab_down, lab_status, lab_up
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,12 +17,12 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.experiments.compare.capacity import search
+from harness.experiments.sweep.run import sweep
 from harness.load.k6 import RateResult, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
-from harness.load.sweep import sweep
 from harness.load.wrk_output import WrkResult
-from harness.measure.capacity import search
-from harness.measure.slo import parse_slo
+from harness.measures.slo import parse_slo
 from harness.serving.apps import describe_app, target_for
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import ServeSettings
@@ -315,9 +315,9 @@ def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_kee
     # run_k6 replaced by one that misses its schedule a chosen number of times, then keeps it
     # (no k6 runs, no server starts): one stall of the VM is not a rate k6 cannot send.
     from harness.errors import UsageError
+    from harness.experiments.compare import round as rounds
+    from harness.experiments.compare.plan import plan_compare
     from harness.load import k6
-    from harness.measure import round as rounds
-    from harness.measure.plan import plan_compare
 
     misses: list[int] = []
 

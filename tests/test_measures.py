@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.compare import compare
-from harness.measure.compare_diff import Regression, diff_compares
-from harness.measure.measure import Measure, WireRound, per_request
-from harness.measure.registry import MEASURES, get_measure, register
-from harness.measure.report import CompareReport
-from harness.output.compare_report import write_report
+from harness.experiments.compare.diff import Regression, diff_compares
+from harness.experiments.compare.render import write_report
+from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.run import compare
+from harness.measures.measure import Measure, WireRound, per_request
+from harness.measures.registry import MEASURES, get_measure, register
 from tests.conftest import pinned
 
 # What `secure` adds to every answer, as it goes on the wire: three header lines.

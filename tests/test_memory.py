@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.memory import LEAK_FLOOR, slope
-from harness.measure.micro.allocations import LEAK_BYTES_PER_REQUEST, qualname
+from harness.experiments.micro.allocations import LEAK_BYTES_PER_REQUEST, qualname
+from harness.measures.memory import LEAK_FLOOR, slope
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAKY = str(ROOT / "tests" / "apps" / "leaky.py")

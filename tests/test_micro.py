@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
-from harness.measure.micro import (
+from harness.experiments.micro import (
     EMPTY,
     AiohttpDriver,
     AsgiDriver,
@@ -27,9 +27,9 @@ from harness.measure.micro import (
     spin_checks,
     time_drivers,
 )
-from harness.measure.micro import ROUTES as MICRO_ROUTES
-from harness.measure.micro.apps import build_app, make_driver
-from harness.measure.micro.request import is_recovery_answer
+from harness.experiments.micro import ROUTES as MICRO_ROUTES
+from harness.experiments.micro.callables import build_app, make_driver
+from harness.experiments.micro.replay import is_recovery_answer
 from middleware import core
 from middleware.stack import ORDER
 from targets.table import get_target
@@ -141,7 +141,7 @@ def test_wrong_answer_is_never_timed(monkeypatch: pytest.MonkeyPatch) -> None:
 
         return app
 
-    monkeypatch.setattr("harness.measure.micro.run.build_app", build)
+    monkeypatch.setattr("harness.experiments.micro.run.build_app", build)
     with pytest.raises(MicroError, match="answered 404, not 200"):
         micro(targets=["raw-wsgi"], sets=[()], repeat=2, requests=1)
 

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner, Result
 from matplotlib.figure import Figure
 
-import harness.output.charts as charts
+import harness.render.charts as charts
 from harness.cli.main import main
+from harness.experiments.sweep.diff import diff
 from harness.load.datfile import DatRow, load_dat
 from harness.load.results import load_series
-from harness.output.diff import diff
 
 FAKE_WRK = str(Path(__file__).parent / "fixtures" / "wrk" / "fake_wrk.py")
 URL = "http://127.0.0.1:8000/healthz"

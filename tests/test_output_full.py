@@ -127,7 +127,7 @@ def test_a_dat_append_that_fails_leaves_the_json_as_it_was(
         calls["n"] += 1
         return _full() if calls["n"] == 3 else real(path, row)
 
-    monkeypatch.setattr("harness.load.sweep.append_row", third_fails)
+    monkeypatch.setattr("harness.experiments.sweep.run.append_row", third_fails)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "1,2,3,4", "--no-charts")
     assert_consistent(out, result, 2)
@@ -156,7 +156,7 @@ def test_a_json_save_that_fails_takes_the_new_dat_line_back(
 def test_charts_that_do_not_fit_are_one_line_and_keep_the_levels(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("harness.output.charts.Figure.savefig", _full)
+    monkeypatch.setattr("harness.render.charts.Figure.savefig", _full)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "1,2")
     assert result.exit_code == 1 and "Traceback" not in result.output

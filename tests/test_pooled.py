@@ -9,13 +9,13 @@ import statistics
 
 import pytest
 
-from harness.load.histogram import Histogram
+from harness.experiments.compare.contenders import Contender, Entry, Round
 from harness.load.k6 import run_k6
-from harness.measure.contenders import Contender, Entry, Round
-from harness.measure.pooled import pooled_cost, pooled_difference, quantile_of
-from harness.measure.stats import estimate
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
+from harness.stats.histogram import Histogram
+from harness.stats.intervals import estimate
+from harness.stats.pooled import pooled_cost, pooled_difference, quantile_of
 from targets.table import get_target
 
 P99 = "latency:p99@1000"

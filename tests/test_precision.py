@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.contenders import Contender, Entry
-from harness.measure.rounds import MAX_ROUNDS, Precision, Schedule, missed
+from harness.experiments.compare.contenders import Contender, Entry
+from harness.experiments.compare.rounds import MAX_ROUNDS, Precision, Schedule, missed
 from targets.table import get_target
 from tests.synthetic import set_overheads, spread
 
@@ -129,7 +129,7 @@ def test_a_real_run_stops_and_names_the_sets_that_missed(tmp_path: Path) -> None
 
 
 def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
-    from harness.output.compare_report import rounds_used
+    from harness.experiments.compare.render import rounds_used
 
     entries = _entries()
     assert rounds_used(entries) == "0"
@@ -172,7 +172,7 @@ def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None
 
 
 def test_default_rounds_give_every_set_an_interval_then_go_to_the_ones_near_zero() -> None:
-    from harness.measure.rounds import DEFAULT_BUDGET_S, default_rounds
+    from harness.experiments.compare.rounds import DEFAULT_BUDGET_S, default_rounds
 
     entries = _entries()
     rule = default_rounds("cpu")
@@ -224,8 +224,8 @@ def test_default_rounds_unless_repeat_or_precision_says() -> None:
 
 
 def test_one_round_says_it_has_no_interval() -> None:
-    from harness.measure.stats import Estimate
-    from harness.output.compare_report import _interval_said
+    from harness.experiments.compare.render import _interval_said
+    from harness.stats.intervals import Estimate
 
     assert Estimate(87.3, None, None, 1).format_change() == "+87.3 (no interval)"
     assert Estimate(87.3, 80.0, 94.6, 3).format_change() == "+87.3 ± 7.3"

@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.profiling.pyspy import ENV_PY_SPY, resolve_py_spy
+from harness.experiments.profile.pyspy import ENV_PY_SPY, resolve_py_spy
 from harness.serving.servers import RunningServer
 from tests.conftest import Trigger
 
@@ -167,7 +167,7 @@ def test_ctrl_c_while_sampling_stops_server_wrk_and_py_spy(tmp_path: Path) -> No
 def test_a_server_dying_mid_profile_is_an_error_and_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, victim: str
 ) -> None:
-    import harness.profiling.profile as profiling
+    import harness.experiments.profile.run as profiling
 
     record = profiling.running
     triggers: list[Trigger] = []

@@ -18,8 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.output.profile_report import kind_of_frame
-from harness.profiling.attribution import (
+from harness.experiments.profile.attribution import (
     INSTRUMENTATION,
     Owner,
     Rules,
@@ -28,12 +27,13 @@ from harness.profiling.attribution import (
     format_layers,
     owner_of,
 )
-from harness.profiling.collapsed import Frame, Stacks, parse_collapsed, read_collapsed
-from harness.profiling.flamegraph import COLOURS, render_svg
-from harness.profiling.pyspy import record_command
-from harness.profiling.reading import short_files
-from harness.profiling.top import top_cum
-from harness.profiling.waiting import format_waiting, split_waiting, waits
+from harness.experiments.profile.collapsed import Frame, Stacks, parse_collapsed, read_collapsed
+from harness.experiments.profile.flamegraph import COLOURS, render_svg
+from harness.experiments.profile.pyspy import record_command
+from harness.experiments.profile.reading import short_files
+from harness.experiments.profile.render import kind_of_frame
+from harness.experiments.profile.top import top_cum
+from harness.experiments.profile.waiting import format_waiting, split_waiting, waits
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDED = ROOT / "tests" / "fixtures" / "profile" / "fastapi-instrumented-all.collapsed.txt"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.profiling.attribution import (
+from harness.experiments.profile.attribution import (
     SHARED_MIDDLEWARE,
     Owner,
     Rules,
@@ -23,7 +23,7 @@ from harness.profiling.attribution import (
     module_path,
     owner_of,
 )
-from harness.profiling.collapsed import (
+from harness.experiments.profile.collapsed import (
     CollapsedError,
     Frame,
     Stacks,
@@ -31,9 +31,14 @@ from harness.profiling.collapsed import (
     parse_collapsed,
     read_collapsed,
 )
-from harness.profiling.flamegraph import render_svg
-from harness.profiling.pyspy import PtracePermissionError, PySpyError, failure, record_command
-from harness.profiling.top import flat_and_cum, format_top, top_cum
+from harness.experiments.profile.flamegraph import render_svg
+from harness.experiments.profile.pyspy import (
+    PtracePermissionError,
+    PySpyError,
+    failure,
+    record_command,
+)
+from harness.experiments.profile.top import flat_and_cum, format_top, top_cum
 from middleware.stack import ORDER
 
 FIXTURES = Path(__file__).parent / "fixtures" / "profile"

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.measure.report import CompareReport
+from harness.experiments.compare.result import CompareReport
 from harness.serving.pythons import PythonError, find_python, parse_pythons, probe
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
@@ -170,7 +170,7 @@ def test_compare_across_environments_finds_the_patched_module(
 
 
 def test_an_app_is_described_in_each_environment(envs: dict[str, Path], tmp_path: Path) -> None:
-    from harness.measure.plan import plan_compare
+    from harness.experiments.compare.plan import plan_compare
     from harness.serving.apps import describe_app, target_for
     from harness.serving.userapp.spec import AppSpec
 

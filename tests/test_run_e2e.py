@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
+from harness.experiments.sweep.run import sweep
 from harness.load.datfile import load_dat
 from harness.load.settings import LoadSettings
-from harness.load.sweep import sweep
 from harness.load.wrk_output import parse_wrk_output
 from harness.serving.servers import running, start_server
 from harness.serving.settings import ServeSettings

@@ -157,7 +157,7 @@ def test_load_goes_only_to_loopback(
 
 @pytest.mark.parametrize("url", ["http://localhost:1/", "http://127.0.0.2:1/", "http://[::1]:1/"])
 def test_loopback_hosts_are_accepted(url: str) -> None:
-    from harness.load.plan import check_url
+    from harness.experiments.sweep.plan import check_url
 
     check_url(url)  # raises SweepError otherwise
 
@@ -173,7 +173,7 @@ def test_unwritable_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 def test_level_beyond_fd_limit_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path
 ) -> None:
-    monkeypatch.setattr("harness.load.plan.raise_fd_limit", lambda: 100)
+    monkeypatch.setattr("harness.experiments.sweep.plan.raise_fd_limit", lambda: 100)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,200", "--no-charts")
     assert result.exit_code == 0, result.output
@@ -212,8 +212,8 @@ def test_duration_threads_and_timeout_options(
 
 
 def test_preset_iam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
-    monkeypatch.setattr("harness.load.plan.raise_fd_limit", lambda: 20000)
-    monkeypatch.setattr("harness.load.plan.os.cpu_count", lambda: 2)
+    monkeypatch.setattr("harness.experiments.sweep.plan.raise_fd_limit", lambda: 20000)
+    monkeypatch.setattr("harness.experiments.sweep.plan.os.cpu_count", lambda: 2)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "--preset", "iam", "--no-charts")
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from harness.cli.main import main
 from harness.load.wrk import run_wrk
 from harness.machine.cpus import plan
 from harness.machine.environment import PACKAGES
-from harness.measure.server_cpu import cpu_probe
+from harness.measures.server_cpu import cpu_probe
 from harness.serving.apps import describe_app, target_for
 from harness.serving.servers import bind_socket, running, start_server
 from harness.serving.settings import ServeSettings

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
-from harness.measure.contenders import contenders, shard_of
-from harness.measure.merge import ROUNDS_APART, merge
-from harness.measure.report import CompareReport
+from harness.experiments.compare.contenders import contenders, shard_of
+from harness.experiments.compare.merge import ROUNDS_APART, merge
+from harness.experiments.compare.result import CompareReport
 
 SETS = [(), ("dump",), ("cors",), ("secure",)]
 SHORT = ["-t", "raw-asgi", "-m", "none,secure,nocache", "--no-ceiling", "--no-charts",

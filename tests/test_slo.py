@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
+from harness.experiments.compare.capacity import said, search
 from harness.load.k6 import RateResult, judge, parse_summary, vus_for
-from harness.measure.capacity import said, search
-from harness.measure.slo import DEFAULT_SLO, parse_slo
+from harness.measures.slo import DEFAULT_SLO, parse_slo
 
 SUMMARY = Path(__file__).parent / "fixtures" / "k6" / "summary_1000rps.json"
 
@@ -148,7 +148,7 @@ def test_under_the_generator_the_first_rate_down_is_below_the_top() -> None:
 def test_the_capacity_table_gives_the_bracket_from_the_stored_probes() -> None:
     from types import SimpleNamespace
 
-    from harness.output.latency_report import capacity_table
+    from harness.experiments.compare.render_latency import capacity_table
 
     found = search(_server(4321.0, []), parse_slo("p99<50ms"), peak=8000)
     report = SimpleNamespace(settings={"capacity": {"none": found.to_dict()}, "slo": "p99<50ms"})

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from harness.measure.stats import estimate, paired_differences, t_critical_95
+from harness.stats.intervals import estimate, paired_differences, t_critical_95
 
 
 def test_t_critical_values() -> None:

@@ -299,7 +299,7 @@ def test_cli_on_a_tree_with_nothing(tmp_path: Path) -> None:
 
 
 def test_the_environment_records_the_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.load.sweep import environment
+    from harness.experiments.sweep.run import environment
 
     monkeypatch.setenv(ENV_ROOT, str(vm_tree(tmp_path)))
     env = environment(wrk="wrk", cpus=(1,), fd_limit=1024)
@@ -319,7 +319,7 @@ class _Stop(Exception):
 def test_compare_notes_idle_halts_at_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_ns: int, noted: bool
 ) -> None:
-    from harness.measure.compare import compare
+    from harness.experiments.compare.run import compare
 
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed")
@@ -332,7 +332,9 @@ def test_compare_notes_idle_halts_at_the_start(
             return
         raise _Stop  # the first line after the notes: no server is started
 
-    monkeypatch.setattr("harness.measure.compare.measure_ceiling", lambda **kw: echo("ceiling"))
+    monkeypatch.setattr(
+        "harness.experiments.compare.run.measure_ceiling", lambda **kw: echo("ceiling")
+    )
     with pytest.raises(_Stop):
         compare(targets=["starlette"], sets=[()], out_dir=tmp_path / "out", echo=echo, tune=False)
     assert lines[0].startswith("compare: ")
@@ -343,12 +345,12 @@ def test_compare_notes_idle_halts_at_the_start(
 def test_calibrate_failure_points_to_system_tune(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, poll_ns: int, hinted: bool
 ) -> None:
-    import harness.measure.calibrate
-    from harness.measure.stats import Estimate
+    import harness.experiments.calibrate.run
+    from harness.stats.intervals import Estimate
     from tests.test_calibrate import GOOD, _fake_compare
 
     above = {**GOOD, "spin:20us": (GOOD["spin:20us"][0], Estimate(26.0, 25.0, 27.0, 3))}
-    monkeypatch.setattr(harness.measure.calibrate, "compare", _fake_compare(above))
+    monkeypatch.setattr(harness.experiments.calibrate.run, "compare", _fake_compare(above))
     monkeypatch.setenv(ENV_ROOT, str(vm_tree(tmp_path / "root", poll_ns=poll_ns)))
     result = CliRunner().invoke(
         main, ["calibrate", "-t", "starlette", "-d", str(tmp_path / "out"), "--no-charts"]

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
-from harness.measure.report import CompareReport
+from harness.experiments.compare.result import CompareReport
 from harness.serving.variants import REDACTED, Variant, parse_variants
 
 ROOT = Path(__file__).resolve().parents[1]

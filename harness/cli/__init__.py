@@ -1,5 +1,7 @@
-"""The `harness` command line: the click group (`main.py`) and one module per command.
+"""The `harness` command line: the click group (`main.py`) and one module per command, named
+after it.
 
-Each command parses its options, calls a keyword-only function of a stage below, and hands the
-result to `harness.output`. May import every other package of the harness; none imports it.
+Each command parses its options, calls a keyword-only function of its experiment, and hands the
+result to the experiment's render. May import every other package of the harness; none imports
+it.
 """

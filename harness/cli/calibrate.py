@@ -1,4 +1,4 @@
-"""`harness calibrate`: the click layer over harness.measure.calibrate.calibrate()."""
+"""`harness calibrate`: the click layer over harness.experiments.calibrate.run.calibrate()."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     Levels,
     Number,
@@ -25,10 +26,9 @@ from harness.cli.params import (
     wrk_option,
 )
 from harness.cli.rules import Quantity, measures_option, precision_from, precision_options
-from harness.cli.settings import cpu_plan, load_settings, serve_settings
-from harness.measure.calibrate import CALIBRATE_LOAD, DEFAULT_OUT_DIR, DEFAULT_REPEAT
-from harness.measure.known import KNOWN_COSTS
-from harness.measure.plan import COMPARE_WSGI_WORKER
+from harness.experiments.calibrate.run import CALIBRATE_LOAD, DEFAULT_OUT_DIR, DEFAULT_REPEAT
+from harness.experiments.compare.plan import COMPARE_WSGI_WORKER
+from harness.measures.known import KNOWN_COSTS
 from targets.table import TARGETS
 
 CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is not None)
@@ -117,7 +117,7 @@ def calibrate_command(
     Example: harness calibrate -t flask --repeat 3; harness calibrate -t starlette --measure
     instructions; with --app, the known costs go inside your app
     """
-    from harness.measure.calibrate import calibrate
+    from harness.experiments.calibrate.run import calibrate
 
     options["sets"] = "none"  # calibrate chooses its own sets: none and the spins
     chosen = choose_from(options)
@@ -129,8 +129,8 @@ def calibrate_command(
     cpus = cpu_plan(options)
     serve = serve_settings(options, cpus)
     load = load_settings(options, cpus, request=chosen.request, defaults=CALIBRATE_LOAD)
-    from harness.output.calibration import check_table, notes, write_calibration
-    from harness.output.compare_report import write_report
+    from harness.experiments.calibrate.render import check_table, notes, write_calibration
+    from harness.experiments.compare.render import write_report
 
     report = calibrate(
         target=chosen.targets[0], serve=serve, load=load, measures=measures, precision=rule,

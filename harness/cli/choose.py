@@ -277,8 +277,8 @@ def check_python(
     one-line usage error, before anything starts."""
     if python is None:
         return
-    from harness.measure.contenders import Contender
-    from harness.measure.environments import check_pythons
+    from harness.experiments.compare.contenders import Contender
+    from harness.experiments.compare.environments import check_pythons
     from harness.serving.pythons import find_python
 
     chosen = find_python(python)

@@ -1,4 +1,4 @@
-"""`harness compare`: the click layer over harness.measure.compare.compare()."""
+"""`harness compare`: the click layer over harness.experiments.compare.run.compare()."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from harness.cli.axes import Shard, variant_option
+from harness.cli.axis_options import Shard, variant_option
+from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     ByteSize,
     Duration,
@@ -41,13 +42,12 @@ from harness.cli.rules import (
     rate_option,
     slo_options,
 )
-from harness.cli.settings import cpu_plan, load_settings, serve_settings
-from harness.load.plan import PRESETS
-from harness.measure.plan import COMPARE_LOAD, COMPARE_WSGI_WORKER, DEFAULT_OUT_DIR
+from harness.experiments.compare.plan import COMPARE_LOAD, COMPARE_WSGI_WORKER, DEFAULT_OUT_DIR
+from harness.experiments.sweep.plan import PRESETS
 from harness.serving.variants import parse_variants
 
 if TYPE_CHECKING:
-    from harness.measure.slo import Slo
+    from harness.measures.slo import Slo
 
 
 @click.command()
@@ -214,16 +214,16 @@ def compare(
     load = load_settings(
         options, cpus, request=chosen.request, defaults=COMPARE_LOAD, preset=preset
     )
-    from harness.measure.compare import compare as run_compare
-    from harness.output.compare_notes import notes
-    from harness.output.compare_report import (
+    from harness.experiments.compare.render import (
         rich_table,
         section_tables,
         server_table,
         write_report,
     )
-    from harness.output.env_report import env_tables
-    from harness.output.variant_report import variant_tables
+    from harness.experiments.compare.render_environments import env_tables
+    from harness.experiments.compare.render_notes import notes
+    from harness.experiments.compare.render_variants import variant_tables
+    from harness.experiments.compare.run import compare as run_compare
 
     report = run_compare(
         targets=chosen.targets, sets=chosen.sets, serve=serve, load=load, servers=servers,
@@ -254,7 +254,7 @@ def compare(
         flag = "--max-overhead-us" if max_overhead_us is not None else "--max-overhead"
         raise click.ClickException(f"overhead above {flag}: " + "; ".join(report.gate_failures))
     if max_leak is not None:
-        from harness.measure.memory import leaks
+        from harness.measures.memory import leaks
 
         kept = leaks(report.entries, max_leak)
         if kept:

@@ -1,4 +1,4 @@
-"""`harness demo`: the click layer over harness.tour.demo.demo()."""
+"""`harness demo`: the click layer over harness.experiments.demo.run.demo()."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import out_dir_option, pin_option, wrk_option
+from harness.experiments.demo.run import DEFAULT_OUT_DIR
 from harness.machine.cpus import plan
-from harness.tour.demo import DEFAULT_OUT_DIR
 
 
 @click.command()
@@ -21,11 +21,11 @@ from harness.tour.demo import DEFAULT_OUT_DIR
 @one_line_errors
 def demo(out_dir: Path, quick: bool, wrk: str | None, pin: bool) -> None:
     """The teaching tour: frameworks vs raw baselines, middleware costs, a profile, a report."""
-    from harness.load.plan import DEFAULT_LOAD
+    from harness.experiments.demo.findings import findings
+    from harness.experiments.demo.render import write_demo_report
+    from harness.experiments.demo.run import demo as run_demo
+    from harness.experiments.sweep.plan import DEFAULT_LOAD
     from harness.serving.settings import ServeSettings
-    from harness.tour.demo import demo as run_demo
-    from harness.tour.findings import findings
-    from harness.tour.report import write_demo_report
 
     cpus = plan(pin)
     result = run_demo(

@@ -1,5 +1,6 @@
-"""`harness diff`: two results side by side: two sweeps (a thin layer over harness.output.diff),
-or two compares (harness.measure.compare_diff), which can gate a CI job on a stored baseline."""
+"""`harness diff`: two results side by side: two sweeps (a thin layer over
+harness.experiments.sweep.diff), or two compares (harness.experiments.compare.diff), which can gate
+a CI job on a stored baseline."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import out_dir_option
 from harness.cli.rules import Quantity, QuantityType
 from harness.errors import UsageError
-from harness.load.plan import DEFAULT_OUT_DIR, check_out_dir
+from harness.experiments.sweep.plan import DEFAULT_OUT_DIR, check_out_dir
 from harness.load.results import ResultError
 
 
@@ -79,9 +80,14 @@ def diff_command(
 def _diff_compares(
     a: Path, b: Path, out_dir: Path, limit: Quantity | None, markdown: bool = False
 ) -> None:
-    from harness.measure.compare_diff import Regression, diff_compares
-    from harness.measure.report import CompareReport
-    from harness.output.compare_diff import notes, rich_tables, summary, write_compare_diff
+    from harness.experiments.compare.diff import Regression, diff_compares
+    from harness.experiments.compare.render_diff import (
+        notes,
+        rich_tables,
+        summary,
+        write_compare_diff,
+    )
+    from harness.experiments.compare.result import CompareReport
 
     before, after = CompareReport.load(a), CompareReport.load(b)
     check_out_dir(out_dir)  # before the tables: a diff is written whole or not at all
@@ -112,7 +118,7 @@ def _diff_compares(
 
 
 def _diff_sweeps(a: Path, b: Path, out_dir: Path, charts: bool) -> None:
-    from harness.output.diff import diff, diff_table
+    from harness.experiments.sweep.diff import diff, diff_table
 
     result = diff(a=a, b=b, out_dir=out_dir, charts=charts)
     na, nb = result.a.name, result.b.name

@@ -7,7 +7,7 @@ import json
 import click
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import PythonList
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.machine.lab import DEFAULT_NAME, Lab, LabStatus
 
 name_option = click.option(

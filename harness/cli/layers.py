@@ -10,7 +10,7 @@ from rich.text import Text
 
 from harness.cli.choose import app_options, instrumentation_notes, load_app
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from targets.server_table import servers_for
 from targets.table import INTERFACE_TARGETS, TARGETS
 

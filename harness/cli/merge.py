@@ -1,4 +1,4 @@
-"""`harness merge`: the click layer over harness.measure.merge.merge()."""
+"""`harness merge`: the click layer over harness.experiments.compare.merge.merge()."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import out_dir_option
-from harness.load.plan import check_out_dir
-from harness.measure.plan import DEFAULT_OUT_DIR
+from harness.experiments.compare.plan import DEFAULT_OUT_DIR
+from harness.experiments.sweep.plan import check_out_dir
 
 
 @click.command("merge")
@@ -23,10 +23,10 @@ def merge_command(shards: tuple[Path, ...], out_dir: Path, charts: bool) -> None
     on a CI matrix, say): every set with its interval, as if measured in one run.
 
     Example: harness merge shard-1/compare.json shard-2/compare.json -d merged"""
-    from harness.measure.merge import merge
-    from harness.measure.report import CompareReport
-    from harness.output.compare_notes import notes
-    from harness.output.compare_report import rich_table, write_report
+    from harness.experiments.compare.merge import merge
+    from harness.experiments.compare.render import rich_table, write_report
+    from harness.experiments.compare.render_notes import notes
+    from harness.experiments.compare.result import CompareReport
 
     reports = [CompareReport.load(path) for path in shards]
     check_out_dir(out_dir)

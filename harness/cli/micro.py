@@ -1,4 +1,4 @@
-"""`harness micro`: the click layer over harness.measure.micro.micro()."""
+"""`harness micro`: the click layer over harness.experiments.micro.micro()."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ from typing import Any
 
 import click
 
-from harness.cli.axes import variant_option
+from harness.cli.axis_options import variant_option
 from harness.cli.choose import app_options, choose_from, request_options
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
-from harness.load.files import write_atomic
-from harness.measure.micro import (
+from harness.experiments.micro import (
     CLOCKS,
     DEFAULT_BATCH_S,
     DEFAULT_REPEAT,
@@ -22,6 +21,7 @@ from harness.measure.micro import (
     ROUTES,
     MicroRequest,
 )
+from harness.load.files import write_atomic
 
 
 @click.command("micro")
@@ -113,10 +113,10 @@ def micro_command(
         memory=options["memory"] or max_leak is not None,
     )
     from harness.cli.console import console
-    from harness.measure.check import failure_message
-    from harness.measure.micro import micro, spin_checks
-    from harness.output.calibration import check_table
-    from harness.output.micro_report import allocation_table, notes, rich_table
+    from harness.experiments.calibrate.render import check_table
+    from harness.experiments.micro import micro, spin_checks
+    from harness.experiments.micro.render import allocation_table, notes, rich_table
+    from harness.measures.known_check import failure_message
     from harness.serving.variants import parse_variants
 
     variants = parse_variants(options.pop("variants"))
@@ -151,8 +151,8 @@ def micro_command(
 def _across_variants(variants: Any, json_path: Path | None, options: dict[str, Any]) -> None:
     """micro in each variant's own process, then each set against the first variant."""
     from harness.cli.console import console
-    from harness.measure.micro.variants import micro_variants, variant_costs
-    from harness.output.micro_report import variant_table
+    from harness.experiments.micro.render import variant_table
+    from harness.experiments.micro.variant_children import micro_variants, variant_costs
 
     reports = micro_variants(variants, echo=console.print, **options)
     console.print(variant_table(variant_costs(reports), reports))

@@ -1,4 +1,4 @@
-"""`harness profile`: the click layer over harness.profiling.profile.profile()."""
+"""`harness profile`: the click layer over harness.experiments.profile.run.profile()."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from harness.cli.axes import variant_option
+from harness.cli.axis_options import variant_option
+from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
 from harness.cli.choose import (
     app_options,
     check_python,
@@ -17,7 +18,7 @@ from harness.cli.choose import (
     request_options,
 )
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     Duration,
     LogOutput,
@@ -30,10 +31,9 @@ from harness.cli.params import (
     worker_class_option,
     wrk_option,
 )
-from harness.cli.settings import cpu_plan, load_settings, serve_settings
-from harness.load.settings import LoadSettings
-from harness.output.profile_report import write_profile
-from harness.profiling.profile import (
+from harness.experiments.profile.pyspy import ENV_PY_SPY
+from harness.experiments.profile.render import write_profile
+from harness.experiments.profile.run import (
     DEFAULT_CONNECTIONS,
     DEFAULT_LEAD_IN,
     DEFAULT_OUT_DIR,
@@ -41,7 +41,7 @@ from harness.profiling.profile import (
     PROFILE_LOAD,
     profile,
 )
-from harness.profiling.pyspy import ENV_PY_SPY
+from harness.load.settings import LoadSettings
 from harness.serving.settings import ServeSettings
 from harness.serving.variants import parse_variants
 from targets.table import TARGETS, Target

@@ -17,9 +17,9 @@ from harness.errors import UsageError
 from harness.load.wrk_output import parse_duration
 
 if TYPE_CHECKING:
-    from harness.measure.gate import Gate
-    from harness.measure.rounds import Precision
-    from harness.measure.slo import Slo
+    from harness.experiments.compare.gate import Gate
+    from harness.experiments.compare.rounds import Precision
+    from harness.measures.slo import Slo
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _is_number(text: str) -> bool:
 
 
 class MeasureList(click.ParamType):
-    """A comma list of measures (harness.measure.registry), the headline first."""
+    """A comma list of measures (harness.measures.registry), the headline first."""
 
     name = "measures"
 
@@ -87,7 +87,7 @@ class MeasureList(click.ParamType):
     ) -> tuple[str, ...]:
         if isinstance(value, tuple):
             return value
-        from harness.measure.registry import MEASURES
+        from harness.measures.registry import MEASURES
 
         names = [n.strip() for n in str(value).split(",") if n.strip()]
         for name in names:
@@ -104,7 +104,7 @@ def measures_option(
     what: str = "a comma list, the first the headline (precision, gate, findings)",
 ) -> Decorator:
     """--measure; `only`: the measures a command can take, the ones its help lists."""
-    from harness.measure.registry import MEASURES
+    from harness.measures.registry import MEASURES
 
     listed = [m for m in MEASURES.values() if only is None or m.name in only]
     return click.option(
@@ -155,11 +155,11 @@ def precision_from(
     by_default: bool = False,
 ) -> Precision | None:
     """--precision as the rounds' rule for the headline measure; without it, where `by_default`
-    and --repeat was not given, the default rounds (harness.measure.rounds.default_rounds).
+    and --repeat was not given, the default rounds
+    (harness.experiments.compare.rounds.default_rounds).
     Either way, where neither --duration nor --warmup was given, rounds of 1 s without warm-up
-    in `options` (more rounds fit the budget: harness.measure.rounds)."""
-    from harness.measure.registry import get_measure
-    from harness.measure.rounds import (
+    in `options` (more rounds fit the budget: harness.experiments.compare.rounds)."""
+    from harness.experiments.compare.rounds import (
         DEFAULT_BUDGET_S,
         PRECISE_BUDGET_S,
         PRECISE_DURATION_S,
@@ -167,6 +167,7 @@ def precision_from(
         Precision,
         default_rounds,
     )
+    from harness.measures.registry import get_measure
 
     context = click.get_current_context()
     headline = get_measure(measures[0])
@@ -190,8 +191,8 @@ def gate_from(
 ) -> Gate | None:
     """--max-overhead (in the headline measure; a percentage of the reference's cost) or the
     older --max-overhead-us (server CPU µs), as compare's gate."""
-    from harness.measure.gate import Gate
-    from harness.measure.registry import get_measure
+    from harness.experiments.compare.gate import Gate
+    from harness.measures.registry import get_measure
 
     if max_overhead is not None and max_overhead_us is not None:
         raise UsageError("give --max-overhead or --max-overhead-us, not both")
@@ -251,12 +252,12 @@ def rate_option(
 
 
 class SloType(click.ParamType):
-    """`p99<50ms,success>=99.95%` (harness.measure.slo)."""
+    """`p99<50ms,success>=99.95%` (harness.measures.slo)."""
 
     name = "slo"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Slo:
-        from harness.measure.slo import Slo, parse_slo
+        from harness.measures.slo import Slo, parse_slo
 
         if isinstance(value, Slo):
             return value
@@ -270,7 +271,7 @@ def slo_options(
     whose: str = "each set's", implied: str = " (--measure latency, implied)"
 ) -> Decorator:
     """--slo and --capacity; `whose`: what a capacity is found for (run: the URL's)."""
-    from harness.measure.slo import DEFAULT_SLO
+    from harness.measures.slo import DEFAULT_SLO
 
     def options(f: Callable[..., Any]) -> Callable[..., Any]:
         f = click.option(
@@ -300,7 +301,7 @@ def open_model_into(
 ) -> tuple[tuple[str, ...], Slo | None]:
     """--rate, --slo and --capacity: the load's rates or shares into `options`; the measures
     (latency when one was given and --measure was not) and the SLO to find capacities within."""
-    from harness.measure.slo import DEFAULT_SLO, parse_slo
+    from harness.measures.slo import DEFAULT_SLO, parse_slo
 
     if capacity and slo is None:
         slo = parse_slo(DEFAULT_SLO)

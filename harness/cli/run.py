@@ -1,4 +1,4 @@
-"""`harness run`: the click layer over harness.load.sweep.sweep() (wrktest.sh)."""
+"""`harness run`: the click layer over harness.experiments.sweep.run.sweep() (wrktest.sh)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,23 @@ import click
 from click.core import ParameterSource
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
 from harness.cli.rules import open_model_into, rate_option, slo_options
 from harness.errors import UsageError
-from harness.load.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
+from harness.experiments.sweep.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
     from harness.load.settings import LoadSettings
-    from harness.measure.slo import Slo
+    from harness.measures.slo import Slo
 
 
 OPEN_DURATION_S = 5.0  # per rate, with --rate
 
 
 def _open_run(url: str, load: LoadSettings, slo: Slo | None, out_dir: Path, name: str) -> None:
-    from harness.measure.open_run import open_run
-    from harness.output.open_run_report import notes, rich_table, write_open_run
+    from harness.experiments.open_run.render import notes, rich_table, write_open_run
+    from harness.experiments.open_run.run import open_run
 
     result = open_run(url=url, load=load, slo=slo, out_dir=out_dir, name=name, echo=console.print)
     path = write_open_run(result)
@@ -58,8 +58,8 @@ def _closed_only_not_given() -> None:
 
 def open_announcement(host: str, load: LoadSettings, slo: Slo | None) -> str:
     """What `--allow-remote` is about to send in the open model, said before it is sent."""
-    from harness.measure.capacity import MAX_PROBES
-    from harness.measure.open_run import PEAK_LOAD
+    from harness.experiments.compare.capacity import MAX_PROBES
+    from harness.experiments.open_run.run import PEAK_LOAD
 
     if load.rates:
         rates = ", ".join(f"{r:,.0f}" for r in load.rates) + " req/s"
@@ -174,7 +174,7 @@ def run(
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh); with
     --rate or --slo, send fixed arrival rates with k6 instead (the open model)."""
-    from harness.load.plan import check_out_dir, check_url, remote_announcement
+    from harness.experiments.sweep.plan import check_out_dir, check_url, remote_announcement
 
     if rates is not None or slo is not None or capacity:
         host = check_url(url, allow_remote=allow_remote)
@@ -188,8 +188,8 @@ def run(
             console.print(open_announcement(host, open_load, slo), soft_wrap=True, markup=False)
         _open_run(url, open_load, slo, out_dir, name)
         return
-    from harness.load.progress import RichReporter
-    from harness.load.sweep import kept_levels, sweep
+    from harness.experiments.sweep.progress import RichReporter
+    from harness.experiments.sweep.run import kept_levels, sweep
 
     load = (PRESETS[preset] if preset else DEFAULT_PRESET).load(
         levels=levels, duration=duration, timeout=timeout, threads=threads, warmup=warmup,
@@ -222,7 +222,7 @@ def run(
         )
         sys.exit(130)
     if charts:
-        from harness.output.charts import plot_sweep
+        from harness.render.charts import plot_sweep
 
         try:
             plot_sweep(result)
@@ -231,7 +231,7 @@ def run(
                 f"cannot write the charts in {result.out_dir}: {exc.strerror or exc}; the "
                 f"{kept_levels(result)}"
             ) from None
-    from harness.output.sweep_table import summary_table, sweep_notes
+    from harness.experiments.sweep.render import summary_table, sweep_notes
 
     console.print(summary_table(result, console.width))
     for note in sweep_notes(result):

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
+from harness.cli.build_settings import serve_settings
 from harness.cli.choose import app_options, check_python, check_servers, choose_from
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     LogOutput,
     TargetName,
@@ -18,7 +19,6 @@ from harness.cli.params import (
     server_options,
     stack_option,
 )
-from harness.cli.settings import serve_settings
 from harness.machine.cpus import CpuPlan
 from targets.routes import HEALTHZ_PATH
 

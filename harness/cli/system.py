@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from harness.machine.system import (
     DEFAULT_HALT_POLL_NS,
     ENV_ROOT,

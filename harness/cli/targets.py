@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from harness.cli.console import console
-from harness.cli.errors import one_line_errors
+from harness.cli.error_lines import one_line_errors
 from middleware.stack import ORDER
 from targets.server_table import SERVERS, interface_name
 from targets.table import TARGETS

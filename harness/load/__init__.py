@@ -1,5 +1,6 @@
-"""Load: wrk (find, run, parse), the concurrency sweep and its files (.dat, .json), fd limits,
-and the check of a server's answers before it is timed.
+"""Load: wrk and k6 (find, run, parse), the request to send and the check of a server's answers
+before it is timed, the settings of a load, a sweep's result and its files (.dat, .json), fd
+limits.
 
-May import serving and machine, never a stage above.
+May import serving, machine and stats, never a layer above.
 """

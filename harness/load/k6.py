@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import RunError, UsageError
-from harness.load.histogram import Histogram
 from harness.load.request import Request
 from harness.machine.cpus import pinned
 from harness.machine.lifetime import dies_with_us
+from harness.stats.histogram import Histogram
 
 ENV_K6 = "HARNESS_K6"
 K6_ENV = {"GOGC": "off", "GOMAXPROCS": "2", "K6_NO_USAGE_REPORT": "true"}

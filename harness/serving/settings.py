@@ -29,7 +29,7 @@ class ServeSettings:
     wrapper: tuple[str, ...] = ()
     ready_timeout: float = DEFAULT_READY_TIMEOUT_S
     # Bytes of RSS at which a server measured for memory is killed (None: a quarter of the
-    # machine's memory, at most 4 GiB: harness.measure.memory).
+    # machine's memory, at most 4 GiB: harness.measures.memory).
     memory_ceiling: int | None = None
     # The interpreter the server runs in (a virtualenv's python: harness.serving.pythons); None:
     # the harness's own.

@@ -1,0 +1,116 @@
+"""What an axis of a compare adds to its report, for every axis alike (environments: env_report;
+variants: variant_report): each contender at each value against the first value, in every
+measure, as a table and as a chart of the headline's cost with its interval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.measures.registry import get_measure
+from harness.stats.intervals import Estimate
+
+if TYPE_CHECKING:
+    from harness.experiments.compare.axes import AxisRow
+    from harness.experiments.compare.result import CompareReport
+    from harness.measures.measure import Measure
+
+
+def _measures(report: CompareReport) -> list[Measure]:
+    return [m for name in report.measures if (m := get_measure(name)).in_table]
+
+
+def _est(e: Estimate | None, digits: int) -> str:
+    return e.format(digits) if e else "—"
+
+
+def _change(e: Estimate | None, digits: int) -> str:
+    return e.format_change(digits) if e else "—"
+
+
+def axis_columns(report: CompareReport, axis: str) -> tuple[str, ...]:
+    measures = _measures(report)
+    return (
+        "set",
+        axis,
+        *(f"{m.per_unit} ({m.short})" for m in measures),
+        *(f"change {m.unit} ({m.short})" for m in measures),
+        "rounds",
+    )
+
+
+def axis_body(report: CompareReport, rows: Sequence[AxisRow]) -> list[list[str]]:
+    """Each contender at each value: its cost, and its change from the first value's, paired
+    round by round."""
+    measures = _measures(report)
+    return [
+        [
+            row.name,
+            row.value,
+            *(_est(row.entry.cost(m.name), m.digits) for m in measures),
+            *(_change(row.difference(m.name), m.digits) for m in measures),
+            str(len(row.entry.ok_rounds)),
+        ]
+        for row in rows
+    ]
+
+
+def axis_chart(
+    report: CompareReport,
+    rows: Sequence[AxisRow],
+    values: Sequence[str],
+    title: str,
+    said: str,
+    path: Path,
+) -> Path | None:
+    """Each contender's headline cost at each value, side by side, with 95% error bars where
+    there is an interval, and its change from the first value written over its bar."""
+    if not rows:
+        return None
+    import matplotlib.pyplot as plt
+
+    from harness.render.charts import (
+        COLORS,
+        chart_style,
+        estimate_bars,
+        literal,
+        save_figure,
+        titles,
+    )
+
+    measure = report.headline
+    names = list(dict.fromkeys(row.name for row in rows))
+    with chart_style():
+        fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.6))
+        width = 0.8 / len(values)
+        for k, value in enumerate(values):
+            xs, costs = [], []
+            for i, name in enumerate(names):
+                row = next((r for r in rows if r.name == name and r.value == value), None)
+                cost = row.entry.cost(measure.name) if row else None
+                if row is None or cost is None:
+                    continue
+                xs.append(i + (k - (len(values) - 1) / 2) * width)
+                costs.append(cost)
+                change = row.difference(measure.name)
+                if change is not None:
+                    ax.annotate(
+                        change.format_change(measure.digits, not_significant=" (n.s.)"),
+                        (xs[-1], cost.high or cost.median), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=7,
+                    )  # fmt: skip
+            estimate_bars(
+                ax, xs, costs, width, color=COLORS[k % len(COLORS)], alpha=0.85,
+                label=literal(value),
+            )  # fmt: skip
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(
+            [literal(n) for n in names], fontsize=8, rotation=30 if len(names) > 5 else 0,
+            ha="right" if len(names) > 5 else "center",
+        )  # fmt: skip
+        ax.set_ylabel(f"{measure.unit} per request")
+        titles(ax, title, literal(f"median of the rounds, error bars: 95% interval; {said}"))
+        ax.legend(fontsize=8, frameon=False)
+        fig.tight_layout()
+        return save_figure(fig, path)
