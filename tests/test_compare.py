@@ -15,7 +15,7 @@ import harness.experiments.compare.round
 from harness.cli.main import main
 from harness.experiments.compare.contenders import Contender, Entry, link
 from harness.experiments.compare.gate import Gate
-from harness.experiments.compare.plan import COMPARE_WSGI_WORKER, plan_compare
+from harness.experiments.compare.plan import COMPARE_WSGI_WORKER, CompareRequest, plan_compare
 from harness.experiments.compare.render import write_report
 from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.run import compare
@@ -259,7 +259,7 @@ def test_help_says_the_worker_each_command_really_uses(
     # What a WSGI target runs on when neither --worker-class nor --server says: compare (and
     # calibrate, which runs compare) times it on gthread, the others start it on sync.
     flask = Contender(get_target("flask"), (), "set")
-    plan = plan_compare(targets=["flask"], sets=[()], out_dir=tmp_path)
+    plan = plan_compare(CompareRequest(targets=["flask"], sets=[()], out_dir=tmp_path))
     used = plan.worker_class_for(flask) if command in ("compare", "calibrate") else None
     assert (used or get_target("flask").server_for(None, None).worker_class) == wsgi_worker
     assert _help_default(command, "--worker-class") == wsgi_worker

@@ -303,15 +303,17 @@ def test_diff_names_its_files_and_refuses_what_it_cannot_read_or_write(tmp_path:
 def test_two_instruction_runs_in_two_directories_were_measured_alike(tmp_path: Path) -> None:
     """The wrapper is recorded with DIR for the output directory: a baseline stored elsewhere
     is not 'measured differently' for its path alone."""
-    from harness.experiments.compare.plan import plan_compare
+    from harness.experiments.compare.plan import CompareRequest, plan_compare
 
     settings = [
         plan_compare(
-            targets=["raw-asgi"],
-            sets=[()],
-            measures=("instructions",),
-            ceiling=False,
-            out_dir=tmp_path / name,
+            CompareRequest(
+                targets=["raw-asgi"],
+                sets=[()],
+                measures=("instructions",),
+                ceiling=False,
+                out_dir=tmp_path / name,
+            )
         ).settings()
         for name in ("a", "b")
     ]

@@ -316,7 +316,7 @@ def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_kee
     # (no k6 runs, no server starts): one stall of the VM is not a rate k6 cannot send.
     from harness.errors import UsageError
     from harness.experiments.compare import round as rounds
-    from harness.experiments.compare.plan import plan_compare
+    from harness.experiments.compare.plan import CompareRequest, plan_compare
     from harness.load import k6
 
     misses: list[int] = []
@@ -332,8 +332,14 @@ def test_the_generator_floor_retries_a_missed_schedule_and_refuses_a_rate_it_kee
 
     monkeypatch.setattr(rounds, "run_k6", flaky)
     monkeypatch.setattr(k6, "run_k6", flaky)
-    plan = plan_compare(targets=["starlette"], sets=[()], measures=("latency",), out_dir=tmp_path,
-                        load=LoadSettings(rates=(1000.0,), duration=1.0))  # fmt: skip
+    asked = CompareRequest(
+        targets=["starlette"],
+        sets=[()],
+        measures=("latency",),
+        out_dir=tmp_path,
+        load=LoadSettings(rates=(1000.0,), duration=1.0),
+    )
+    plan = plan_compare(asked)
     budget = k6.TRIES - 1
     floor = rounds.generator_floor(plan, echo=lambda _: None)
     assert floor["limit"] == 5_000.0 and [f["p99"] for f in floor["rates"]] == [0.5]

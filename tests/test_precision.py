@@ -142,18 +142,20 @@ def test_the_overhead_chart_says_how_many_rounds_the_sets_had() -> None:
 def test_precision_rounds_are_short_unless_the_user_chose_their_length() -> None:
     import click
 
+    from harness.cli.build_settings import LoadOptions, option_group
     from harness.cli.params import duration_option, warmup_option
-    from harness.cli.rules import precision_from, precision_options
+    from harness.cli.rules import precision_from, precision_options, short_rounds
 
     seen: dict[str, object] = {}
 
     @click.command()
-    @duration_option
-    @warmup_option
+    @option_group("load", LoadOptions, duration_option, warmup_option)
     @precision_options
-    def command(precision: Any, budget: float, **options: object) -> None:
-        options["precision"] = precision_from(precision, budget, ("cpu",), options)
-        seen.update(options)
+    def command(precision: Any, budget: float, load: LoadOptions) -> None:
+        rule = precision_from(precision, budget, ("cpu",))
+        if rule is not None:
+            load = short_rounds(load)
+        seen.update(duration=load.duration, warmup=load.warmup, precision=rule)
 
     def run(*args: str) -> tuple[object, object, object]:
         seen.clear()
@@ -195,19 +197,21 @@ def test_default_rounds_give_every_set_an_interval_then_go_to_the_ones_near_zero
 def test_default_rounds_unless_repeat_or_precision_says() -> None:
     import click
 
+    from harness.cli.build_settings import LoadOptions, option_group
     from harness.cli.params import duration_option, warmup_option
-    from harness.cli.rules import precision_from, precision_options
+    from harness.cli.rules import precision_from, precision_options, short_rounds
 
     seen: dict[str, object] = {}
 
     @click.command()
     @click.option("--repeat", "-r", type=int, default=1)
-    @duration_option
-    @warmup_option
+    @option_group("load", LoadOptions, duration_option, warmup_option)
     @precision_options
-    def command(precision: Any, budget: float | None, **options: object) -> None:
-        seen["rule"] = precision_from(precision, budget, ("cpu",), options, by_default=True)
-        seen.update(options)
+    def command(precision: Any, budget: float | None, repeat: int, load: LoadOptions) -> None:
+        seen["rule"] = precision_from(precision, budget, ("cpu",), by_default=True)
+        if seen["rule"] is not None:
+            load = short_rounds(load)
+        seen.update(duration=load.duration, warmup=load.warmup)
 
     def run(*args: str) -> Any:
         seen.clear()

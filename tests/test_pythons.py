@@ -170,21 +170,27 @@ def test_compare_across_environments_finds_the_patched_module(
 
 
 def test_an_app_is_described_in_each_environment(envs: dict[str, Path], tmp_path: Path) -> None:
-    from harness.experiments.compare.plan import plan_compare
+    from harness.experiments.compare.plan import CompareRequest, plan_compare
     from harness.serving.apps import describe_app, target_for
     from harness.serving.userapp.spec import AppSpec
 
     spec = AppSpec("tests/apps/shop_fastapi.py:app", False, str(ROOT))
     info = describe_app(spec, python=str(envs["same"]))
     assert info.imports["fastapi"] == metadata.version("fastapi")
-    plan = plan_compare(targets=[target_for(info)], sets=[()], pythons=[str(envs["same"])],
-                        ceiling=False, out_dir=tmp_path / "app")  # fmt: skip
+    asked = CompareRequest(
+        targets=[target_for(info)],
+        sets=[()],
+        pythons=[str(envs["same"])],
+        ceiling=False,
+        out_dir=tmp_path / "app",
+    )
+    plan = plan_compare(asked)
     assert plan.pythons[0].packages["fastapi"] == metadata.version("fastapi")
     with pytest.raises(PythonError, match=r"^no-fastapi: .*fastapi"):
-        plan_compare(
+        plan_compare(CompareRequest(
             targets=[target_for(info)], sets=[()], ceiling=False,
             pythons=[str(envs["same"]), str(envs["no-fastapi"])], out_dir=tmp_path / "a2",
-        )  # fmt: skip
+        ))  # fmt: skip
 
 
 def _one_error(args: list[str]) -> str:

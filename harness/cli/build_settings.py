@@ -1,62 +1,169 @@
-"""The settings objects, built once from a command's options: how to serve (ServeSettings) and
-what load to send (LoadSettings), on the CPU sets that --pin plans for the two of them.
+"""Options that travel as one value, and the settings objects built from them.
 
-Each builder takes its options out of the command's `options`, so what is left is the command's
-own; a command passes the objects whole to the function below it.
+A command declares a group of options once (`option_group`) and receives one frozen object of
+their values instead of each: `ServeOptions` (how to serve), `LoadOptions` (what load to send)
+and `WhatOptions` (what to measure: -t or --app, -m, the request). Each turns into what the
+experiment takes, once: ServeSettings and LoadSettings on the CPU sets --pin plans for both,
+and the chosen targets, sets and request.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import click
+from click.core import ParameterSource
 
 from harness.experiments.sweep.plan import PRESETS
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import CpuPlan, plan
+from harness.serving.pythons import Python
 from harness.serving.settings import ServeSettings
 
-SERVE_KEYS = ("server", "workers", "worker_class", "threads", "log_output", "host", "port",
-              "memory_ceiling", "python")  # fmt: skip
-LOAD_KEYS = ("levels", "duration", "warmup", "timeout", "wrk", "rates", "rate_shares")
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def cpu_plan(options: dict[str, Any]) -> CpuPlan:
+def option_group(into: str, build: Callable[..., Any], *options: Decorator) -> Decorator:
+    """`options`, declared as any click option, handed to the command as one argument:
+    `into=build(**their values)`."""
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        declared: list[click.Parameter] = _declared(options)
+        names = [p.name for p in declared if p.expose_value and p.name]
+
+        @functools.wraps(command)
+        def grouped(**values: Any) -> Any:
+            group = build(**{name: values.pop(name) for name in names})
+            return command(**values, **{into: group})
+
+        # Below the command's own: click shows a decorator's options where it stands.
+        grouped.__click_params__ = [*getattr(command, "__click_params__", []), *declared]  # type: ignore[attr-defined]
+        return grouped
+
+    return decorate
+
+
+def _declared(options: Sequence[Decorator]) -> list[click.Parameter]:
+    def holder() -> None:
+        return None
+
+    for option in reversed(options):
+        option(holder)
+    return list(getattr(holder, "__click_params__", []))
+
+
+def plan_cpus(pin: bool) -> CpuPlan:
     """--pin's CPU sets (server, load), planned once for both settings objects."""
-    return plan(options.pop("pin", True))
+    return plan(pin)
 
 
-def serve_settings(options: dict[str, Any], cpus: CpuPlan, **fixed: Any) -> ServeSettings:
-    """How the command serves: its server options, on the server's CPUs."""
-    found = {key: options.pop(key) for key in SERVE_KEYS if key in options}
-    found = {key: value for key, value in found.items() if value is not None}
-    return ServeSettings(cpus=cpus.server, **{**found, **fixed})
-
-
-def load_settings(
-    options: dict[str, Any],
-    cpus: CpuPlan,
-    *,
-    request: Request | None,
-    defaults: LoadSettings,
-    preset: str | None = None,
-) -> LoadSettings:
-    """What load the command sends: a preset's levels, durations and timeout where one is
-    chosen, the options given over them, on the load's CPUs."""
-    base = PRESETS[preset].load(wrk=defaults.wrk) if preset else defaults
-    found = {key: options.pop(key) for key in LOAD_KEYS if key in options}
-    if preset:
-        # A preset's durations and timeout stand, unless given; its levels, unless -c says.
-        found = {k: v for k, v in found.items() if k in ("levels", "wrk") or _given(k)}
-    found = {key: value for key, value in found.items() if value is not None}
-    return base.replace(**found, request=request, cpus=cpus.load)
-
-
-def _given(name: str) -> bool:
-    import click
-    from click.core import ParameterSource
-
+def given(name: str) -> bool:
+    """Whether option `name` was given on the command line (or by the environment), rather
+    than left at its default."""
     context = click.get_current_context(silent=True)
     return context is not None and context.get_parameter_source(name) not in (
         ParameterSource.DEFAULT,
         None,
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """How to serve, as given; `settings` puts it on the server's CPUs."""
+
+    server: str | None = None
+    servers: tuple[str, ...] | None = None  # --server as an axis
+    workers: int | None = None
+    worker_class: str | None = None
+    threads: int | None = None
+    log_output: str | None = None
+    host: str | None = None
+    port: int | None = None
+    memory_ceiling: int | None = None
+    python: str | None = None
+    pythons: tuple[Python, ...] | None = None  # --python as an axis
+
+    SETTINGS = ("server", "workers", "worker_class", "threads", "log_output", "host", "port",
+                "memory_ceiling", "python")  # fmt: skip
+
+    def settings(self, cpus: CpuPlan) -> ServeSettings:
+        chosen = {key: getattr(self, key) for key in self.SETTINGS}
+        return ServeSettings(cpus=cpus.server, **{k: v for k, v in chosen.items() if v is not None})
+
+    @property
+    def first_python(self) -> str | None:
+        """The interpreter an app is described in: --python's, or the axis's first."""
+        return self.python or next((p.path for p in self.pythons or ()), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadOptions:
+    """What load to send, as given; `settings` lays it over the command's defaults."""
+
+    levels: tuple[int, ...] | None = None
+    duration: float | None = None
+    warmup: float | None = None
+    timeout: float | None = None
+    wrk: str | None = None
+    preset: str | None = None
+    rates: tuple[float, ...] | None = None
+    rate_shares: tuple[float, ...] | None = None
+
+    def replace(self, **changes: Any) -> LoadOptions:
+        return dataclasses.replace(self, **changes)
+
+    def settings(
+        self, cpus: CpuPlan, *, request: Request | None, defaults: LoadSettings
+    ) -> LoadSettings:
+        """A preset's levels, durations and timeout where one is chosen, the options given
+        over them, on the load's CPUs."""
+        base = PRESETS[self.preset].load(wrk=defaults.wrk) if self.preset else defaults
+        found = {
+            key: getattr(self, key)
+            for key in ("levels", "duration", "warmup", "timeout", "wrk", "rates", "rate_shares")
+        }
+        if self.preset:
+            # A preset's durations and timeout stand, unless given; its levels, unless -c says.
+            found = {k: v for k, v in found.items() if k in ("levels", "wrk") or given(k)}
+        found = {key: value for key, value in found.items() if value is not None}
+        return base.replace(**found, request=request, cpus=cpus.load)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WhatOptions:
+    """What to measure, as given: a target of the table or your app, the sets, the request."""
+
+    target: str | None = None
+    targets: list[str] | None = None
+    app: str | None = None
+    factory: bool = False
+    app_dir: str = "."
+    sets: str | None = None
+    stack: str | None = None
+    path: str | None = None
+    method: str = "GET"
+    headers: tuple[str, ...] = ()
+    body: str | None = None
+    body_file: Path | None = None
+    expect_status: int | None = None
+
+    @property
+    def named_targets(self) -> list[str] | None:
+        return self.targets or ([self.target] if self.target else None)
+
+    @property
+    def request_options(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "method": self.method,
+            "headers": self.headers,
+            "body": self.body,
+            "body_file": self.body_file,
+            "expect_status": self.expect_status,
+        }

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 from rich.markup import escape
 
-from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
+from harness.cli.build_settings import (
+    LoadOptions,
+    ServeOptions,
+    WhatOptions,
+    option_group,
+    plan_cpus,
+)
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
@@ -25,7 +30,13 @@ from harness.cli.params import (
     warmup_option,
     wrk_option,
 )
-from harness.cli.rules import Quantity, measures_option, precision_from, precision_options
+from harness.cli.rules import (
+    Quantity,
+    measures_option,
+    precision_from,
+    precision_options,
+    short_rounds,
+)
 from harness.experiments.calibrate.run import CALIBRATE_LOAD, DEFAULT_OUT_DIR, DEFAULT_REPEAT
 from harness.experiments.compare.plan import COMPARE_WSGI_WORKER
 from harness.measures.known import KNOWN_COSTS
@@ -35,14 +46,18 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 
 
 @click.command("calibrate")
-@click.option(
-    "-t",
-    "--target",
-    type=TargetName(CALIBRATE_TARGETS, why_not={"ceiling": "ceiling takes no middleware"}),
-    help="The target to calibrate.",
+@option_group(
+    "what",
+    WhatOptions,
+    click.option(
+        "-t",
+        "--target",
+        type=TargetName(CALIBRATE_TARGETS, why_not={"ceiling": "ceiling takes no middleware"}),
+        help="The target to calibrate.",
+    ),
+    app_options,
+    request_options,
 )
-@app_options
-@request_options
 @click.option(
     "--costs",
     default=None,
@@ -58,16 +73,21 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
     show_default=True,
     help="Rounds, interleaved (none, spin:5us, ... then again), each on a restarted server.",
 )
-@click.option(
-    "-c",
-    "--levels",
-    type=Levels(),
-    default="64",
-    show_default=True,
-    help="Concurrency levels; each round's cost is taken at its peak-QPS level.",
+@option_group(
+    "load",
+    LoadOptions,
+    click.option(
+        "-c",
+        "--levels",
+        type=Levels(),
+        default="64",
+        show_default=True,
+        help="Concurrency levels; each round's cost is taken at its peak-QPS level.",
+    ),
+    duration_option,
+    warmup_option,
+    wrk_option,
 )
-@duration_option
-@warmup_option
 @click.option(
     "--tolerance",
     type=Number(min=0),
@@ -77,8 +97,12 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
     f"{100 * KNOWN_COSTS['spin'].tolerance:g} for a spin, {100 * KNOWN_COSTS['work'].tolerance:g}"
     " for work]",
 )
-@server_option(wsgi_worker=COMPARE_WSGI_WORKER)
-@server_options(COMPARE_WSGI_WORKER)
+@option_group(
+    "serve",
+    ServeOptions,
+    server_option(wsgi_worker=COMPARE_WSGI_WORKER),
+    server_options(COMPARE_WSGI_WORKER),
+)
 @pin_option
 @tune_option
 @measures_option(
@@ -88,7 +112,6 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 )
 @precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
-@wrk_option
 @click.option(
     "--charts/--no-charts",
     default=True,
@@ -97,12 +120,20 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 )
 @one_line_errors
 def calibrate_command(
+    *,
+    what: WhatOptions,
+    costs: str | None,
+    repeat: int,
+    load: LoadOptions,
     tolerance: float | None,
-    charts: bool,
+    serve: ServeOptions,
+    pin: bool,
+    tune: bool,
+    measures: tuple[str, ...],
     precision: Quantity | None,
     budget: float | None,
-    measures: tuple[str, ...],
-    **options: Any,
+    out_dir: str,
+    charts: bool,
 ) -> None:
     """Measure middlewares of known cost and check the harness finds it.
 
@@ -119,24 +150,30 @@ def calibrate_command(
     """
     from harness.experiments.calibrate.run import calibrate
 
-    options["sets"] = "none"  # calibrate chooses its own sets: none and the spins
-    chosen = choose_from(options)
-    server = options["server"]
-    check_servers(chosen.targets, [server] if server else None, options["worker_class"])
+    # calibrate chooses its own sets: none and the known costs
+    chosen = choose_from(what, python=serve.first_python)
+    check_servers(chosen.targets, [serve.server] if serve.server else None, serve.worker_class)
     # The headline of calibrate's compare is CPU time when it is measured.
-    rule = precision_from(precision, budget, tuple(sorted(measures, key=lambda m: m != "cpu")),
-                          options)  # fmt: skip
-    cpus = cpu_plan(options)
-    serve = serve_settings(options, cpus)
-    load = load_settings(options, cpus, request=chosen.request, defaults=CALIBRATE_LOAD)
+    rule = precision_from(precision, budget, tuple(sorted(measures, key=lambda m: m != "cpu")))
+    if rule is not None:
+        load = short_rounds(load)
+    cpus = plan_cpus(pin)
     from harness.experiments.calibrate.render import check_table, notes, write_calibration
     from harness.experiments.compare.render import write_report
 
     report = calibrate(
-        target=chosen.targets[0], serve=serve, load=load, measures=measures, precision=rule,
-        tolerance=None if tolerance is None else tolerance / 100, echo=console.print,
-        **options,
-    )  # fmt: skip
+        target=chosen.targets[0],
+        costs=costs,
+        repeat=repeat,
+        serve=serve.settings(cpus),
+        load=load.settings(cpus, request=chosen.request, defaults=CALIBRATE_LOAD),
+        measures=measures,
+        precision=rule,
+        tolerance=None if tolerance is None else tolerance / 100,
+        tune=tune,
+        out_dir=out_dir,
+        echo=console.print,
+    )
     write_report(report.compare, charts=False)
     if report.interrupted:
         console.print(
@@ -155,6 +192,6 @@ def calibrate_command(
     if report.compare.precision_missed:
         assert rule is not None
         raise click.ClickException(
-            f"{rule.describe(report.compare.headline.unit)} not reached within {rule.budget_s:g}s: "
-            + "; ".join(report.compare.precision_missed)
+            f"{rule.describe(report.compare.headline.unit)} not reached within "
+            f"{rule.budget_s:g}s: " + "; ".join(report.compare.precision_missed)
         )

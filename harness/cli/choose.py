@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from harness.cli.build_settings import WhatOptions
 from harness.errors import HarnessError
 from harness.errors import UsageError as HarnessUsageError
 from harness.load.request import METHODS, Request, RequestError, parse_header
@@ -327,30 +328,18 @@ def choose(
     return Chosen([target_for(info)], resolve(info.layer_names), request, info)
 
 
-REQUEST_KEYS = ("path", "method", "headers", "body", "body_file", "expect_status")
-
-
-def choose_from(
-    options: dict[str, Any], *, sets_key: str = "sets", one_stack: bool = False
-) -> Chosen:
-    """`choose` with a command's own options: takes out -t/--target(s), --app, --factory,
-    --app-dir, -m and the request options, and leaves the rest for the command's function."""
-    targets = options.pop("targets", None)
-    target = options.pop("target", None)
-    request = {
-        "path": None, "method": "GET", "headers": (), "body": None, "body_file": None,
-        "expect_status": None,
-    }  # fmt: skip
-    request.update({key: options.pop(key) for key in REQUEST_KEYS if key in options})
+def choose_from(what: WhatOptions, *, python: str | None, one_stack: bool = False) -> Chosen:
+    """`choose` with a command's WhatOptions; `python`: the interpreter an app is described in
+    (--python, or the axis's first). `one_stack`: -m is one stack (serve, profile)."""
     chosen = choose(
-        targets=targets or ([target] if target else None),
-        app=options.pop("app"),
-        factory=options.pop("factory"),
-        app_dir=options.pop("app_dir"),
-        sets_text=options.pop(sets_key),
-        request_options=request,
+        targets=what.named_targets,
+        app=what.app,
+        factory=what.factory,
+        app_dir=what.app_dir,
+        sets_text=(what.stack if one_stack else what.sets) or "none",
+        request_options=what.request_options,
         one_stack=one_stack,
-        python=options.get("python") or next((p.path for p in options.get("pythons") or ()), None),
+        python=python,
     )
     if chosen.app is not None:
         describe_app_choice(chosen.app)

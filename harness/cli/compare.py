@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 from harness.cli.axis_options import Shard, variant_option
-from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
+from harness.cli.build_settings import (
+    LoadOptions,
+    ServeOptions,
+    WhatOptions,
+    option_group,
+    plan_cpus,
+)
 from harness.cli.choose import app_options, check_servers, choose_from, request_options
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
@@ -31,63 +37,78 @@ from harness.cli.params import (
     wrk_option,
 )
 from harness.cli.rules import (
-    Quantity,
     QuantityType,
+    RuleOptions,
     gate_from,
-    leak_gate_into,
     measures_option,
-    open_model_into,
+    measures_with_leak_gate,
+    open_model,
     precision_from,
     precision_options,
     rate_option,
+    short_rounds,
     slo_options,
 )
-from harness.experiments.compare.plan import COMPARE_LOAD, COMPARE_WSGI_WORKER, DEFAULT_OUT_DIR
+from harness.experiments.compare.plan import (
+    COMPARE_LOAD,
+    COMPARE_WSGI_WORKER,
+    DEFAULT_OUT_DIR,
+    CompareRequest,
+)
 from harness.experiments.sweep.plan import PRESETS
 from harness.serving.variants import parse_variants
 
 if TYPE_CHECKING:
-    from harness.measures.slo import Slo
+    pass
 
 
 @click.command()
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    type=TargetList(),
-    help="A target, or a comma list of targets to compare frameworks.",
+@option_group(
+    "what",
+    WhatOptions,
+    click.option(
+        "-t",
+        "--target",
+        "targets",
+        type=TargetList(),
+        help="A target, or a comma list of targets to compare frameworks.",
+    ),
+    app_options,
+    sets_option(),
+    request_options,
 )
-@app_options
-@sets_option()
-@request_options
 @click.option(
     "--baseline/--no-baseline",
     default=True,
     show_default=True,
     help="Also measure each target's raw baseline.",
 )
-@click.option(
-    "-c",
-    "--levels",
-    type=Levels(),
-    default=None,
-    help="Concurrency levels, e.g. 16,64  [default: 64]",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(sorted(PRESETS)),
-    default=None,
-    help="Levels, duration and timeout of a sweep preset.",
-)
-@duration_option
-@warmup_option
-@click.option(
-    "--timeout",
-    default="5s",
-    show_default=True,
-    type=Duration(),
-    help="wrk's per-request timeout.",
+@option_group(
+    "load",
+    LoadOptions,
+    click.option(
+        "-c",
+        "--levels",
+        type=Levels(),
+        default=None,
+        help="Concurrency levels, e.g. 16,64  [default: 64]",
+    ),
+    click.option(
+        "--preset",
+        type=click.Choice(sorted(PRESETS)),
+        default=None,
+        help="Levels, duration and timeout of a sweep preset.",
+    ),
+    duration_option,
+    warmup_option,
+    click.option(
+        "--timeout",
+        default="5s",
+        show_default=True,
+        type=Duration(),
+        help="wrk's per-request timeout.",
+    ),
+    wrk_option,
 )
 @click.option(
     "--repeat",
@@ -99,24 +120,58 @@ if TYPE_CHECKING:
     "clear of zero]",
 )
 @measures_option("cpu,qps")
-@rate_option()
-@slo_options()
-@precision_options
-@click.option(
-    "--log-output",
-    type=LogOutput(),
-    default=None,
-    help="Where middleware logs go: stdout, null, or file:PATH  [default: a file per round, "
-    "DIR/logs/SET.log]",
+@option_group(
+    "rules",
+    RuleOptions,
+    rate_option(),
+    slo_options(),
+    precision_options,
+    click.option(
+        "--max-overhead",
+        type=QuantityType(),
+        default=None,
+        help="Exit 1 when a set's median overhead in the headline measure is above this (100us; "
+        "a bare number in the measure's unit; 10% of its reference's cost).",
+    ),
+    click.option(
+        "--max-overhead-us",
+        type=Number(),  # a negative limit asks a set to be that much cheaper than its reference
+        default=None,
+        help="Exit 1 when a set's median overhead in server CPU µs/request is above this.",
+    ),
+    click.option(
+        "--max-leak",
+        type=Number(min=0),
+        default=None,
+        help="With --measure memory: exit 1 when a set keeps more than this many bytes per 1,000 "
+        "requests in every round.",
+    ),
 )
-@server_option(many=True, wsgi_worker=COMPARE_WSGI_WORKER)
-@server_options(COMPARE_WSGI_WORKER)
-@python_option(many=True)
+@option_group(
+    "serve",
+    ServeOptions,
+    click.option(
+        "--log-output",
+        type=LogOutput(),
+        default=None,
+        help="Where middleware logs go: stdout, null, or file:PATH  [default: a file per round, "
+        "DIR/logs/SET.log]",
+    ),
+    server_option(many=True, wsgi_worker=COMPARE_WSGI_WORKER),
+    server_options(COMPARE_WSGI_WORKER),
+    python_option(many=True),
+    click.option(
+        "--memory-ceiling",
+        type=ByteSize(),
+        default=None,
+        help="With --measure memory: kill a server whose RSS passes this (512MiB, 2GiB), and fail "
+        "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
+    ),
+)
 @variant_option
 @pin_option
 @tune_option
 @out_dir_option(DEFAULT_OUT_DIR)
-@wrk_option
 @click.option(
     "--ceiling/--no-ceiling",
     default=True,
@@ -128,33 +183,6 @@ if TYPE_CHECKING:
     type=Number(min=0, min_open=True),
     default=None,
     help="The ceiling's QPS, given instead of measured.",
-)
-@click.option(
-    "--max-overhead",
-    type=QuantityType(),
-    default=None,
-    help="Exit 1 when a set's median overhead in the headline measure is above this (100us; "
-    "a bare number in the measure's unit; 10% of its reference's cost).",
-)
-@click.option(
-    "--max-overhead-us",
-    type=Number(),  # a negative limit asks a set to be that much cheaper than its reference
-    default=None,
-    help="Exit 1 when a set's median overhead in server CPU µs/request is above this.",
-)
-@click.option(
-    "--max-leak",
-    type=Number(min=0),
-    default=None,
-    help="With --measure memory: exit 1 when a set keeps more than this many bytes per 1,000 "
-    "requests in every round.",
-)
-@click.option(
-    "--memory-ceiling",
-    type=ByteSize(),
-    default=None,
-    help="With --measure memory: kill a server whose RSS passes this (512MiB, 2GiB), and fail "
-    "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
 )
 @click.option(
     "--jobs",
@@ -179,18 +207,23 @@ if TYPE_CHECKING:
 )
 @one_line_errors
 def compare(
-    preset: str | None,
-    charts: bool,
-    precision: Quantity | None,
-    budget: float | None,
+    *,
+    what: WhatOptions,
+    baseline: bool,
+    load: LoadOptions,
+    repeat: int,
     measures: tuple[str, ...],
-    rates: tuple[tuple[float, ...], tuple[float, ...]] | None,
-    slo: Slo | None,
-    capacity: bool,
-    max_overhead: Quantity | None,
-    max_overhead_us: float | None,
-    max_leak: float | None,
-    **options: Any,
+    rules: RuleOptions,
+    serve: ServeOptions,
+    variants: tuple[str, ...],
+    pin: bool,
+    tune: bool,
+    out_dir: str,
+    ceiling: bool,
+    ceiling_qps: float | None,
+    jobs: int | None,
+    shard: tuple[int, int] | None,
+    charts: bool,
 ) -> None:
     """Per-request overhead of middleware sets (and frameworks) against the raw baseline; of
     your own app's middlewares with --app.
@@ -200,19 +233,34 @@ def compare(
     harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none;
     harness compare --app app.py:app --python old/bin/python,new/bin/python -m none,all
     """
-    chosen = choose_from(options)
-    measures, slo = open_model_into(rates, slo, capacity, measures, options)
-    measures = leak_gate_into(max_leak, measures)
-    servers = options.pop("servers") or ()
-    pythons = options.pop("pythons") or ()
-    variants = parse_variants(options.pop("variants"))
-    check_servers(chosen.targets, list(servers) or None, options["worker_class"])
-    rule = precision_from(precision, budget, measures, options, by_default=True)
-    gate = gate_from(max_overhead, max_overhead_us, measures)
-    cpus = cpu_plan(options)
-    serve = serve_settings(options, cpus)
-    load = load_settings(
-        options, cpus, request=chosen.request, defaults=COMPARE_LOAD, preset=preset
+    measures, slo, load = open_model(rules.rates, rules.slo, rules.capacity, measures, load)
+    measures = measures_with_leak_gate(rules.max_leak, measures)
+    chosen = choose_from(what, python=serve.first_python)
+    check_servers(chosen.targets, list(serve.servers or ()) or None, serve.worker_class)
+    precision = precision_from(rules.precision, rules.budget, measures, by_default=True)
+    if precision is not None:
+        load = short_rounds(load)
+    cpus = plan_cpus(pin)
+    request = CompareRequest(
+        targets=chosen.targets,
+        sets=chosen.sets,
+        serve=serve.settings(cpus),
+        load=load.settings(cpus, request=chosen.request, defaults=COMPARE_LOAD),
+        servers=serve.servers or (),
+        baseline=baseline,
+        repeat=repeat,
+        measures=measures,
+        precision=precision,
+        gate=gate_from(rules.max_overhead, rules.max_overhead_us, measures),
+        ceiling=ceiling,
+        ceiling_qps=ceiling_qps,
+        tune=tune,
+        out_dir=out_dir,
+        slo=slo,
+        pythons=serve.pythons or (),
+        variants=parse_variants(variants),
+        shard=shard,
+        jobs=jobs,
     )
     from harness.experiments.compare.render import (
         rich_table,
@@ -225,11 +273,7 @@ def compare(
     from harness.experiments.compare.render_variants import variant_tables
     from harness.experiments.compare.run import compare as run_compare
 
-    report = run_compare(
-        targets=chosen.targets, sets=chosen.sets, serve=serve, load=load, servers=servers,
-        measures=measures, precision=rule, gate=gate, slo=slo, pythons=pythons,
-        variants=variants, echo=console.print, **options,
-    )  # fmt: skip
+    report = run_compare(request, echo=console.print)
     write_report(report, charts=charts)
     if report.interrupted:
         console.print(
@@ -251,20 +295,21 @@ def compare(
         + (f" and {len(report.files) - 3} charts" if len(report.files) > 3 else "")
     )
     if report.gate_failures:
-        flag = "--max-overhead-us" if max_overhead_us is not None else "--max-overhead"
+        flag = "--max-overhead-us" if rules.max_overhead_us is not None else "--max-overhead"
         raise click.ClickException(f"overhead above {flag}: " + "; ".join(report.gate_failures))
-    if max_leak is not None:
+    if rules.max_leak is not None:
         from harness.measures.memory import leaks
 
-        kept = leaks(report.entries, max_leak)
+        kept = leaks(report.entries, rules.max_leak)
         if kept:
             raise click.ClickException(
-                f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
+                f"kept more than --max-leak {rules.max_leak:g} B per 1,000 requests: "
+                + "; ".join(kept)
             )
-    if report.precision_missed and rule is not None and rule.required:
+    if report.precision_missed and precision is not None and precision.required:
         raise click.ClickException(
-            f"{rule.describe(report.headline.unit)} not reached within {rule.budget_s:g}s: "
-            + "; ".join(report.precision_missed)
+            f"{precision.describe(report.headline.unit)} not reached within "
+            f"{precision.budget_s:g}s: " + "; ".join(report.precision_missed)
         )
     if report.missing:
         raise click.ClickException(f"{len(report.missing)} round(s) missing; see compare.md")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from harness.cli.axis_options import variant_option
+from harness.cli.build_settings import WhatOptions, option_group
 from harness.cli.choose import app_options, choose_from, request_options
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
@@ -25,16 +26,22 @@ from harness.load.files import write_atomic
 
 
 @click.command("micro")
-@click.option(
-    "-t",
-    "--target",
-    "targets",
-    type=TargetList(MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}),
-    help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
+@option_group(
+    "what",
+    WhatOptions,
+    click.option(
+        "-t",
+        "--target",
+        "targets",
+        type=TargetList(
+            MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}
+        ),
+        help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
+    ),
+    app_options,
+    sets_option(" none is always measured."),
+    request_options,
 )
-@app_options
-@sets_option(" none is always measured.")
-@request_options
 @click.option(
     "--repeat",
     "-r",
@@ -97,21 +104,35 @@ from harness.load.files import write_atomic
 @variant_option
 @one_line_errors
 def micro_command(
-    json_path: Path | None, route: str, max_leak: float | None, **options: Any
+    *,
+    what: WhatOptions,
+    repeat: int,
+    requests: int | None,
+    route: str,
+    log_output: str,
+    clock: str,
+    memory: bool,
+    max_leak: float | None,
+    json_path: Path | None,
+    variants: tuple[str, ...],
 ) -> None:
     """In-process cost per request of middleware sets on a framework, or of your app's own
     middlewares (--app): no server, no network.
 
     Example: harness micro -t starlette -m each; harness micro --app main.py:app --path /items/1
     """
-    chosen = choose_from(options)
+    chosen = choose_from(what, python=None)
     wire = chosen.request
-    options.update(
-        targets=chosen.targets,
-        sets=chosen.sets,
-        request=MicroRequest.from_wire(wire) if wire is not None else route,
-        memory=options["memory"] or max_leak is not None,
-    )
+    options: dict[str, Any] = {
+        "targets": chosen.targets,
+        "sets": chosen.sets,
+        "repeat": repeat,
+        "requests": requests,
+        "request": MicroRequest.from_wire(wire) if wire is not None else route,
+        "log_output": log_output,
+        "clock": clock,
+        "memory": memory or max_leak is not None,
+    }
     from harness.cli.console import console
     from harness.experiments.calibrate.render import check_table
     from harness.experiments.micro import micro, spin_checks
@@ -119,9 +140,9 @@ def micro_command(
     from harness.measures.known_check import failure_message
     from harness.serving.variants import parse_variants
 
-    variants = parse_variants(options.pop("variants"))
-    if variants:
-        _across_variants(variants, json_path, options)
+    chosen_variants = parse_variants(variants)
+    if chosen_variants:
+        _across_variants(chosen_variants, json_path, options)
         return
     report = micro(echo=console.print, **options)
     console.print(rich_table(report))

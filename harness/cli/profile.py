@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
 from harness.cli.axis_options import variant_option
-from harness.cli.build_settings import cpu_plan, load_settings, serve_settings
+from harness.cli.build_settings import (
+    LoadOptions,
+    ServeOptions,
+    WhatOptions,
+    option_group,
+    plan_cpus,
+)
 from harness.cli.choose import (
     app_options,
     check_python,
@@ -48,15 +55,19 @@ from targets.table import TARGETS, Target
 
 
 @click.command("profile")
-@click.option(
-    "-t",
-    "--target",
-    type=TargetName(),
-    help=f"The target to profile: {', '.join(TARGETS)}.",
+@option_group(
+    "what",
+    WhatOptions,
+    click.option(
+        "-t",
+        "--target",
+        type=TargetName(),
+        help=f"The target to profile: {', '.join(TARGETS)}.",
+    ),
+    app_options,
+    stack_option("all"),
+    request_options,
 )
-@app_options
-@stack_option("all")
-@request_options
 @click.option(
     "-c",
     "--connections",
@@ -65,16 +76,32 @@ from targets.table import TARGETS, Target
     show_default=True,
     help="wrk connections.",
 )
-@server_option()
-@python_option()
+@option_group(
+    "serve",
+    ServeOptions,
+    server_option(),
+    python_option(),
+    worker_class_option(note="; gthread keeps connections alive"),
+    click.option(
+        "--log-output",
+        type=LogOutput(),
+        default=None,
+        help="Where middleware logs go: stdout, null, or file:PATH  "
+        "[default: file:DIR/TARGET-SET.server.log]",
+    ),
+)
 @variant_option
-@worker_class_option(note="; gthread keeps connections alive")
-@click.option(
-    "--duration",
-    default="10s",
-    show_default=True,
-    type=Duration(positive=True),
-    help="How long py-spy samples (whole seconds), after the lead-in.",
+@option_group(
+    "load",
+    LoadOptions,
+    click.option(
+        "--duration",
+        default="10s",
+        show_default=True,
+        type=Duration(positive=True),
+        help="How long py-spy samples (whole seconds), after the lead-in.",
+    ),
+    wrk_option,
 )
 @click.option(
     "--lead-in",
@@ -98,7 +125,6 @@ from targets.table import TARGETS, Target
     show_default=True,
     help="Rows of the top -cum table.",
 )
-@wrk_option
 @click.option(
     "--py-spy",
     "py_spy",
@@ -121,35 +147,60 @@ from targets.table import TARGETS, Target
     help="Sample only the thread holding the GIL (misses time in syscalls that release it)  "
     "[default: on for gthread and granian, else off]",
 )
-@click.option(
-    "--log-output",
-    type=LogOutput(),
-    default=None,
-    help="Where middleware logs go: stdout, null, or file:PATH  "
-    "[default: file:DIR/TARGET-SET.server.log]",
-)
 @one_line_errors
-def profile_command(connections: int, **options: Any) -> None:
+def profile_command(
+    *,
+    what: WhatOptions,
+    connections: int,
+    serve: ServeOptions,
+    variants: tuple[str, ...],
+    load: LoadOptions,
+    lead_in: float,
+    rate: int,
+    out_dir: str,
+    top: int,
+    py_spy: str | None,
+    pin: bool,
+    nonblocking: bool,
+    gil: bool | None,
+) -> None:
     """Profile a target (or your app, --app) under wrk load: pprof-style top -cum, the share of
     every layer (each middleware, framework, app, server), and a flame graph."""
-    chosen = choose_from(options, sets_key="stack", one_stack=True)
-    server = options["server"]
-    check_servers(chosen.targets, [server] if server else None, options["worker_class"])
-    check_python(chosen.targets, options["python"], server, options["worker_class"])
-    cpus = cpu_plan(options)
-    serve = serve_settings(options, cpus)
-    options["levels"] = (connections,)
-    load = load_settings(options, cpus, request=chosen.request, defaults=PROFILE_LOAD)
-    variants = parse_variants(options.pop("variants")) or (None,)
-    out_dir = Path(options.pop("out_dir"))
-    for variant in variants:
+    chosen = choose_from(what, python=serve.python, one_stack=True)
+    check_servers(chosen.targets, [serve.server] if serve.server else None, serve.worker_class)
+    check_python(chosen.targets, serve.python, serve.server, serve.worker_class)
+    cpus = plan_cpus(pin)
+    serving = serve.settings(cpus)
+    loading = load.replace(levels=(connections,)).settings(
+        cpus, request=chosen.request, defaults=PROFILE_LOAD
+    )
+    sampling = Sampling(
+        rate=rate, top=top, py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in
+    )
+    each = parse_variants(variants) or (None,)
+    for variant in each:
         if variant is not None:
             console.print(f"variant {variant.name}: {variant.describe()}", soft_wrap=True)
         _profile_one(
-            chosen.targets[0], chosen.sets[0],
-            serve.replace(env=variant.env) if variant else serve, load,
-            out_dir / variant.name if variant and len(variants) > 1 else out_dir, options,
-        )  # fmt: skip
+            chosen.targets[0],
+            chosen.sets[0],
+            serving.replace(env=variant.env) if variant else serving,
+            loading,
+            Path(out_dir) / variant.name if variant and len(each) > 1 else Path(out_dir),
+            sampling,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sampling:
+    """How py-spy samples, as given."""
+
+    rate: int
+    top: int
+    py_spy: str | None
+    nonblocking: bool
+    gil: bool | None
+    lead_in: float
 
 
 def _profile_one(
@@ -158,14 +209,19 @@ def _profile_one(
     serve: ServeSettings,
     load: LoadSettings,
     out_dir: Path,
-    options: dict[str, Any],
+    sampling: Sampling,
 ) -> None:
     width = console.width if sys.stdout.isatty() else None
     try:
         result = profile(
-            target=target, stack=stack, serve=serve, load=load, out_dir=out_dir,
-            echo=lambda line: console.print(line, soft_wrap=True), **options,
-        )  # fmt: skip
+            target=target,
+            stack=stack,
+            serve=serve,
+            load=load,
+            out_dir=out_dir,
+            echo=lambda line: console.print(line, soft_wrap=True),
+            **dataclasses.asdict(sampling),
+        )
     except KeyboardInterrupt:
         console.print("interrupted: server, wrk and py-spy stopped", soft_wrap=True)
         sys.exit(130)

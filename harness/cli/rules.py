@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.core import ParameterSource
 
+from harness.cli.build_settings import LoadOptions, given
 from harness.cli.params import Decorator, Duration
 from harness.errors import UsageError
 from harness.load.wrk_output import parse_duration
@@ -146,44 +146,60 @@ def precision_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+@dataclass(frozen=True, kw_only=True)
+class RuleOptions:
+    """A compare's rules, as given: the open model's rates and SLO, the precision to reach, the
+    gates to pass."""
+
+    rates: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    slo: Slo | None = None
+    capacity: bool = False
+    precision: Quantity | None = None
+    budget: float | None = None
+    max_overhead: Quantity | None = None
+    max_overhead_us: float | None = None
+    max_leak: float | None = None
+
+
 def precision_from(
     precision: Quantity | None,
     budget: float | None,
     measures: tuple[str, ...],
-    options: dict[str, Any],
     *,
     by_default: bool = False,
 ) -> Precision | None:
     """--precision as the rounds' rule for the headline measure; without it, where `by_default`
     and --repeat was not given, the default rounds
-    (harness.experiments.compare.rounds.default_rounds).
-    Either way, where neither --duration nor --warmup was given, rounds of 1 s without warm-up
-    in `options` (more rounds fit the budget: harness.experiments.compare.rounds)."""
+    (harness.experiments.compare.rounds.default_rounds)."""
     from harness.experiments.compare.rounds import (
         DEFAULT_BUDGET_S,
         PRECISE_BUDGET_S,
-        PRECISE_DURATION_S,
-        PRECISE_WARMUP_S,
         Precision,
         default_rounds,
     )
     from harness.measures.registry import get_measure
 
-    context = click.get_current_context()
     headline = get_measure(measures[0])
     if precision is not None:
         target = precision.in_unit_of(headline.unit, "--precision")
-        rule = Precision(
+        return Precision(
             target, budget or PRECISE_BUDGET_S, headline.name, of_cost=precision.unit == "%"
         )
-    elif by_default and context.get_parameter_source("repeat") == ParameterSource.DEFAULT:
-        rule = default_rounds(headline.name, budget or DEFAULT_BUDGET_S)
-    else:
-        return None
-    for name, value in (("duration", PRECISE_DURATION_S), ("warmup", PRECISE_WARMUP_S)):
-        if context.get_parameter_source(name) == ParameterSource.DEFAULT:
-            options[name] = value
-    return rule
+    if by_default and not given("repeat"):
+        return default_rounds(headline.name, budget or DEFAULT_BUDGET_S)
+    return None
+
+
+def short_rounds(load: LoadOptions) -> LoadOptions:
+    """Rounds of 1 s without warm-up where neither --duration nor --warmup was given: with a
+    precision rule, more rounds fit the budget (harness.experiments.compare.rounds)."""
+    from harness.experiments.compare.rounds import PRECISE_DURATION_S, PRECISE_WARMUP_S
+
+    if not given("duration"):
+        load = load.replace(duration=PRECISE_DURATION_S)
+    if not given("warmup"):
+        load = load.replace(warmup=PRECISE_WARMUP_S)
+    return load
 
 
 def gate_from(
@@ -292,36 +308,32 @@ def slo_options(
     return options
 
 
-def open_model_into(
+def open_model(
     rates: tuple[tuple[float, ...], tuple[float, ...]] | None,
     slo: Slo | None,
     capacity: bool,
     measures: tuple[str, ...],
-    options: dict[str, Any],
-) -> tuple[tuple[str, ...], Slo | None]:
-    """--rate, --slo and --capacity: the load's rates or shares into `options`; the measures
-    (latency when one was given and --measure was not) and the SLO to find capacities within."""
+    load: LoadOptions,
+) -> tuple[tuple[str, ...], Slo | None, LoadOptions]:
+    """--rate, --slo and --capacity: the measures (latency when one was given and --measure was
+    not), the SLO to find capacities within, and the load with its rates or shares."""
     from harness.measures.slo import DEFAULT_SLO, parse_slo
 
     if capacity and slo is None:
         slo = parse_slo(DEFAULT_SLO)
     if rates is not None:
-        options["rates"], options["rate_shares"] = rates
-    if rates is None and slo is None:
-        return measures, None
-    context = click.get_current_context()
-    if context.get_parameter_source("measures") in (ParameterSource.DEFAULT, None):
-        return ("latency",), slo
-    return measures, slo
+        load = load.replace(rates=rates[0], rate_shares=rates[1])
+    if (rates is not None or slo is not None) and not given("measures"):
+        measures = ("latency",)
+    return measures, slo, load
 
 
-def leak_gate_into(max_leak: float | None, measures: tuple[str, ...]) -> tuple[str, ...]:
+def measures_with_leak_gate(max_leak: float | None, measures: tuple[str, ...]) -> tuple[str, ...]:
     """--max-leak: the measures, memory when --measure was not given; a UsageError when it
     was given without memory."""
     if max_leak is None:
         return measures
-    context = click.get_current_context()
-    if context.get_parameter_source("measures") in (ParameterSource.DEFAULT, None):
+    if not given("measures"):
         return ("memory",)
     if "memory" not in measures:
         raise UsageError("a leak is in bytes retained: add memory to --measure", param="max_leak")

@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING
 import click
 from click.core import ParameterSource
 
+from harness.cli.build_settings import LoadOptions
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
-from harness.cli.rules import open_model_into, rate_option, slo_options
+from harness.cli.rules import open_model, rate_option, slo_options
 from harness.errors import UsageError
 from harness.experiments.sweep.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
 
@@ -180,10 +181,10 @@ def run(
         host = check_url(url, allow_remote=allow_remote)
         _closed_only_not_given()
         check_out_dir(out_dir)
-        options: dict[str, object] = {}
-        _, slo = open_model_into(rates, slo, capacity, (), options)
+        _, slo, rated = open_model(rates, slo, capacity, (), LoadOptions())
         open_load = DEFAULT_PRESET.load(duration=duration or OPEN_DURATION_S, wrk=wrk, cpus=cpus)
-        open_load = open_load.replace(**options)
+        if rated.rates is not None and rated.rate_shares is not None:
+            open_load = open_load.replace(rates=rated.rates, rate_shares=rated.rate_shares)
         if allow_remote:
             console.print(open_announcement(host, open_load, slo), soft_wrap=True, markup=False)
         _open_run(url, open_load, slo, out_dir, name)

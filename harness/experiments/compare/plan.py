@@ -210,73 +210,114 @@ def _serving(chosen: list[Contender], probe: ComparePlan) -> dict[Contender, Ser
     return found
 
 
-def plan_compare(
-    *,
-    targets: Sequence[str | Target],
-    sets: Sequence[tuple[str, ...]],
-    serve: ServeSettings = DEFAULT_SERVE,
-    load: LoadSettings = COMPARE_LOAD,
-    servers: Sequence[str] = (),
-    baseline: bool = True,
-    repeat: int = 1,
-    measures: Sequence[str] = DEFAULT_MEASURES,
-    precision: Precision | None = None,
-    gate: Gate | None = None,
-    ceiling: bool = True,
-    ceiling_qps: float | None = None,
-    tune: bool = True,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    slo: Slo | None = None,
-    pythons: Sequence[Python | PythonInfo | str] = (),
-    variants: Sequence[Variant] = (),
-    shard: tuple[int, int] | None = None,
-    jobs: int | None = None,
-) -> ComparePlan:
-    """Check and resolve a compare (harness.experiments.compare.run.compare says what each keyword
-    does): UsageError, WrkError or OutputError before a single server starts."""
-    if repeat < 1:
+@dataclass(frozen=True, kw_only=True)
+class CompareRequest:
+    """What a compare is asked to measure, as given: built once (the CLI builds it from its
+    options) and taken whole by plan_compare, which checks and resolves it. What each field
+    means: harness.experiments.compare.run.compare."""
+
+    targets: Sequence[str | Target]
+    sets: Sequence[tuple[str, ...]]
+    serve: ServeSettings = DEFAULT_SERVE
+    load: LoadSettings = COMPARE_LOAD
+    servers: Sequence[str] = ()
+    baseline: bool = True
+    repeat: int = 1
+    measures: Sequence[str] = DEFAULT_MEASURES
+    precision: Precision | None = None
+    gate: Gate | None = None
+    ceiling: bool = True
+    ceiling_qps: float | None = None
+    tune: bool = True
+    out_dir: Path | str = DEFAULT_OUT_DIR
+    slo: Slo | None = None
+    pythons: Sequence[Python | PythonInfo | str] = ()
+    variants: Sequence[Variant] = ()
+    shard: tuple[int, int] | None = None
+    jobs: int | None = None
+
+
+def plan_compare(request: CompareRequest) -> ComparePlan:
+    """Check and resolve `request`: UsageError, WrkError or OutputError before a single server
+    starts."""
+    if request.repeat < 1:
         raise UsageError("repeat must be at least 1", param="repeat")
-    if not targets or not sets:
+    if not request.targets or not request.sets:
         raise UsageError("at least one target and one middleware set are needed")
-    chosen_measures, load = _measures_and_load(measures, load, slo)
-    # The headline's first figure (memory's retained bytes; latency's p99, once its rates are
-    # resolved: harness.experiments.compare.run).
-    headline = (chosen_measures[0].figures(load) or (chosen_measures[0].name,))[0]
-    if precision is not None:
-        precision = dataclasses.replace(precision, measure=headline)
-    if gate is not None and gate.measure == chosen_measures[0].name:
-        gate = dataclasses.replace(gate, measure=headline)
-    if gate is not None and gate.measure not in {
-        name for m in chosen_measures for name in (m.name, *m.figures(load))
-    }:
-        raise UsageError(f"the gate is on {gate.measure}, which this compare does not measure: "
-                         "add it to the measures", param="measures")  # fmt: skip
+    measures, load = _measures_and_load(request.measures, request.load, request.slo)
+    precision, gate = _on_headline(request.precision, request.gate, measures, load)
+    serve, out_dir = request.serve, Path(request.out_dir)
     # One server chosen in the settings is an axis of one: every contender on it.
-    axis = tuple(dict.fromkeys(servers or ([serve.server] if serve.server else [])))
-    # Environments already checked (a plan's own, for a quick compare beside it) are not again.
-    known = tuple(p for p in pythons if isinstance(p, PythonInfo))
-    environments = [p.python if isinstance(p, PythonInfo) else p if isinstance(p, Python)
-                    else find_python(p) for p in pythons]  # fmt: skip
-    if len({v.name for v in variants}) < len(variants):
+    axis = tuple(dict.fromkeys(request.servers or ([serve.server] if serve.server else [])))
+    environments = [_python(p) for p in request.pythons]
+    if len({v.name for v in request.variants}) < len(request.variants):
         raise UsageError("two variants have one name: give each its own", param="variants")
-    chosen = contenders(targets, sets, baseline, list(axis) or [None],
-                        [p.name for p in environments] or [None],
-                        [v.name for v in variants] or [None])  # fmt: skip
-    whole = tuple(chosen)
-    if shard is not None:
-        chosen = _shard(chosen, *shard)
+    whole = contenders(
+        request.targets,
+        request.sets,
+        request.baseline,
+        list(axis) or [None],
+        [p.name for p in environments] or [None],
+        [v.name for v in request.variants] or [None],
+    )
+    chosen = _shard(whole, *request.shard) if request.shard else whole
     check_levels(load.levels)
-    check_out_dir(Path(out_dir))
+    check_out_dir(out_dir)
     resolve_wrk(load.wrk)
     plan = ComparePlan(
-        contenders=tuple(chosen), serving={}, serve=serve, load=load, measures=chosen_measures,
-        out_dir=Path(out_dir), repeat=repeat, servers=axis, precision=precision, gate=gate,
-        ceiling=ceiling, ceiling_qps=ceiling_qps, tune=tune, slo=slo, variants=tuple(variants),
-        shard=shard, whole=whole if shard else (), jobs=_jobs(jobs, chosen_measures),
-    )  # fmt: skip
+        contenders=tuple(chosen),
+        serving={},
+        serve=serve,
+        load=load,
+        measures=measures,
+        out_dir=out_dir,
+        repeat=request.repeat,
+        servers=axis,
+        precision=precision,
+        gate=gate,
+        ceiling=request.ceiling,
+        ceiling_qps=request.ceiling_qps,
+        tune=request.tune,
+        slo=request.slo,
+        variants=tuple(request.variants),
+        shard=request.shard,
+        whole=tuple(whole) if request.shard else (),
+        jobs=_jobs(request.jobs, measures),
+    )
     serving = _serving(chosen, plan)
-    checked = known if len(known) == len(pythons) else check_pythons(environments, serving)
-    return dataclasses.replace(plan, serving=serving, pythons=checked)
+    # Environments already checked (a plan's own, for a quick compare beside it) are not again.
+    known = tuple(p for p in request.pythons if isinstance(p, PythonInfo))
+    if len(known) < len(request.pythons):
+        known = check_pythons(environments, serving)
+    return dataclasses.replace(plan, serving=serving, pythons=known)
+
+
+def _python(given: Python | PythonInfo | str) -> Python:
+    if isinstance(given, PythonInfo):
+        return given.python
+    return given if isinstance(given, Python) else find_python(given)
+
+
+def _on_headline(
+    precision: Precision | None, gate: Gate | None, measures: Sequence[Measure], load: LoadSettings
+) -> tuple[Precision | None, Gate | None]:
+    """The precision target and the gate, on the headline's first figure (memory's retained
+    bytes; latency's p99, once its rates are resolved: compare.run) where they name the
+    headline measure; a gate on a figure this compare does not measure is a UsageError."""
+    headline = (measures[0].figures(load) or (measures[0].name,))[0]
+    if precision is not None:
+        precision = dataclasses.replace(precision, measure=headline)
+    if gate is None:
+        return precision, None
+    if gate.measure == measures[0].name:
+        gate = dataclasses.replace(gate, measure=headline)
+    if gate.measure not in {name for m in measures for name in (m.name, *m.figures(load))}:
+        raise UsageError(
+            f"the gate is on {gate.measure}, which this compare does not measure: "
+            "add it to the measures",
+            param="measures",
+        )
+    return precision, gate
 
 
 def _shard(chosen: list[Contender], index: int, count: int) -> list[Contender]:
@@ -309,8 +350,9 @@ def _measures_and_load(
     if slo is not None and "k6" not in procedures:
         raise UsageError("an SLO is met at an arrival rate: measure latency", param="measures")
     if (load.rates or load.rate_shares) and "k6" not in procedures:
-        raise UsageError("an arrival rate is the open model's load: measure latency",
-                         param="measures")  # fmt: skip
+        raise UsageError(
+            "an arrival rate is the open model's load: measure latency", param="measures"
+        )
     if "k6" in procedures and not (load.rates or load.rate_shares):
         load = load.replace(rate_shares=DEFAULT_RATE_SHARES)
     if any(not 0 < r < math.inf for r in (*load.rates, *load.rate_shares)):

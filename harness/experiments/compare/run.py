@@ -19,41 +19,35 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
 from harness.experiments.compare.capacity import find_capacities
 from harness.experiments.compare.contenders import Entry, Round
-from harness.experiments.compare.gate import Gate
 from harness.experiments.compare.plan import (
     COMPARE_LOAD,
     COMPARE_WSGI_WORKER,
     DEFAULT_OUT_DIR,
     ComparePlan,
+    CompareRequest,
     plan_compare,
 )
 from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.round import generator_floor, measure_ceiling, measure_round
-from harness.experiments.compare.rounds import Precision, Schedule
+from harness.experiments.compare.rounds import Schedule
 from harness.load.request import Request
-from harness.load.settings import LoadSettings
 from harness.load.validate import ValidationError
 from harness.machine.system import idle_note
 from harness.machine.tune import tuned_for_run
 from harness.measures.measure import Measure
-from harness.measures.registry import DEFAULT_MEASURES, get_measure
-from harness.measures.slo import Slo
-from harness.serving.pythons import Python
+from harness.measures.registry import get_measure
 from harness.serving.servers import ServerError
-from harness.serving.settings import DEFAULT_SERVE, ServeSettings
-from harness.serving.variants import Variant
-from targets.table import Target
 
 __all__ = [
     "COMPARE_LOAD",
     "COMPARE_WSGI_WORKER",
     "DEFAULT_OUT_DIR",
+    "CompareRequest",
     "compare",
     "measure_ceiling",
     "measure_round",
@@ -193,15 +187,22 @@ def native_reference(plan: ComparePlan, echo: Callable[[str], None]) -> list[dic
 
 def _quick(plan: ComparePlan, *, request: Request | None, **changes: Any) -> ComparePlan:
     """A short native compare beside the plan's, of `request`: 1 s rounds, CPU time, no
-    ceiling, untuned."""
-    load = COMPARE_LOAD.replace(duration=1.0, warmup=0.0, cpus=plan.load.cpus, wrk=plan.load.wrk,
-                                request=request)  # fmt: skip
-    options: dict[str, Any] = {
-        "serve": plan.serve, "load": load, "servers": plan.servers, "pythons": plan.pythons,
-        "repeat": 1,
-        "measures": ("cpu", "qps"), "ceiling": False, "tune": False, **changes,
-    }  # fmt: skip
-    return plan_compare(**options)
+    ceiling, untuned; `changes` are CompareRequest's fields."""
+    load = COMPARE_LOAD.replace(
+        duration=1.0, warmup=0.0, cpus=plan.load.cpus, wrk=plan.load.wrk, request=request
+    )
+    quick = CompareRequest(
+        targets=(),
+        sets=(),
+        serve=plan.serve,
+        load=load,
+        servers=plan.servers,
+        pythons=plan.pythons,
+        measures=("cpu", "qps"),
+        ceiling=False,
+        tune=False,
+    )
+    return plan_compare(dataclasses.replace(quick, **changes))
 
 
 def closed_peaks(plan: ComparePlan, echo: Callable[[str], None]) -> dict[str, float]:
@@ -312,30 +313,11 @@ def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> Co
 
 
 def compare(
-    *,
-    targets: Sequence[str | Target],
-    sets: Sequence[tuple[str, ...]],
-    serve: ServeSettings = DEFAULT_SERVE,
-    load: LoadSettings = COMPARE_LOAD,
-    servers: Sequence[str] = (),
-    baseline: bool = True,
-    repeat: int = 1,
-    measures: Sequence[str] = DEFAULT_MEASURES,
-    precision: Precision | None = None,
-    gate: Gate | None = None,
-    ceiling: bool = True,
-    ceiling_qps: float | None = None,
-    tune: bool = True,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    slo: Slo | None = None,
-    pythons: Sequence[Python | str] = (),
-    variants: Sequence[Variant] = (),
-    shard: tuple[int, int] | None = None,
-    jobs: int | None = None,
-    echo: Callable[[str], None] = print,
+    request: CompareRequest | None = None, /, *, echo: Callable[[str], None] = print, **fields: Any
 ) -> CompareReport:
-    """Measure every contender `repeat` times, interleaved, and return the report
-    (harness.experiments.compare.render writes it).
+    """Measure every contender of `request` `repeat` times, interleaved, and return the report
+    (compare.render writes it). Without a request, its fields are given as keywords:
+    `compare(targets=["flask"], sets=[(), ("all",)])`.
 
     `targets` are names of the table's targets, or user apps (harness.serving.apps.target_for);
     `sets` the middleware stacks, each measured on each target, and each target's raw baseline
@@ -366,12 +348,11 @@ def compare(
     With the `latency` measure, the rounds send fixed arrival rates (`load.rates`, or shares of
     the slowest set's closed-model peak; half of it by default) with k6, and with `slo`
     (harness.measures.slo) each set's capacity within it is searched for after the rounds."""
-    plan = plan_compare(
-        targets=targets, sets=sets, serve=serve, load=load, servers=servers, baseline=baseline,
-        repeat=repeat, measures=measures, precision=precision, gate=gate, ceiling=ceiling,
-        ceiling_qps=ceiling_qps, tune=tune, out_dir=out_dir, slo=slo, pythons=pythons,
-        variants=variants, shard=shard, jobs=jobs,
-    )  # fmt: skip
+    if request is None:
+        request = CompareRequest(**fields)
+    elif fields:
+        raise TypeError(f"compare() takes a request or its fields, not both: {sorted(fields)}")
+    plan = plan_compare(request)
     return run_compare(plan, echo=echo)
 
 
