@@ -1,4 +1,5 @@
-"""`harness layers --app SPEC`: the middleware layers found in your app, the ones -m toggles."""
+"""`harness layers --app SPEC`: the middleware layers found in your app, the ones -m toggles
+(harness.serving.userapp.layers finds them)."""
 
 from __future__ import annotations
 

@@ -1,27 +1,50 @@
-"""The `harness` click group: every command is registered here, each from its own module."""
+"""The `harness` click group: every command is registered here, each from its own module,
+imported when it runs."""
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 from typing import Any, NoReturn
 
 import click
 
-from harness.cli.calibrate import calibrate_command
-from harness.cli.compare import compare
-from harness.cli.demo import demo
-from harness.cli.diff import diff_command
-from harness.cli.env import env_command
-from harness.cli.lab import lab
-from harness.cli.layers import layers
-from harness.cli.merge import merge_command
-from harness.cli.micro import micro_command
-from harness.cli.profile import profile_command
-from harness.cli.run import run
-from harness.cli.serve import serve
-from harness.cli.system import system
-from harness.cli.targets import targets
+# Each command's module, imported when that command runs: `harness run` loads the sweep and
+# nothing of compare's measures, and `harness --help` loads every command's options only.
+COMMANDS = {
+    "targets": "harness.cli.targets:targets",
+    "layers": "harness.cli.layers:layers",
+    "serve": "harness.cli.serve:serve",
+    "run": "harness.cli.run:run",
+    "diff": "harness.cli.diff:diff_command",
+    "compare": "harness.cli.compare:compare",
+    "merge": "harness.cli.merge:merge_command",
+    "profile": "harness.cli.profile:profile_command",
+    "micro": "harness.cli.micro:micro_command",
+    "calibrate": "harness.cli.calibrate:calibrate_command",
+    "demo": "harness.cli.demo:demo",
+    "system": "harness.cli.system:system",
+    "env": "harness.cli.env:env_command",
+    "lab": "harness.cli.lab:lab",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported by name when they are asked for (click's own
+    recipe for large command lines)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = COMMANDS.get(cmd_name)
+        if where is None:
+            return None
+        module, _, name = where.partition(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command), where
+        return command
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -42,18 +65,12 @@ def install_signal_handlers() -> None:
         signal.signal(signal.SIGHUP, _terminate)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mwbench")
 def main() -> None:
     """What does a Python web framework, and each middleware, cost per request?"""
     install_signal_handlers()
 
-
-for command in (
-    targets, layers, serve, run, diff_command, compare, merge_command, profile_command,
-    micro_command, calibrate_command, demo, system, env_command, lab,
-):  # fmt: skip
-    main.add_command(command)
 
 if __name__ == "__main__":
     main()
