@@ -89,11 +89,13 @@ class ServeOptions:
     python: str | None = None
     pythons: tuple[Python, ...] | None = None  # --python as an axis
 
-    SETTINGS = ("server", "workers", "worker_class", "threads", "log_output", "host", "port",
-                "memory_ceiling", "python")  # fmt: skip
-
     def settings(self, cpus: CpuPlan) -> ServeSettings:
-        chosen = {key: getattr(self, key) for key in self.SETTINGS}
+        # The axes (servers, pythons) are the compare's; the rest is how each server runs.
+        chosen = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("servers", "pythons")
+        }
         return ServeSettings(cpus=cpus.server, **{k: v for k, v in chosen.items() if v is not None})
 
     @property

@@ -37,7 +37,12 @@ from harness.cli.rules import (
     precision_options,
     short_rounds,
 )
-from harness.experiments.calibrate.run import CALIBRATE_LOAD, DEFAULT_OUT_DIR, DEFAULT_REPEAT
+from harness.experiments.calibrate.run import (
+    CALIBRATE_LOAD,
+    DEFAULT_OUT_DIR,
+    DEFAULT_REPEAT,
+    CalibrationReport,
+)
 from harness.experiments.compare.plan import COMPARE_WSGI_WORKER
 from harness.measures.known import KNOWN_COSTS
 from targets.table import TARGETS
@@ -158,9 +163,6 @@ def calibrate_command(
     if rule is not None:
         load = short_rounds(load)
     cpus = plan_cpus(pin)
-    from harness.experiments.calibrate.render import check_table, notes, write_calibration
-    from harness.experiments.compare.render import write_report
-
     report = calibrate(
         target=chosen.targets[0],
         costs=costs,
@@ -174,6 +176,24 @@ def calibrate_command(
         out_dir=out_dir,
         echo=console.print,
     )
+    _show(report, charts=charts)
+    failure = report.failure()
+    if failure is not None:
+        raise click.ClickException(failure)
+    if report.compare.precision_missed:
+        assert rule is not None
+        raise click.ClickException(
+            f"{rule.describe(report.compare.headline.unit)} not reached within "
+            f"{rule.budget_s:g}s: " + "; ".join(report.compare.precision_missed)
+        )
+
+
+def _show(report: CalibrationReport, *, charts: bool) -> None:
+    """Its compare written, then the calibration (not when interrupted: exit 130), its table
+    and notes."""
+    from harness.experiments.calibrate.render import check_table, notes, write_calibration
+    from harness.experiments.compare.render import write_report
+
     write_report(report.compare, charts=False)
     if report.interrupted:
         console.print(
@@ -186,12 +206,3 @@ def calibrate_command(
     for line in notes(report):
         console.print(escape(line), soft_wrap=True)  # `[low - 10% ...]` is not rich markup
     console.print(f"wrote {', '.join(str(f) for f in report.files)}")
-    failure = report.failure()
-    if failure is not None:
-        raise click.ClickException(failure)
-    if report.compare.precision_missed:
-        assert rule is not None
-        raise click.ClickException(
-            f"{rule.describe(report.compare.headline.unit)} not reached within "
-            f"{rule.budget_s:g}s: " + "; ".join(report.compare.precision_missed)
-        )

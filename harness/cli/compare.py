@@ -39,14 +39,10 @@ from harness.cli.params import (
 from harness.cli.rules import (
     QuantityType,
     RuleOptions,
-    gate_from,
     measures_option,
-    measures_with_leak_gate,
-    open_model,
-    precision_from,
     precision_options,
     rate_option,
-    short_rounds,
+    resolve_rules,
     slo_options,
 )
 from harness.experiments.compare.plan import (
@@ -59,7 +55,8 @@ from harness.experiments.sweep.plan import PRESETS
 from harness.serving.variants import parse_variants
 
 if TYPE_CHECKING:
-    pass
+    from harness.experiments.compare.result import CompareReport
+    from harness.experiments.compare.rounds import Precision
 
 
 @click.command()
@@ -233,35 +230,41 @@ def compare(
     harness compare -t starlette --server gunicorn-uvicorn,uvicorn,granian -m none;
     harness compare --app app.py:app --python old/bin/python,new/bin/python -m none,all
     """
-    measures, slo, load = open_model(rules.rates, rules.slo, rules.capacity, measures, load)
-    measures = measures_with_leak_gate(rules.max_leak, measures)
+    rules_met = resolve_rules(rules, measures, load)
     chosen = choose_from(what, python=serve.first_python)
     check_servers(chosen.targets, list(serve.servers or ()) or None, serve.worker_class)
-    precision = precision_from(rules.precision, rules.budget, measures, by_default=True)
-    if precision is not None:
-        load = short_rounds(load)
     cpus = plan_cpus(pin)
     request = CompareRequest(
         targets=chosen.targets,
         sets=chosen.sets,
         serve=serve.settings(cpus),
-        load=load.settings(cpus, request=chosen.request, defaults=COMPARE_LOAD),
+        load=rules_met.load.settings(cpus, request=chosen.request, defaults=COMPARE_LOAD),
         servers=serve.servers or (),
         baseline=baseline,
         repeat=repeat,
-        measures=measures,
-        precision=precision,
-        gate=gate_from(rules.max_overhead, rules.max_overhead_us, measures),
+        measures=rules_met.measures,
+        precision=rules_met.precision,
+        gate=rules_met.gate,
         ceiling=ceiling,
         ceiling_qps=ceiling_qps,
         tune=tune,
         out_dir=out_dir,
-        slo=slo,
+        slo=rules_met.slo,
         pythons=serve.pythons or (),
         variants=parse_variants(variants),
         shard=shard,
         jobs=jobs,
     )
+    from harness.experiments.compare.run import compare as run_compare
+
+    report = run_compare(request, echo=console.print)
+    _show(report, charts=charts)
+    _fail_where_a_rule_is_not_met(report, rules, rules_met.precision)
+
+
+def _show(report: CompareReport, *, charts: bool) -> None:
+    """The report's files written, and its tables and notes on the terminal; an interrupted
+    compare exits 130 once what it measured is written."""
     from harness.experiments.compare.render import (
         rich_table,
         section_tables,
@@ -271,9 +274,7 @@ def compare(
     from harness.experiments.compare.render_environments import env_tables
     from harness.experiments.compare.render_notes import notes
     from harness.experiments.compare.render_variants import variant_tables
-    from harness.experiments.compare.run import compare as run_compare
 
-    report = run_compare(request, echo=console.print)
     write_report(report, charts=charts)
     if report.interrupted:
         console.print(
@@ -294,6 +295,13 @@ def compare(
         f"wrote {', '.join(str(f) for f in report.files[:3])}"
         + (f" and {len(report.files) - 3} charts" if len(report.files) > 3 else "")
     )
+
+
+def _fail_where_a_rule_is_not_met(
+    report: CompareReport, rules: RuleOptions, precision: Precision | None
+) -> None:
+    """Exit 1, saying why, when a gate failed, a set leaked, a required precision was not
+    reached or rounds are missing."""
     if report.gate_failures:
         flag = "--max-overhead-us" if rules.max_overhead_us is not None else "--max-overhead"
         raise click.ClickException(f"overhead above {flag}: " + "; ".join(report.gate_failures))

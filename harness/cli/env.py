@@ -40,8 +40,11 @@ def env_command(python: str | None, as_json: bool) -> None:
         check_supported(info)  # the servers' code cannot run there: nothing is ready
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
-    console.print(f"{info.python.path}: {info.implementation} {info.version} ({info.prefix})",
-                  markup=False, soft_wrap=True)  # fmt: skip
+    console.print(
+        f"{info.python.path}: {info.implementation} {info.version} ({info.prefix})",
+        markup=False,
+        soft_wrap=True,
+    )
     check_supported(info)
     if info.packages:
         versions = Table(title="versions", title_justify="left")

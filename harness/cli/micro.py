@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from harness.experiments.micro import (
     MicroRequest,
 )
 from harness.load.files import write_atomic
+
+if TYPE_CHECKING:
+    from harness.experiments.micro.result import MicroReport
 
 
 @click.command("micro")
@@ -134,10 +137,7 @@ def micro_command(
         "memory": memory or max_leak is not None,
     }
     from harness.cli.console import console
-    from harness.experiments.calibrate.render import check_table
-    from harness.experiments.micro import micro, spin_checks
-    from harness.experiments.micro.render import allocation_table, notes, rich_table
-    from harness.measures.known_check import failure_message
+    from harness.experiments.micro import micro
     from harness.serving.variants import parse_variants
 
     chosen_variants = parse_variants(variants)
@@ -145,6 +145,14 @@ def micro_command(
         _across_variants(chosen_variants, json_path, options)
         return
     report = micro(echo=console.print, **options)
+    _show(report, json_path)
+    _fail_where_a_check_fails(report, max_leak)
+
+
+def _show(report: MicroReport, json_path: Path | None) -> None:
+    from harness.cli.console import console
+    from harness.experiments.micro.render import allocation_table, notes, rich_table
+
     console.print(rich_table(report))
     allocations = allocation_table(report)
     if allocations is not None:
@@ -153,20 +161,33 @@ def micro_command(
         console.print(line, soft_wrap=True)
     if json_path is not None:
         _write_json(json_path, report.to_dict())
+
+
+def _fail_where_a_check_fails(report: MicroReport, max_leak: float | None) -> None:
+    """Exit 1 when a spin's known cost is not found, or a set keeps more than --max-leak."""
+    from harness.cli.console import console
+    from harness.experiments.calibrate.render import check_table
+    from harness.experiments.micro import spin_checks
+    from harness.measures.known_check import failure_message
+
     checks = spin_checks(report)
     if checks:
         console.print(check_table(checks, "spin: known cost against measured overhead"))
         failure = failure_message(checks, "spin check")
         if failure is not None:
             raise click.ClickException(failure)
-    if max_leak is not None:
-        kept = [f"{one.target} {s.name}: {s.allocations.retained:,.0f} B"
-                for one in report.targets for s in one.sets
-                if s.allocations is not None and s.allocations.retained > max_leak]  # fmt: skip
-        if kept:
-            raise click.ClickException(
-                f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
-            )
+    if max_leak is None:
+        return
+    kept = [
+        f"{one.target} {s.name}: {s.allocations.retained:,.0f} B"
+        for one in report.targets
+        for s in one.sets
+        if s.allocations is not None and s.allocations.retained > max_leak
+    ]
+    if kept:
+        raise click.ClickException(
+            f"kept more than --max-leak {max_leak:g} B per 1,000 requests: " + "; ".join(kept)
+        )
 
 
 def _across_variants(variants: Any, json_path: Path | None, options: dict[str, Any]) -> None:

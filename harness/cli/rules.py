@@ -161,6 +161,31 @@ class RuleOptions:
     max_leak: float | None = None
 
 
+@dataclass(frozen=True)
+class RulesMet:
+    """A compare's rules resolved: the measures they imply, the load with its rates, the SLO,
+    the precision target and the gate."""
+
+    measures: tuple[str, ...]
+    load: LoadOptions
+    slo: Slo | None
+    precision: Precision | None
+    gate: Gate | None
+
+
+def resolve_rules(rules: RuleOptions, measures: tuple[str, ...], load: LoadOptions) -> RulesMet:
+    """--rate, --slo, --capacity and --max-leak choose the measures where --measure did not;
+    --precision (or compare's default rounds) sets the rounds' rule and, unless given, their
+    length; --max-overhead(-us) the gate."""
+    measures, slo, load = open_model(rules.rates, rules.slo, rules.capacity, measures, load)
+    measures = measures_with_leak_gate(rules.max_leak, measures)
+    precision = precision_from(rules.precision, rules.budget, measures, by_default=True)
+    if precision is not None:
+        load = short_rounds(load)
+    gate = gate_from(rules.max_overhead, rules.max_overhead_us, measures)
+    return RulesMet(measures, load, slo, precision, gate)
+
+
 def precision_from(
     precision: Quantity | None,
     budget: float | None,
@@ -214,8 +239,10 @@ def gate_from(
         raise UsageError("give --max-overhead or --max-overhead-us, not both")
     if max_overhead_us is not None:
         if "cpu" not in measures:
-            raise UsageError("--max-overhead-us gates server CPU µs: add cpu to --measure, or "
-                             "give --max-overhead (in the headline measure's unit)")  # fmt: skip
+            raise UsageError(
+                "--max-overhead-us gates server CPU µs: add cpu to --measure, or "
+                "give --max-overhead (in the headline measure's unit)"
+            )
         return Gate(max_overhead_us, "cpu")
     if max_overhead is None:
         return None

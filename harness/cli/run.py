@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from click.core import ParameterSource
 
-from harness.cli.build_settings import LoadOptions
+from harness.cli.build_settings import LoadOptions, given
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
@@ -19,6 +18,7 @@ from harness.errors import UsageError
 from harness.experiments.sweep.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
 
 if TYPE_CHECKING:
+    from harness.load.results import SweepResult
     from harness.load.settings import LoadSettings
     from harness.measures.slo import Slo
 
@@ -47,9 +47,7 @@ CLOSED_ONLY = ("levels", "preset", "timeout", "threads", "warmup", "resume")
 def _closed_only_not_given() -> None:
     context = click.get_current_context()
     for option in context.command.params:
-        if option.name in CLOSED_ONLY and context.get_parameter_source(option.name) not in (
-            ParameterSource.DEFAULT, None,
-        ):  # fmt: skip
+        if option.name in CLOSED_ONLY and given(option.name):
             flag = max(option.opts, key=len)
             raise UsageError(
                 f"{flag} is wrk's (the closed model): with --rate, --slo or --capacity k6 "
@@ -69,8 +67,9 @@ def open_announcement(host: str, load: LoadSettings, slo: Slo | None) -> str:
     said = [f"sending open-model load to {host} (k6, {load.duration:g}s a rate):"]
     if load.rate_shares or slo is not None:
         seconds = PEAK_LOAD.warmup + PEAK_LOAD.duration
-        said.append(f"a closed-model peak sweep (wrk, {PEAK_LOAD.levels[0]} connections, "
-                    f"{seconds:g}s),")  # fmt: skip
+        said.append(
+            f"a closed-model peak sweep (wrk, {PEAK_LOAD.levels[0]} connections, {seconds:g}s),"
+        )
     if load.rates or load.rate_shares:
         said.append(rates + ",")
     if slo is not None:
@@ -175,9 +174,9 @@ def run(
 ) -> None:
     """Sweep concurrency levels with wrk against URL (the source document's wrktest.sh); with
     --rate or --slo, send fixed arrival rates with k6 instead (the open model)."""
-    from harness.experiments.sweep.plan import check_out_dir, check_url, remote_announcement
-
     if rates is not None or slo is not None or capacity:
+        from harness.experiments.sweep.plan import check_out_dir, check_url
+
         host = check_url(url, allow_remote=allow_remote)
         _closed_only_not_given()
         check_out_dir(out_dir)
@@ -189,15 +188,19 @@ def run(
             console.print(open_announcement(host, open_load, slo), soft_wrap=True, markup=False)
         _open_run(url, open_load, slo, out_dir, name)
         return
-    from harness.experiments.sweep.progress import RichReporter
-    from harness.experiments.sweep.run import kept_levels, sweep
-
     load = (PRESETS[preset] if preset else DEFAULT_PRESET).load(
-        levels=levels, duration=duration, timeout=timeout, threads=threads, warmup=warmup,
-        wrk=wrk, cpus=cpus,
-    )  # fmt: skip
+        levels=levels,
+        duration=duration,
+        timeout=timeout,
+        threads=threads,
+        warmup=warmup,
+        wrk=wrk,
+        cpus=cpus,
+    )
     started = time.monotonic()
     if allow_remote:
+        from harness.experiments.sweep.plan import check_url, remote_announcement
+
         host = check_url(url, allow_remote=True)
         console.print(
             remote_announcement(
@@ -205,16 +208,35 @@ def run(
             ),
             soft_wrap=True,
         )
+    result = _sweep(url, name, out_dir, load, resume=resume, preset=preset, remote=allow_remote)
+    if charts:
+        _draw(result)
+    _show_sweep(result, started)
+
+
+def _sweep(
+    url: str,
+    name: str,
+    out_dir: Path,
+    load: LoadSettings,
+    *,
+    resume: bool,
+    preset: str | None,
+    remote: bool,
+) -> SweepResult:
+    from harness.experiments.sweep.progress import RichReporter
+    from harness.experiments.sweep.run import sweep
+
     try:
-        result = sweep(
+        return sweep(
             url=url,
             name=name,
             out_dir=out_dir,
             load=load,
             resume=resume,
             progress=RichReporter(console),
-            meta={"command": "run", "preset": preset, "allow_remote": allow_remote},
-            allow_remote=allow_remote,
+            meta={"command": "run", "preset": preset, "allow_remote": remote},
+            allow_remote=remote,
         )
     except KeyboardInterrupt:
         console.print(
@@ -222,16 +244,22 @@ def run(
             f"{out_dir / name}.json; continue with --resume"
         )
         sys.exit(130)
-    if charts:
-        from harness.render.charts import plot_sweep
 
-        try:
-            plot_sweep(result)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot write the charts in {result.out_dir}: {exc.strerror or exc}; the "
-                f"{kept_levels(result)}"
-            ) from None
+
+def _draw(result: SweepResult) -> None:
+    from harness.experiments.sweep.run import kept_levels
+    from harness.render.charts import plot_sweep
+
+    try:
+        plot_sweep(result)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write the charts in {result.out_dir}: {exc.strerror or exc}; the "
+            f"{kept_levels(result)}"
+        ) from None
+
+
+def _show_sweep(result: SweepResult, started: float) -> None:
     from harness.experiments.sweep.render import summary_table, sweep_notes
 
     console.print(summary_table(result, console.width))

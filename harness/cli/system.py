@@ -14,6 +14,7 @@ from harness.machine.system import (
     DEFAULT_HALT_POLL_NS,
     ENV_ROOT,
     HALTPOLL_PARAMS,
+    SystemState,
     advice,
     cpu_ranges,
     inspect,
@@ -60,6 +61,20 @@ def show(root: Path) -> None:
     The cpuidle driver and governor, haltpoll's parameters, and per CPU the cpufreq governor
     and the cpuidle states (exit latency, disabled)."""
     state = inspect(root=root)
+    console.print(_settings_table(state))
+    notes = advice(state)
+    for note in notes:
+        console.print(escape(f"advice: {note}"), soft_wrap=True)
+    if not notes:
+        console.print("advice: none, nothing here should distort a measurement")
+    saved = state_path(root)
+    if saved.exists():
+        console.print(
+            escape(f"tuned: the originals are saved in {saved}; `harness system reset` restores")
+        )
+
+
+def _settings_table(state: SystemState) -> Table:
     table = Table(title="system", show_header=True)
     table.add_column("setting")
     table.add_column("value")
@@ -78,17 +93,7 @@ def show(root: Path) -> None:
             table.add_row(f"{label} idle states", ", ".join(s.describe() for s in cpu.idle_states))
     if not any(c.governor for c in state.cpus):
         table.add_row("cpufreq", "—")
-    console.print(table)
-    notes = advice(state)
-    for note in notes:
-        console.print(escape(f"advice: {note}"), soft_wrap=True)
-    if not notes:
-        console.print("advice: none, nothing here should distort a measurement")
-    saved = state_path(root)
-    if saved.exists():
-        console.print(
-            escape(f"tuned: the originals are saved in {saved}; `harness system reset` restores")
-        )
+    return table
 
 
 @system.command("tune")
