@@ -88,8 +88,8 @@ def _fastapi(base: Path, rounds: int) -> dict[str, Any]:
     if pure and based and len(pure["values"]) == len(based["values"]) > 1:
         between = estimate(paired_differences(based["values"], pure["values"])).to_dict()
     return {
-        "rate": report.settings["rates"][0], "closed_peaks": report.settings["closed_peaks"],
-        "generator": report.settings["generator"], "sets": sets, "basehttp_minus_pure": between,
+        "rate": report.settings.rates[0], "closed_peaks": report.settings.closed_peaks,
+        "generator": report.settings.generator, "sets": sets, "basehttp_minus_pure": between,
         "wall_s": round(report.wall_s, 1),
     }  # fmt: skip
 

@@ -16,7 +16,7 @@ from harness.experiments.calibrate.render import write_calibration
 from harness.experiments.calibrate.run import calibrate, fit, parse_costs
 from harness.experiments.compare.contenders import Contender, Entry, link
 from harness.experiments.compare.render import write_report
-from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.result import CompareReport, CompareSettings
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
 from harness.measures.known_check import CheckRow, CostCheck, check_cost, failure_message
@@ -115,12 +115,22 @@ def _fake_compare(measured: dict[str, tuple[Estimate, Estimate]]) -> Any:
                 measure,
             )
         out_dir.mkdir(parents=True, exist_ok=True)
-        settings = {
-            "levels": [64], "duration_s": 3.0, "warmup_s": 1.0, "repeat": kw["repeat"],
-            "pinning": "server on CPU 0, wrk on CPU 1",
-        }  # fmt: skip
+        settings = CompareSettings(
+            levels=[64],
+            duration_s=3.0,
+            warmup_s=1.0,
+            repeat=kw["repeat"],
+            pinning="server on CPU 0, wrk on CPU 1",
+        )
         names = [t if isinstance(t, str) else t.name for t in targets]
-        return CompareReport(names, [], entries, settings, out_dir, measures=("cpu", "qps"))
+        return CompareReport(
+            targets=names,
+            baselines=[],
+            entries=entries,
+            settings=settings,
+            out_dir=out_dir,
+            measures=("cpu", "qps"),
+        )
 
     return fake
 

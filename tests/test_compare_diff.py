@@ -15,7 +15,7 @@ from harness.cli.main import main
 from harness.errors import UsageError
 from harness.experiments.compare.contenders import Contender, Entry, link
 from harness.experiments.compare.diff import Regression, diff_compares
-from harness.experiments.compare.result import CompareReport
+from harness.experiments.compare.result import CompareReport, CompareSettings
 from harness.stats.intervals import welch
 from middleware.stack import stack_name
 from targets.table import get_target
@@ -45,7 +45,14 @@ def _report(tmp: Path, logger_cost: float, name: str = "a") -> CompareReport:
         + [Entry(Contender(raw, (), "baseline"), "raw-asgi:none", [])]
     )
     set_overheads(entries, {"none": spread(30.0, 1.0, 4), "logger": spread(logger_cost, 1.0, 4)})
-    return CompareReport(["starlette"], ["raw-asgi"], entries, {}, tmp / name, measures=("cpu",))
+    return CompareReport(
+        targets=["starlette"],
+        baselines=["raw-asgi"],
+        entries=entries,
+        settings=CompareSettings(),
+        out_dir=tmp / name,
+        measures=("cpu",),
+    )
 
 
 def test_a_slower_set_is_found_and_gated(tmp_path: Path) -> None:
@@ -198,8 +205,14 @@ def _counted(tmp: Path, name: str, dump: float, requests: int) -> CompareReport:
     )
     set_overheads(entries, {"none": spread(74_000, 50, 2), "dump": spread(dump, 50, 2)},
                   measure="instructions")  # fmt: skip
-    return CompareReport(["starlette"], ["raw-asgi"], entries, {"requests": requests},
-                         tmp / name, measures=("instructions",))  # fmt: skip
+    return CompareReport(
+        targets=["starlette"],
+        baselines=["raw-asgi"],
+        entries=entries,
+        settings=CompareSettings(requests=requests),
+        out_dir=tmp / name,
+        measures=("instructions",),
+    )
 
 
 def test_a_ci_gate_in_instructions_catches_a_two_percent_regression(tmp_path: Path) -> None:
@@ -317,5 +330,5 @@ def test_two_instruction_runs_in_two_directories_were_measured_alike(tmp_path: P
         ).settings()
         for name in ("a", "b")
     ]
-    assert settings[0]["wrapper"] == settings[1]["wrapper"]
-    assert any("DIR/callgrind" in arg for arg in settings[0]["wrapper"])
+    assert settings[0].wrapper == settings[1].wrapper
+    assert any("DIR/callgrind" in arg for arg in settings[0].wrapper)

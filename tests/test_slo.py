@@ -12,6 +12,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.experiments.compare.capacity import said, search
+from harness.experiments.compare.result import CompareSettings
 from harness.load.k6 import RateResult, judge, parse_summary, vus_for
 from harness.measures.slo import DEFAULT_SLO, parse_slo
 
@@ -151,7 +152,8 @@ def test_the_capacity_table_gives_the_bracket_from_the_stored_probes() -> None:
     from harness.experiments.compare.render_latency import capacity_table
 
     found = search(_server(4321.0, []), parse_slo("p99<50ms"), peak=8000)
-    report = SimpleNamespace(settings={"capacity": {"none": found.to_dict()}, "slo": "p99<50ms"})
+    settings = CompareSettings(capacity={"none": found.to_dict()}, slo="p99<50ms")
+    report = SimpleNamespace(settings=settings)
     table = capacity_table(report)  # type: ignore[arg-type]
     assert table is not None
     (row,) = table[2]

@@ -269,7 +269,7 @@ def calibrate(
     environment = {**compared.environment, "load_avg_start": load_start}
     environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     settings = {
-        **compared.settings,
+        **compared.settings.to_dict(),
         "target": spec.name,
         "sets": ["none", *(kind.label(n) for n in amounts)],
         "known": {kind.label(n): known[n] for n in amounts},

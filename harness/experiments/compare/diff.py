@@ -137,7 +137,7 @@ class CompareDiff:
         latency): each `name: A → B`."""
         found = []
         for key in MEASURED_BY:
-            before, after = self.a.settings.get(key), self.b.settings.get(key)
+            before, after = getattr(self.a.settings, key), getattr(self.b.settings, key)
             if before != after:
                 found.append(f"{key}: {before} → {after}")
         return found

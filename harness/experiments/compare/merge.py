@@ -47,12 +47,12 @@ def merge(reports: Sequence[CompareReport], out_dir: Path | str) -> CompareRepor
     for other in reports[1:]:
         _check_alike(first, other)
     entries = _entries(reports, shards)
-    settings = {
-        **first.settings,
-        "shard": None,
-        "merged_from": [str(r.json_path) for r in reports],
-        "rounds": max(int(r.settings.get("rounds") or 0) for r in reports),
-    }
+    settings = dataclasses.replace(
+        first.settings,
+        shard=None,
+        merged_from=[str(r.json_path) for r in reports],
+        rounds=max(r.settings.rounds or 0 for r in reports),
+    )
     return dataclasses.replace(
         first,
         entries=entries,
@@ -69,7 +69,7 @@ def merge(reports: Sequence[CompareReport], out_dir: Path | str) -> CompareRepor
 
 
 def _shard(report: CompareReport) -> dict[str, Any]:
-    found = report.settings.get("shard")
+    found = report.settings.shard
     if not found:
         raise UsageError(f"{report.json_path} is not a shard: measure it with --shard K/N")
     return dict(found)
@@ -85,9 +85,9 @@ def _check_alike(a: CompareReport, b: CompareReport) -> None:
     if a.measures != b.measures:
         refuse("measure", ",".join(a.measures), ",".join(b.measures))
     for key in SAME_SETTINGS:
-        if a.settings.get(key) != b.settings.get(key):
-            refuse(key.replace("_s", "").replace("_", " "), a.settings.get(key),
-                   b.settings.get(key))  # fmt: skip
+        mine, theirs = getattr(a.settings, key), getattr(b.settings, key)
+        if mine != theirs:
+            refuse(key.replace("_s", "").replace("_", " "), mine, theirs)
     if _shard(a)["order"] != _shard(b)["order"]:
         refuse("set of contenders", len(_shard(a)["order"]), len(_shard(b)["order"]))
     ours, theirs = a.environment, b.environment

@@ -20,6 +20,7 @@ from harness.errors import UsageError
 from harness.experiments.compare.contenders import Contender, Entry, contenders, link, shard_of
 from harness.experiments.compare.environments import check_pythons
 from harness.experiments.compare.gate import Gate
+from harness.experiments.compare.result import CompareSettings
 from harness.experiments.compare.rounds import Precision
 from harness.experiments.sweep.plan import check_levels, check_out_dir
 from harness.load.settings import LoadSettings
@@ -154,45 +155,45 @@ class ComparePlan:
         multi_server, multi_python = len(self.servers) > 1, len(self.pythons) > 1
         return contender.label(multi_target, multi_server, multi_python, len(self.variants) > 1)
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> CompareSettings:
         """What the report records of how it was measured."""
         serve, load = self.serve, self.round_load
         wsgi = [s.worker_class for c, s in self.serving.items() if c.target.interface == "wsgi"]
-        return {
-            "measures": [m.name for m in self.measures],
-            "levels": list(load.levels),
-            "duration_s": load.duration_s,  # what wrk really ran: it takes whole seconds
-            "warmup_s": load.warmup_s,
-            "timeout_s": load.timeout,
-            "repeat": self.repeat,
-            "jobs": self.jobs,
-            "workers": serve.workers,
+        return CompareSettings(
+            measures=[m.name for m in self.measures],
+            levels=list(load.levels),
+            duration_s=load.duration_s,  # what wrk really ran: it takes whole seconds
+            warmup_s=load.warmup_s,
+            timeout_s=load.timeout,
+            repeat=self.repeat,
+            jobs=self.jobs,
+            workers=serve.workers,
             # The WSGI worker really used (compare's default is gthread), for whoever reads it.
-            "worker_class": serve.worker_class or next(iter(wsgi), None),
-            "threads": serve.threads,
-            "servers": list(self.servers) or None,
-            "pythons": [info.to_dict() for info in self.pythons] or None,
-            "variants": [variant.to_dict() for variant in self.variants] or None,
-            "shard": self.shard_dict(),
-            "pinning": CpuPlan(serve.cpus, load.cpus).describe(),
-            "server_cpus": list(serve.cpus) if serve.cpus else None,
-            "wrk_cpus": list(load.cpus) if load.cpus else None,
-            "request": load.asked.to_dict(),
-            "requests": load.requests,  # a fixed count per round, instead of a duration
-            "slo": self.slo.describe() if self.slo else None,
-            "log_output": serve.log_output or "file:DIR/logs/SET.log",
+            worker_class=serve.worker_class or next(iter(wsgi), None),
+            threads=serve.threads,
+            servers=list(self.servers) or None,
+            pythons=[info.to_dict() for info in self.pythons] or None,
+            variants=[variant.to_dict() for variant in self.variants] or None,
+            shard=self.shard_dict(),
+            pinning=CpuPlan(serve.cpus, load.cpus).describe(),
+            server_cpus=list(serve.cpus) if serve.cpus else None,
+            wrk_cpus=list(load.cpus) if load.cpus else None,
+            request=load.asked.to_dict(),
+            requests=load.requests,  # a fixed count per round, instead of a duration
+            slo=self.slo.describe() if self.slo else None,
+            log_output=serve.log_output or "file:DIR/logs/SET.log",
             # DIR for the output directory: two runs in two directories were wrapped alike
-            "wrapper": [
+            wrapper=[
                 arg.replace(str(self.out_dir), "DIR")
                 for arg in self.serve_for(self.contenders[0]).wrapper
             ]
             or None,
-            "apps": {
+            apps={
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in self.contenders
                 if c.target.is_user_app
             },
-        }
+        )
 
 
 def _serving(chosen: list[Contender], probe: ComparePlan) -> dict[Contender, Server]:

@@ -281,7 +281,7 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
             literal(
                 _interval_said(measured, report.measures)
                 + (" (cut at the axes, ends written)" if clipped else "")
-                + f"; {report.settings['pinning']}"
+                + f"; {report.settings.pinning}"
             ),
         )
         ax.set_xlim(-0.7, len(measured) - 0.3)

@@ -25,7 +25,7 @@ SHOWN_PACKAGES = tuple(
 
 
 def environments(report: CompareReport) -> list[dict[str, Any]]:
-    return list(report.settings.get("pythons") or [])
+    return list(report.settings.pythons or [])
 
 
 def versions_said(one: dict[str, Any], differing: set[str] | None = None) -> str:

@@ -28,7 +28,7 @@ def has_latency(report: CompareReport) -> bool:
 
 def generator_rates(report: CompareReport) -> list[dict[str, Any]]:
     """k6 against the ceiling at each rate: the generator's own floor."""
-    return (report.settings.get("generator") or {}).get("rates") or []
+    return (report.settings.generator or {}).get("rates") or []
 
 
 def _est(e: Estimate | None, digits: int = 2) -> str:
@@ -53,7 +53,7 @@ def rate_tables(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[
     """(title, columns, rows) per rate."""
     tables = []
     floor = {f["rate"]: f for f in generator_rates(report)}
-    for rate in report.settings.get("rates") or []:
+    for rate in report.settings.rates or []:
         at = rate_label(rate)
         rows = []
         for entry in report.entries:
@@ -88,7 +88,7 @@ BOUNDS = {"server": "the server (the next rate up missed)", "generator": "k6 (sa
 
 
 def capacity_table(report: CompareReport) -> tuple[str, tuple[str, ...], list[list[str]]] | None:
-    found: dict[str, Any] = report.settings.get("capacity") or {}
+    found: dict[str, Any] = report.settings.capacity or {}
     if not found:
         return None
     rows = []
@@ -109,7 +109,7 @@ def capacity_table(report: CompareReport) -> tuple[str, tuple[str, ...], list[li
             bound, one.get("at_capacity") or "—",
             str(len(one.get("probes") or [])),
         ])  # fmt: skip
-    return f"capacity within the SLO {report.settings.get('slo', '')}", CAPACITY_COLUMNS, rows
+    return f"capacity within the SLO {report.settings.slo}", CAPACITY_COLUMNS, rows
 
 
 def latency_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[list[str]]]]:
@@ -125,28 +125,28 @@ def latency_notes(report: CompareReport) -> list[str]:
     settings = report.settings
     lines = [
         f"Latency: k6 sent each rate on a schedule (constant arrival rate: the open model), "
-        f"{settings['duration_s']:g}s per rate after a {WARMUP_S:g}s warm-up, each latency from "
+        f"{settings.duration_s:g}s per rate after a {WARMUP_S:g}s warm-up, each latency from "
         "when its request was due. A stall weighs on every request due during it, as users "
         "feel it; wrk's closed loop sends less while a server stalls, and its latencies hide "
         "the stall (coordinated omission). A rate not sustained (achieved more than 1% short, "
         "iterations dropped, k6 off its schedule by 5 ms at p99) gives no latency and is flagged."
     ]
-    shares, peaks = settings.get("rate_shares"), settings.get("closed_peaks") or {}
+    shares, peaks = settings.rate_shares, settings.closed_peaks or {}
     if shares and peaks:
         lines.append(
             f"Rates: {', '.join(f'{100 * x:g}%' for x in shares)} of the slowest set's "
             f"closed-model peak (one wrk round each: {min(peaks.values()):,.0f} req/s)."
         )
-    generator = settings.get("generator") or {}
+    generator = settings.generator or {}
     if generator.get("limit"):
         lines.append(
             f"The generator here: k6 sends at most {generator['limit']:,.0f} req/s against the "
             "ceiling server; its own latency at each rate is the (k6 → ceiling) row, the floor "
             "under every set's."
         )
-    if settings.get("capacity"):
+    if settings.capacity:
         lines.append(
-            f"Capacity within {settings.get('slo')}: one bounded search per set after the rounds "
+            f"Capacity within {settings.slo}: one bounded search per set after the rounds "
             "(at most 7 probes, one k6 run each), under its closed-model peak and 70% of k6's "
             "limit; searched once, so without an interval. `+`: at least (the peak or k6 "
             "bounded it)."
@@ -156,7 +156,7 @@ def latency_notes(report: CompareReport) -> list[str]:
 
 def hockey_chart(report: CompareReport, path: Path) -> Path | None:
     """p50, p90 and p99 against the rate, one colour per set, log scale: the hockey stick."""
-    rates = report.settings.get("rates") or []
+    rates = report.settings.rates or []
     if not has_latency(report) or not rates:
         return None
     import matplotlib.pyplot as plt
@@ -194,7 +194,7 @@ def hockey_chart(report: CompareReport, path: Path) -> Path | None:
 
 def p99_chart(report: CompareReport, path: Path) -> Path | None:
     """p99 per set at the first rate, median and 95% interval."""
-    rates = report.settings.get("rates") or []
+    rates = report.settings.rates or []
     if not has_latency(report) or not rates:
         return None
     name = f"latency:p99@{rate_label(rates[0])}"

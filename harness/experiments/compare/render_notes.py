@@ -21,21 +21,20 @@ def _bases(report: CompareReport) -> list[Measure]:
 
 def shows_estimates(report: CompareReport) -> bool:
     """The headline is also shown in µs, estimated (a native reference was measured)."""
-    return report.headline.estimated_in_us and bool(report.settings.get("native_reference"))
+    return report.headline.estimated_in_us and bool(report.settings.native_reference)
 
 
 def notes(report: CompareReport) -> list[str]:
     settings = report.settings
-    rounds = settings.get("rounds") or settings["repeat"]
+    rounds = settings.rounds or settings.repeat
     window = (
-        f"{settings['requests']} requests on one connection each after a warm-up of as many"
-        if settings.get("requests")
-        else f"levels {settings['levels']}, {settings['duration_s']:g}s each after a "
-        f"{settings['warmup_s']:g}s warm-up"
+        f"{settings.requests} requests on one connection each after a warm-up of as many"
+        if settings.requests
+        else f"levels {settings.levels}, {settings.duration_s:g}s each after a "
+        f"{settings.warmup_s:g}s warm-up"
     )
     lines = [
-        f"{_rounds_phrase(rounds)}; {window}; {settings['pinning']}; "
-        f"wall time {report.wall_s:.0f}s.",
+        f"{_rounds_phrase(rounds)}; {window}; {settings.pinning}; wall time {report.wall_s:.0f}s.",
         "Overhead = cost minus the `vs` row's cost, paired round by round; ± is the 95% "
         "interval (Student t); one that includes zero is marked not significant.",
     ]
@@ -46,7 +45,7 @@ def notes(report: CompareReport) -> list[str]:
     lines += _estimate_notes(report)
     lines += latency_notes(report)
     lines += memory_notes(report)
-    request = settings.get("request") or {}
+    request = settings.request or {}
     if request and (request.get("method"), request.get("path")) != ("GET", "/healthz"):
         lines.append(
             f"The request timed: {request['method']} {request['path']}"
@@ -54,7 +53,7 @@ def notes(report: CompareReport) -> list[str]:
             + (f", {len(request['headers'])} header(s)" if request.get("headers") else "")
             + f"; expected status {request.get('expect_status', '2xx')}."
         )
-    for name, app in (settings.get("apps") or {}).items():
+    for name, app in (settings.apps or {}).items():
         lines.append(
             f"{name} is your app, {app['app']}: {app['framework']}; its sets toggle its own "
             "middlewares, and its raw baseline is timed on its own GET /healthz."
@@ -85,7 +84,7 @@ def _estimate_notes(report: CompareReport) -> list[str]:
         return []
     headline = report.headline
     refs = []
-    for native in report.settings["native_reference"]:
+    for native in report.settings.native_reference or []:
         raw = next(
             (e for e in report.entries if e.contender.target.name == native["target"]
              and e.server == native["server"] and not e.contender.stack),
@@ -115,7 +114,7 @@ def _rounds_phrase(rounds: int) -> str:
 def _rounds_notes(report: CompareReport) -> list[str]:
     """How the rounds were chosen, and how to get tighter intervals."""
     precision, headline = report.precision, report.headline
-    rounds = report.settings.get("rounds", 0)
+    rounds = report.settings.rounds
     if precision is None:
         return []
     missed = report.precision_missed

@@ -20,7 +20,7 @@ LEFT = ("set", "variant", "variables")
 
 
 def variants(report: CompareReport) -> list[dict[str, Any]]:
-    return list(report.settings.get("variants") or [])
+    return list(report.settings.variants or [])
 
 
 def _variables(one: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.errors import RunError
 from harness.experiments.compare.axes import AxisRow, axis_rows
@@ -38,6 +38,72 @@ class ReportError(RunError):
 
 def _est(e: Estimate | None) -> dict[str, Any] | None:
     return e.to_dict() if e else None
+
+
+@dataclass(kw_only=True)
+class CompareSettings:
+    """How a compare was measured, as compare.json records it: what the plan resolved, then
+    what the run found before and around its rounds (rates, the generator's floor, the native
+    reference, capacities, how many rounds)."""
+
+    measures: list[str] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
+    duration_s: float = 0.0
+    warmup_s: float = 0.0
+    timeout_s: float | None = None
+    repeat: int = 1
+    jobs: int = 1
+    workers: int = 1
+    worker_class: str | None = None  # the WSGI worker really used (compare's default: gthread)
+    threads: int | None = None
+    servers: list[str] | None = None
+    pythons: list[dict[str, Any]] | None = None
+    variants: list[dict[str, Any]] | None = None
+    shard: dict[str, Any] | None = None
+    pinning: str = ""
+    server_cpus: list[int] | None = None
+    wrk_cpus: list[int] | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    requests: int | None = None  # a fixed count per round, instead of a duration
+    slo: str | None = None
+    log_output: str = ""
+    wrapper: list[str] | None = None  # DIR for the output directory
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Found by the run; absent from compare.json until then.
+    rate_shares: list[float] | None = None
+    closed_peaks: dict[str, Any] | None = None
+    rates: list[float] | None = None
+    generator: dict[str, Any] | None = None
+    tuned_for_run: list[str] | None = None
+    native_reference: list[dict[str, Any]] | None = None
+    capacity: dict[str, Any] | None = None
+    rounds: int | None = None
+    budget_spent: bool | None = None
+    merged_from: list[str] | None = None  # harness merge: the shards' compare.json
+
+    FOUND_BY_THE_RUN: ClassVar[tuple[str, ...]] = (
+        "rate_shares",
+        "closed_peaks",
+        "rates",
+        "generator",
+        "tuned_for_run",
+        "native_reference",
+        "capacity",
+        "rounds",
+        "budget_spent",
+        "merged_from",
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            f.name: value
+            for f in dataclasses.fields(self)
+            if (value := getattr(self, f.name)) is not None or f.name not in self.FOUND_BY_THE_RUN
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompareSettings:
+        return cls(**data)
 
 
 @dataclass
@@ -93,12 +159,12 @@ def server_rows(entries: list[Entry], servers: Sequence[str]) -> list[ServerRow]
     return rows
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CompareReport:
     targets: list[str]
     baselines: list[str]
     entries: list[Entry]
-    settings: dict[str, Any]
+    settings: CompareSettings
     out_dir: Path
     measures: tuple[str, ...] = ("cpu", "qps")  # the headline first
     servers: list[str] = field(default_factory=list)  # chosen as an axis; []: the defaults
@@ -112,6 +178,28 @@ class CompareReport:
     files: list[Path] = field(default_factory=list)
     recorded_environment: dict[str, Any] | None = None  # a loaded report's; else the sweeps'
     source: Path | None = None  # the file a loaded report was read from
+    # What each name of `measures` means, and each measure they are figures of: the objects the
+    # report is read with, resolved once, when it is made or loaded.
+    figures: dict[str, Measure] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.read_figures(self.measures)
+
+    def read_figures(self, names: Sequence[str]) -> None:
+        """The report reads `names` (the open model's, once its rates are known)."""
+        self.measures = tuple(names)
+        for name in (*self.measures, *(n.partition(":")[0] for n in self.measures)):
+            if name not in self.figures:
+                self.figures[name] = get_measure(name)
+
+    def figure(self, name: str) -> Measure:
+        """The measure (or a measure's figure) this report reads by `name`."""
+        try:
+            return self.figures[name]
+        except KeyError:
+            raise ReportError(
+                f"this compare did not measure {name}; it measured {', '.join(self.measures)}"
+            ) from None
 
     @property
     def json_path(self) -> Path:
@@ -119,7 +207,7 @@ class CompareReport:
 
     @property
     def headline(self) -> Measure:
-        return get_measure(self.measures[0])
+        return self.figure(self.measures[0])
 
     @property
     def sets(self) -> list[Entry]:
@@ -145,13 +233,13 @@ class CompareReport:
     def gate_failures(self) -> list[str]:
         if self.gate is None:
             return []
-        return self.gate.failures(self.sets, get_measure(self.gate.measure).unit)
+        return self.gate.failures(self.sets, self.figure(self.gate.measure).unit)
 
     @property
     def precision_missed(self) -> list[str]:
         if self.precision is None:
             return []
-        return missed(self.entries, self.precision, get_measure(self.precision.measure).unit)
+        return missed(self.entries, self.precision, self.figure(self.precision.measure).unit)
 
     def _native(self, entry: Entry) -> tuple[Entry, dict[str, Any]] | None:
         """The raw baseline `entry` is estimated through, and its native CPU time's estimate."""
@@ -159,7 +247,7 @@ class CompareReport:
         raw = raw or entry.baseline
         if raw is None or not self.headline.estimated_in_us:
             return None
-        for native in self.settings.get("native_reference") or []:
+        for native in self.settings.native_reference or []:
             where = (native["target"], native["server"], native.get("python"))
             if where == (raw.contender.target.name, raw.server, raw.contender.python):
                 return raw, native["cpu_us"]
@@ -196,7 +284,7 @@ class CompareReport:
         bases = dict.fromkeys(name.partition(":")[0] for name in self.measures)
         return [
             *entry.flags(self.ceiling_qps),
-            *(flag for base in bases for flag in get_measure(base).flags(values)),
+            *(flag for base in bases for flag in self.figure(base).flags(values)),
         ]
 
     def find(self, label: str) -> Entry | None:
@@ -216,7 +304,7 @@ class CompareReport:
         return {
             "schema": SCHEMA,
             "version": VERSION,
-            "measures": [get_measure(m).describe() for m in self.measures],
+            "measures": [self.figure(m).describe() for m in self.measures],
             "target": ",".join(self.targets),
             "baseline": ",".join(dict.fromkeys(self.baselines)) or None,
             "servers": self.servers,
@@ -229,7 +317,7 @@ class CompareReport:
             "variants": self.variants,
             "variant_comparison": [row.to_dict(self.measures) for row in self.variant_rows],
             "ceiling_qps": self.ceiling_qps,
-            "settings": self.settings,
+            "settings": self.settings.to_dict(),
             "interrupted": self.interrupted,
             "missing": self.missing,
             "wall_s": round(self.wall_s, 1),
@@ -251,7 +339,7 @@ class CompareReport:
             targets=[t for t in str(data["target"]).split(",") if t],
             baselines=[b for b in str(data.get("baseline") or "").split(",") if b],
             entries=link(entries),
-            settings=dict(data.get("settings") or {}),
+            settings=CompareSettings.from_dict(data["settings"]),
             out_dir=out_dir,
             measures=tuple(m["name"] for m in data["measures"]),
             servers=list(data.get("servers") or []),

@@ -40,7 +40,6 @@ from harness.load.validate import ValidationError
 from harness.machine.system import idle_note
 from harness.machine.tune import tuned_for_run
 from harness.measures.measure import Measure
-from harness.measures.registry import get_measure
 from harness.serving.servers import ServerError
 
 __all__ = [
@@ -102,7 +101,7 @@ def _rounds(
     several entries of a round at once, each on a plan of its own CPUs."""
     numbered = plan.repeat > 1 or plan.precision is not None
     entries = report.entries
-    shown = [m for name in report.measures if (m := get_measure(name)).in_table]
+    shown = [m for name in report.measures if (m := report.figure(name)).in_table]
     slots = _slots(plan)
 
     def measure(index: int, r: int) -> None:
@@ -248,12 +247,12 @@ def _open_model(
     figures the rounds will read (p99 at the first rate the headline)."""
     needed = plan.load.rate_shares or plan.slo is not None
     peaks = closed_peaks(plan, echo) if needed else {}
-    report.settings["rate_shares"] = list(plan.load.rate_shares)
+    report.settings.rate_shares = list(plan.load.rate_shares)
     plan = resolve_rates(plan, peaks, echo)
-    report.settings["closed_peaks"] = peaks
-    report.settings["rates"] = list(plan.round_load.rates)
-    report.settings["generator"] = generator_floor(plan, echo)
-    report.measures = plan.headline.figures(plan.round_load)
+    report.settings.closed_peaks = peaks
+    report.settings.rates = list(plan.round_load.rates)
+    report.settings.generator = generator_floor(plan, echo)
+    report.read_figures(plan.headline.figures(plan.round_load))
     if plan.precision is not None:
         plan = dataclasses.replace(
             plan, precision=dataclasses.replace(plan.precision, measure=report.measures[0])
@@ -273,12 +272,12 @@ def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> Co
     report = new_report(plan)
     started = time.monotonic()
     echo(f"compare: {len(report.entries)} contenders × {_rounds_said(plan)}, "
-         f"{report.settings['pinning']}")  # fmt: skip
+         f"{report.settings.pinning}")  # fmt: skip
     for note in dict.fromkeys(server.note for server in plan.serving.values() if server.note):
         echo(note)
     schedule = Schedule(report.entries, repeat=plan.repeat, precision=plan.precision)
     with tuned_for_run(enabled=plan.tune, echo=echo) as tuned:
-        report.settings["tuned_for_run"] = [c.describe() for c in tuned.changes] if tuned else []
+        report.settings.tuned_for_run = [c.describe() for c in tuned.changes] if tuned else []
         halt = idle_note()
         if halt is not None:
             echo(halt)
@@ -289,26 +288,26 @@ def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> Co
                 )
                 if report.ceiling_qps:
                     echo(f"ceiling (the load generator's limit): {report.ceiling_qps:,.0f} req/s")
-            report.settings["native_reference"] = native_reference(plan, echo)
+            report.settings.native_reference = native_reference(plan, echo)
             if plan.headline.procedure == "k6":
                 plan = _open_model(plan, report, echo)
                 schedule.precision = plan.precision
             _rounds(report, plan, schedule, started, echo)
             if plan.slo is not None:
-                found = report.settings["capacity"] = {}
-                peaks, limit = (
-                    report.settings["closed_peaks"],
-                    report.settings["generator"]["limit"],
+                found = report.settings.capacity = {}
+                peaks, generator = report.settings.closed_peaks, report.settings.generator
+                assert peaks is not None and generator is not None  # the open model found them
+                find_capacities(
+                    plan, report.entries, peaks, generator["limit"], plan.slo, found, echo
                 )
-                find_capacities(plan, report.entries, peaks, limit, plan.slo, found, echo)
         except KeyboardInterrupt:
             report.interrupted = True
     for entry in report.entries:
         _mark_missing(entry, schedule.fixed_rounds)
     report.wall_s = time.monotonic() - started
-    report.settings["rounds"] = schedule.rounds
+    report.settings.rounds = schedule.rounds
     # Whether the budget ended the rounds (rather than every set being precise enough).
-    report.settings["budget_spent"] = schedule.budget_spent
+    report.settings.budget_spent = schedule.budget_spent
     return report
 
 

@@ -144,14 +144,14 @@ def latency_lesson(result: DemoResult) -> list[str]:
     from harness.experiments.demo.run import BASEHTTP_NOOP, PURE_NOOP
 
     report = result.latency
-    if report is None or not report.settings.get("rates"):
+    if report is None or not report.settings.rates:
         return []
     by_stack = {e.contender.stack: e for e in report.sets}
     pure, based = by_stack.get((PURE_NOOP,)), by_stack.get((BASEHTTP_NOOP,))
     name = report.measures[0]
     a = pure.cost(name) if pure is not None else None
     b = based.cost(name) if based is not None else None
-    rate = report.settings["rates"][0]
+    rate = report.settings.rates[0]
     if a is None or b is None:
         # A round whose schedule k6 did not keep gives no latency: say so rather than nothing.
         return [
@@ -159,7 +159,7 @@ def latency_lesson(result: DemoResult) -> list[str]:
             "rate was not sustained in this run's rounds (a stalled machine, or a server "
             "that could not keep up): no p99 is given for what was not measured."
         ]
-    floor = next((f["p99"] for f in (report.settings.get("generator") or {}).get("rates", [])
+    floor = next((f["p99"] for f in (report.settings.generator or {}).get("rates", [])
                   if f["rate"] == rate), None)  # fmt: skip
     said = f" (k6's own p99 against the ceiling: {floor:.2f} ms)" if floor is not None else ""
     return [
@@ -228,7 +228,7 @@ def _framework_findings(report: CompareReport) -> list[str]:
             f"(gin: {SOURCE_ALL_PCT}%). The full stack costs {overhead} {m.unit} of "
             f"{m.title}{_unclear(whole)}.{_dump_alone(singles, full, m)}"
         )
-        sync = report.settings.get("worker_class") == "sync"
+        sync = report.settings.worker_class == "sync"
         if none.contender.target.interface == "wsgi" and sync and whole and m.timed:
             lost = 100 * (1 - full.pct_of_baseline / none.pct_of_baseline)
             found.append(

@@ -148,7 +148,7 @@ def _charts(result: DemoResult) -> list[tuple[str, Path]]:
 
 
 def _rounds(result: DemoResult) -> str:
-    most = max((r.settings.get("rounds") or 0 for r in result.reports), default=0)
+    most = max((r.settings.rounds or 0 for r in result.reports), default=0)
     if most <= result.plan.repeat:
         return f"{result.plan.repeat} rounds"
     return f"{result.plan.repeat} rounds, up to {most} for the headlines"
