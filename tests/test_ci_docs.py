@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import click
 import pytest
 
 from harness.cli.main import main
@@ -558,7 +559,8 @@ def test_the_gitlab_pipeline_shards_merges_and_gates() -> None:
 
 def test_the_workflows_compare_arguments_are_valid() -> None:
     args = shlex.split(_load(GITHUB)["env"]["MWBENCH_ARGS"])
-    compare = main.commands["compare"]
+    compare = main.get_command(click.Context(main), "compare")
+    assert compare is not None
     ctx = compare.make_context("compare", [*args, "--no-charts", "--shard", "1/3", "-d", "x"])
     assert ctx.params["shard"] is not None and ctx.params["repeat"] == 2
 
