@@ -205,10 +205,15 @@ def _across_variants(variants: Any, json_path: Path | None, options: dict[str, A
         soft_wrap=True,
     )
     if json_path is not None:
-        _write_json(json_path, {
-            "schema": "mwbench.micro-variants", "version": 1,
-            "variants": [v.to_dict() for v in variants], "reports": reports,
-        })  # fmt: skip
+        _write_json(
+            json_path,
+            {
+                "schema": "mwbench.micro-variants",
+                "version": 1,
+                "variants": [v.to_dict() for v in variants],
+                "reports": reports,
+            },
+        )
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

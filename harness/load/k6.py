@@ -53,8 +53,13 @@ FAILED_SHARE = 0.01  # more than 1% of the requests failed: the latencies are no
 TRIES = 3  # runs of one rate before k6 falling behind there is believed (run_k6_kept)
 MAX_RATE = 200_000  # req/s: above any one machine's k6 (7,000 a core here)
 
-PERCENTILES = (("p50", "med"), ("p90", "p(90)"), ("p99", "p(99)"), ("p99.9", "p(99.9)"),
-               ("max", "max"))  # fmt: skip
+PERCENTILES = (
+    ("p50", "med"),
+    ("p90", "p(90)"),
+    ("p99", "p(99)"),
+    ("p99.9", "p(99.9)"),
+    ("max", "max"),
+)
 
 SCRIPT = """\
 import http from 'k6/http';
@@ -101,8 +106,11 @@ def resolve_k6(k6: str | None = None) -> str:
     """`k6` if given, else $HARNESS_K6, else the k6 the `k6` package put beside this Python,
     else k6 on PATH."""
     candidates = [k6 or os.environ.get(ENV_K6)] if (k6 or os.environ.get(ENV_K6)) else []
-    candidates += [str(Path(sysconfig.get_path("scripts")) / "k6"),
-                   str(Path(sys.executable).parent / "k6"), "k6"]  # fmt: skip
+    candidates += [
+        str(Path(sysconfig.get_path("scripts")) / "k6"),
+        str(Path(sys.executable).parent / "k6"),
+        "k6",
+    ]
     for candidate in candidates:
         found = shutil.which(candidate) if candidate else None
         if found:
@@ -172,8 +180,14 @@ class RateResult:
 
     def percentile(self, name: str) -> float | None:
         """`avg`, `p50`, `p90`, `p99`, `p99.9` or `max`, ms from the intended start."""
-        return {"avg": self.avg, "p50": self.p50, "p90": self.p90, "p99": self.p99,
-                "p99.9": self.p999, "max": self.max}[name]  # fmt: skip
+        return {
+            "avg": self.avg,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p99": self.p99,
+            "p99.9": self.p999,
+            "max": self.max,
+        }[name]
 
     def to_dict(self) -> dict[str, Any]:
         facts = {k: v for k, v in asdict(self).items() if k != "histogram"}
@@ -196,8 +210,10 @@ def judge(result: RateResult) -> RateResult:
     if result.status == "ok" and result.failed > FAILED_SHARE * result.requests:
         # k6 times a refused connection as 0 ms: the percentiles would flatter the server.
         result.status = "failed"
-        result.reason = (f"{result.failed:,} of {result.requests:,} requests failed (connection "
-                         "errors, or another status than expected)")  # fmt: skip
+        result.reason = (
+            f"{result.failed:,} of {result.requests:,} requests failed (connection "
+            "errors, or another status than expected)"
+        )
     return result
 
 
@@ -244,10 +260,17 @@ def _request_file(url: str, request: Request | None, directory: Path) -> Path:
     except UnicodeDecodeError:
         raise UsageError("k6 sends a body as text: give one that is UTF-8", param="body") from None
     path = directory / "request.json"
-    path.write_text(json.dumps({
-        "url": url, "method": asked.method, "body": body,
-        "headers": dict(asked.headers), "status": asked.expect_status,
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "url": url,
+                "method": asked.method,
+                "body": body,
+                "headers": dict(asked.headers),
+                "status": asked.expect_status,
+            }
+        )
+    )
     return path
 
 
@@ -281,10 +304,15 @@ def run_k6(
         script.write_text(SCRIPT)
         out = summary or work / "summary.json"
         env = {
-            **os.environ, **K6_ENV, "RATE": f"{rate:g}", "DURATION": f"{duration:g}s",
-            "VUS": str(vus_for(rate)), "REQUEST": str(_request_file(url, request, work)),
-            "SUMMARY": str(out), "GOMEMLIMIT": str(memory_limit(rate, duration)),
-        }  # fmt: skip
+            **os.environ,
+            **K6_ENV,
+            "RATE": f"{rate:g}",
+            "DURATION": f"{duration:g}s",
+            "VUS": str(vus_for(rate)),
+            "REQUEST": str(_request_file(url, request, work)),
+            "SUMMARY": str(out),
+            "GOMEMLIMIT": str(memory_limit(rate, duration)),
+        }
         csv = work / "samples.csv"
         # Every sample of every metric, a row each: only the status tag, to keep the rows short
         # (2.4 MB for 4,000 requests against 6.1 MB with k6's default tags).
@@ -331,9 +359,13 @@ def _run(command: list[str], env: dict[str, str], bound: float) -> tuple[float, 
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(
-            dies_with_us(command, signal.SIGKILL), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            dies_with_us(command, signal.SIGKILL),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:

@@ -213,9 +213,13 @@ def run_counted(
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     try:
         proc = subprocess.Popen(
-            dies_with_us(command, signal.SIGKILL), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        )  # fmt: skip
+            dies_with_us(command, signal.SIGKILL),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     started = time.monotonic()
@@ -238,9 +242,15 @@ def run_counted(
         )
         return _failed(command, url, 1, 1, bound, reason)
     return WrkResult(
-        command=command, url=url, concurrency=1, threads=1, connections=1,
-        duration_s=elapsed, requests=count, qps=count / elapsed if elapsed > 0 else 0.0,
-    )  # fmt: skip
+        command=command,
+        url=url,
+        concurrency=1,
+        threads=1,
+        connections=1,
+        duration_s=elapsed,
+        requests=count,
+        qps=count / elapsed if elapsed > 0 else 0.0,
+    )
 
 
 def _check_runnable(wrk: str) -> None:

@@ -211,8 +211,9 @@ def _scan(text: str) -> dict[str, Any]:
             found["measured"] = parse_time_ms(match.group(2)) / 1e3
             found["bytes_read"] = parse_bytes(match.group(3)) if match.group(3) else None
         elif match := _SOCKET_RE.search(line):
-            for kind, value in zip(("connect", "read", "write", "timeout"), match.groups(),
-                                   strict=True):  # fmt: skip
+            for kind, value in zip(
+                ("connect", "read", "write", "timeout"), match.groups(), strict=True
+            ):
                 found[f"errors_{kind}"] = int(value)
         elif match := _NON2XX_RE.search(line):
             found["non2xx3xx"] = int(match.group(1))

@@ -160,8 +160,21 @@ def lab_up(lab: Lab) -> LabStatus:
             _ip(ip, "netns", "add", namespace)
             _ip(ip, "-n", namespace, "link", "set", "lo", "up")
         # Both ends are created inside their namespaces: nothing appears in the host's.
-        _ip(ip, "link", "add", CLIENT_END, "netns", lab.client_ns, "type", "veth",
-            "peer", "name", SERVER_END, "netns", lab.server_ns)  # fmt: skip
+        _ip(
+            ip,
+            "link",
+            "add",
+            CLIENT_END,
+            "netns",
+            lab.client_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SERVER_END,
+            "netns",
+            lab.server_ns,
+        )
         for namespace, end, address in (
             (lab.client_ns, CLIENT_END, lab.client_address),
             (lab.server_ns, SERVER_END, lab.server_address),

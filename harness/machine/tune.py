@@ -216,8 +216,10 @@ def tuned_for_run(
     try:
         outcome = tune(root=root)
     except SystemTuneError as exc:
-        echo(f"note: cannot tune this machine for the run ({exc}); overheads on event-loop "
-             "servers will read high")  # fmt: skip
+        echo(
+            f"note: cannot tune this machine for the run ({exc}); overheads on event-loop "
+            "servers will read high"
+        )
         yield None
         return
     shown = ", ".join(f"{Path(c.path).name} {c.old} -> {c.new}" for c in outcome.changes)

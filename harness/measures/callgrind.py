@@ -45,10 +45,16 @@ def wrapper(out_dir: Path) -> tuple[str, ...]:
     seed (the same dict layouts, the same instructions, in every run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     return (
-        "env", "PYTHONHASHSEED=0",
-        find_valgrind(), "--tool=callgrind", "--trace-children=yes", "--instr-atstart=no",
-        f"--callgrind-out-file={out_dir}/cg.%p", "--dump-line=no", "--dump-instr=no",
-    )  # fmt: skip
+        "env",
+        "PYTHONHASHSEED=0",
+        find_valgrind(),
+        "--tool=callgrind",
+        "--trace-children=yes",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out_dir}/cg.%p",
+        "--dump-line=no",
+        "--dump-instr=no",
+    )
 
 
 def _control(*args: str) -> str:

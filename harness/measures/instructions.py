@@ -131,8 +131,11 @@ def pmu_problem() -> str | None:
     try:
         done = subprocess.run(
             [perf, "stat", "-x,", "-e", "instructions:u", "true"],
-            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"perf stat did not run: {exc}"
     counted = parse_perf_csv(done.stderr)
@@ -178,8 +181,17 @@ class PerfInstructions(CallgrindInstructions):
             os.close(handle)
             output = Path(name)
             perf = find_perf() or "perf"  # check() found it before any round
-            command = [perf, "stat", "-x,", "-e", "instructions:u", "-o", str(output), "-p",
-                       ",".join(map(str, serving))]  # fmt: skip
+            command = [
+                perf,
+                "stat",
+                "-x,",
+                "-e",
+                "instructions:u",
+                "-o",
+                str(output),
+                "-p",
+                ",".join(map(str, serving)),
+            ]
             counting = subprocess.Popen(
                 dies_with_us(command, signal.SIGKILL), stdin=subprocess.DEVNULL
             )

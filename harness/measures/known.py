@@ -38,11 +38,20 @@ _RUN = "from middleware.spin import worker; work = worker({n}); work(); work()"
 def _instructions(python: str, turns: int) -> int:
     with tempfile.TemporaryDirectory(prefix="mwbench-known-") as tmp:
         done = subprocess.run(
-            [callgrind.find_valgrind(), "--tool=callgrind", f"--callgrind-out-file={tmp}/cg",
-             python, "-c", _RUN.format(n=turns)],
-            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+            [
+                callgrind.find_valgrind(),
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/cg",
+                python,
+                "-c",
+                _RUN.format(n=turns),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
             env={**os.environ, "PYTHONHASHSEED": "0"},
-        )  # fmt: skip
+        )
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]

@@ -47,8 +47,12 @@ def figure(what: str, rate: str) -> Measure:
     of its own: named, shown and compared like one."""
     value = float(rate)
     at = f"{value:,.0f} req/s"
-    unit = {"achieved": "req/s", "dropped": "iterations", "errors": "requests",
-            "behind": "rounds"}.get(what, "ms")  # fmt: skip
+    unit = {
+        "achieved": "req/s",
+        "dropped": "iterations",
+        "errors": "requests",
+        "behind": "rounds",
+    }.get(what, "ms")
     title = (
         f"{what} latency at {at}, from each request's intended start"
         if what in PERCENTILES
@@ -60,10 +64,16 @@ def figure(what: str, rate: str) -> Measure:
         }[what]
     )
     attributes = {
-        "name": f"latency:{what}@{rate}", "unit": unit, "title": title,
-        "short": f"{what}@{value:,.0f}/s", "digits": 2 if unit == "ms" else 0,
-        "in_table": what == "p99", "known_cost": None, "blind_to": BLIND_TO, "procedure": "k6",
-    }  # fmt: skip
+        "name": f"latency:{what}@{rate}",
+        "unit": unit,
+        "title": title,
+        "short": f"{what}@{value:,.0f}/s",
+        "digits": 2 if unit == "ms" else 0,
+        "in_table": what == "p99",
+        "known_cost": None,
+        "blind_to": BLIND_TO,
+        "procedure": "k6",
+    }
     return type(f"Latency_{what}_{rate}", (Measure,), attributes)()
 
 
@@ -98,8 +108,7 @@ class OpenModelLatency(Measure):
         if not load.rates:
             raise UsageError("no rate to send: give rates (e.g. 1000,2000 or 50%)", param="rates")
         url = f"{server.url}{load.asked.path}"
-        run_k6(url, rate=min(load.rates), duration=WARMUP_S, request=load.request,
-               cpus=load.cpus)  # fmt: skip
+        run_k6(url, rate=min(load.rates), duration=WARMUP_S, request=load.request, cpus=load.cpus)
         values: dict[str, float] = {}
         samples: dict[str, Histogram] = {}
         for rate in load.rates:
@@ -107,9 +116,14 @@ class OpenModelLatency(Measure):
             # A round's rate at which k6 itself fell behind is run again (run_k6_kept): the
             # round would otherwise have no latency there, for a stall of the machine.
             result = run_k6_kept(
-                url, rate=rate, duration=load.duration, request=load.request, cpus=load.cpus,
-                summary=summary, samples=True,
-            )  # fmt: skip
+                url,
+                rate=rate,
+                duration=load.duration,
+                request=load.request,
+                cpus=load.cpus,
+                summary=summary,
+                samples=True,
+            )
             values.update(rate_values(result))
             if result.status == "ok" and result.histogram is not None:
                 samples[f"latency@{rate_label(rate)}"] = result.histogram

@@ -117,10 +117,16 @@ def figure(what: str) -> Measure:
         "uss": "USS of the serving processes at the end of the level",
     }
     attributes = {
-        "name": f"memory:{what}", "unit": units[what], "title": titles[what],
-        "short": what, "blind_to": BLIND_TO, "known_cost": None, "per_request": False,
-        "digits": 0 if what == "retained" else 1, "in_table": what != "uss",
-    }  # fmt: skip
+        "name": f"memory:{what}",
+        "unit": units[what],
+        "title": titles[what],
+        "short": what,
+        "blind_to": BLIND_TO,
+        "known_cost": None,
+        "per_request": False,
+        "digits": 0 if what == "retained" else 1,
+        "in_table": what != "uss",
+    }
     return type(f"Memory_{what}", (Measure,), attributes)()
 
 
@@ -157,8 +163,10 @@ class ServerMemory(Measure):
             sampler.stop()
             if sampler.over is None:
                 return None
-            return (f"stopped at its memory ceiling: RSS {sampler.over / MIB:,.0f} MiB > "
-                    f"{ceiling / MIB:,.0f} MiB (--memory-ceiling)")  # fmt: skip
+            return (
+                f"stopped at its memory ceiling: RSS {sampler.over / MIB:,.0f} MiB > "
+                f"{ceiling / MIB:,.0f} MiB (--memory-ceiling)"
+            )
 
         return stop
 

@@ -22,8 +22,11 @@ DEFAULT_SLO = "avg<500ms,success>=99.95%,qps>=1000"
 LATENCIES = ("avg", "p50", "p90", "p99", "p99.9", "max")
 FIGURES = (*LATENCIES, "success", "qps")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
-}  # fmt: skip
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+}
 _RULE = re.compile(r"\s*([a-z0-9.]+)\s*(<=|>=|<|>)\s*([0-9]*\.?[0-9]+)\s*(ms|us|µs|s|%)?\s*")
 _TO_MS = {"ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3}
 

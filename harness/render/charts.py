@@ -123,17 +123,25 @@ def titles(ax: Axes, title: str, subtitle: str) -> None:
     lines = textwrap.wrap(subtitle, width=max(40, int(inches * 13))) or [""]
     ax.set_title(literal(title), loc="left", pad=12 + 12 * len(lines))
     ax.text(
-        0, 1.015, "\n".join(lines), transform=ax.transAxes, fontsize=9, color="#444444",
+        0,
+        1.015,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        fontsize=9,
+        color="#444444",
         va="bottom",
-    )  # fmt: skip
+    )
 
 
 def _legend_below(fig: Figure, handles: list[Any], ncols: int) -> None:
     # Below everything, like the original's `set key below`: it never hides a point or a label.
     fig.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=ncols,
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=ncols,
         frameon=False,
-    )  # fmt: skip
+    )
 
 
 def estimate_bars(
@@ -148,8 +156,11 @@ def estimate_bars(
             [x for x, _ in shown],
             [e.median for _, e in shown],
             yerr=[[e.median - e.low for _, e in shown], [e.high - e.median for _, e in shown]],  # type: ignore[operator]
-            fmt="none", capsize=4, elinewidth=1, ecolor="#333333",
-        )  # fmt: skip
+            fmt="none",
+            capsize=4,
+            elinewidth=1,
+            ecolor="#333333",
+        )
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -178,19 +189,39 @@ def _mark_no_2xx(ax: Axes, lat_ax: Axes, series: Series, color: str, name: str) 
     if not xs:
         return []
     (marks,) = ax.plot(
-        xs, qps, linestyle="none", marker="o", markersize=9, markerfacecolor="none",
-        markeredgewidth=1.8, color=color, zorder=5, label=f"{name}QPS, no 2xx/3xx answer",
-    )  # fmt: skip
+        xs,
+        qps,
+        linestyle="none",
+        marker="o",
+        markersize=9,
+        markerfacecolor="none",
+        markeredgewidth=1.8,
+        color=color,
+        zorder=5,
+        label=f"{name}QPS, no 2xx/3xx answer",
+    )
     for x, y in zip(xs, qps, strict=True):
         ax.annotate(
-            "not 2xx", (x, y), textcoords="offset points", xytext=(0, -15), ha="center",
-            fontsize=8, color=color,
-        )  # fmt: skip
+            "not 2xx",
+            (x, y),
+            textcoords="offset points",
+            xytext=(0, -15),
+            ha="center",
+            fontsize=8,
+            color=color,
+        )
     lx, lat = points(series.no_2xx_rows, "avg_latency_ms")
     lat_ax.plot(
-        lx, lat, linestyle="none", marker="s", markersize=7, markerfacecolor="none",
-        color=color, zorder=5, label=f"{name}avg latency, no 2xx/3xx answer",
-    )  # fmt: skip
+        lx,
+        lat,
+        linestyle="none",
+        marker="s",
+        markersize=7,
+        markerfacecolor="none",
+        color=color,
+        zorder=5,
+        label=f"{name}avg latency, no 2xx/3xx answer",
+    )
     return [marks]
 
 
@@ -217,22 +248,38 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
             name = literal(one.name) + " " if len(series) > 1 else ""
             xs, qps = points(one.measured_rows, "qps")
             (line,) = ax.plot(
-                xs, qps, marker="o", linewidth=2.2, markersize=6,
-                color=QPS_COLORS[i % 2], label=f"{name}QPS",
-            )  # fmt: skip
+                xs,
+                qps,
+                marker="o",
+                linewidth=2.2,
+                markersize=6,
+                color=QPS_COLORS[i % 2],
+                label=f"{name}QPS",
+            )
             handles.append(line)
             if len(series) == 1:
                 for x, y in zip(xs, qps, strict=True):
                     label = f"{y / 1e3:.1f}k" if y >= 10_000 else f"{y:,.0f}"
                     ax.annotate(
-                        label, (x, y), textcoords="offset points", xytext=(0, 8), ha="center",
-                        fontsize=8, color=QPS_COLORS[0],
-                    )  # fmt: skip
+                        label,
+                        (x, y),
+                        textcoords="offset points",
+                        xytext=(0, 8),
+                        ha="center",
+                        fontsize=8,
+                        color=QPS_COLORS[0],
+                    )
             lx, lat = points(one.measured_rows, "avg_latency_ms")
             (line,) = lat_ax.plot(
-                lx, lat, marker="s", linewidth=1.6, markersize=5, linestyle="--",
-                color=LATENCY_COLORS[i % 2], label=f"{name}avg latency",
-            )  # fmt: skip
+                lx,
+                lat,
+                marker="s",
+                linewidth=1.6,
+                markersize=5,
+                linestyle="--",
+                color=LATENCY_COLORS[i % 2],
+                label=f"{name}avg latency",
+            )
             handles.append(line)
             handles += _mark_no_2xx(ax, lat_ax, one, QPS_COLORS[i % 2], name)
             _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
@@ -271,9 +318,13 @@ def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
             # Alternate two heights, so labels of close levels (15k, 20k, 25k) do not collide.
             lift = 7 if i % 2 == 0 else 17
             ax.annotate(
-                f"{y:.1f}%", (x, y), textcoords="offset points", xytext=(0, lift), ha="center",
+                f"{y:.1f}%",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, lift),
+                ha="center",
                 fontsize=8,
-            )  # fmt: skip
+            )
         ax.axhline(100, color="#999999", linewidth=1, linestyle=":")
         ax.set_ylim(0, max(110.0, max(pct) * 1.2))
     _concurrency_axis(ax, _all_levels([a, b]))
@@ -293,9 +344,13 @@ def success_chart(series: Sequence[Series], title: str, path: Path) -> Path:
                 for x, y in zip(xs, pct, strict=True):
                     if y < 99.995:
                         ax.annotate(
-                            f"{y:.2f}%", (x, y), textcoords="offset points",
-                            xytext=(0, 8 if y < 1 else -14), ha="center", fontsize=8,
-                        )  # fmt: skip
+                            f"{y:.2f}%",
+                            (x, y),
+                            textcoords="offset points",
+                            xytext=(0, 8 if y < 1 else -14),
+                            ha="center",
+                            fontsize=8,
+                        )
             _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
         _concurrency_axis(ax, _all_levels(series))
         ax.set_ylim(0, 105)
@@ -314,9 +369,11 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
         fig, ax = plt.subplots(figsize=(10, 5.4))
         shades = ("#9ecae1", "#6baed6", "#3182bd", "#08519c")
         for attr, label, color in zip(
-            ("p50_ms", "p75_ms", "p90_ms", "p99_ms"), ("p50", "p75", "p90", "p99"), shades,
+            ("p50_ms", "p75_ms", "p90_ms", "p99_ms"),
+            ("p50", "p75", "p90", "p99"),
+            shades,
             strict=True,
-        ):  # fmt: skip
+        ):
             pts = [(lv.concurrency, getattr(lv, attr)) for lv in levels]
             pts = [(x, y) for x, y in pts if y is not None]
             if pts:
@@ -324,15 +381,23 @@ def latency_chart(result: SweepResult, path: Path) -> Path:
         pts = [(lv.concurrency, lv.latency_avg_ms) for lv in levels if lv.latency_avg_ms]
         if pts:
             ax.plot(
-                *zip(*pts, strict=True), marker="s", linestyle="--", color=LATENCY_COLORS[0],
-                linewidth=1.4, label="average",
-            )  # fmt: skip
+                *zip(*pts, strict=True),
+                marker="s",
+                linestyle="--",
+                color=LATENCY_COLORS[0],
+                linewidth=1.4,
+                label="average",
+            )
         pts = [(lv.concurrency, lv.latency_max_ms) for lv in levels if lv.latency_max_ms]
         if pts:
             ax.plot(
-                *zip(*pts, strict=True), marker="v", linestyle=":", color="#555555",
-                linewidth=1.2, label="max",
-            )  # fmt: skip
+                *zip(*pts, strict=True),
+                marker="v",
+                linestyle=":",
+                color="#555555",
+                linewidth=1.2,
+                label="max",
+            )
         _concurrency_axis(ax, [lv.concurrency for lv in result.levels])
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(FuncFormatter(_ms))

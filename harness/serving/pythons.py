@@ -154,8 +154,9 @@ def find_python(path: str, name: str | None = None) -> Python:
         venv = absolute.parent.parent if absolute.parent.name == "bin" else absolute.parent
         name = re.sub(r"[^\w.-]+", "-", venv.name or absolute.name, flags=re.ASCII).strip("-")
     if not name or any(not (c.isalnum() or c in "._-") for c in name):
-        raise PythonError(f"environment name {name!r}: use letters, digits, '.', '_', '-' "
-                          "(NAME=PATH names it)")  # fmt: skip
+        raise PythonError(
+            f"environment name {name!r}: use letters, digits, '.', '_', '-' (NAME=PATH names it)"
+        )
     return Python(name, str(absolute))
 
 

@@ -24,8 +24,9 @@ RESERVED_PREFIXES = ("MWBENCH_",)
 SYNTAX = "a variant is NAME:KEY=VALUE (e.g. on:TRACES=1.0), or NAME: for one that sets nothing"
 # A value kept out of compare.json: by the variable's name, or by its shape (a URL with a user
 # or password in it: a Sentry DSN carries its key there).
-_SECRET_KEY = re.compile(r"DSN|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|API_?KEY|PRIVATE",
-                         re.IGNORECASE)  # fmt: skip
+_SECRET_KEY = re.compile(
+    r"DSN|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|API_?KEY|PRIVATE", re.IGNORECASE
+)
 _SECRET_VALUE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@\s]+@", re.IGNORECASE)
 REDACTED = "<redacted>"
 
@@ -81,8 +82,9 @@ def parse_variants(texts: Iterable[str]) -> tuple[Variant, ...]:
 
 def _check_key(key: str, text: str) -> None:
     if not _KEY.fullmatch(key):
-        raise UsageError(f"not an environment variable's name: {key!r} in {text!r}",
-                         param="variants")  # fmt: skip
+        raise UsageError(
+            f"not an environment variable's name: {key!r} in {text!r}", param="variants"
+        )
     if key.upper().startswith(RESERVED_PREFIXES):
         raise UsageError(
             f"{key} is the harness's own: how it serves your app is set by its options, not by "

@@ -126,9 +126,9 @@ def _resampled(
     whole = pooled(histograms)
     rng = np.random.default_rng(SEED + 1)
     # Each round's requests redrawn from its own histogram, RESAMPLES times: (rounds, R, buckets)
-    draws = np.stack([
-        rng.multinomial(h.n, _aligned(h, whole) / h.n, size=RESAMPLES) for h in histograms
-    ])  # fmt: skip
+    draws = np.stack(
+        [rng.multinomial(h.n, _aligned(h, whole) / h.n, size=RESAMPLES) for h in histograms]
+    )
     if picks is None:
         picks = _picks(len(histograms))
     totals = draws[picks, np.arange(RESAMPLES)[:, None], :].sum(axis=1)  # (R, buckets)

@@ -23,8 +23,17 @@ def check_table(rows: Sequence[CheckRow], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     unit = rows[0].check.unit if rows else "µs"
     digits = 2 if unit == "µs" else 0
-    columns = ("set", "measure", f"known {unit}", f"measured {unit}", "95% interval",
-               f"error {unit}", "error %", "accepted known", "result")  # fmt: skip
+    columns = (
+        "set",
+        "measure",
+        f"known {unit}",
+        f"measured {unit}",
+        "95% interval",
+        f"error {unit}",
+        "error %",
+        "accepted known",
+        "result",
+    )
     for column in columns:
         table.add_column(column, justify="left" if column in ("set", "measure") else "right")
     for row in rows:
@@ -74,8 +83,10 @@ def notes(report: CalibrationReport) -> list[str]:
         )
     load = report.environment.get("load_avg_start")
     if load:
-        lines.append(f"Load average at the start {load[0]:.2f}, at the end "
-                     f"{report.environment.get('load_avg_end', [0.0])[0]:.2f}.")  # fmt: skip
+        lines.append(
+            f"Load average at the start {load[0]:.2f}, at the end "
+            f"{report.environment.get('load_avg_end', [0.0])[0]:.2f}."
+        )
     missed = [row.check for row in report.rows if not row.check.passed and row.check.measured]
     if report.kind == "spin" and missed and all((c.error_us or 0) > 0 for c in missed):
         lines.append(
@@ -141,9 +152,16 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
                 if not check.passed:
                     failed.append((point.known_us + dx, m.median))
             ax.errorbar(
-                xs, ys, yerr=[lo, hi], fmt=marker, color=color, capsize=4, markersize=6,
-                elinewidth=1.2, label=text,
-            )  # fmt: skip
+                xs,
+                ys,
+                yerr=[lo, hi],
+                fmt=marker,
+                color=color,
+                capsize=4,
+                markersize=6,
+                elinewidth=1.2,
+                label=text,
+            )
             if failed:
                 fx, fy = zip(*failed, strict=True)
                 ax.plot(fx, fy, "x", color="black", markersize=11, mew=2, linestyle="none")

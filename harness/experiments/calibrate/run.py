@@ -195,9 +195,12 @@ def _entry_for(compare_report: CompareReport, stack: tuple[str, ...]) -> Entry |
 
 
 def plan_calibration(
-    target: str | Target, costs: Sequence[int] | str | None, repeat: int,
-    tolerance: float | None, measures: Sequence[str],
-) -> tuple[Target, KnownCost, tuple[int, ...], float]:  # fmt: skip
+    target: str | Target,
+    costs: Sequence[int] | str | None,
+    repeat: int,
+    tolerance: float | None,
+    measures: Sequence[str],
+) -> tuple[Target, KnownCost, tuple[int, ...], float]:
     """The target, the kind of known cost, its amounts and the tolerance, checked: UsageError
     before any server starts."""
     spec = get_target(target) if isinstance(target, str) else target
@@ -254,9 +257,19 @@ def calibrate(
     # The headline (precision's measure) is CPU time when it is measured.
     ordered = sorted(measures, key=lambda m: m != "cpu")
     compared = compare(
-        targets=[spec], sets=sets, serve=serve, load=load, baseline=False, repeat=repeat,
-        measures=ordered, tune=tune, precision=precision, out_dir=out, ceiling=False, echo=echo,
-    )  # fmt: skip
+        targets=[spec],
+        sets=sets,
+        serve=serve,
+        load=load,
+        baseline=False,
+        repeat=repeat,
+        measures=ordered,
+        tune=tune,
+        precision=precision,
+        out_dir=out,
+        ceiling=False,
+        echo=echo,
+    )
     points = []
     for n, stack in zip(amounts, sets[1:], strict=True):
         entry = _entry_for(compared, stack)

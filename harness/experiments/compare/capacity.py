@@ -62,8 +62,11 @@ def missed_at(found: dict[str, Any]) -> float | None:
 
 
 def figures(result: RateResult) -> str:
-    parts = [f"{name} {value:.2f} ms" for name in ("avg", "p99")
-             if (value := result.percentile(name)) is not None]  # fmt: skip
+    parts = [
+        f"{name} {value:.2f} ms"
+        for name in ("avg", "p99")
+        if (value := result.percentile(name)) is not None
+    ]
     return ", ".join([*parts, f"success {result.success_pct:.2f}%"])
 
 
@@ -83,8 +86,15 @@ def search(
     def within(rate: float) -> tuple[bool, RateResult]:
         result = probe(rate)
         missed = slo.missed(result)
-        probes.append({"rate": rate, "within": not missed, "missed": missed,
-                       "figures": figures(result), "status": result.status})  # fmt: skip
+        probes.append(
+            {
+                "rate": rate,
+                "within": not missed,
+                "missed": missed,
+                "figures": figures(result),
+                "status": result.status,
+            }
+        )
         return not missed, result
 
     top = float(round(min(peak, GENERATOR_SHARE * limit) if limit else peak))
@@ -157,8 +167,14 @@ def _capacity_of(
             summary = out / f"{stem}_{rate_label(rate)}rps.k6.json"
             # Once a rate: retried (run_k6_kept), probes near a server's peak were late with VUs
             # free often enough to make a search 1.5x as long, for a bracket as wide.
-            return run_k6(url, rate=rate, duration=load.duration, request=load.request,
-                          cpus=load.cpus, summary=summary)  # fmt: skip
+            return run_k6(
+                url,
+                rate=rate,
+                duration=load.duration,
+                request=load.request,
+                cpus=load.cpus,
+                summary=summary,
+            )
 
         return search(probe, slo, peak=peak, limit=limit)
 
@@ -171,7 +187,9 @@ def said(one: Capacity) -> str:
             return f"not found: k6 fell behind at {lowest:,.0f} req/s already ({peak})"
         return f"none at {lowest:,.0f} req/s or more ({peak})"
     missed = one.missed_at
-    bounded = {"peak": "at least: within the SLO at the peak", "generator": "k6-bound: at least",
-               "server": "the server's" + (f", {missed:,.0f} missed" if missed else "")
-               }[one.bound]  # fmt: skip
+    bounded = {
+        "peak": "at least: within the SLO at the peak",
+        "generator": "k6-bound: at least",
+        "server": "the server's" + (f", {missed:,.0f} missed" if missed else ""),
+    }[one.bound]
     return f"{one.capacity:,.0f} req/s ({bounded}; {peak}; {one.at_capacity})"

@@ -268,8 +268,9 @@ def _one_place(
     python: str | None,
     variant: str | None,
 ) -> list[Contender]:
-    chosen = [Contender(t, stack, "set", server, python, variant)
-              for t in targets for stack in sets]  # fmt: skip
+    chosen = [
+        Contender(t, stack, "set", server, python, variant) for t in targets for stack in sets
+    ]
     if baseline:
         for name in dict.fromkeys(t.baseline for t in targets):
             if name is None:

@@ -22,8 +22,19 @@ from harness.stats.intervals import Estimate, estimate, welch
 
 Quantity = Literal["overhead", "cost"]
 # The settings of a compare that change its figures by themselves (compare.plan).
-MEASURED_BY = ("requests", "levels", "duration_s", "warmup_s", "rates", "worker_class",
-               "workers", "pinning", "log_output", "wrapper", "request")  # fmt: skip
+MEASURED_BY = (
+    "requests",
+    "levels",
+    "duration_s",
+    "warmup_s",
+    "rates",
+    "worker_class",
+    "workers",
+    "pinning",
+    "log_output",
+    "wrapper",
+    "request",
+)
 
 
 def _samples(entry: Entry, measure: str, quantity: Quantity) -> list[float]:
@@ -194,11 +205,14 @@ def diff_compares(
     changes = [_change(e, by_label[e.label], m) for m in measures for e in shared]
     labels_b = {e.label for e in b.entries}
     return CompareDiff(
-        a, b, measures, changes,
+        a,
+        b,
+        measures,
+        changes,
         only_a=[e.label for e in a.entries if e.label not in labels_b],
         only_b=[e.label for e in b.entries if e.label not in by_label],
         gate=gate,
-    )  # fmt: skip
+    )
 
 
 def changes_for(diff: CompareDiff, measure: str) -> Sequence[Change]:

@@ -22,8 +22,20 @@ from harness.experiments.compare.result import CompareReport
 
 ROUNDS_APART = 1000  # more rounds than a shard runs (rounds.MAX_ROUNDS is 60)
 # What must be the same in every shard for their figures to be one compare's.
-SAME_SETTINGS = ("levels", "duration_s", "warmup_s", "timeout_s", "requests", "request",
-                 "workers", "worker_class", "threads", "servers", "variants", "rates")  # fmt: skip
+SAME_SETTINGS = (
+    "levels",
+    "duration_s",
+    "warmup_s",
+    "timeout_s",
+    "requests",
+    "request",
+    "workers",
+    "worker_class",
+    "threads",
+    "servers",
+    "variants",
+    "rates",
+)
 # Versions that change what a request costs; the date, the load average and the CPUs' ids
 # may differ from one CI machine to the next.
 SAME_ENVIRONMENT = ("python", "implementation", "packages", "wrk_version")

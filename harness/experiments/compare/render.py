@@ -44,12 +44,16 @@ def columns(report: CompareReport) -> tuple[str, ...]:
     the headline's estimate in µs where it has one."""
     measures, swept = _measures(report), _swept(report)
     return (
-        "set", *(("peak QPS", "% of baseline") if swept else ()),
+        "set",
+        *(("peak QPS", "% of baseline") if swept else ()),
         *(f"{m.per_unit} ({m.short})" for m in measures),
         *(f"overhead {m.unit} ({m.short})" for m in measures),
         *(ESTIMATE_COLUMNS if shows_estimates(report) else ()),
-        "vs", "rounds", *(("p99 ms",) if swept else ()), "flags",
-    )  # fmt: skip
+        "vs",
+        "rounds",
+        *(("p99 ms",) if swept else ()),
+        "flags",
+    )
 
 
 def _swept(report: CompareReport) -> bool:
@@ -65,16 +69,19 @@ def rows(report: CompareReport) -> list[list[str]]:
             f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
             f"{entry.pct_of_baseline:.1f}%" if entry.pct_of_baseline is not None else "—",
         ]
-        table.append([
-            entry.label, *(peak if swept else ()),
-            *(_est(entry.cost(m.name), m.digits) for m in measures),
-            *(_overhead(entry.overhead(m.name), m.digits) for m in measures),
-            *(_estimates(report, entry) if shows_estimates(report) else ()),
-            entry.reference.label if entry.reference else "—",
-            str(len(entry.ok_rounds)),
-            *([f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—"] if swept else ()),
-            "; ".join(report.flags(entry)),
-        ])  # fmt: skip
+        table.append(
+            [
+                entry.label,
+                *(peak if swept else ()),
+                *(_est(entry.cost(m.name), m.digits) for m in measures),
+                *(_overhead(entry.overhead(m.name), m.digits) for m in measures),
+                *(_estimates(report, entry) if shows_estimates(report) else ()),
+                entry.reference.label if entry.reference else "—",
+                str(len(entry.ok_rounds)),
+                *([f"{entry.p99_ms:.2f}" if entry.p99_ms is not None else "—"] if swept else ()),
+                "; ".join(report.flags(entry)),
+            ]
+        )
     return table
 
 
@@ -94,10 +101,13 @@ def title(report: CompareReport) -> str:
 def server_columns(report: CompareReport) -> tuple[str, ...]:
     measures = _measures(report)
     return (
-        "server", "raw app", "peak QPS", "QPS vs first",
+        "server",
+        "raw app",
+        "peak QPS",
+        "QPS vs first",
         *(f"{m.per_unit} ({m.short})" for m in measures),
         *(f"vs first {m.unit} ({m.short})" for m in measures),
-    )  # fmt: skip
+    )
 
 
 def server_rows(report: CompareReport) -> list[list[str]]:
@@ -259,9 +269,14 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
                 else:  # one round: no interval, its median alone
                     ends.append((xs[-1], est.median, est.median, est.median))
             estimate_bars(
-                ax, xs, shown, width, color=COLORS[k % len(COLORS)], alpha=0.85,
+                ax,
+                xs,
+                shown,
+                width,
+                color=COLORS[k % len(COLORS)],
+                alpha=0.85,
                 label=measure.title,
-            )  # fmt: skip
+            )
         ax.axhline(0, color="#333333", linewidth=0.8)
         clipped = _clip_intervals(ax, ends)
         ax.set_xticks(range(len(measured)))

@@ -97,18 +97,28 @@ def axis_chart(
                 if change is not None:
                     ax.annotate(
                         change.format_change(measure.digits, not_significant=" (n.s.)"),
-                        (xs[-1], cost.high or cost.median), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=7,
-                    )  # fmt: skip
+                        (xs[-1], cost.high or cost.median),
+                        xytext=(0, 3),
+                        textcoords="offset points",
+                        ha="center",
+                        fontsize=7,
+                    )
             estimate_bars(
-                ax, xs, costs, width, color=COLORS[k % len(COLORS)], alpha=0.85,
+                ax,
+                xs,
+                costs,
+                width,
+                color=COLORS[k % len(COLORS)],
+                alpha=0.85,
                 label=literal(value),
-            )  # fmt: skip
+            )
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(
-            [literal(n) for n in names], fontsize=8, rotation=30 if len(names) > 5 else 0,
+            [literal(n) for n in names],
+            fontsize=8,
+            rotation=30 if len(names) > 5 else 0,
             ha="right" if len(names) > 5 else "center",
-        )  # fmt: skip
+        )
         ax.set_ylabel(f"{measure.unit} per request")
         titles(ax, title, literal(f"median of the rounds, error bars: 95% interval; {said}"))
         ax.legend(fontsize=8, frameon=False)

@@ -93,10 +93,15 @@ def notes(diff: CompareDiff) -> list[str]:
         unit = get_measure(diff.gate.measure).unit
         lines.append(
             f"Gate: {diff.gate.measure} {diff.gate.describe(unit)}, on changes the rounds tell "
-            "from zero: " + ("; ".join(diff.regression_lines()) or "none over it") + "."
-            + (f" Not judged, with no figure in one run: {', '.join(diff.unjudged)}."
-               if diff.unjudged else "")
-        )  # fmt: skip
+            "from zero: "
+            + ("; ".join(diff.regression_lines()) or "none over it")
+            + "."
+            + (
+                f" Not judged, with no figure in one run: {', '.join(diff.unjudged)}."
+                if diff.unjudged
+                else ""
+            )
+        )
     return lines
 
 
@@ -116,9 +121,11 @@ def summary(diff: CompareDiff) -> str:
     if diff.gate is None:
         verdict = "**mwbench**: no gate given (`--max-regression`): the changes, for reading."
     elif regressions:
-        verdict = (f"**mwbench: {len(regressions)} regression(s) over the gate** "
-                   f"({diff.gate.describe(get_measure(diff.gate.measure).unit)}): "
-                   + "; ".join(diff.regression_lines()))  # fmt: skip
+        verdict = (
+            f"**mwbench: {len(regressions)} regression(s) over the gate** "
+            f"({diff.gate.describe(get_measure(diff.gate.measure).unit)}): "
+            + "; ".join(diff.regression_lines())
+        )
     else:
         unit = get_measure(diff.gate.measure).unit
         verdict = f"**mwbench: no regression over the gate** ({diff.gate.describe(unit)})."

@@ -84,8 +84,11 @@ def env_sections(report: CompareReport) -> list[tuple[str, tuple[str, ...], list
     if not report.env_rows:
         return []
     differing = differing_packages(report)
-    what = "the environments" + (f" (what differs: {', '.join(sorted(differing))})" if differing
-                                 else " (the same versions and start-up hooks)")  # fmt: skip
+    what = "the environments" + (
+        f" (what differs: {', '.join(sorted(differing))})"
+        if differing
+        else " (the same versions and start-up hooks)"
+    )
     return [
         (what, PYTHON_COLUMNS, python_rows(report)),
         (env_title(report), env_columns(report), env_rows(report)),
@@ -96,12 +99,15 @@ def env_chart(report: CompareReport, path: Path) -> Path | None:
     """Each contender's headline cost in each environment, side by side, with 95% error bars."""
     differing = differing_packages(report)
     said = (
-        "; ".join(f"{one['name']}: {versions_said(one, differing)}"
-                  for one in environments(report))
+        "; ".join(f"{one['name']}: {versions_said(one, differing)}" for one in environments(report))
         if differing
         else "the same versions and start-up hooks in each"
-    )  # fmt: skip
+    )
     return axis_chart(
-        report, report.env_rows, report.pythons, f"{report.headline.title} per environment",
-        said, path,
-    )  # fmt: skip
+        report,
+        report.env_rows,
+        report.pythons,
+        f"{report.headline.title} per environment",
+        said,
+        path,
+    )

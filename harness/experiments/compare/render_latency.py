@@ -16,10 +16,25 @@ if TYPE_CHECKING:
     from harness.experiments.compare.contenders import Entry
     from harness.experiments.compare.result import CompareReport
 
-COLUMNS = ("set", *(f"{p} ms" for p in PERCENTILES), "achieved req/s", "dropped", "errors",
-           "not sustained", "Δp99 ms vs", "vs")  # fmt: skip
-CAPACITY_COLUMNS = ("set", "capacity req/s", "closed-model peak req/s", "capacity / peak",
-                    "bounded by", "at capacity", "probes")  # fmt: skip
+COLUMNS = (
+    "set",
+    *(f"{p} ms" for p in PERCENTILES),
+    "achieved req/s",
+    "dropped",
+    "errors",
+    "not sustained",
+    "Δp99 ms vs",
+    "vs",
+)
+CAPACITY_COLUMNS = (
+    "set",
+    "capacity req/s",
+    "closed-model peak req/s",
+    "capacity / peak",
+    "bounded by",
+    "at capacity",
+    "probes",
+)
 
 
 def has_latency(report: CompareReport) -> bool:
@@ -58,33 +73,50 @@ def rate_tables(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[
         rows = []
         for entry in report.entries:
             p99 = f"latency:p99@{at}"
-            rows.append([
-                entry.label,
-                *(_est(entry.cost(f"latency:{p}@{at}")) for p in PERCENTILES),
-                _est(entry.cost(f"latency:achieved@{at}"), 0),
-                _sum(entry, f"latency:dropped@{at}"),
-                _sum(entry, f"latency:errors@{at}"),
-                _sum(entry, f"latency:behind@{at}") + f" of {len(entry.ok_rounds)}",
-                _delta(entry.overhead(p99)),
-                entry.reference.label if entry.reference else "—",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    entry.label,
+                    *(_est(entry.cost(f"latency:{p}@{at}")) for p in PERCENTILES),
+                    _est(entry.cost(f"latency:achieved@{at}"), 0),
+                    _sum(entry, f"latency:dropped@{at}"),
+                    _sum(entry, f"latency:errors@{at}"),
+                    _sum(entry, f"latency:behind@{at}") + f" of {len(entry.ok_rounds)}",
+                    _delta(entry.overhead(p99)),
+                    entry.reference.label if entry.reference else "—",
+                ]
+            )
         generator = floor.get(rate)
         if generator is not None:
-            rows.append([
-                "(k6 → ceiling)",
-                *(f"{generator[p.replace('.', '')]:.2f}" if generator.get(p.replace(".", ""))
-                  is not None else "—" for p in PERCENTILES),
-                f"{generator['achieved']:,.0f}", str(generator["dropped"]),
-                str(generator["failed"]),
-                f"k6 CPU {100 * (generator['k6_busy'] or 0):.0f}%", "—", "the generator's floor",
-            ])  # fmt: skip
-        tables.append((f"latency at {rate:,.0f} req/s (ms from each request's intended start)",
-                       COLUMNS, rows))  # fmt: skip
+            rows.append(
+                [
+                    "(k6 → ceiling)",
+                    *(
+                        f"{generator[p.replace('.', '')]:.2f}"
+                        if generator.get(p.replace(".", "")) is not None
+                        else "—"
+                        for p in PERCENTILES
+                    ),
+                    f"{generator['achieved']:,.0f}",
+                    str(generator["dropped"]),
+                    str(generator["failed"]),
+                    f"k6 CPU {100 * (generator['k6_busy'] or 0):.0f}%",
+                    "—",
+                    "the generator's floor",
+                ]
+            )
+        tables.append(
+            (f"latency at {rate:,.0f} req/s (ms from each request's intended start)", COLUMNS, rows)
+        )
     return tables
 
 
-BOUNDS = {"server": "the server (the next rate up missed)", "generator": "k6 (saturated above)",
-          "peak": "the closed-model peak (met there)", "none": "—", "failed": "—"}  # fmt: skip
+BOUNDS = {
+    "server": "the server (the next rate up missed)",
+    "generator": "k6 (saturated above)",
+    "peak": "the closed-model peak (met there)",
+    "none": "—",
+    "failed": "—",
+}
 
 
 def capacity_table(report: CompareReport) -> tuple[str, tuple[str, ...], list[list[str]]] | None:
@@ -103,12 +135,17 @@ def capacity_table(report: CompareReport) -> tuple[str, tuple[str, ...], list[li
         bound = BOUNDS.get(one.get("bound", ""), "—")
         if one.get("bound") == "server" and (missed := missed_at(one)):
             bound = f"the server ({missed:,.0f} req/s missed)"
-        rows.append([
-            label, said, f"{peak:,.0f}" if peak else "—",
-            f"{100 * capacity / peak:.0f}%" if peak and capacity else "—",
-            bound, one.get("at_capacity") or "—",
-            str(len(one.get("probes") or [])),
-        ])  # fmt: skip
+        rows.append(
+            [
+                label,
+                said,
+                f"{peak:,.0f}" if peak else "—",
+                f"{100 * capacity / peak:.0f}%" if peak and capacity else "—",
+                bound,
+                one.get("at_capacity") or "—",
+                str(len(one.get("probes") or [])),
+            ]
+        )
     return f"capacity within the SLO {report.settings.slo}", CAPACITY_COLUMNS, rows
 
 
@@ -176,17 +213,34 @@ def hockey_chart(report: CompareReport, path: Path) -> Path | None:
                         xs.append(rate)
                         ys.append(est.median)
                 if xs:
-                    ax.plot(xs, ys, style, marker="o", markersize=4, color=colors[k % len(colors)],
-                            label=literal(f"{entry.label} {p}"))  # fmt: skip
+                    ax.plot(
+                        xs,
+                        ys,
+                        style,
+                        marker="o",
+                        markersize=4,
+                        color=colors[k % len(colors)],
+                        label=literal(f"{entry.label} {p}"),
+                    )
         floor = generator_rates(report)
         if floor:
-            ax.plot([f["rate"] for f in floor], [f["p99"] for f in floor], "-", color="#999999",
-                    linewidth=3, alpha=0.5, label="k6 → ceiling p99 (the floor)")  # fmt: skip
+            ax.plot(
+                [f["rate"] for f in floor],
+                [f["p99"] for f in floor],
+                "-",
+                color="#999999",
+                linewidth=3,
+                alpha=0.5,
+                label="k6 → ceiling p99 (the floor)",
+            )
         ax.set_yscale("log")
         ax.set_xlabel("arrival rate, requests per second (open model)")
         ax.set_ylabel("latency from the intended start, ms")
-        titles(ax, f"Latency against the rate: {', '.join(report.targets)}",
-               literal("median of the rounds; a rate not sustained has no point"))  # fmt: skip
+        titles(
+            ax,
+            f"Latency against the rate: {', '.join(report.targets)}",
+            literal("median of the rounds; a rate not sustained has no point"),
+        )
         ax.legend(fontsize=7, frameon=False, ncol=2)
         fig.tight_layout()
         return save_figure(fig, path)
@@ -210,16 +264,32 @@ def p99_chart(report: CompareReport, path: Path) -> Path | None:
         for i, (_, est) in enumerate(measured):
             low = est.median - est.low if est.low is not None else 0.0
             high = est.high - est.median if est.high is not None else 0.0
-            ax.bar(i, est.median, 0.6, color="#1f4e9c", alpha=0.85, yerr=[[low], [high]],
-                   capsize=4, error_kw={"elinewidth": 1, "ecolor": "#333333"})  # fmt: skip
+            ax.bar(
+                i,
+                est.median,
+                0.6,
+                color="#1f4e9c",
+                alpha=0.85,
+                yerr=[[low], [high]],
+                capsize=4,
+                error_kw={"elinewidth": 1, "ecolor": "#333333"},
+            )
         floor = next((f for f in generator_rates(report) if f["rate"] == rates[0]), None)
         if floor is not None and floor.get("p99") is not None:
-            ax.axhline(floor["p99"], color="#999999", linestyle="--", linewidth=1,
-                       label="the generator's floor (k6 → ceiling)")  # fmt: skip
+            ax.axhline(
+                floor["p99"],
+                color="#999999",
+                linestyle="--",
+                linewidth=1,
+                label="the generator's floor (k6 → ceiling)",
+            )
             ax.legend(fontsize=8, frameon=False)
         ax.set_xticks(range(len(measured)))
-        ax.set_xticklabels([literal(e.label) for e, _ in measured], fontsize=8,
-                           rotation=30 if len(measured) > 5 else 0)  # fmt: skip
+        ax.set_xticklabels(
+            [literal(e.label) for e, _ in measured],
+            fontsize=8,
+            rotation=30 if len(measured) > 5 else 0,
+        )
         ax.set_ylabel("p99 latency, ms")
         subtitle = "median of the rounds, error bars: 95% interval; open model (k6)"
         titles(ax, f"p99 at {rates[0]:,.0f} req/s: {', '.join(report.targets)}", literal(subtitle))

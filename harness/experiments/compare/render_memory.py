@@ -62,8 +62,9 @@ def memory_chart(report: CompareReport, path: Path) -> Path | None:
         peak = last.sweep.peak
         samples = peak.extra.get("memory_samples") or []
         if samples and peak.qps:
-            lines.append((entry.label, [s[0] * peak.qps for s in samples],
-                          [s[1] / MIB for s in samples]))  # fmt: skip
+            lines.append(
+                (entry.label, [s[0] * peak.qps for s in samples], [s[1] / MIB for s in samples])
+            )
     if not lines:
         return None
     import matplotlib.pyplot as plt
@@ -76,8 +77,11 @@ def memory_chart(report: CompareReport, path: Path) -> Path | None:
             ax.plot(xs, ys, linewidth=1.4, label=literal(label))
         ax.set_xlabel("requests answered in the level")
         ax.set_ylabel("RSS of the serving processes, MiB")
-        titles(ax, f"Memory over requests: {', '.join(report.targets)}",
-               literal("each set's last round; a line that climbs is memory kept"))  # fmt: skip
+        titles(
+            ax,
+            f"Memory over requests: {', '.join(report.targets)}",
+            literal("each set's last round; a line that climbs is memory kept"),
+        )
         ax.legend(fontsize=7, frameon=False, ncol=2)
         fig.tight_layout()
         return save_figure(fig, path)

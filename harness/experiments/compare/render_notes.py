@@ -86,10 +86,15 @@ def _estimate_notes(report: CompareReport) -> list[str]:
     refs = []
     for native in report.settings.native_reference or []:
         raw = next(
-            (e for e in report.entries if e.contender.target.name == native["target"]
-             and e.server == native["server"] and not e.contender.stack),
+            (
+                e
+                for e in report.entries
+                if e.contender.target.name == native["target"]
+                and e.server == native["server"]
+                and not e.contender.stack
+            ),
             None,
-        )  # fmt: skip
+        )
         scale = report.us_per_unit(raw) if raw is not None else None
         if raw is not None and scale is not None:
             cost = raw.cost(headline.name)

@@ -49,6 +49,10 @@ def variant_tables(report: CompareReport) -> list[Table]:
 def variant_chart(report: CompareReport, path: Path) -> Path | None:
     said = "; ".join(f"{v['name']}: {_variables(v)}" for v in variants(report))
     return axis_chart(
-        report, report.variant_rows, report.variants, f"{report.headline.title} per variant",
-        said, path,
-    )  # fmt: skip
+        report,
+        report.variant_rows,
+        report.variants,
+        f"{report.headline.title} per variant",
+        said,
+        path,
+    )

@@ -184,6 +184,8 @@ def generator_floor(plan: ComparePlan, echo: Callable[[str], None]) -> dict[str,
             rates.append(one.to_dict())
     finally:
         server.stop(graceful=False)
-    echo(f"the generator (k6 against the ceiling): at most {limit:,.0f} req/s; " + "; ".join(
-        f"{f['rate']:,.0f} req/s p99 {f['p99']:.2f} ms" for f in rates))  # fmt: skip
+    echo(
+        f"the generator (k6 against the ceiling): at most {limit:,.0f} req/s; "
+        + "; ".join(f"{f['rate']:,.0f} req/s p99 {f['p99']:.2f} ms" for f in rates)
+    )
     return {"limit": limit, "rates": rates}

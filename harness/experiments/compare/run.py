@@ -159,8 +159,10 @@ def native_reference(plan: ComparePlan, echo: Callable[[str], None]) -> list[dic
     raws = [c for c in plan.contenders if c.role == "baseline" or c.target.is_raw]
     if not raws or not any(m.estimated_in_us for m in plan.measures):
         return []
-    echo(f"native reference: {', '.join(dict.fromkeys(c.target.name for c in raws))} at native "
-         f"speed, {NATIVE_ROUNDS} rounds, for the µs estimates")  # fmt: skip
+    echo(
+        f"native reference: {', '.join(dict.fromkeys(c.target.name for c in raws))} at native "
+        f"speed, {NATIVE_ROUNDS} rounds, for the µs estimates"
+    )
     native = _quick(
         plan,
         request=None,  # a raw baseline answers GET /healthz
@@ -271,8 +273,10 @@ def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> Co
     finished is returned with `interrupted` set."""
     report = new_report(plan)
     started = time.monotonic()
-    echo(f"compare: {len(report.entries)} contenders × {_rounds_said(plan)}, "
-         f"{report.settings.pinning}")  # fmt: skip
+    echo(
+        f"compare: {len(report.entries)} contenders × {_rounds_said(plan)}, "
+        f"{report.settings.pinning}"
+    )
     for note in dict.fromkeys(server.note for server in plan.serving.values() if server.note):
         echo(note)
     schedule = Schedule(report.entries, repeat=plan.repeat, precision=plan.precision)

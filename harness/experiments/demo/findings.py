@@ -159,8 +159,10 @@ def latency_lesson(result: DemoResult) -> list[str]:
             "rate was not sustained in this run's rounds (a stalled machine, or a server "
             "that could not keep up): no p99 is given for what was not measured."
         ]
-    floor = next((f["p99"] for f in (report.settings.generator or {}).get("rates", [])
-                  if f["rate"] == rate), None)  # fmt: skip
+    floor = next(
+        (f["p99"] for f in (report.settings.generator or {}).get("rates", []) if f["rate"] == rate),
+        None,
+    )
     said = f" (k6's own p99 against the ceiling: {floor:.2f} ms)" if floor is not None else ""
     return [
         f"At {rate:,.0f} requests a second, sent on a schedule (k6, the open model), p99 from "

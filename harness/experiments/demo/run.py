@@ -113,20 +113,39 @@ SERVER_AXIS = (("flask", "gunicorn-sync,granian"), ("starlette", "gunicorn-uvico
 # Django's ASGI side only none: the hop is in Django's own path; the seven are async-capable.
 FULL = DemoPlan(
     comparisons=(
-        ("starlette", f"each,{NOOPS}"), ("fastapi", "none,all"), ("aiohttp", "none,all"),
-        ("django", "none,all"), ("django-asgi", "none"), ("flask", "none,all"),
+        ("starlette", f"each,{NOOPS}"),
+        ("fastapi", "none,all"),
+        ("aiohttp", "none,all"),
+        ("django", "none,all"),
+        ("django-asgi", "none"),
+        ("flask", "none,all"),
     ),
-    repeat=3, duration=1.0, warmup=0.0, levels=(64,), profile_duration=3.0, budget_s=178.0,
-    servers=SERVER_AXIS, latency_rounds=2,
-)  # fmt: skip
+    repeat=3,
+    duration=1.0,
+    warmup=0.0,
+    levels=(64,),
+    profile_duration=3.0,
+    budget_s=178.0,
+    servers=SERVER_AXIS,
+    latency_rounds=2,
+)
 QUICK = DemoPlan(
     comparisons=(
-        ("starlette", f"none,all,{NOOPS}"), ("fastapi", "none,all"), ("aiohttp", "none,all"),
-        ("django", "none"), ("django-asgi", "none"), ("flask", "none,all"),
+        ("starlette", f"none,all,{NOOPS}"),
+        ("fastapi", "none,all"),
+        ("aiohttp", "none,all"),
+        ("django", "none"),
+        ("django-asgi", "none"),
+        ("flask", "none,all"),
     ),
-    repeat=1, duration=1.0, warmup=0.0, levels=(64,), profile_duration=2.0,
-    servers=SERVER_AXIS, latency_rounds=1,
-)  # fmt: skip
+    repeat=1,
+    duration=1.0,
+    warmup=0.0,
+    levels=(64,),
+    profile_duration=2.0,
+    servers=SERVER_AXIS,
+    latency_rounds=1,
+)
 
 
 @dataclass
@@ -248,8 +267,10 @@ def _tour(
 
     rate = _latency_rate(result) if chosen.latency_rounds else None
     if rate is not None:
-        echo(f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
-             f"written two ways, at {rate:,.0f} req/s")  # fmt: skip
+        echo(
+            f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
+            f"written two ways, at {rate:,.0f} req/s"
+        )
         result.latency = _latency_step(chosen, rate, out, serve, load, result, indented)
 
     costliest = result.costliest()
@@ -285,8 +306,12 @@ LATENCY_MAX_RATE = 2000
 def _latency_rate(result: DemoResult) -> float | None:
     """Half the slower no-op's peak as step 2 measured it (at most LATENCY_MAX_RATE); None
     when step 2 did not measure both."""
-    peaks = [p.median for r in result.reports for e in r.sets
-             if e.contender.stack in LATENCY_SETS and (p := e.peak_qps) is not None]  # fmt: skip
+    peaks = [
+        p.median
+        for r in result.reports
+        for e in r.sets
+        if e.contender.stack in LATENCY_SETS and (p := e.peak_qps) is not None
+    ]
     if len(peaks) < 2:
         return None
     return float(min(round(min(peaks) / 2), LATENCY_MAX_RATE))
@@ -306,11 +331,18 @@ def _latency_step(
 
     try:
         report = compare(
-            targets=["starlette"], sets=LATENCY_SETS, serve=serve, baseline=False,
-            load=load.replace(duration=chosen.duration, rates=(rate,)), measures=("latency",),
-            repeat=chosen.latency_rounds, out_dir=out / "latency",
-            ceiling_qps=result.ceiling_qps, tune=False, echo=echo,
-        )  # fmt: skip
+            targets=["starlette"],
+            sets=LATENCY_SETS,
+            serve=serve,
+            baseline=False,
+            load=load.replace(duration=chosen.duration, rates=(rate,)),
+            measures=("latency",),
+            repeat=chosen.latency_rounds,
+            out_dir=out / "latency",
+            ceiling_qps=result.ceiling_qps,
+            tune=False,
+            echo=echo,
+        )
     except HarnessError as exc:  # k6 missing, or unable to send the rate here
         echo(f"latency skipped: {exc}")
         return None

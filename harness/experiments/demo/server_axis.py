@@ -162,10 +162,14 @@ def servers_chart(result: DemoResult, path: Path) -> Path | None:
                     low = max(0.0, est.low) if est.low is not None else est.median
                     high = est.high if est.high is not None else est.median
                     ax.bar(
-                        x + (b - 0.5) * 0.38, est.median, 0.38, color=color,
-                        yerr=[[est.median - low], [high - est.median]], capsize=3,
+                        x + (b - 0.5) * 0.38,
+                        est.median,
+                        0.38,
+                        color=color,
+                        yerr=[[est.median - low], [high - est.median]],
+                        capsize=3,
                         label=(LEGEND[kind] if x == 0 else None),
-                    )  # fmt: skip
+                    )
             ax.set_xticks(range(len(bars)))
             ax.set_xticklabels([literal(f"{t}\n{row.server}") for t, row in bars], fontsize=8)
             ax.set_ylabel(ylabel)

@@ -88,10 +88,17 @@ def _window(driver: Driver, n: int, path: Path) -> _Window:
     import memray
     from memray._memray import AllocatorType
 
-    allocating = {AllocatorType.PYMALLOC_MALLOC, AllocatorType.PYMALLOC_CALLOC,
-                  AllocatorType.PYMALLOC_REALLOC, AllocatorType.MALLOC, AllocatorType.CALLOC,
-                  AllocatorType.REALLOC, AllocatorType.POSIX_MEMALIGN,
-                  AllocatorType.ALIGNED_ALLOC, AllocatorType.MEMALIGN}  # fmt: skip
+    allocating = {
+        AllocatorType.PYMALLOC_MALLOC,
+        AllocatorType.PYMALLOC_CALLOC,
+        AllocatorType.PYMALLOC_REALLOC,
+        AllocatorType.MALLOC,
+        AllocatorType.CALLOC,
+        AllocatorType.REALLOC,
+        AllocatorType.POSIX_MEMALIGN,
+        AllocatorType.ALIGNED_ALLOC,
+        AllocatorType.MEMALIGN,
+    }
     gc.collect()
     with memray.Tracker(
         path, trace_python_allocators=True, file_format=memray.FileFormat.ALL_ALLOCATIONS
@@ -152,6 +159,9 @@ def _functions(file: str) -> list[tuple[int, int, str]]:
 
 def qualname(file: str, line: int, function: str) -> str:
     """`function`'s qualified name, from the innermost definition of that name around `line`."""
-    spans = [(first, last, name) for first, last, name in _functions(file)
-             if first <= line <= last and name.rsplit(".", 1)[-1] == function]  # fmt: skip
+    spans = [
+        (first, last, name)
+        for first, last, name in _functions(file)
+        if first <= line <= last and name.rsplit(".", 1)[-1] == function
+    ]
     return max(spans, key=lambda span: span[0])[2] if spans else function

@@ -48,9 +48,13 @@ def count(job: Job, repeat: int, label: str) -> Series:
         spec.write_bytes(pickle.dumps(job))
         command = [*callgrind.wrapper(out), sys.executable, "-m", __name__, str(spec)]
         child = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             return Series(label, BATCHES[1] - BATCHES[0], _repeats(child, out, repeat))
         finally:

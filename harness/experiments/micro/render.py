@@ -29,15 +29,19 @@ def rich_table(report: MicroReport) -> Table:
         title=f"in-process cost per request ({unit}), median and 95% interval over repeats"
     )
     digits = 0 if unit == "instructions" else 3
-    for column in ("target", "set", f"{unit}/request", "95% CI", "overhead vs none", "95% CI",
-                   "N"):  # fmt: skip
+    for column in ("target", "set", f"{unit}/request", "95% CI", "overhead vs none", "95% CI", "N"):
         table.add_column(column, justify="left" if column in ("target", "set") else "right")
     for one in report.targets:
         loop = one.loop.estimate
         table.add_row(
-            one.target, "(empty app)", _us(loop.median, digits), _ci(loop, digits), "", "",
+            one.target,
+            "(empty app)",
+            _us(loop.median, digits),
+            _ci(loop, digits),
+            "",
+            "",
             str(one.loop.requests),
-        )  # fmt: skip
+        )
         for s in one.sets:
             e = s.series.estimate
             mark = "" if s.overhead is None or s.overhead.significant else " (n.s.)"
@@ -107,12 +111,24 @@ def allocation_table(report: MicroReport) -> Table | None:
     """With `--memory`: blocks and bytes allocated per request, what is kept, by whom."""
     if not report.settings.get("memory"):
         return None
-    table = Table(title="in-process allocations per request (memray), the difference of a "
-                  "short and a long window")  # fmt: skip
-    for column in ("target", "set", "blocks/req", "KB/req", "Δ KB vs none",
-                   "retained B / 1,000 req", "leaking", "bytes by layer"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("target", "set", "leaking",
-                         "bytes by layer") else "right")  # fmt: skip
+    table = Table(
+        title="in-process allocations per request (memray), the difference of a "
+        "short and a long window"
+    )
+    for column in (
+        "target",
+        "set",
+        "blocks/req",
+        "KB/req",
+        "Δ KB vs none",
+        "retained B / 1,000 req",
+        "leaking",
+        "bytes by layer",
+    ):
+        table.add_column(
+            column,
+            justify="left" if column in ("target", "set", "leaking", "bytes by layer") else "right",
+        )
     for one in report.targets:
         none = one.none.allocations if one.none is not None else None
         for i, s in enumerate(one.sets):
@@ -121,10 +137,15 @@ def allocation_table(report: MicroReport) -> Table | None:
                 continue
             delta = f"{(a.bytes - none.bytes) / 1024:+,.2f}" if none and s.stack else ""
             table.add_row(
-                one.target if i == 0 else "", s.name, f"{a.blocks:,.1f}", f"{a.bytes / 1024:,.2f}",
-                delta, f"{a.retained:,.0f}", "LEAKING" if a.leaking else "no",
+                one.target if i == 0 else "",
+                s.name,
+                f"{a.blocks:,.1f}",
+                f"{a.bytes / 1024:,.2f}",
+                delta,
+                f"{a.retained:,.0f}",
+                "LEAKING" if a.leaking else "no",
                 layer_shares(one, s),
-            )  # fmt: skip
+            )
     return table
 
 
@@ -142,8 +163,11 @@ def variant_table(rows: list[VariantCost], reports: dict[str, dict[str, Any]]) -
         change = row.change
         mark = "" if change is None or change.significant else " (n.s.)"
         table.add_row(
-            row.target, row.set_name, row.variant, row.cost.format(digits),
+            row.target,
+            row.set_name,
+            row.variant,
+            row.cost.format(digits),
             f"{change.median:+,.{digits}f}{mark}" if change else "—",
             _ci(change, digits) if change else "",
-        )  # fmt: skip
+        )
     return table

@@ -59,9 +59,13 @@ def micro_variants(
             env = {**os.environ, **dict(variant.env)}
             try:
                 done = subprocess.run(
-                    dies_with_us(command, signal.SIGKILL), env=env, stdin=subprocess.DEVNULL,
-                    capture_output=True, text=True, timeout=BOUND_S,
-                )  # fmt: skip
+                    dies_with_us(command, signal.SIGKILL),
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=BOUND_S,
+                )
             except subprocess.TimeoutExpired:
                 raise MicroError(f"variant {variant.name}: micro ran over {BOUND_S}s") from None
             if done.returncode != 0 or not out.exists():

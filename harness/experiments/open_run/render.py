@@ -16,8 +16,16 @@ if TYPE_CHECKING:
 
     from harness.experiments.open_run.run import OpenRun
 
-COLUMNS = ("rate req/s", "run", "achieved", *(f"{p} ms" for p in PERCENTILES), "dropped", "errors",
-           "k6 CPU", "sustained")  # fmt: skip
+COLUMNS = (
+    "rate req/s",
+    "run",
+    "achieved",
+    *(f"{p} ms" for p in PERCENTILES),
+    "dropped",
+    "errors",
+    "k6 CPU",
+    "sustained",
+)
 
 
 def rows(run: OpenRun) -> list[list[str]]:
@@ -27,19 +35,26 @@ def rows(run: OpenRun) -> list[list[str]]:
     runs = [(r, "asked") for r in run.rates]
     runs += [(r, "probe: " + ("within" if within.get(r.rate) else "missed")) for r in run.probes]
     for r, kind in sorted(runs, key=lambda one: (one[1] != "asked", one[0].rate)):
-        table.append([
-            f"{r.rate:,.0f}", kind, f"{r.achieved:,.0f}",
-            *(f"{v:.2f}" if (v := r.percentile(p)) is not None else "—" for p in PERCENTILES),
-            str(r.dropped), str(r.failed),
-            f"{100 * r.k6_busy:.0f}%" if r.k6_busy is not None else "—",
-            "yes" if r.status == "ok" else f"no: {r.reason}",
-        ])  # fmt: skip
+        table.append(
+            [
+                f"{r.rate:,.0f}",
+                kind,
+                f"{r.achieved:,.0f}",
+                *(f"{v:.2f}" if (v := r.percentile(p)) is not None else "—" for p in PERCENTILES),
+                str(r.dropped),
+                str(r.failed),
+                f"{100 * r.k6_busy:.0f}%" if r.k6_busy is not None else "—",
+                "yes" if r.status == "ok" else f"no: {r.reason}",
+            ]
+        )
     return table
 
 
 def rich_table(run: OpenRun) -> Table:
-    table = Table(title=f"open model: {run.url}, {run.duration_s:g}s per rate (ms from each "
-                  "request's intended start)")  # fmt: skip
+    table = Table(
+        title=f"open model: {run.url}, {run.duration_s:g}s per rate (ms from each "
+        "request's intended start)"
+    )
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("run", "sustained") else "right")
     for row in rows(run):

@@ -47,13 +47,19 @@ class OpenRun:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "version": VERSION, "url": self.url, "name": self.name,
-            "duration_s": self.duration_s, "rates": [r.to_dict() for r in self.rates],
+            "schema": SCHEMA,
+            "version": VERSION,
+            "url": self.url,
+            "name": self.name,
+            "duration_s": self.duration_s,
+            "rates": [r.to_dict() for r in self.rates],
             "probes": [r.to_dict() for r in self.probes],
-            "closed_peak": self.closed_peak, "slo": self.slo,
+            "closed_peak": self.closed_peak,
+            "slo": self.slo,
             "capacity": self.capacity.to_dict() if self.capacity else None,
-            "interrupted": self.interrupted, "wall_s": round(self.wall_s, 3),
-        }  # fmt: skip
+            "interrupted": self.interrupted,
+            "wall_s": round(self.wall_s, 3),
+        }
 
 
 def closed_peak(url: str, load: LoadSettings, out_dir: Path, name: str) -> float:
@@ -61,10 +67,13 @@ def closed_peak(url: str, load: LoadSettings, out_dir: Path, name: str) -> float
     from harness.experiments.sweep.run import sweep
 
     swept = sweep(
-        url=url, name=f"{name}_peak", out_dir=out_dir,
+        url=url,
+        name=f"{name}_peak",
+        out_dir=out_dir,
         load=PEAK_LOAD.replace(cpus=load.cpus, wrk=load.wrk, request=load.request),
-        progress=False, meta={"command": "run --rate", "for": "closed-model peak"},
-    )  # fmt: skip
+        progress=False,
+        meta={"command": "run --rate", "for": "closed-model peak"},
+    )
     if swept.peak is None:
         raise RunError(f"no closed-model peak: every wrk level against {url} failed")
     return swept.peak.qps
@@ -87,8 +96,15 @@ def open_run(
 
     def at(rate: float, tries: int = TRIES) -> RateResult:
         path = out_dir / f"{name}_{rate_label(rate)}rps.k6.json"
-        return run_k6_kept(url, rate=rate, duration=load.duration, request=load.request,
-                           cpus=load.cpus, summary=path, tries=tries)  # fmt: skip
+        return run_k6_kept(
+            url,
+            rate=rate,
+            duration=load.duration,
+            request=load.request,
+            cpus=load.cpus,
+            summary=path,
+            tries=tries,
+        )
 
     try:
         if load.rate_shares or slo is not None:

@@ -79,12 +79,18 @@ def record_command(
     gil: bool = False,
 ) -> list[str]:
     command = [
-        py_spy, "record",
-        "--pid", str(pid),
-        "--format", "raw",
-        "--output", str(output),
-        "--duration", str(max(1, math.ceil(duration))),
-        "--rate", str(rate),
+        py_spy,
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--duration",
+        str(max(1, math.ceil(duration))),
+        "--rate",
+        str(rate),
         # Aggregate by each function's first line, as pprof aggregates by function: a function
         # is then one row of the table and one box of the flame graph, whatever line it was on.
         "--function",
@@ -92,7 +98,7 @@ def record_command(
         # at the first directory without an __init__.py, which drops a namespace package's
         # prefix (opentelemetry/instrumentation/django/ would read `django/`).
         "--full-filenames",
-    ]  # fmt: skip
+    ]
     # Blocking is the default: pausing the worker for each sample cost ~7% (flask) to ~15%
     # (starlette) of req/s at 250 Hz here, but every stack is whole. --nonblocking cost ~6% and
     # lost 8-40% of the samples to torn reads, more of them in deep stacks: a biased profile.

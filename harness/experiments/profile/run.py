@@ -227,15 +227,23 @@ def plan_profile(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = ProfilePlan(
-        spec, stack, serve.replace(workers=1),
+        spec,
+        stack,
+        serve.replace(workers=1),
         load.replace(duration=float(math.ceil(load.duration))),  # py-spy samples whole seconds
-        serving, resolve_wrk(load.wrk), resolve_py_spy(py_spy), out, rate, top, nonblocking,
+        serving,
+        resolve_wrk(load.wrk),
+        resolve_py_spy(py_spy),
+        out,
+        rate,
+        top,
+        nonblocking,
         # py-spy takes a thread blocked on a queue or an event for a busy one, so gthread's idle
         # pool (or granian's waiting main thread) would swamp the profile: there, sample only
         # the thread holding the GIL.
         serving.profile_gil_only if gil is None else gil,
         lead_in,
-    )  # fmt: skip
+    )
     if serve.log_output is None:
         # The benchmarks' default: middleware logs go to a real file, as they would in production.
         log = out / f"{plan.name}.server.log"
@@ -250,9 +258,14 @@ def _under_load(plan: ProfilePlan, started: RunningServer, pid: int) -> tuple[Wr
     after the lead-in: what wrk measured, and py-spy's outcome (a Recording or its error)."""
     collapsed = plan.files["collapsed"]
     command = record_command(
-        plan.py_spy, pid, collapsed, duration=plan.load.duration, rate=plan.rate,
-        nonblocking=plan.nonblocking, gil=plan.gil,
-    )  # fmt: skip
+        plan.py_spy,
+        pid,
+        collapsed,
+        duration=plan.load.duration,
+        rate=plan.rate,
+        nonblocking=plan.nonblocking,
+        gil=plan.gil,
+    )
     recorder = Recorder(command, pid, collapsed)
     stop, lock = threading.Event(), threading.Lock()
     duration = plan.load.duration
@@ -371,9 +384,18 @@ def profile(
     and PtracePermissionError when py-spy may not attach), WrkError, ServerError or UsageError,
     with nothing left running."""
     plan = plan_profile(
-        target=target, stack=stack, serve=serve, load=load, rate=rate, out_dir=out_dir, top=top,
-        py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in,
-    )  # fmt: skip
+        target=target,
+        stack=stack,
+        serve=serve,
+        load=load,
+        rate=rate,
+        out_dir=out_dir,
+        top=top,
+        py_spy=py_spy,
+        nonblocking=nonblocking,
+        gil=gil,
+        lead_in=lead_in,
+    )
     return summarize_profile(plan, *run_profile(plan, echo=echo))
 
 

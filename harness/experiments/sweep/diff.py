@@ -95,8 +95,9 @@ def match_rows(a: Series, b: Series) -> list[DiffRow]:
     return rows
 
 
-def diff(*, a: Path | str, b: Path | str, out_dir: Path | str = DEFAULT_OUT_DIR,
-         charts: bool = True) -> DiffResult:  # fmt: skip
+def diff(
+    *, a: Path | str, b: Path | str, out_dir: Path | str = DEFAULT_OUT_DIR, charts: bool = True
+) -> DiffResult:
     """Load both (ResultError names a bad file and line), match them, and draw
     A_B.qps.ttlb.diff.png and A_B.successrate.diff.png in out_dir."""
     series_a, series_b = load_series(Path(a)), load_series(Path(b))

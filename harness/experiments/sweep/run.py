@@ -108,9 +108,12 @@ def start_result(plan: SweepPlan) -> SweepResult:
         script, marker = plan.counting
         script.write_text(counting_script(request_lua, plan.load.requests, marker), "utf-8")
     result = SweepResult(
-        name=plan.name, url=plan.url, out_dir=plan.out_dir, settings=plan.settings(),
+        name=plan.name,
+        url=plan.url,
+        out_dir=plan.out_dir,
+        settings=plan.settings(),
         meta=dict(plan.meta),
-    )  # fmt: skip
+    )
     if plan.resume and result.json_path.exists():
         try:
             previous = SweepResult.load(result.json_path)
@@ -180,9 +183,14 @@ def _counted(plan: SweepPlan) -> WrkResult:
     assert plan.counting is not None and plan.load.requests is not None
     script, marker = plan.counting
     return run_counted(
-        plan.url, count=plan.load.requests, script=script, marker=marker,
-        bound=plan.load.duration, wrk=plan.wrk, cpus=plan.load.cpus,
-    )  # fmt: skip
+        plan.url,
+        count=plan.load.requests,
+        script=script,
+        marker=marker,
+        bound=plan.load.duration,
+        wrk=plan.wrk,
+        cpus=plan.load.cpus,
+    )
 
 
 def measure_level(plan: SweepPlan, concurrency: int) -> WrkResult:
@@ -263,9 +271,15 @@ def sweep(
     Raises SweepError or WrkError before anything runs; OutputError if the results cannot be
     written (the finished levels stay in both files); KeyboardInterrupt after saving."""
     plan = plan_sweep(
-        url=url, name=name, out_dir=out_dir, load=load, resume=resume, meta=meta, probe=probe,
+        url=url,
+        name=name,
+        out_dir=out_dir,
+        load=load,
+        resume=resume,
+        meta=meta,
+        probe=probe,
         allow_remote=allow_remote,
-    )  # fmt: skip
+    )
     return run_levels(plan, start_result(plan), _reporter(progress))
 
 

@@ -47,8 +47,13 @@ class Entry:
     sync_hooks: tuple[str, ...] = field(default=())
 
 
-HOOKS = ("process_request", "process_view", "process_exception", "process_template_response",
-         "process_response")  # fmt: skip
+HOOKS = (
+    "process_request",
+    "process_view",
+    "process_exception",
+    "process_template_response",
+    "process_response",
+)
 
 
 def sync_hooks(mw: Any) -> tuple[str, ...]:

@@ -145,10 +145,14 @@ class Stack:
                 slots += [_Slot(name_of(f), kind, scope) for f in funcs]
         elif is_django_handler(fw):
             slots += [
-                _Slot(e.name, "MIDDLEWARE", detail=django_project.detail(e, self.interface),
-                      bases=e.bases)
+                _Slot(
+                    e.name,
+                    "MIDDLEWARE",
+                    detail=django_project.detail(e, self.interface),
+                    bases=e.bases,
+                )
                 for e in django_project.entries()
-            ]  # fmt: skip
+            ]
         elif is_aiohttp_app(fw):
             slots += [
                 _Slot(
