@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UsageError
-from harness.experiments.compare.capacity import said, search
+from harness.experiments.compare.capacity import describe_capacity, search
 from harness.experiments.compare.result import CompareSettings
 from harness.load.k6 import RateResult, judge, parse_summary, vus_for
 from harness.measures.slo import DEFAULT_SLO, parse_slo
@@ -119,7 +119,7 @@ def test_the_search_brackets_the_capacity_within_its_resolution(limit: float) ->
     missed = found.missed_at
     assert missed is not None and found.capacity <= limit < missed
     assert missed == min(r for r in calls if r > limit)
-    assert f"the server's, {missed:,.0f} missed" in said(found)
+    assert f"the server's, {missed:,.0f} missed" in describe_capacity(found)
 
 
 def test_the_search_ends_at_once_at_the_peak_or_below_the_least_rate() -> None:

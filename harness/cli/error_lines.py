@@ -49,7 +49,7 @@ def flag_for(param: str | None) -> str | None:
     return None
 
 
-def said(exc: HarnessError) -> str:
+def error_line(exc: HarnessError) -> str:
     """The error's line with the flag's name: in place of the keyword the line starts with
     (`--repeat must be at least 1`), or before it (`--factory: app.py:app is already an app`)."""
     line, flag = exc.line, flag_for(exc.param)
@@ -69,7 +69,7 @@ def one_line_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except HarnessError as exc:
-            raise OneLineError(said(exc), exc.exit_code) from None
+            raise OneLineError(error_line(exc), exc.exit_code) from None
         except FOREIGN_USAGE_ERRORS as exc:
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise OneLineError(first, UsageError.exit_code) from None

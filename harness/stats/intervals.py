@@ -147,3 +147,8 @@ def welch(after: Sequence[float], before: Sequence[float]) -> Estimate | None:
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = t_critical_95(max(1, math.floor(df))) * math.sqrt(va + vb)
     return Estimate(middle, mean - half, mean + half, min(len(a), len(b)))
+
+
+def estimate_dict(e: Estimate | None) -> dict[str, float | int | bool | None] | None:
+    """An estimate as compare.json keeps it; None when there is none."""
+    return e.to_dict() if e else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.experiments.compare.contenders import Contender, Entry
-from harness.stats.intervals import Estimate
+from harness.stats.intervals import Estimate, estimate_dict
 
 Axis = Literal["python", "variant"]  # the Contender field that holds the axis's value
 
@@ -41,13 +41,9 @@ class AxisRow:
             "name": self.name,
             "label": self.entry.label,
             "reference": self.reference.label if self.reference else None,
-            "costs": {m: _est(self.entry.cost(m)) for m in measures},
-            "differences": {m: _est(self.difference(m)) for m in measures},
+            "costs": {m: estimate_dict(self.entry.cost(m)) for m in measures},
+            "differences": {m: estimate_dict(self.difference(m)) for m in measures},
         }
-
-
-def _est(e: Estimate | None) -> dict[str, Any] | None:
-    return e.to_dict() if e else None
 
 
 def axis_rows(entries: list[Entry], axis: Axis, values: Sequence[str]) -> list[AxisRow]:

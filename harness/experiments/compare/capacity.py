@@ -145,7 +145,7 @@ def find_capacities(
             found[entry.label] = {"capacity": None, "bound": "failed", "error": str(exc)}
             continue
         found[entry.label] = one.to_dict()
-        echo(f"capacity of {entry.label} within {slo.describe()}: {said(one)}")
+        echo(f"capacity of {entry.label} within {slo.describe()}: {describe_capacity(one)}")
 
 
 def _capacity_of(
@@ -179,7 +179,7 @@ def _capacity_of(
         return search(probe, slo, peak=peak, limit=limit)
 
 
-def said(one: Capacity) -> str:
+def describe_capacity(one: Capacity) -> str:
     peak = f"closed-model peak {one.closed_peak:,.0f} req/s"
     if one.capacity is None:
         lowest = min((p["rate"] for p in one.probes), default=one.closed_peak)

@@ -25,7 +25,7 @@ from harness.experiments.compare.gate import Gate
 from harness.experiments.compare.rounds import Precision, missed
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
-from harness.stats.intervals import Estimate
+from harness.stats.intervals import Estimate, estimate_dict
 from targets.table import TARGETS, Target
 
 SCHEMA = "mwbench.compare"
@@ -34,10 +34,6 @@ VERSION = 2  # 1: unversioned, CPU and 1/QPS hard-wired (before measures)
 
 class ReportError(RunError):
     """A compare.json that cannot be read back; the message names the file."""
-
-
-def _est(e: Estimate | None) -> dict[str, Any] | None:
-    return e.to_dict() if e else None
 
 
 @dataclass(kw_only=True)
@@ -133,8 +129,8 @@ class ServerRow:
             "peak_qps": entry.peak_qps.median if entry.peak_qps else None,
             "reference": self.reference.server if self.reference else None,
             "qps_ratio": self.qps_ratio,
-            "costs": {m: _est(entry.cost(m)) for m in measures},
-            "differences": {m: _est(self.difference(m)) for m in measures},
+            "costs": {m: estimate_dict(entry.cost(m)) for m in measures},
+            "differences": {m: estimate_dict(self.difference(m)) for m in measures},
         }
 
 
@@ -435,18 +431,18 @@ def entry_dict(entry: Entry, report: CompareReport) -> dict[str, Any]:
         "reference": entry.reference.label if entry.reference else None,
         "invalid": entry.invalid,
         "peak_qps": entry.peak_qps.median if entry.peak_qps else None,
-        "peak_qps_estimate": _est(entry.peak_qps),
+        "peak_qps_estimate": estimate_dict(entry.peak_qps),
         "pct_of_baseline": entry.pct_of_baseline,
         "p99_ms_at_peak": entry.p99_ms,
         # The figure SPEC section 4 names: server CPU µs per request over the reference (where
         # CPU time was not measured, the headline's estimate in µs).
         "overhead_us_per_request": cpu.median if cpu else None,
-        "costs": {m: _est(entry.cost(m)) for m in measures},
-        "overheads": {m: _est(entry.overhead(m)) for m in measures},
+        "costs": {m: estimate_dict(entry.cost(m)) for m in measures},
+        "overheads": {m: estimate_dict(entry.overhead(m)) for m in measures},
         "half_width": headline.half_width if headline else None,
         "estimated_us": {
-            "cost": _est(report.estimated_us(entry, entry.cost(measures[0]))),
-            "overhead": _est(estimated),
+            "cost": estimate_dict(report.estimated_us(entry, entry.cost(measures[0]))),
+            "overhead": estimate_dict(estimated),
             "us_per_unit": report.us_per_unit(entry),
         },
         "rounds_used": len(entry.ok_rounds),

@@ -274,7 +274,7 @@ def run_compare(plan: ComparePlan, *, echo: Callable[[str], None] = print) -> Co
     report = new_report(plan)
     started = time.monotonic()
     echo(
-        f"compare: {len(report.entries)} contenders × {_rounds_said(plan)}, "
+        f"compare: {len(report.entries)} contenders × {_rounds_planned(plan)}, "
         f"{report.settings.pinning}"
     )
     for note in dict.fromkeys(server.note for server in plan.serving.values() if server.note):
@@ -359,7 +359,7 @@ def compare(
     return run_compare(plan, echo=echo)
 
 
-def _rounds_said(plan: ComparePlan) -> str:
+def _rounds_planned(plan: ComparePlan) -> str:
     if plan.precision is None:
         return f"{plan.repeat} round(s)"
     target = plan.precision.describe(plan.headline.unit)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from harness.experiments.compare.capacity import said as capacity_said
+from harness.experiments.compare.capacity import describe_capacity
 from harness.load.files import write_atomic
 from harness.measures.latency import PERCENTILES
 
@@ -68,7 +68,7 @@ def notes(run: OpenRun) -> list[str]:
         "counts from when its request was due, so a stall weighs on every request due during it."
     ]
     if run.capacity is not None:
-        lines.append(f"capacity within {run.slo}: {capacity_said(run.capacity)}")
+        lines.append(f"capacity within {run.slo}: {describe_capacity(run.capacity)}")
     if run.interrupted:
         lines.append("Interrupted: the rates above are those that finished.")
     return lines

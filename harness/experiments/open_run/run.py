@@ -117,12 +117,12 @@ def open_run(
             run_k6(url, rate=min(rates), duration=WARMUP_S, request=load.request, cpus=load.cpus)
         for rate in rates:
             run.rates.append(at(rate))
-            echo(said(run.rates[-1]))
+            echo(rate_outcome_line(run.rates[-1]))
         if slo is not None and run.closed_peak:
 
             def probe(rate: float) -> RateResult:
                 run.probes.append(at(rate, tries=1))  # once, as compare's (capacity.py)
-                echo(f"capacity probe: {said(run.probes[-1])}")
+                echo(f"capacity probe: {rate_outcome_line(run.probes[-1])}")
                 return run.probes[-1]
 
             run.capacity = search(probe, slo, peak=run.closed_peak)
@@ -132,7 +132,7 @@ def open_run(
     return run
 
 
-def said(result: RateResult) -> str:
+def rate_outcome_line(result: RateResult) -> str:
     head = f"{result.rate:,.0f} req/s: "
     if result.status != "ok":
         return head + f"not sustained ({result.reason})"
