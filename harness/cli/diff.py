@@ -14,17 +14,19 @@ from harness.cli.params import out_dir_option
 from harness.cli.rules import Quantity, QuantityType
 from harness.errors import UsageError
 from harness.experiments.sweep.plan import DEFAULT_OUT_DIR, check_out_dir
+from harness.load.files import read_json, schema_of
 from harness.load.results import ResultError
 
 
 def is_compare_report(path: Path) -> bool:
-    """A compare.json (any version): what the diff of two compares reads."""
-    try:
-        with path.open(encoding="utf-8") as handle:
-            head = handle.read(4096)
-    except OSError:
+    """A compare.json (any version), by the schema it says it has; a .dat is a sweep's."""
+    if path.suffix == ".dat":
         return False
-    return '"schema": "mwbench.compare"' in head or path.name == "compare.json"
+    try:
+        data = read_json(path, error=ResultError)
+    except ResultError:
+        return path.name == "compare.json"  # CompareReport.load says what is wrong with it
+    return schema_of(data) == "mwbench.compare" or path.name == "compare.json"
 
 
 @click.command("diff")

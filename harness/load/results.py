@@ -9,10 +9,11 @@ from typing import Any
 
 from harness.errors import RunError
 from harness.load.datfile import DatError, DatRow, load_dat
-from harness.load.files import write_atomic
+from harness.load.files import check_versioned, read_json, versioned, write_atomic
 from harness.load.wrk_output import WrkResult
 
-SCHEMA = 1
+SCHEMA = "sweep"
+VERSION = 2  # 1: `"schema": 1`, no version (read as version 1: the same fields)
 
 
 class ResultError(RunError):
@@ -73,23 +74,26 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         peak = self.peak
-        return {
-            "schema": SCHEMA,
-            "name": self.name,
-            "url": self.url,
-            "settings": self.settings,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "interrupted": self.interrupted,
-            "peak": {"concurrency": peak.concurrency, "qps": peak.qps} if peak else None,
-            "levels": [level.to_dict() for level in self.levels],
-            "environment": self.environment,
-            "meta": self.meta,
-            "files": {
-                "dat": self.dat_path.name,
-                "charts": [path.name for path in self.charts],
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "name": self.name,
+                "url": self.url,
+                "settings": self.settings,
+                "started_at": self.started_at,
+                "finished_at": self.finished_at,
+                "interrupted": self.interrupted,
+                "peak": {"concurrency": peak.concurrency, "qps": peak.qps} if peak else None,
+                "levels": [level.to_dict() for level in self.levels],
+                "environment": self.environment,
+                "meta": self.meta,
+                "files": {
+                    "dat": self.dat_path.name,
+                    "charts": [path.name for path in self.charts],
+                },
             },
-        }
+        )
 
     def save(self) -> Path:
         """Write NAME.json atomically, so a Ctrl-C never leaves half a file."""
@@ -115,13 +119,13 @@ class SweepResult:
 
     @classmethod
     def load(cls, path: Path) -> SweepResult:
+        data = read_json(path, error=ResultError)
+        if isinstance(data, dict) and "schema" in data:
+            check_versioned(
+                data, schema=SCHEMA, versions={1, VERSION}, path=path, error=ResultError
+            )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             return cls.from_dict(data, path.parent)
-        except OSError as exc:
-            raise ResultError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ResultError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
         except (KeyError, TypeError, AttributeError) as exc:
             raise ResultError(f"{path}: not a harness run result ({exc!r} missing)") from None
 

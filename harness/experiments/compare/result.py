@@ -10,7 +10,6 @@ writes are for its readers, and a loaded report computes them again from the rou
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,12 +22,13 @@ from harness.experiments.compare.contenders import Contender, Entry, Round, link
 from harness.experiments.compare.environments import env_rows
 from harness.experiments.compare.gate import Gate
 from harness.experiments.compare.rounds import Precision, missed
+from harness.load.files import read_versioned, versioned
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
 from harness.stats.intervals import Estimate, estimate_dict
 from targets.table import TARGETS, Target
 
-SCHEMA = "mwbench.compare"
+SCHEMA = "compare"
 VERSION = 2  # 1: unversioned, CPU and 1/QPS hard-wired (before measures)
 
 
@@ -297,32 +297,36 @@ class CompareReport:
         return first.environment if first is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "version": VERSION,
-            "measures": [self.figure(m).describe() for m in self.measures],
-            "target": ",".join(self.targets),
-            "baseline": ",".join(dict.fromkeys(self.baselines)) or None,
-            "servers": self.servers,
-            "sets": [entry_dict(e, self) for e in self.sets],
-            "order": [e.label for e in self.entries],  # the table's order, baselines included
-            "baselines": [entry_dict(e, self) for e in self.entries if e.contender.role != "set"],
-            "server_comparison": [row.to_dict(self.measures) for row in self.server_rows],
-            "pythons": self.pythons,
-            "python_comparison": [row.to_dict(self.measures) for row in self.env_rows],
-            "variants": self.variants,
-            "variant_comparison": [row.to_dict(self.measures) for row in self.variant_rows],
-            "ceiling_qps": self.ceiling_qps,
-            "settings": self.settings.to_dict(),
-            "interrupted": self.interrupted,
-            "missing": self.missing,
-            "wall_s": round(self.wall_s, 1),
-            "gate": self.gate.to_dict() if self.gate else None,
-            "gate_failures": self.gate_failures,
-            "precision": precision_dict(self.precision),
-            "precision_missed": self.precision_missed,
-            "environment": self.environment,
-        }
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "measures": [self.figure(m).describe() for m in self.measures],
+                "target": ",".join(self.targets),
+                "baseline": ",".join(dict.fromkeys(self.baselines)) or None,
+                "servers": self.servers,
+                "sets": [entry_dict(e, self) for e in self.sets],
+                "order": [e.label for e in self.entries],  # the table's order, baselines included
+                "baselines": [
+                    entry_dict(e, self) for e in self.entries if e.contender.role != "set"
+                ],
+                "server_comparison": [row.to_dict(self.measures) for row in self.server_rows],
+                "pythons": self.pythons,
+                "python_comparison": [row.to_dict(self.measures) for row in self.env_rows],
+                "variants": self.variants,
+                "variant_comparison": [row.to_dict(self.measures) for row in self.variant_rows],
+                "ceiling_qps": self.ceiling_qps,
+                "settings": self.settings.to_dict(),
+                "interrupted": self.interrupted,
+                "missing": self.missing,
+                "wall_s": round(self.wall_s, 1),
+                "gate": self.gate.to_dict() if self.gate else None,
+                "gate_failures": self.gate_failures,
+                "precision": precision_dict(self.precision),
+                "precision_missed": self.precision_missed,
+                "environment": self.environment,
+            },
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], out_dir: Path) -> CompareReport:
@@ -354,19 +358,9 @@ class CompareReport:
         """compare.json read back; ReportError (one line, naming the file) when it is not one
         this version can read."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ReportError(f"{path}:{exc.lineno}: not JSON: {exc.msg}") from None
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise ReportError(f"{path}: not a compare.json (no schema {SCHEMA!r})")
-        if data.get("version") != VERSION:
-            raise ReportError(
-                f"{path}: compare.json version {data.get('version')}; this harness reads "
-                f"version {VERSION}: measure it again"
-            )
+        data = read_versioned(
+            path, schema=SCHEMA, versions={VERSION}, error=ReportError, what="compare.json"
+        )
         try:
             return dataclasses.replace(cls.from_dict(data, path.parent), source=path)
         except KeyError as exc:
