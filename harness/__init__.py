@@ -1,7 +1,8 @@
 """mwbench's harness: serve a target, load it with wrk, measure what each layer costs, write it.
 
-The packages are the pipeline's stages, each importing only those below it (pyproject.toml's
-import-linter contracts): cli, tour, output, measure | profiling, load, serving, machine.
+The packages are layers, each importing only those below it (pyproject.toml's import-linter
+contracts): cli, experiments (one package per experiment), render | measures, load, serving,
+machine, stats. docs/architecture.md walks through them.
 
 The Python API, for scripts that run their own benchmarks (docs/api.md):
 
@@ -37,6 +38,7 @@ _API = {
     "sweep": "harness.experiments.sweep.run",
     "SweepResult": "harness.load.results",
     "compare": "harness.experiments.compare.run",
+    "CompareRequest": "harness.experiments.compare.plan",
     "CompareReport": "harness.experiments.compare.result",
     "diff_compares": "harness.experiments.compare.diff",
     "Regression": "harness.experiments.compare.diff",
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from harness.errors import HarnessError, RunError, UsageError
     from harness.experiments.calibrate.run import CalibrationReport, calibrate
     from harness.experiments.compare.diff import CompareDiff, Regression, diff_compares
+    from harness.experiments.compare.plan import CompareRequest
     from harness.experiments.compare.render import write_report
     from harness.experiments.compare.result import CompareReport
     from harness.experiments.compare.run import compare
