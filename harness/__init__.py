@@ -85,6 +85,7 @@ __all__ = [
     "CalibrationReport",
     "CompareDiff",
     "CompareReport",
+    "CompareRequest",
     "Estimate",
     "HarnessError",
     "LoadSettings",
