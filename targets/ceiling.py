@@ -16,31 +16,24 @@ from typing import cast
 import httptools
 import uvloop
 
-from targets.routes import (
-    ECHO_PATH,
-    HEALTHZ_BODY,
-    HEALTHZ_PATH,
-    JSON_TYPE,
-    NOT_FOUND_BODY,
-    PANIC_PATH,
-)
+from targets import routes
 
 
 def _response(status: str, body: bytes, keep_alive: bool = True) -> bytes:
     connection = b"keep-alive" if keep_alive else b"close"
     head = (
-        f"HTTP/1.1 {status}\r\nContent-Type: {JSON_TYPE}\r\nContent-Length: {len(body)}\r\n"
+        f"HTTP/1.1 {status}\r\nContent-Type: {routes.JSON_TYPE}\r\nContent-Length: {len(body)}\r\n"
     ).encode()
     return head + b"Connection: " + connection + b"\r\n\r\n" + body
 
 
 _PANIC_BODY = b'{"error":"panic"}'
 _CANNED = {
-    (b"GET", HEALTHZ_PATH.encode()): _response("200 OK", HEALTHZ_BODY),
-    (b"HEAD", HEALTHZ_PATH.encode()): _response("200 OK", HEALTHZ_BODY),
-    (b"GET", PANIC_PATH.encode()): _response("500 Internal Server Error", _PANIC_BODY),
+    (b"GET", routes.HEALTHZ_PATH.encode()): _response("200 OK", routes.HEALTHZ_BODY),
+    (b"HEAD", routes.HEALTHZ_PATH.encode()): _response("200 OK", routes.HEALTHZ_BODY),
+    (b"GET", routes.PANIC_PATH.encode()): _response("500 Internal Server Error", _PANIC_BODY),
 }
-_NOT_FOUND = _response("404 Not Found", NOT_FOUND_BODY)
+_NOT_FOUND = _response("404 Not Found", routes.NOT_FOUND_BODY)
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -80,7 +73,7 @@ class HttpProtocol(asyncio.Protocol):
         method = self._parser.get_method()
         path = self._url.split(b"?", 1)[0]
         keep_alive = self._parser.should_keep_alive()
-        if method == b"POST" and path == ECHO_PATH.encode():
+        if method == b"POST" and path == routes.ECHO_PATH.encode():
             response = _response("200 OK", b"".join(self._body), keep_alive)
         else:
             response = _CANNED.get((method, path), _NOT_FOUND)

@@ -8,28 +8,20 @@ from typing import Any
 from aiohttp import web
 
 import middleware.aiohttp
-from targets.routes import (
-    ECHO_PATH,
-    HEALTHZ_BODY,
-    HEALTHZ_PATH,
-    JSON_TYPE,
-    NOT_FOUND_BODY,
-    PANIC_PATH,
-    Panic,
-)
+from targets import routes
 from targets.settings import log_output_from_env, stack_from_env
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 async def handler(request: web.BaseRequest) -> web.StreamResponse:
-    if request.path == HEALTHZ_PATH and request.method in ("GET", "HEAD"):
-        return web.Response(body=HEALTHZ_BODY, content_type=JSON_TYPE)
-    if request.path == PANIC_PATH:
-        raise Panic()
-    if request.path == ECHO_PATH and request.method == "POST":
-        return web.Response(body=await request.read(), content_type=JSON_TYPE)
-    return web.Response(status=404, body=NOT_FOUND_BODY, content_type=JSON_TYPE)
+    if request.path == routes.HEALTHZ_PATH and request.method in ("GET", "HEAD"):
+        return web.Response(body=routes.HEALTHZ_BODY, content_type=routes.JSON_TYPE)
+    if request.path == routes.PANIC_PATH:
+        raise routes.Panic()
+    if request.path == routes.ECHO_PATH and request.method == "POST":
+        return web.Response(body=await request.read(), content_type=routes.JSON_TYPE)
+    return web.Response(status=404, body=routes.NOT_FOUND_BODY, content_type=routes.JSON_TYPE)
 
 
 class _LowLevelRunner(web.AppRunner):

@@ -5,18 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import middleware.asgi
-from targets.routes import (
-    ECHO_PATH,
-    HEALTHZ_BODY,
-    HEALTHZ_PATH,
-    JSON_TYPE,
-    NOT_FOUND_BODY,
-    PANIC_PATH,
-    Panic,
-)
+from targets import routes
 from targets.settings import log_output_from_env, stack_from_env
 
-_JSON = JSON_TYPE.encode()
+_JSON = routes.JSON_TYPE.encode()
 
 
 def _start(status: int, length: int) -> dict[str, Any]:
@@ -27,8 +19,8 @@ def _start(status: int, length: int) -> dict[str, Any]:
     }
 
 
-_HEALTHZ_START = _start(200, len(HEALTHZ_BODY))
-_HEALTHZ_BODY = {"type": "http.response.body", "body": HEALTHZ_BODY}
+_HEALTHZ_START = _start(200, len(routes.HEALTHZ_BODY))
+_HEALTHZ_BODY = {"type": "http.response.body", "body": routes.HEALTHZ_BODY}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -41,13 +33,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path, method = scope["path"], scope["method"]
-    if path == HEALTHZ_PATH and method in ("GET", "HEAD"):
+    if path == routes.HEALTHZ_PATH and method in ("GET", "HEAD"):
         await send(_HEALTHZ_START)
         await send(_HEALTHZ_BODY)
         return
-    if path == PANIC_PATH:
-        raise Panic()
-    if path == ECHO_PATH and method == "POST":
+    if path == routes.PANIC_PATH:
+        raise routes.Panic()
+    if path == routes.ECHO_PATH and method == "POST":
         chunks = []
         more = True
         while more:
@@ -58,8 +50,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send(_start(200, len(body)))
         await send({"type": "http.response.body", "body": body})
         return
-    await send(_start(404, len(NOT_FOUND_BODY)))
-    await send({"type": "http.response.body", "body": NOT_FOUND_BODY})
+    await send(_start(404, len(routes.NOT_FOUND_BODY)))
+    await send({"type": "http.response.body", "body": routes.NOT_FOUND_BODY})
 
 
 def create_app(stack: tuple[str, ...] = (), log_output: str = "null") -> Any:

@@ -6,38 +6,38 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import middleware.wsgi
-from targets.routes import (
-    ECHO_PATH,
-    HEALTHZ_BODY,
-    HEALTHZ_PATH,
-    JSON_TYPE,
-    NOT_FOUND_BODY,
-    PANIC_PATH,
-    Panic,
-)
+from targets import routes
 from targets.settings import log_output_from_env, stack_from_env
 
 StartResponse = Callable[..., Any]
 
-_JSON_HEALTHZ = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(HEALTHZ_BODY)))]
-_JSON_404 = [("Content-Type", JSON_TYPE), ("Content-Length", str(len(NOT_FOUND_BODY)))]
+_JSON_HEALTHZ = [
+    ("Content-Type", routes.JSON_TYPE),
+    ("Content-Length", str(len(routes.HEALTHZ_BODY))),
+]
+_JSON_404 = [
+    ("Content-Type", routes.JSON_TYPE),
+    ("Content-Length", str(len(routes.NOT_FOUND_BODY))),
+]
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
-    if path == HEALTHZ_PATH and method in ("GET", "HEAD"):
+    if path == routes.HEALTHZ_PATH and method in ("GET", "HEAD"):
         start_response("200 OK", list(_JSON_HEALTHZ))
-        return [HEALTHZ_BODY]
-    if path == PANIC_PATH:
-        raise Panic()
-    if path == ECHO_PATH and method == "POST":
+        return [routes.HEALTHZ_BODY]
+    if path == routes.PANIC_PATH:
+        raise routes.Panic()
+    if path == routes.ECHO_PATH and method == "POST":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
-        start_response("200 OK", [("Content-Type", JSON_TYPE), ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", routes.JSON_TYPE), ("Content-Length", str(len(body)))]
+        )
         return [body]
     start_response("404 Not Found", list(_JSON_404))
-    return [NOT_FOUND_BODY]
+    return [routes.NOT_FOUND_BODY]
 
 
 def create_app(stack: tuple[str, ...] = (), log_output: str = "null") -> Any:
