@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from harness.experiments.compare.contenders import Entry, Round
+from harness.experiments.compare.result import CompareReport, CompareSettings
 from harness.stats.intervals import t_critical_95
+from targets.table import TARGETS
 
 BASE = 100.0  # what a raw baseline costs in every round
 
@@ -47,3 +51,13 @@ def set_overheads(
             ]
         for one, v in zip(entry.rounds, mine, strict=True):
             one.values[measure] = v
+
+
+def report_of(
+    entries: list[Entry], *, target: str = "starlette", out_dir: Path = Path(), **fields: Any
+) -> CompareReport:
+    """A report of made-up entries of `target` against its raw baseline, as measured with
+    default settings; `fields` set the rest (measures, settings, baselines)."""
+    fields.setdefault("baselines", [TARGETS[target].baseline])
+    fields.setdefault("settings", CompareSettings())
+    return CompareReport(targets=[target], entries=entries, out_dir=out_dir, **fields)

@@ -17,13 +17,13 @@ from harness.experiments.compare.contenders import Contender, Entry, link
 from harness.experiments.compare.gate import Gate
 from harness.experiments.compare.plan import COMPARE_WSGI_WORKER, CompareRequest, plan_compare
 from harness.experiments.compare.render import write_report
-from harness.experiments.compare.result import CompareReport, CompareSettings
+from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.run import compare
 from harness.serving.servers import RunningServer
 from middleware.stack import ORDER, stack_name
 from targets.table import get_target
 from tests.conftest import Trigger, pinned, when_loaded
-from tests.synthetic import set_overheads, spread
+from tests.synthetic import report_of, set_overheads, spread
 
 SHORT = {**pinned(levels=(16,), duration=1.0, warmup=0.0), "ceiling": False}
 
@@ -208,13 +208,7 @@ def test_the_gate_flags_only_sets_above_it() -> None:
     # none: the framework's 30 µs over raw-asgi, never gated; logger +10 µs; dump not measured.
     set_overheads(entries, {"none": spread(30.0, 5.0, 3), "logger": spread(10.0, 2.0, 3)})
     entries[2].rounds = []
-    report = CompareReport(
-        targets=["starlette"],
-        baselines=["raw-asgi"],
-        entries=entries,
-        settings=CompareSettings(),
-        out_dir=Path(),
-    )
+    report = report_of(entries)
     assert report.gate_failures == []  # no gate
     report.gate = Gate(20.0)
     assert report.gate_failures == []

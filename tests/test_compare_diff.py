@@ -19,7 +19,7 @@ from harness.experiments.compare.result import CompareReport, CompareSettings
 from harness.stats.intervals import welch
 from middleware.stack import stack_name
 from targets.table import get_target
-from tests.synthetic import set_overheads, spread
+from tests.synthetic import report_of, set_overheads, spread
 
 
 def test_welch_interval_of_two_runs() -> None:
@@ -45,14 +45,7 @@ def _report(tmp: Path, logger_cost: float, name: str = "a") -> CompareReport:
         + [Entry(Contender(raw, (), "baseline"), "raw-asgi:none", [])]
     )
     set_overheads(entries, {"none": spread(30.0, 1.0, 4), "logger": spread(logger_cost, 1.0, 4)})
-    return CompareReport(
-        targets=["starlette"],
-        baselines=["raw-asgi"],
-        entries=entries,
-        settings=CompareSettings(),
-        out_dir=tmp / name,
-        measures=("cpu",),
-    )
+    return report_of(entries, out_dir=tmp / name, measures=("cpu",))
 
 
 def test_a_slower_set_is_found_and_gated(tmp_path: Path) -> None:
@@ -205,12 +198,10 @@ def _counted(tmp: Path, name: str, dump: float, requests: int) -> CompareReport:
     )
     set_overheads(entries, {"none": spread(74_000, 50, 2), "dump": spread(dump, 50, 2)},
                   measure="instructions")  # fmt: skip
-    return CompareReport(
-        targets=["starlette"],
-        baselines=["raw-asgi"],
-        entries=entries,
-        settings=CompareSettings(requests=requests),
+    return report_of(
+        entries,
         out_dir=tmp / name,
+        settings=CompareSettings(requests=requests),
         measures=("instructions",),
     )
 

@@ -14,7 +14,7 @@ from harness.experiments.compare.contenders import Contender, Entry, Round, link
 from harness.experiments.compare.result import CompareReport, CompareSettings
 from middleware.stack import ORDER, stack_name
 from targets.table import TARGETS
-from tests.synthetic import set_overheads, spread
+from tests.synthetic import report_of, set_overheads, spread
 
 
 def test_quick_demo_writes_a_report_with_the_measured_numbers(tmp_path: Path) -> None:
@@ -112,13 +112,7 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
         _entry("raw-wsgi", "granian", "baseline", 30_000, 30.0),
     ]
     link(entries)
-    report = CompareReport(
-        targets=["flask"],
-        baselines=["raw-wsgi"],
-        entries=entries,
-        settings=CompareSettings(),
-        out_dir=tmp_path,
-    )
+    report = report_of(entries, target="flask", out_dir=tmp_path)
     report.servers = ["gunicorn-sync", "granian"]
     result = DemoResult(tmp_path, FULL, server_reports=[report])
     (text,) = server_findings(result)
@@ -130,15 +124,7 @@ def test_the_server_finding_is_written_from_the_numbers(tmp_path: Path) -> None:
     none = Entry(Contender(TARGETS["flask"], (), "set"), "none", [])
     full = Entry(Contender(TARGETS["flask"], ("dump",), "set"), "all", [], reference=none)
     set_overheads([none, full], {"all": spread(80.0, 10.0, 3)})
-    result.reports.append(
-        CompareReport(
-            targets=["flask"],
-            baselines=["raw-wsgi"],
-            entries=[full, none],
-            settings=CompareSettings(),
-            out_dir=tmp_path,
-        )
-    )
+    result.reports.append(report_of([full, none], target="flask", out_dir=tmp_path))
     (text,) = server_findings(result)
     assert "more than all seven middlewares cost it (80 µs): the server is the bigger lever" in text
 
@@ -164,13 +150,7 @@ def test_dump_alone_is_stated_beside_the_full_stack_and_an_unclear_one_says_so(
         entry((), "baseline", [60.0, 61.0, 59.0]),
     ]
     link(entries)
-    report = CompareReport(
-        targets=["starlette"],
-        baselines=["raw-asgi"],
-        entries=entries,
-        settings=CompareSettings(),
-        out_dir=tmp_path,
-    )
+    report = report_of(entries, out_dir=tmp_path)
     text = next(f for f in findings(DemoResult(tmp_path, FULL, reports=[report])) if "dump" in f)
     full = entries[2].overhead("cpu")
     dump = entries[1].overhead("cpu")
@@ -217,13 +197,7 @@ def test_the_tour_times_a_round_by_the_rounds_it_measured(tmp_path: Path) -> Non
         ),
         Entry(Contender(TARGETS["raw-asgi"], (), "baseline"), "raw", [Round(1, "ok"), Round(2)]),
     ]
-    report = CompareReport(
-        targets=["starlette"],
-        baselines=["raw-asgi"],
-        entries=entries,
-        settings=CompareSettings(),
-        out_dir=tmp_path,
-    )
+    report = report_of(entries, out_dir=tmp_path)
     report.wall_s = 6.0
     assert _run_s([report], FULL) == pytest.approx(6.0 / 4)  # the missing round took no time
 
@@ -246,14 +220,7 @@ def test_the_latency_lesson_gives_both_p99s_or_says_the_rate_was_not_sustained(
         settings = CompareSettings(
             rates=[500.0], generator={"rates": [{"rate": 500.0, "p99": 0.9}]}
         )
-        return CompareReport(
-            targets=["starlette"],
-            baselines=[],
-            entries=sets,
-            settings=settings,
-            out_dir=tmp_path,
-            measures=(p99,),
-        )
+        return report_of(sets, out_dir=tmp_path, baselines=[], settings=settings, measures=(p99,))
 
     (text,) = latency_lesson(DemoResult(tmp_path, FULL, latency=report(2.25)))
     assert (
