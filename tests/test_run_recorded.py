@@ -130,28 +130,24 @@ def test_wrk_missing_from_environment(
 
 
 @pytest.mark.parametrize(
-    "url", ["not a url", "ftp://127.0.0.1/x", "http://:80/", "http://127.0.0.1:99999/"]
+    ("url", "said"),
+    [
+        ("not a url", "URL"),
+        ("ftp://127.0.0.1/x", "URL"),
+        ("http://:80/", "URL"),
+        ("http://127.0.0.1:99999/", "URL"),
+        ("http://203.0.113.5:8080/healthz", "not a loopback host"),  # load goes to loopback only
+        ("http://[fe80::1]/", "not a loopback host"),
+        ("http://api.example.com/", "not a loopback host"),
+    ],
 )
-def test_malformed_url(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path, url: str
+def test_a_url_wrk_may_not_load_is_refused_before_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path, url: str, said: str
 ) -> None:
     monkeypatch.setenv("FAKE_WRK_PLAN", "*=ceiling_latency")
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["run", url, "-d", str(out), "--wrk", FAKE_WRK])
-    _one_line_error(result, "URL")
-    assert calls(log) == [] and not out.exists()
-
-
-@pytest.mark.parametrize(
-    "url", ["http://203.0.113.5:8080/healthz", "http://[fe80::1]/", "http://api.example.com/"]
-)
-def test_load_goes_only_to_loopback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path, url: str
-) -> None:
-    monkeypatch.setenv("FAKE_WRK_PLAN", "*=ceiling_latency")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", url, "-d", str(out), "--wrk", FAKE_WRK])
-    _one_line_error(result, "not a loopback host")
+    _one_line_error(result, said)
     assert calls(log) == [] and not out.exists()
 
 
