@@ -25,7 +25,7 @@ from harness.serving.servers import RunningServer, running
 from harness.serving.settings import ServeSettings
 from middleware import core
 from middleware.stack import ORDER
-from tests.conftest import FRAMEWORK_TARGETS
+from tests.conftest import FRAMEWORK_TARGETS, Reply, request
 
 TARGETS = FRAMEWORK_TARGETS
 HEALTHZ = b'{"status":"ok"}'
@@ -59,13 +59,6 @@ DEFAULT_PANIC = {
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-
-@dataclass
 class Served:
     """A running target and the file its middlewares log to."""
 
@@ -80,13 +73,7 @@ class Served:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return Reply(response.status, response.headers, response.read())
-        finally:
-            conn.close()
+        return request(self.server.url, method, path, body, headers, timeout=10)
 
     def mark(self) -> int:
         return self.log.stat().st_size if self.log.exists() else 0
