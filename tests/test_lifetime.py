@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -62,6 +63,9 @@ def _wait_for_children(pid: int, wanted: Callable[[str], bool], timeout: float =
     pytest.fail(f"the expected children of {pid} never appeared")
 
 
+QUIET: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+
+
 @contextlib.contextmanager
 def _cleanup(procs: list[psutil.Process]) -> Iterator[None]:
     """Whatever the test fails on, nothing it started is left behind."""
@@ -71,6 +75,26 @@ def _cleanup(procs: list[psutil.Process]) -> Iterator[None]:
         for proc in procs:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
+
+
+@contextlib.contextmanager
+def _started(command: list[str], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A command started for a test, killed at the end whatever the test fails on."""
+    proc = subprocess.Popen(command, cwd=ROOT, **popen)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _killed_takes_along(harness: subprocess.Popen[Any], children: list[psutil.Process]) -> None:
+    """Killed outright, the harness leaves none of `children` behind."""
+    with _cleanup(children):
+        harness.kill()
+        harness.wait()
+        assert _left(children) == []
 
 
 def _left(children: list[psutil.Process], timeout: float = 10) -> list[str]:
@@ -116,11 +140,9 @@ def test_a_signal_stops_a_background_serve_and_its_server(sig: signal.Signals) -
     script = (
         f'{" ".join(HARNESS)} serve -t raw-asgi --port 0 --log-output null & echo "pid $!"; wait'
     )
-    shell = subprocess.Popen(
-        ["bash", "-c", script], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
+    unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    with _started(["bash", "-c", script], env=unbuffered, **output) as shell:
         printed = _read_until(shell, URL_RE, 30)
         harness = int(re.search(r"pid (\d+)", printed).group(1))  # type: ignore[union-attr]
         children = _tree(harness)
@@ -130,73 +152,40 @@ def test_a_signal_stops_a_background_serve_and_its_server(sig: signal.Signals) -
             shell.wait(timeout=30)
             assert not psutil.pid_exists(harness) or psutil.Process(harness).status() == "zombie"
             assert _left(children) == []
-    finally:
-        if shell.poll() is None:
-            shell.kill()
-            shell.wait()
 
 
 @pytest.mark.slow
 def test_a_killed_serve_takes_its_server_with_it() -> None:
-    harness = subprocess.Popen(
-        [*HARNESS, "serve", "-t", "raw-asgi", "--port", "0", "--log-output", "null"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
+    command = [*HARNESS, "serve", "-t", "raw-asgi", "--port", "0", "--log-output", "null"]
+    unbuffered = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
+    with _started(command, env=unbuffered, **output) as harness:
         _read_until(harness, URL_RE, 30)
         children = _tree(harness.pid)
         assert len(children) >= 2  # gunicorn's master and its worker
-        with _cleanup(children):
-            harness.kill()
-            harness.wait()
-            assert _left(children) == []
-    finally:
-        if harness.poll() is None:
-            harness.kill()
-            harness.wait()
+        _killed_takes_along(harness, children)
 
 
 @pytest.mark.slow
 def test_a_killed_run_takes_wrk_with_it(tmp_path: Path) -> None:
     with running("raw-asgi") as server:
-        harness = subprocess.Popen(
-            [*HARNESS, "run", f"{server.url}/healthz", "-c", "8", "--duration", "20s",
-             "--warmup", "0", "--no-charts", "-d", str(tmp_path)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        command = [*HARNESS, "run", f"{server.url}/healthz", "-c", "8", "--duration", "20s"]
+        command += ["--warmup", "0", "--no-charts", "-d", str(tmp_path)]
+        with _started(command, **QUIET) as harness:
             children = _wait_for_children(harness.pid, lambda cmd: "wrk" in cmd and "-c 8" in cmd)
-            with _cleanup(children):
-                harness.kill()
-                harness.wait()
-                assert _left(children) == []
-        finally:
-            if harness.poll() is None:
-                harness.kill()
-                harness.wait()
+            _killed_takes_along(harness, children)
         assert server.alive()  # the test's own server: not the harness's to take along
 
 
 @pytest.mark.slow
 def test_a_killed_profile_takes_server_wrk_and_py_spy_with_it(tmp_path: Path) -> None:
-    harness = subprocess.Popen(
-        [*HARNESS, "profile", "-t", "raw-asgi", "-m", "none", "--duration", "20",
-         "--lead-in", "1", "-d", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    command = [*HARNESS, "profile", "-t", "raw-asgi", "-m", "none", "--duration", "20"]
+    command += ["--lead-in", "1", "-d", str(tmp_path)]
+    with _started(command, **QUIET) as harness:
         children = _wait_for_children(harness.pid, lambda cmd: "record" in cmd and "wrk" in cmd)
         commands = " ".join(" ".join(p.cmdline()) for p in children)
         assert "gunicorn" in commands and "py-spy" in commands
-        with _cleanup(children):
-            harness.kill()
-            harness.wait()
-            assert _left(children) == []
-    finally:
-        if harness.poll() is None:
-            harness.kill()
-            harness.wait()
+        _killed_takes_along(harness, children)
 
 
 def test_nohup_keeps_sighup_ignored() -> None:
@@ -218,22 +207,15 @@ def test_a_stopped_open_model_run_takes_k6_with_it(tmp_path: Path, sig: signal.S
     outright, the harness takes it along by the parent-death signal; interrupted, it stops it
     and keeps what was measured."""
     with running("raw-asgi") as server:
-        harness = subprocess.Popen(
-            [*HARNESS, "run", f"{server.url}/healthz", "--rate", "200", "--duration", "20s",
-             "-d", str(tmp_path), "-n", "open"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
+        command = [*HARNESS, "run", f"{server.url}/healthz", "--rate", "200", "--duration", "20s"]
+        command += ["-d", str(tmp_path), "-n", "open"]
+        with _started(command, **QUIET) as harness:
             children = _wait_for_children(harness.pid, lambda cmd: "k6 run" in cmd)
             time.sleep(1.5)  # past the warm-up: the measured rate is running
             with _cleanup(children):
                 harness.send_signal(sig)
                 code = harness.wait(timeout=30)
                 assert _left(children) == []
-        finally:
-            if harness.poll() is None:
-                harness.kill()
-                harness.wait()
         assert server.alive()
     if sig == signal.SIGINT:
         assert code == 130
