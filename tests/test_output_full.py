@@ -7,17 +7,18 @@ from __future__ import annotations
 import errno
 import json
 import os
+import pkgutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from click.testing import CliRunner, Result
 
 import harness.load.datfile as datfile
-import harness.load.results as results
 from harness.cli.main import main
 from harness.load.datfile import DatRow, append_row, load_dat
 
@@ -117,40 +118,31 @@ def _full(*_args: object, **_kwargs: object) -> int:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def test_a_dat_append_that_fails_leaves_the_json_as_it_was(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("writer", "failing_call", "file"),
+    [
+        # the .dat line of level 3 cannot be appended: the .json stays as it was
+        ("harness.experiments.sweep.run:append_row", 3, "job.dat"),
+        # the first save is the empty result, before any level: the 4th is level 3's, and the
+        # .dat line it follows is taken back
+        ("harness.load.results:SweepResult.save", 4, "job.json"),
+    ],
+)
+def test_a_write_that_fails_keeps_the_files_consistent_with_the_levels_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str, failing_call: int, file: str
 ) -> None:
     calls = {"n": 0}
-    real = datfile.append_row
+    real = pkgutil.resolve_name(writer)
 
-    def third_fails(path: Path, row: DatRow) -> int:
+    def nth_fails(*args: Any) -> Any:
         calls["n"] += 1
-        return _full() if calls["n"] == 3 else real(path, row)
+        return _full() if calls["n"] == failing_call else real(*args)
 
-    monkeypatch.setattr("harness.experiments.sweep.run.append_row", third_fails)
+    monkeypatch.setattr(writer.replace(":", "."), nth_fails)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "1,2,3,4", "--no-charts")
     assert_consistent(out, result, 2)
-    assert f"cannot write {out / 'job.dat'}" in result.output
-
-
-def test_a_json_save_that_fails_takes_the_new_dat_line_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = {"n": 0}
-    real = results.SweepResult.save
-
-    def fourth_fails(self: results.SweepResult) -> Path:
-        calls["n"] += 1  # the first save is the empty result, before any level
-        if calls["n"] == 4:
-            _full()
-        return real(self)
-
-    monkeypatch.setattr(results.SweepResult, "save", fourth_fails)
-    out = tmp_path / "out"
-    result = run(monkeypatch, out, "1,2,3,4", "--no-charts")
-    assert_consistent(out, result, 2)
-    assert f"cannot write {out / 'job.json'}" in result.output
+    assert f"cannot write {out / file}" in result.output
 
 
 def test_charts_that_do_not_fit_are_one_line_and_keep_the_levels(
