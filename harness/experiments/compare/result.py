@@ -134,7 +134,7 @@ class ServerRow:
         }
 
 
-def server_rows(entries: list[Entry], servers: Sequence[str]) -> list[ServerRow]:
+def rows_by_server(entries: list[Entry], servers: Sequence[str]) -> list[ServerRow]:
     """The servers against each other on the raw app of each interface measured (the raw
     baseline, or a raw target's `none` set), each against the first server; [] with fewer than
     two servers."""
@@ -215,7 +215,7 @@ class CompareReport:
 
     @property
     def server_rows(self) -> list[ServerRow]:
-        return server_rows(self.entries, self.servers)
+        return rows_by_server(self.entries, self.servers)
 
     @property
     def env_rows(self) -> list[AxisRow]:
