@@ -83,12 +83,6 @@ class Estimate:
     def to_dict(self) -> dict[str, float | int | bool | None]:
         return {**asdict(self), "significant": self.significant, "half_width": self.half_width}
 
-    def scaled(self, factor: float) -> Estimate:
-        """The same estimate in another unit (`factor` > 0 per unit)."""
-        low = self.low * factor if self.low is not None else None
-        high = self.high * factor if self.high is not None else None
-        return Estimate(self.median * factor, low, high, self.n)
-
     def format(self, digits: int = 1) -> str:
         if self.half_width is None:
             return f"{self.median:,.{digits}f}"
