@@ -25,7 +25,7 @@ from harness.experiments.compare.contenders import GENERATOR_BOUND
 from harness.experiments.sweep.run import sweep
 from harness.load.settings import LoadSettings
 from harness.load.wrk import resolve_wrk
-from harness.machine.cpus import plan
+from harness.machine.cpus import CpuPlan, plan
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
 from harness.stats.intervals import estimate
@@ -56,12 +56,12 @@ def measure_target(
     rounds: int,
     duration: int,
     connections: int,
-    server_cpus: tuple[int, ...],
-    load_cpus: tuple[int, ...],
+    cpus: CpuPlan,  # pinned: server and wrk apart
     wrk: str,
     out_dir: Path,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
+    server_cpus, load_cpus = cpus.server or (), cpus.load or ()
     cpulist = ",".join(map(str, load_cpus))
     harness_qps: list[float] = []
     plain_qps: list[float] = []
@@ -147,8 +147,7 @@ def run(
                     rounds=rounds,
                     duration=duration,
                     connections=connections,
-                    server_cpus=cpus.server,
-                    load_cpus=cpus.load,
+                    cpus=cpus,
                     wrk=wrk,
                     out_dir=Path(tmp),
                     echo=echo,

@@ -75,7 +75,7 @@ def _fastapi(base: Path, rounds: int) -> dict[str, Any]:
         out_dir=base / "fastapi", echo=lambda line: None,
     )  # fmt: skip
     p99 = report.measures[0]
-    sets = {}
+    sets: dict[str, dict[str, Any]] = {}
     for entry in report.entries:
         cost, over = entry.cost(p99), entry.overhead(p99)
         p50 = entry.cost(p99.replace("p99", "p50"))
@@ -85,10 +85,13 @@ def _fastapi(base: Path, rounds: int) -> dict[str, Any]:
         }  # fmt: skip
     pure, based = sets.get("ServerTiming"), sets.get("PoweredBy")
     between = None
-    if pure and based and len(pure["values"]) == len(based["values"]) > 1:
-        between = estimate(paired_differences(based["values"], pure["values"])).to_dict()
+    if pure and based:
+        pure_values, based_values = pure["values"], based["values"]
+        if len(pure_values) == len(based_values) > 1:
+            between = estimate(paired_differences(based_values, pure_values)).to_dict()
     return {
-        "rate": report.settings.rates[0], "closed_peaks": report.settings.closed_peaks,
+        "rate": report.settings.rates[0] if report.settings.rates else None,
+        "closed_peaks": report.settings.closed_peaks,
         "generator": report.settings.generator, "sets": sets, "basehttp_minus_pure": between,
         "wall_s": round(report.wall_s, 1),
     }  # fmt: skip

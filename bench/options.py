@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import fmt_num, part_result, table
-from harness.experiments.compare.contenders import CompareReport
+from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan

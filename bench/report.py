@@ -21,6 +21,7 @@ PARTS = (
     "wire",
     "options",
     "instructions",
+    "ci",
     "latency",
     "memory",
 )

@@ -14,6 +14,7 @@ Parts:
   wire        (e) each middleware in-process against over the wire, and the causes of a gap
   options     (f) precision per minute for every framework, before and after; Flask's options
   instructions (g) --measure instructions: runs' agreement, what varies, time per set, in-process
+  ci          (j) --measure instructions in CI: --jobs 2 against one at a time, shards merged
   latency     (h) --measure latency: k6's limits here, a stall wrk hides, FastAPI's BaseHTTP layer
   memory      (i) allocations per request in-process; --measure memory's false-positive rate
 """
@@ -21,6 +22,7 @@ Parts:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -62,46 +64,31 @@ def own_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system + killed_cpu_seconds()
 
 
+# Each part: its module in bench/ and its run()'s arguments, in full and with --quick.
+RUNS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "micro": ("micro_all", {"repeat": 15, "batch_s": 0.04}, {"repeat": 6, "batch_s": 0.02}),
+    "references": ("references", {"repeat": 15, "batch_s": 0.04}, {"repeat": 6, "batch_s": 0.02}),
+    "precision": ("precision", {"repeat": 3, "duration": 3.0}, {"repeat": 2, "duration": 2.0}),
+    "agreement": (
+        "agreement",
+        {},
+        {"targets": ("ceiling", "starlette"), "rounds": 2, "duration": 3},
+    ),
+    "wire": ("wire", {"targets": ("starlette", "flask")}, {"targets": ("starlette",)}),
+    "options": ("options", {"rounds": 5}, {"rounds": 3}),
+    "instructions": ("instructions", {"runs": 5}, {"runs": 2}),
+    "ci": ("instructions_ci", {}, {}),
+    "latency": ("latency", {"rounds": 5}, {"rounds": 2}),
+    "memory": ("memory", {"runs": 3}, {"runs": 1}),
+}
+
+
 def run_part(name: str, quick: bool) -> dict[str, Any]:
-    if name == "micro":
-        from bench import micro_all
-
-        return micro_all.run(repeat=6 if quick else 15, batch_s=0.02 if quick else 0.04)
-    if name == "references":
-        from bench import references
-
-        return references.run(repeat=6 if quick else 15, batch_s=0.02 if quick else 0.04)
-    if name == "precision":
-        from bench import precision
-
-        return precision.run(repeat=2 if quick else 3, duration=2.0 if quick else 3.0)
-    if name == "agreement":
-        from bench import agreement
-
-        if quick:
-            return agreement.run(targets=("ceiling", "starlette"), rounds=2, duration=3)
-        return agreement.run()
-    if name == "wire":
-        from bench import wire
-
-        return wire.run(targets=("starlette",) if quick else ("starlette", "flask"))
-    if name == "options":
-        from bench import options
-
-        return options.run(rounds=3 if quick else 5)
-    if name == "instructions":
-        from bench import instructions
-
-        return instructions.run(runs=2 if quick else 5)
-    if name == "latency":
-        from bench import latency
-
-        return latency.run(rounds=2 if quick else 5)
-    if name == "memory":
-        from bench import memory
-
-        return memory.run(runs=1 if quick else 3)
-    raise ValueError(name)
+    module, full, short = RUNS[name]
+    found: dict[str, Any] = importlib.import_module(f"bench.{module}").run(
+        **(short if quick else full)
+    )
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
