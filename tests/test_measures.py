@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -30,12 +29,12 @@ SECURE_BYTES = len(
 class ResponseBytes(Measure):
     """A toy: the bytes wrk read per response, headers and body, off the same wrk run."""
 
-    name: ClassVar[str] = "bytes"
-    unit: ClassVar[str] = "B"
-    title: ClassVar[str] = "bytes read per response"
-    short: ClassVar[str] = "bytes"
-    blind_to: ClassVar[str] = "everything but the size of the answers"
-    known_cost: ClassVar[str | None] = None
+    name: str = "bytes"
+    unit: str = "B"
+    title: str = "bytes read per response"
+    short: str = "bytes"
+    blind_to: str = "everything but the size of the answers"
+    known_cost: str | None = None
 
     def read(self, wire: WireRound) -> float | None:
         return per_request(wire.peak.bytes_read, wire.peak.requests)
@@ -126,7 +125,7 @@ def test_the_command_line_takes_a_registered_measure_and_names_the_valid_ones(
 
 def test_a_measure_name_is_registered_once() -> None:
     class Impostor(ResponseBytes):
-        name: ClassVar[str] = "cpu"
+        name = "cpu"
 
     with pytest.raises(ValueError, match="a measure named 'cpu' is already registered"):
         register(Impostor())

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from harness.measures.measure import Measure, Probe, WireRound, per_request
 from harness.measures.server_cpu import cpu_probe
 from harness.serving.servers import RunningServer
 
 
 class ServerCpu(Measure):
-    name: ClassVar[str] = "cpu"
-    title: ClassVar[str] = "server CPU time per request"
-    short: ClassVar[str] = "CPU"
-    blind_to: ClassVar[str] = (
+    name: str = "cpu"
+    title: str = "server CPU time per request"
+    short: str = "CPU"
+    blind_to: str = (
         "the load generator's side; and on a shared machine it moves with the neighbours "
         "(another process's cache misses, the hypervisor's wake-ups are paid as CPU time)"
     )

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.errors import RunError, UsageError
 from harness.load.settings import LoadSettings
@@ -49,15 +49,15 @@ BLIND_TO = (
 
 
 class CallgrindInstructions(Measure):
-    name: ClassVar[str] = "instructions"
-    unit: ClassVar[str] = "instructions"
-    title: ClassVar[str] = "instructions per request (callgrind)"
-    short: ClassVar[str] = "Ir"
-    blind_to: ClassVar[str] = BLIND_TO
-    digits: ClassVar[int] = 0
-    known_cost: ClassVar[str | None] = "work"
-    estimated_in_us: ClassVar[bool] = True
-    side_by_side: ClassVar[bool] = True  # a count: a neighbour slows it, it does not change it
+    name: str = "instructions"
+    unit: str = "instructions"
+    title: str = "instructions per request (callgrind)"
+    short: str = "Ir"
+    blind_to: str = BLIND_TO
+    digits: int = 0
+    known_cost: str | None = "work"
+    estimated_in_us: bool = True
+    side_by_side: bool = True  # a count: a neighbour slows it, it does not change it
 
     def check(self) -> None:
         callgrind.find_valgrind()
@@ -156,10 +156,10 @@ def parse_perf_csv(text: str) -> int | None:
 
 
 class PerfInstructions(CallgrindInstructions):
-    name: ClassVar[str] = "instructions-perf"
-    title: ClassVar[str] = "instructions per request (perf stat, user mode)"
-    short: ClassVar[str] = "Ir (perf)"
-    blind_to: ClassVar[str] = BLIND_TO + "; and what the kernel does for the process"
+    name: str = "instructions-perf"
+    title: str = "instructions per request (perf stat, user mode)"
+    short: str = "Ir (perf)"
+    blind_to: str = BLIND_TO + "; and what the kernel does for the process"
 
     def check(self) -> None:
         problem = pmu_problem()

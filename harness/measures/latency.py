@@ -17,12 +17,11 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import ClassVar
 
 from harness.errors import UsageError
 from harness.load.k6 import RateResult, resolve_k6, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
-from harness.measures.measure import Measure, Reading
+from harness.measures.measure import Figure, Measure, Reading
 from harness.serving.servers import RunningServer
 from harness.stats.histogram import Histogram
 
@@ -42,7 +41,7 @@ def rate_label(rate: float) -> str:
 
 
 @functools.cache
-def figure(what: str, rate: str) -> Measure:
+def figure(what: str, rate: str) -> Figure:
     """One figure of the latency measure, a percentile (ms) or a fact at one rate, as a measure
     of its own: named, shown and compared like one."""
     value = float(rate)
@@ -63,29 +62,27 @@ def figure(what: str, rate: str) -> Measure:
             "behind": f"rounds not sustained at {at}",
         }[what]
     )
-    attributes = {
-        "name": f"latency:{what}@{rate}",
-        "unit": unit,
-        "title": title,
-        "short": f"{what}@{value:,.0f}/s",
-        "digits": 2 if unit == "ms" else 0,
-        "in_table": what == "p99",
-        "known_cost": None,
-        "blind_to": BLIND_TO,
-        "procedure": "k6",
-    }
-    return type(f"Latency_{what}_{rate}", (Measure,), attributes)()
+    return Figure(
+        name=f"latency:{what}@{rate}",
+        unit=unit,
+        title=title,
+        short=f"{what}@{value:,.0f}/s",
+        blind_to=BLIND_TO,
+        digits=2 if unit == "ms" else 0,
+        in_table=what == "p99",
+        procedure="k6",
+    )
 
 
 class OpenModelLatency(Measure):
-    name: ClassVar[str] = "latency"
-    unit: ClassVar[str] = "ms"
-    title: ClassVar[str] = "latency at a fixed arrival rate, from each request's intended start"
-    short: ClassVar[str] = "latency"
-    blind_to: ClassVar[str] = BLIND_TO
-    digits: ClassVar[int] = 2
-    known_cost: ClassVar[str | None] = None
-    procedure: ClassVar[str] = "k6"
+    name: str = "latency"
+    unit: str = "ms"
+    title: str = "latency at a fixed arrival rate, from each request's intended start"
+    short: str = "latency"
+    blind_to: str = BLIND_TO
+    digits: int = 2
+    known_cost: str | None = None
+    procedure: str = "k6"
 
     def check(self) -> None:
         resolve_k6()

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.load.results import SweepResult
 from harness.load.settings import LoadSettings
@@ -52,24 +52,24 @@ class WireRound:
 class Measure:
     """A measure of the wrk procedure. Subclasses set the class attributes and `read`."""
 
-    name: ClassVar[str]  # what --measure and compare.json call it
-    unit: ClassVar[str] = "µs"  # per request
-    title: ClassVar[str]  # what it reads, in words: "server CPU time per request"
-    short: ClassVar[str]  # the column's tag: "CPU" in "µs/req (CPU)"
-    blind_to: ClassVar[str]  # what it cannot see, said in the notes and the docs
-    digits: ClassVar[int] = 1
+    name: str  # what --measure and compare.json call it
+    unit: str = "µs"  # per request
+    title: str  # what it reads, in words: "server CPU time per request"
+    short: str  # the column's tag: "CPU" in "µs/req (CPU)"
+    blind_to: str  # what it cannot see, said in the notes and the docs
+    digits: int = 1
     # What harness calibrate adds as a cost this measure knows in advance: "spin" (spin:N, a
     # known CPU time), "work" (work:N, a loop of known instructions), or None.
-    known_cost: ClassVar[str | None] = "spin"
+    known_cost: str | None = "spin"
     # Its figures are also shown in µs, estimated through the raw baseline's native CPU time per
     # the same unit, measured in the same run (compare.run: the native reference).
-    estimated_in_us: ClassVar[bool] = False
+    estimated_in_us: bool = False
 
     # How a round is run: "wrk" (the saturating sweep, read at its peak level) or the measure's
     # own procedure (`run_round`), as the open-model latency runs k6 at fixed rates.
-    procedure: ClassVar[str] = "wrk"
-    in_table: ClassVar[bool] = True  # a column of the compare table (else in the details only)
-    per_request: ClassVar[bool] = True  # its unit is per request ("µs/req"); memory's is not
+    procedure: str = "wrk"
+    in_table: bool = True  # a column of the compare table (else in the details only)
+    per_request: bool = True  # its unit is per request ("µs/req"); memory's is not
 
     @property
     def per_unit(self) -> str:
@@ -78,7 +78,7 @@ class Measure:
 
     # Its figures do not move when another server runs beside it (a count, not a time): a
     # compare of such measures only may measure several contenders at once (--jobs).
-    side_by_side: ClassVar[bool] = False
+    side_by_side: bool = False
 
     @property
     def timed(self) -> bool:
@@ -151,6 +151,23 @@ class Measure:
             "blind_to": self.blind_to,
             "estimated_in_us": self.estimated_in_us,
         }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure(Measure):
+    """One of several figures a measure reads in a round (latency's p99 at 1,000 req/s, memory's
+    peak RSS): named, shown and compared like a measure of its own, and read by its measure."""
+
+    name: str
+    unit: str
+    title: str
+    short: str
+    blind_to: str
+    digits: int = 1
+    known_cost: str | None = None
+    procedure: str = "wrk"
+    in_table: bool = True
+    per_request: bool = True
 
 
 def per_request(total: float | None, requests: int) -> float | None:

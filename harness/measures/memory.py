@@ -27,11 +27,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import psutil
 
-from harness.measures.measure import Measure, Probe, WireRound
+from harness.measures.measure import Figure, Measure, Probe, WireRound
 from harness.serving.servers import RunningServer
 from harness.serving.settings import ServeSettings
 
@@ -108,7 +108,7 @@ def slope(samples: list[tuple[float, int, int | None]]) -> float | None:
 
 
 @functools.cache
-def figure(what: str) -> Measure:
+def figure(what: str) -> Figure:
     """One of the memory measure's figures, a measure of its own."""
     units = {"retained": "B/1k req", "rss": "MiB", "uss": "MiB"}
     titles = {
@@ -116,28 +116,26 @@ def figure(what: str) -> Measure:
         "rss": "peak RSS of the serving processes",
         "uss": "USS of the serving processes at the end of the level",
     }
-    attributes = {
-        "name": f"memory:{what}",
-        "unit": units[what],
-        "title": titles[what],
-        "short": what,
-        "blind_to": BLIND_TO,
-        "known_cost": None,
-        "per_request": False,
-        "digits": 0 if what == "retained" else 1,
-        "in_table": what != "uss",
-    }
-    return type(f"Memory_{what}", (Measure,), attributes)()
+    return Figure(
+        name=f"memory:{what}",
+        unit=units[what],
+        title=titles[what],
+        short=what,
+        blind_to=BLIND_TO,
+        digits=0 if what == "retained" else 1,
+        in_table=what != "uss",
+        per_request=False,
+    )
 
 
 class ServerMemory(Measure):
-    name: ClassVar[str] = "memory"
-    unit: ClassVar[str] = "B/1k req"
-    title: ClassVar[str] = "memory the serving processes hold: retained per 1,000 requests, RSS"
-    short: ClassVar[str] = "memory"
-    blind_to: ClassVar[str] = BLIND_TO
-    known_cost: ClassVar[str | None] = None
-    per_request: ClassVar[bool] = False
+    name: str = "memory"
+    unit: str = "B/1k req"
+    title: str = "memory the serving processes hold: retained per 1,000 requests, RSS"
+    short: str = "memory"
+    blind_to: str = BLIND_TO
+    known_cost: str | None = None
+    per_request: bool = False
 
     def figure(self, name: str) -> Measure:
         if name not in FIGURES:

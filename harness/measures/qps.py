@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from harness.measures.measure import Measure, WireRound
 from harness.measures.server_cpu import server_cores
 
 
 class InverseQps(Measure):
-    name: ClassVar[str] = "qps"
-    title: ClassVar[str] = "1e6/QPS per server core"
-    short: ClassVar[str] = "1/QPS"
-    blind_to: ClassVar[str] = (
+    name: str = "qps"
+    title: str = "1e6/QPS per server core"
+    short: str = "1/QPS"
+    blind_to: str = (
         "a closed loop's limits: it moves with anything that slows wrk or the scheduler, "
         "and on gunicorn's sync worker with the TCP handshake of every request"
     )
