@@ -288,6 +288,28 @@ def run_k6(
     """k6 at `rate` requests a second for `duration` seconds against `url`, pinned to `cpus`;
     its summary kept at `summary` when given; with `samples`, every request's latency in the
     result's histogram. K6Error when k6 cannot run or says nothing."""
+    _check_rate(rate)
+    binary = resolve_k6(k6)
+    with tempfile.TemporaryDirectory(prefix="mwbench-k6-") as tmp:
+        work = Path(tmp)
+        script = work / "open.js"
+        script.write_text(SCRIPT)
+        out = summary or work / "summary.json"
+        env = _k6_env(rate, duration, request=_request_file(url, request, work), summary=out)
+        csv = work / "samples.csv"
+        command = pinned(_k6_command(binary, script, csv if samples else None), cpus)
+        cpu_s, code = _run(command, env, bound=duration + 60)
+        if not out.exists():
+            raise K6Error(f"k6 exited with code {code} and no summary")
+        result = parse_summary(json.loads(out.read_text()), rate, duration)
+        if samples and csv.exists():
+            result.histogram = Histogram.of(intended_samples(csv))
+    result.k6_cpu_s, result.k6_cpus = cpu_s, len(cpus) if cpus else os.cpu_count() or 1
+    return judge(result)
+
+
+def _check_rate(rate: float) -> None:
+    """UsageError for a rate k6 cannot be given."""
     if rate != round(rate) or rate < 1:
         # k6 refuses a fractional rate as an invalid configuration, with no summary.
         raise UsageError(f"k6 sends whole requests a second, not {rate:g}", param="rates")
@@ -297,47 +319,38 @@ def run_k6(
             f"core here): give at most {MAX_RATE:,}",
             param="rates",
         )
-    binary = resolve_k6(k6)
-    with tempfile.TemporaryDirectory(prefix="mwbench-k6-") as tmp:
-        work = Path(tmp)
-        script = work / "open.js"
-        script.write_text(SCRIPT)
-        out = summary or work / "summary.json"
-        env = {
-            **os.environ,
-            **K6_ENV,
-            "RATE": f"{rate:g}",
-            "DURATION": f"{duration:g}s",
-            "VUS": str(vus_for(rate)),
-            "REQUEST": str(_request_file(url, request, work)),
-            "SUMMARY": str(out),
-            "GOMEMLIMIT": str(memory_limit(rate, duration)),
-        }
-        csv = work / "samples.csv"
-        # Every sample of every metric, a row each: only the status tag, to keep the rows short
-        # (2.4 MB for 4,000 requests against 6.1 MB with k6's default tags).
-        kept = ["--out", f"csv={csv}", "--system-tags", "status"] if samples else []
-        command = pinned(
-            [
-                binary,
-                "run",
-                "-q",
-                "--no-color",
-                "--log-output=none",
-                "--address=",
-                *kept,
-                str(script),
-            ],
-            cpus,
-        )
-        cpu_s, code = _run(command, env, bound=duration + 60)
-        if not out.exists():
-            raise K6Error(f"k6 exited with code {code} and no summary")
-        result = parse_summary(json.loads(out.read_text()), rate, duration)
-        if samples and csv.exists():
-            result.histogram = Histogram.of(intended_samples(csv))
-    result.k6_cpu_s, result.k6_cpus = cpu_s, len(cpus) if cpus else os.cpu_count() or 1
-    return judge(result)
+
+
+def _k6_env(rate: float, duration: float, *, request: Path, summary: Path) -> dict[str, str]:
+    """The environment SCRIPT reads its settings from: the rate, the duration, the request
+    (a JSON file) and where to write its summary."""
+    return {
+        **os.environ,
+        **K6_ENV,
+        "RATE": f"{rate:g}",
+        "DURATION": f"{duration:g}s",
+        "VUS": str(vus_for(rate)),
+        "REQUEST": str(request),
+        "SUMMARY": str(summary),
+        "GOMEMLIMIT": str(memory_limit(rate, duration)),
+    }
+
+
+def _k6_command(binary: str, script: Path, csv: Path | None) -> list[str]:
+    """k6 running `script` quietly; with `csv`, every sample written there."""
+    # Every sample of every metric, a row each: only the status tag, to keep the rows short
+    # (2.4 MB for 4,000 requests against 6.1 MB with k6's default tags).
+    kept = ["--out", f"csv={csv}", "--system-tags", "status"] if csv is not None else []
+    return [
+        binary,
+        "run",
+        "-q",
+        "--no-color",
+        "--log-output=none",
+        "--address=",
+        *kept,
+        str(script),
+    ]
 
 
 def run_k6_kept(url: str, *, tries: int = TRIES, **asked: Any) -> RateResult:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -19,6 +20,9 @@ _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+|nan|inf))"
 _TIME_RE = re.compile(_NUMBER + r"(us|ms|s|m|h)$", re.IGNORECASE)
 _METRIC_RE = re.compile(_NUMBER + r"([kMG]?)$")
 
+# "Running 10s test @ URL": the URL is what follows the first " @ ", if any.
+_RUNNING_RE = re.compile(r"^Running (?:.*? @ (.*))?")
+_DISTRIBUTION_RE = re.compile("Latency Distribution")
 _THREADS_RE = re.compile(r"^\s*(\d+) threads and (\d+) connections")
 _LATENCY_RE = re.compile(r"^\s*Latency\s+(\S+)\s+(\S+)\s+(\S+)")
 _PERCENTILE_RE = re.compile(r"^\s*(50|75|90|99)%\s+(\S+)")
@@ -192,34 +196,56 @@ def actual_connections(connections: int, threads: int) -> int:
 def _scan(text: str) -> dict[str, Any]:
     """What wrk's summary says, line by line, by the WrkResult field each line fills."""
     found: dict[str, Any] = {"url": "", "threads": 0, "requested": 0, "requests": 0}
+    # A percentile line counts only under the "Latency Distribution" heading, which ends at the
+    # requests line.
     in_distribution = False
     for line in text.splitlines():
-        if line.startswith("Running "):
-            found["url"] = line.partition(" @ ")[2].strip()
-        elif match := _THREADS_RE.match(line):
-            found["threads"], found["requested"] = int(match.group(1)), int(match.group(2))
-        elif "Latency Distribution" in line:
-            in_distribution = True
-        elif in_distribution and (match := _PERCENTILE_RE.match(line)):
-            found[f"p{match.group(1)}_ms"] = _finite(parse_time_ms(match.group(2)))
-        elif match := _LATENCY_RE.match(line):
-            for name, value in zip(("avg", "stdev", "max"), match.groups(), strict=True):
-                found[f"latency_{name}_ms"] = _finite(parse_time_ms(value))
-        elif match := _REQUESTS_RE.match(line):
-            in_distribution = False
-            found["requests"] = int(match.group(1))
-            found["measured"] = parse_time_ms(match.group(2)) / 1e3
-            found["bytes_read"] = parse_bytes(match.group(3)) if match.group(3) else None
-        elif match := _SOCKET_RE.search(line):
-            for kind, value in zip(
-                ("connect", "read", "write", "timeout"), match.groups(), strict=True
-            ):
-                found[f"errors_{kind}"] = int(value)
-        elif match := _NON2XX_RE.search(line):
-            found["non2xx3xx"] = int(match.group(1))
-        elif match := _QPS_RE.match(line):
-            found["qps"] = _finite(parse_metric(match.group(1))) or 0.0
+        for pattern, read in _LINES:
+            if pattern is _PERCENTILE_RE and not in_distribution:
+                continue
+            if match := pattern.search(line):
+                found.update(read(match))
+                if pattern is _DISTRIBUTION_RE or pattern is _REQUESTS_RE:
+                    in_distribution = pattern is _DISTRIBUTION_RE
+                break  # a line fills one thing, the first of _LINES it matches
     return found
+
+
+def _latency(match: re.Match[str]) -> dict[str, Any]:
+    return {
+        f"latency_{name}_ms": _finite(parse_time_ms(value))
+        for name, value in zip(("avg", "stdev", "max"), match.groups(), strict=True)
+    }
+
+
+def _requests(match: re.Match[str]) -> dict[str, Any]:
+    return {
+        "requests": int(match.group(1)),
+        "measured": parse_time_ms(match.group(2)) / 1e3,
+        "bytes_read": parse_bytes(match.group(3)) if match.group(3) else None,
+    }
+
+
+def _socket_errors(match: re.Match[str]) -> dict[str, Any]:
+    return {
+        f"errors_{kind}": int(value)
+        for kind, value in zip(("connect", "read", "write", "timeout"), match.groups(), strict=True)
+    }
+
+
+# Each line of wrk's summary, by its pattern, and the fields it fills (in the order _scan tries
+# them: the first that matches a line reads it).
+_LINES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], dict[str, Any]]], ...] = (
+    (_RUNNING_RE, lambda match: {"url": (match.group(1) or "").strip()}),
+    (_THREADS_RE, lambda match: {"threads": int(match[1]), "requested": int(match[2])}),
+    (_DISTRIBUTION_RE, lambda match: {}),
+    (_PERCENTILE_RE, lambda match: {f"p{match[1]}_ms": _finite(parse_time_ms(match[2]))}),
+    (_LATENCY_RE, _latency),
+    (_REQUESTS_RE, _requests),
+    (_SOCKET_RE, _socket_errors),
+    (_NON2XX_RE, lambda match: {"non2xx3xx": int(match[1])}),
+    (_QPS_RE, lambda match: {"qps": _finite(parse_metric(match[1])) or 0.0}),
+)
 
 
 def parse_wrk_output(
