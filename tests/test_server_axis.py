@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
-from harness.load.wrk import run_wrk
+from harness.load.wrk import WrkLoad, run_wrk
 from harness.machine.cpus import plan
 from harness.machine.environment import PACKAGES
 from harness.measures.server_cpu import cpu_probe
@@ -124,9 +124,10 @@ def test_cpu_time_is_counted_over_granians_whole_tree(tmp_path: Path) -> None:
         before = (cpu(supervisor), cpu(worker))
         finish = cpu_probe(started)(16)
         load = run_wrk(
-            started.url + "/healthz", connections=16, threads=1, duration=1, timeout=5,
+            started.url + "/healthz",
+            WrkLoad(connections=16, threads=1, duration=1, timeout=5),
             cpus=cpus.load,
-        )  # fmt: skip
+        )
         probed = finish()
         on_supervisor, on_worker = cpu(supervisor) - before[0], cpu(worker) - before[1]
     assert load.is_ok and load.requests > 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.load.wrk import WrkError, resolve_wrk, run_wrk, wrk_command
+from harness.load.wrk import WrkError, WrkLoad, resolve_wrk, run_wrk, wrk_command
 from harness.load.wrk_output import (
     WrkParseError,
     WrkResult,
@@ -175,12 +175,18 @@ def test_run_clamps_threads_and_records_connections(
 ) -> None:
     _fake(monkeypatch, "*=flask_latency")
     monkeypatch.setenv("FAKE_WRK_LOG", str(tmp_path / "log"))
-    r = run_wrk("http://127.0.0.1:1/", connections=2, threads=8, duration=1, timeout=1,
-                wrk=FAKE_WRK)  # fmt: skip
+    r = run_wrk(
+        "http://127.0.0.1:1/",
+        WrkLoad(connections=2, threads=8, duration=1, timeout=1),
+        wrk=FAKE_WRK,
+    )
     assert "-t2" in (tmp_path / "log").read_text().split()
     assert (r.threads, r.connections, r.concurrency) == (2, 2, 2)
-    r = run_wrk("http://127.0.0.1:1/", connections=200, threads=3, duration=1, timeout=1,
-                wrk=FAKE_WRK)  # fmt: skip
+    r = run_wrk(
+        "http://127.0.0.1:1/",
+        WrkLoad(connections=200, threads=3, duration=1, timeout=1),
+        wrk=FAKE_WRK,
+    )
     assert r.connections == 198
 
 
@@ -196,8 +202,11 @@ def test_wrk_errors_become_failed_results(
     monkeypatch: pytest.MonkeyPatch, capture_name: str, reason: str
 ) -> None:
     _fake(monkeypatch, f"*={capture_name}")
-    r = run_wrk("http://127.0.0.1:1/", connections=4, threads=1, duration=1, timeout=1,
-                wrk=FAKE_WRK)  # fmt: skip
+    r = run_wrk(
+        "http://127.0.0.1:1/",
+        WrkLoad(connections=4, threads=1, duration=1, timeout=1),
+        wrk=FAKE_WRK,
+    )
     assert r.status == "failed"
     assert reason in r.reason
     assert r.requests == 0 and r.success_pct == 0.0
@@ -205,8 +214,11 @@ def test_wrk_errors_become_failed_results(
 
 def test_missing_wrk_stops_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(WrkError, match="not found"):
-        run_wrk("http://127.0.0.1:1/", connections=1, threads=1, duration=1, timeout=1,
-                wrk=str(tmp_path / "nope"))  # fmt: skip
+        run_wrk(
+            "http://127.0.0.1:1/",
+            WrkLoad(connections=1, threads=1, duration=1, timeout=1),
+            wrk=str(tmp_path / "nope"),
+        )
     monkeypatch.setenv("HARNESS_WRK", str(tmp_path / "nope"))
     with pytest.raises(WrkError, match="HARNESS_WRK"):
         resolve_wrk()

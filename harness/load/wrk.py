@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import RunError
@@ -91,36 +92,73 @@ def _error_reason(stdout: str, stderr: str, returncode: int) -> str:
     return f"wrk exited with code {returncode}"
 
 
+@dataclass(frozen=True, kw_only=True)
+class WrkLoad:
+    """What one wrk run is asked for: `connections` over `threads` (both at least 1, and no more
+    threads than connections, whatever is asked) for `duration` seconds, each request given up
+    after `timeout`; `latency`: wrk's percentiles too; `script`: a wrk script sending the
+    request, when it is not a plain GET."""
+
+    connections: int
+    threads: int
+    duration: float
+    timeout: float
+    latency: bool = True
+    script: str | None = None
+
+
 def run_wrk(
-    url: str,
-    *,
-    connections: int,
-    threads: int,
-    duration: float,
-    timeout: float,
-    wrk: str = "wrk",
-    cpus: tuple[int, ...] | None = None,
-    latency: bool = True,
-    script: str | None = None,
+    url: str, load: WrkLoad, *, wrk: str = "wrk", cpus: tuple[int, ...] | None = None
 ) -> WrkResult:
     """Run wrk once. wrk's own errors (bad URL, refused connection, c < threads, ...) give a
     failed result with the reason; WrkError if wrk cannot be run at all."""
-    connections = max(1, connections)
-    threads = max(1, min(threads, connections))
+    connections = max(1, load.connections)
+    threads = max(1, min(load.threads, connections))
+    duration = load.duration
     _check_runnable(wrk)
     command = wrk_command(
         url,
         connections=connections,
         threads=threads,
         duration=duration,
-        timeout=timeout,
+        timeout=load.timeout,
         wrk=wrk,
-        latency=latency,
-        script=script,
+        latency=load.latency,
+        script=load.script,
     )
     command = pinned(command, cpus)
     # wrk ends by itself after -d; this bound is for a wrk that hangs.
-    limit = wrk_seconds(duration) + wrk_seconds(timeout) + 30
+    limit = wrk_seconds(duration) + wrk_seconds(load.timeout) + 30
+    proc = _start(command)
+    try:
+        stdout, stderr = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        return _failed(
+            command, url, connections, threads, duration, f"wrk did not finish in {limit}s"
+        )
+    except BaseException:
+        _kill(proc)
+        raise
+    if proc.returncode != 0:
+        reason = _error_reason(stdout, stderr, proc.returncode)
+        return _failed(command, url, connections, threads, duration, reason)
+    result = parse_wrk_output(
+        stdout, command=command, concurrency=connections, duration_s=wrk_seconds(duration)
+    )
+    # What we asked for is what ran; wrk's banner can only confirm it.
+    result.url = result.url or url
+    result.threads = threads
+    result.connections = actual_connections(connections, threads)
+    if result.status == "failed" and stderr.strip():
+        result.reason += "; " + _error_reason("", stderr, proc.returncode)
+    return result
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    """wrk started as `command` says, in its own session, dying with us; WrkError if it cannot
+    be. A Ctrl-C held back while it starts is raised here, once it has started (and can be
+    stopped by the caller)."""
     # A Ctrl-C landing inside Popen, after the fork, would leave a wrk running that we hold no
     # handle to: hold SIGINT/SIGTERM back until `proc` exists (wrk inherits the mask, harmlessly:
     # we only ever stop it with SIGKILL, and a terminal's Ctrl-C never reaches its session).
@@ -146,28 +184,10 @@ def run_wrk(
         raise
     try:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held Ctrl-C is raised here
-        stdout, stderr = proc.communicate(timeout=limit)
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        return _failed(
-            command, url, connections, threads, duration, f"wrk did not finish in {limit}s"
-        )
     except BaseException:
         _kill(proc)
         raise
-    if proc.returncode != 0:
-        reason = _error_reason(stdout, stderr, proc.returncode)
-        return _failed(command, url, connections, threads, duration, reason)
-    result = parse_wrk_output(
-        stdout, command=command, concurrency=connections, duration_s=wrk_seconds(duration)
-    )
-    # What we asked for is what ran; wrk's banner can only confirm it.
-    result.url = result.url or url
-    result.threads = threads
-    result.connections = actual_connections(connections, threads)
-    if result.status == "failed" and stderr.strip():
-        result.reason += "; " + _error_reason("", stderr, proc.returncode)
-    return result
+    return proc
 
 
 def counting_script(request_lua: str, count: int, marker: Path) -> str:

@@ -38,7 +38,7 @@ from harness.experiments.profile.top import TopRow, format_top, top_cum
 from harness.experiments.profile.waiting import format_waiting, split_waiting, waiting_leaves
 from harness.load.limits import raise_fd_limit
 from harness.load.settings import LoadSettings
-from harness.load.wrk import resolve_wrk, run_wrk
+from harness.load.wrk import WrkLoad, resolve_wrk, run_wrk
 from harness.load.wrk_output import WrkResult
 from harness.machine.cpus import CpuPlan
 from harness.serving.servers import RunningServer, running
@@ -277,13 +277,15 @@ def _under_load(plan: ProfilePlan, started: RunningServer, pid: int) -> tuple[Wr
     try:
         load = run_wrk(
             started.url + plan.load.asked.path,
-            connections=plan.load.levels[0],
-            threads=len(plan.load.cpus) if plan.load.cpus else 1,
-            duration=plan.lead_in + duration + _TAIL,
-            timeout=plan.load.timeout,
+            WrkLoad(
+                connections=plan.load.levels[0],
+                threads=len(plan.load.cpus) if plan.load.cpus else 1,
+                duration=plan.lead_in + duration + _TAIL,
+                timeout=plan.load.timeout,
+                script=str(script) if script else None,
+            ),
             wrk=plan.wrk,
             cpus=plan.load.cpus,
-            script=str(script) if script else None,
         )
         thread.join(duration + 35)
     finally:

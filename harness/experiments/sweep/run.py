@@ -24,7 +24,14 @@ from harness.load.datfile import append_row, truncate_to, write_rows
 from harness.load.limits import fd_shortfall
 from harness.load.results import ResultError, SweepResult, dat_row
 from harness.load.settings import LoadSettings
-from harness.load.wrk import WrkError, counting_script, run_counted, run_wrk, wrk_version
+from harness.load.wrk import (
+    WrkError,
+    WrkLoad,
+    counting_script,
+    run_counted,
+    run_wrk,
+    wrk_version,
+)
 from harness.load.wrk_output import WrkResult
 from harness.machine.environment import environment as machine_environment
 
@@ -150,17 +157,15 @@ def _reporter(progress: bool | Reporter) -> Reporter:
 
 def _run_wrk(plan: SweepPlan, concurrency: int, duration: float, latency: bool) -> WrkResult:
     script = plan.script
-    return run_wrk(
-        plan.url,
+    load = WrkLoad(
         connections=concurrency,
         threads=plan.threads_for(concurrency),
         duration=duration,
         timeout=plan.load.timeout,
-        wrk=plan.wrk,
-        cpus=plan.load.cpus,
         latency=latency,
         script=str(script) if script is not None else None,
     )
+    return run_wrk(plan.url, load, wrk=plan.wrk, cpus=plan.load.cpus)
 
 
 def warm_up(plan: SweepPlan, pending: list[int], reporter: Reporter) -> None:
