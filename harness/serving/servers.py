@@ -63,10 +63,6 @@ class ServerConfig:
         return self.serving.worker_class or self.serving.name
 
     @property
-    def uses_sync_worker(self) -> bool:
-        return self.serving.name == "gunicorn-sync"
-
-    @property
     def log_output(self) -> str:
         return self.settings.log_output or "null"
 
@@ -238,6 +234,7 @@ def killed_cpu_seconds() -> float:
 
 @atexit.register
 def stop_all() -> None:
+    """The exit hook: stop every server still running, whatever ended the command."""
     for server in list(_LIVE):
         server.stop()
 
@@ -284,38 +281,16 @@ def start_server(
     sock = bind_socket(settings.host, settings.port)
     bound_port = sock.getsockname()[1]
     stderr_path = None
-    stdout = stderr = None
+    output = None  # the server's stdout and stderr: the terminal's, or a log file
     if capture_output:
-        handle, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
+        output, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
         stderr_path = Path(name)
-        stdout = stderr = handle
-    env = {
-        **os.environ,
-        **dict(settings.env),  # a variant's; the harness's own variables below always win
-        **app_environment(config),
-        **environment_for(settings.python),
-    }
-    env["PYTHONUNBUFFERED"] = "1"
     try:
-        process = subprocess.Popen(
-            # SIGTERM if the harness dies: gunicorn then stops its workers itself. The kernel
-            # sends it when the *thread* calling this exits: the harness starts servers from its
-            # main thread; an API caller must start them from a thread that outlives them.
-            dies_with_us(
-                pinned(server_command(config, sock.fileno()), settings.cpus),
-                config.serving.stop_signal,
-            ),
-            pass_fds=(sock.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            start_new_session=True,  # its own process group, out of reach of the terminal's ^C
-        )
+        process = _spawn(config, sock, output)
     finally:
         sock.close()  # the server holds its own copy
-        if capture_output and stdout is not None:
-            os.close(stdout)
+        if output is not None:
+            os.close(output)
     started = RunningServer(config, process, settings.host, bound_port, stderr_path)
     _LIVE.add(started)
     try:
@@ -327,6 +302,35 @@ def start_server(
             stderr_path.unlink(missing_ok=True)
         raise
     return started
+
+
+def _spawn(
+    config: ServerConfig, sock: socket.socket, output: int | None
+) -> subprocess.Popen[bytes]:
+    """The server's process, serving on `sock`, writing to `output` (a file descriptor; None:
+    this process's own stdout and stderr)."""
+    env = {
+        **os.environ,
+        **dict(config.settings.env),  # a variant's; the harness's own variables below always win
+        **app_environment(config),
+        **environment_for(config.settings.python),
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        # SIGTERM if the harness dies: gunicorn then stops its workers itself. The kernel sends
+        # it when the *thread* calling this exits: the harness starts servers from its main
+        # thread; an API caller must start them from a thread that outlives them.
+        dies_with_us(
+            pinned(server_command(config, sock.fileno()), config.settings.cpus),
+            config.serving.stop_signal,
+        ),
+        pass_fds=(sock.fileno(),),
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        env=env,
+        start_new_session=True,  # its own process group, out of reach of the terminal's ^C
+    )
 
 
 def wait_ready(server: RunningServer, timeout: float) -> None:
