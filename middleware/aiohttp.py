@@ -174,12 +174,14 @@ def dump(log_output: str) -> Middleware:
                 shown = response.body
             return core.dump_entry(
                 request_id=core.current_request_id(),
-                method=request.method,
-                path=request.path,
-                query=request.query_string,
-                request_headers=request.headers.items(),
-                request_body=body,
-                request_size=len(body),
+                request=core.DumpedRequest(
+                    method=request.method,
+                    path=request.path,
+                    query=request.query_string,
+                    headers=request.headers.items(),
+                    body=body,
+                    size=len(body),
+                ),
                 status=None if response is None else response.status,
                 response_headers=() if response is None else response.headers.items(),
                 response_body=shown,

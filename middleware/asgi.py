@@ -262,12 +262,14 @@ class DumpMiddleware:
             self._write(
                 core.dump_entry(
                     request_id=core.current_request_id(),
-                    method=scope["method"],
-                    path=scope["path"],
-                    query=scope.get("query_string", b"").decode("latin-1"),
-                    request_headers=_decode(scope["headers"]),
-                    request_body=request_body.data(),
-                    request_size=request_body.size,
+                    request=core.DumpedRequest(
+                        method=scope["method"],
+                        path=scope["path"],
+                        query=scope.get("query_string", b"").decode("latin-1"),
+                        headers=_decode(scope["headers"]),
+                        body=request_body.data(),
+                        size=request_body.size,
+                    ),
                     status=status if error is None else None,
                     response_headers=_decode(response_headers),
                     response_body=response_body.data(),

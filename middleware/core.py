@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 # --------------------------------------------------------------------------------------------------
@@ -339,15 +340,23 @@ class BodyCapture:
         return b"".join(self.chunks)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DumpedRequest:
+    """The request as a dump entry shows it: `body` is the start of a body of `size` bytes (all
+    of it, or at least DUMP_BODY_CAP)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Iterable[tuple[str, str]]
+    body: bytes
+    size: int
+
+
 def dump_entry(
     *,
     request_id: str,
-    method: str,
-    path: str,
-    query: str,
-    request_headers: Iterable[tuple[str, str]],
-    request_body: bytes,
-    request_size: int,
+    request: DumpedRequest,
     status: int | None,
     response_headers: Iterable[tuple[str, str]],
     response_body: bytes,
@@ -356,12 +365,12 @@ def dump_entry(
 ) -> str:
     """One dump entry: a header line carrying the request id, then the pretty JSON document.
     `status` None: no response was produced (an exception went past); `error` names it."""
-    request: dict[str, Any] = {
-        "method": method,
-        "path": path,
-        "query": query,
-        "headers": dump_headers(request_headers),
-        **dump_body(request_body, request_size),
+    shown_request: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.query,
+        "headers": dump_headers(request.headers),
+        **dump_body(request.body, request.size),
     }
     response: dict[str, Any] | None = None
     if status is not None:
@@ -370,7 +379,11 @@ def dump_entry(
             "headers": dump_headers(response_headers),
             **dump_body(response_body, response_size),
         }
-    document: dict[str, Any] = {"request_id": request_id, "request": request, "response": response}
+    document: dict[str, Any] = {
+        "request_id": request_id,
+        "request": shown_request,
+        "response": response,
+    }
     if error is not None:
         document["error"] = type(error).__name__
     # indent + sort_keys is the point of this middleware (gin-dump's beautifying), and its cost.

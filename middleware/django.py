@@ -178,12 +178,14 @@ class DumpMiddleware(_Middleware):
         self._write(
             core.dump_entry(
                 request_id=core.current_request_id(),
-                method=request.method or "",
-                path=request.path,
-                query=request.META.get("QUERY_STRING", ""),
-                request_headers=request.headers.items(),
-                request_body=state,
-                request_size=len(state),
+                request=core.DumpedRequest(
+                    method=request.method or "",
+                    path=request.path,
+                    query=request.META.get("QUERY_STRING", ""),
+                    headers=request.headers.items(),
+                    body=state,
+                    size=len(state),
+                ),
                 status=response.status_code,
                 response_headers=response.items(),
                 response_body=shown,

@@ -254,12 +254,14 @@ class DumpMiddleware:
             self._write(
                 core.dump_entry(
                     request_id=core.current_request_id(),
-                    method=environ.get("REQUEST_METHOD", ""),
-                    path=core.wsgi_path(environ.get("PATH_INFO", "")),
-                    query=environ.get("QUERY_STRING", ""),
-                    request_headers=core.wsgi_request_headers(environ),
-                    request_body=request_body,
-                    request_size=len(request_body),
+                    request=core.DumpedRequest(
+                        method=environ.get("REQUEST_METHOD", ""),
+                        path=core.wsgi_path(environ.get("PATH_INFO", "")),
+                        query=environ.get("QUERY_STRING", ""),
+                        headers=core.wsgi_request_headers(environ),
+                        body=request_body,
+                        size=len(request_body),
+                    ),
                     status=status if error is None else None,
                     response_headers=response_headers,
                     response_body=body,

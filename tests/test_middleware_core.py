@@ -230,6 +230,17 @@ def test_cors_headers() -> None:
 # dump
 
 
+# DumpedRequest's fields, by the names _dump's keyword arguments give them
+_REQUEST_PARTS = {
+    "method": "method",
+    "path": "path",
+    "query": "query",
+    "headers": "request_headers",
+    "body": "request_body",
+    "size": "request_size",
+}
+
+
 def _dump(**overrides: object) -> tuple[str, dict[str, object]]:
     arguments: dict[str, object] = {
         "request_id": "rid-1",
@@ -245,7 +256,10 @@ def _dump(**overrides: object) -> tuple[str, dict[str, object]]:
         "response_size": 16,
     }
     arguments.update(overrides)
-    entry = core.dump_entry(**arguments)  # type: ignore[arg-type]
+    request = core.DumpedRequest(
+        **{part: arguments.pop(name) for part, name in _REQUEST_PARTS.items()}  # type: ignore[arg-type]
+    )
+    entry = core.dump_entry(request=request, **arguments)  # type: ignore[arg-type]
     header, _, document = entry.partition("\n")
     assert header.endswith(f" dump request_id={arguments['request_id']}")
     return document, json.loads(document)
