@@ -15,7 +15,13 @@ from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
 from harness.cli.rules import open_model, rate_option, slo_options
 from harness.errors import UsageError
-from harness.experiments.sweep.plan import DEFAULT_NAME, DEFAULT_OUT_DIR, DEFAULT_PRESET, PRESETS
+from harness.experiments.sweep.plan import (
+    DEFAULT_NAME,
+    DEFAULT_OUT_DIR,
+    DEFAULT_PRESET,
+    PRESETS,
+    SweepRequest,
+)
 
 if TYPE_CHECKING:
     from harness.load.results import SweepResult
@@ -208,40 +214,32 @@ def run(
             ),
             soft_wrap=True,
         )
-    result = _sweep(url, name, out_dir, load, resume=resume, preset=preset, remote=allow_remote)
+    request = SweepRequest(
+        url=url,
+        name=name,
+        out_dir=out_dir,
+        load=load,
+        resume=resume,
+        meta={"command": "run", "preset": preset, "allow_remote": allow_remote},
+        allow_remote=allow_remote,
+    )
+    result = _sweep(request)
     if charts:
         _draw(result)
     _show_sweep(result, started)
 
 
-def _sweep(
-    url: str,
-    name: str,
-    out_dir: Path,
-    load: LoadSettings,
-    *,
-    resume: bool,
-    preset: str | None,
-    remote: bool,
-) -> SweepResult:
+def _sweep(request: SweepRequest) -> SweepResult:
     from harness.experiments.sweep.progress import RichReporter
     from harness.experiments.sweep.run import sweep
 
     try:
-        return sweep(
-            url=url,
-            name=name,
-            out_dir=out_dir,
-            load=load,
-            resume=resume,
-            progress=RichReporter(console),
-            meta={"command": "run", "preset": preset, "allow_remote": remote},
-            allow_remote=remote,
-        )
+        return sweep(request, progress=RichReporter(console))
     except KeyboardInterrupt:
+        kept = Path(request.out_dir) / request.name
         console.print(
-            f"\n[yellow]interrupted[/]: the finished levels are in {out_dir / name}.dat and "
-            f"{out_dir / name}.json; continue with --resume"
+            f"\n[yellow]interrupted[/]: the finished levels are in {kept}.dat and "
+            f"{kept}.json; continue with --resume"
         )
         sys.exit(130)
 

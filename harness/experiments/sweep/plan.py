@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,20 +202,27 @@ class SweepPlan:
         }
 
 
-def plan_sweep(
-    *,
-    url: str,
-    name: str = DEFAULT_NAME,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    load: LoadSettings = DEFAULT_LOAD,
-    resume: bool = False,
-    meta: dict[str, Any] | None = None,
-    probe: Probe | None = None,
-    allow_remote: bool = False,
-) -> SweepPlan:
+@dataclass(frozen=True, kw_only=True)
+class SweepRequest:
+    """What a sweep is asked to run, as given: built once (the CLI builds it from its options)
+    and taken whole by plan_sweep, which checks and resolves it. What each field means:
+    harness.experiments.sweep.run.sweep."""
+
+    url: str
+    name: str = DEFAULT_NAME
+    out_dir: Path | str = DEFAULT_OUT_DIR
+    load: LoadSettings = DEFAULT_LOAD
+    resume: bool = False
+    meta: Mapping[str, Any] | None = None
+    probe: Probe | None = None
+    allow_remote: bool = False
+
+
+def plan_sweep(request: SweepRequest) -> SweepPlan:
     """Check everything a sweep needs before anything runs: SweepError (a UsageError) for bad
     settings, WrkError without a wrk, OutputError for a directory that cannot be written."""
-    check_url(url, allow_remote=allow_remote)
+    url, name, load = request.url, request.name, request.load
+    check_url(url, allow_remote=request.allow_remote)
     check_name(name)
     levels = check_levels(load.levels)
     if load.duration <= 0:
@@ -229,8 +236,17 @@ def plan_sweep(
     if load.requests is not None and load.requests < 1:
         raise SweepError("requests must be at least 1", param="requests")
     wrk = resolve_wrk(load.wrk)
-    out = Path(out_dir)
+    out = Path(request.out_dir)
     check_out_dir(out)
     return SweepPlan(
-        url, name, out, load, wrk, levels, raise_fd_limit(), resume, dict(meta or {}), probe
+        url,
+        name,
+        out,
+        load,
+        wrk,
+        levels,
+        raise_fd_limit(),
+        request.resume,
+        dict(request.meta or {}),
+        request.probe,
     )

@@ -14,9 +14,9 @@ from harness.experiments.sweep.plan import (
     DEFAULT_NAME,
     DEFAULT_OUT_DIR,
     OutputError,
-    Probe,
     SweepError,
     SweepPlan,
+    SweepRequest,
     plan_sweep,
 )
 from harness.experiments.sweep.progress import NullReporter, Reporter
@@ -247,22 +247,21 @@ def run_levels(plan: SweepPlan, result: SweepResult, reporter: Reporter) -> Swee
 
 
 def sweep(
+    request: SweepRequest | None = None,
+    /,
     *,
-    url: str,
-    name: str = DEFAULT_NAME,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    load: LoadSettings = DEFAULT_LOAD,
-    resume: bool = False,
     progress: bool | Reporter = True,
-    meta: dict[str, Any] | None = None,
-    probe: Probe | None = None,
-    allow_remote: bool = False,
+    **fields: Any,
 ) -> SweepResult:
-    """Warm up (discarded), then run wrk at each level of `load` in order. Each finished level
-    is appended to NAME.dat and NAME.json is rewritten, so Ctrl-C keeps them and `resume=True`
-    runs only the levels not yet recorded. A level that fails is recorded with its reason and
-    the sweep goes on. wrk's threads (`load.threads`, None: one per CPU wrk may use) are never
-    more than the connections.
+    """Warm up (discarded), then run wrk at each level of `request.load` in order, against
+    `request.url`. Without a request, its fields are given as keywords:
+    `sweep(url="http://127.0.0.1:8000/healthz", name="flask")`. `progress`: a Reporter, or
+    True for the terminal's (False: none).
+
+    Each finished level is appended to NAME.dat (`name`, in `out_dir`) and NAME.json is
+    rewritten, so Ctrl-C keeps them and `resume=True` runs only the levels not yet recorded. A
+    level that fails is recorded with its reason and the sweep goes on. wrk's threads
+    (`load.threads`, None: one per CPU wrk may use) are never more than the connections.
 
     `load.request`, when it is not a plain GET of `url`, is sent through a wrk script, NAME.lua.
 
@@ -275,16 +274,11 @@ def sweep(
     In steps: plan_sweep (check and resolve), start_result (fresh or resumed files), run_levels.
     Raises SweepError or WrkError before anything runs; OutputError if the results cannot be
     written (the finished levels stay in both files); KeyboardInterrupt after saving."""
-    plan = plan_sweep(
-        url=url,
-        name=name,
-        out_dir=out_dir,
-        load=load,
-        resume=resume,
-        meta=meta,
-        probe=probe,
-        allow_remote=allow_remote,
-    )
+    if request is None:
+        request = SweepRequest(**fields)
+    elif fields:
+        raise TypeError(f"sweep() takes a request or its fields, not both: {sorted(fields)}")
+    plan = plan_sweep(request)
     return run_levels(plan, start_result(plan), _reporter(progress))
 
 
@@ -296,6 +290,7 @@ __all__ = [
     "OutputError",
     "SweepError",
     "SweepPlan",
+    "SweepRequest",
     "SweepResult",
     "WrkError",
     "plan_sweep",
