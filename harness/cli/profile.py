@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -46,12 +45,11 @@ from harness.experiments.profile.run import (
     DEFAULT_OUT_DIR,
     DEFAULT_RATE,
     PROFILE_LOAD,
+    ProfileRequest,
     profile,
 )
-from harness.load.settings import LoadSettings
-from harness.serving.settings import ServeSettings
 from harness.serving.variants import parse_variants
-from targets.table import TARGETS, Target
+from targets.table import TARGETS
 
 
 @click.command("profile")
@@ -174,54 +172,36 @@ def profile_command(
     loading = load.replace(levels=(connections,)).settings(
         cpus, request=chosen.request, defaults=PROFILE_LOAD
     )
-    sampling = Sampling(
-        rate=rate, top=top, py_spy=py_spy, nonblocking=nonblocking, gil=gil, lead_in=lead_in
+    request = ProfileRequest(
+        target=chosen.targets[0],
+        stack=chosen.sets[0],
+        serve=serving,
+        load=loading,
+        rate=rate,
+        out_dir=Path(out_dir),
+        top=top,
+        py_spy=py_spy,
+        nonblocking=nonblocking,
+        gil=gil,
+        lead_in=lead_in,
     )
     each = parse_variants(variants) or (None,)
     for variant in each:
-        if variant is not None:
-            console.print(f"variant {variant.name}: {variant.describe()}", soft_wrap=True)
+        if variant is None:
+            _profile_one(request)
+            continue
+        console.print(f"variant {variant.name}: {variant.describe()}", soft_wrap=True)
+        # Several variants: each profile in a directory of its own.
+        out = Path(out_dir) / variant.name if len(each) > 1 else Path(out_dir)
         _profile_one(
-            chosen.targets[0],
-            chosen.sets[0],
-            serving.replace(env=variant.env) if variant else serving,
-            loading,
-            Path(out_dir) / variant.name if variant and len(each) > 1 else Path(out_dir),
-            sampling,
+            dataclasses.replace(request, serve=serving.replace(env=variant.env), out_dir=out)
         )
 
 
-@dataclass(frozen=True, kw_only=True)
-class Sampling:
-    """How py-spy samples, as given."""
-
-    rate: int
-    top: int
-    py_spy: str | None
-    nonblocking: bool
-    gil: bool | None
-    lead_in: float
-
-
-def _profile_one(
-    target: str | Target,
-    stack: tuple[str, ...],
-    serve: ServeSettings,
-    load: LoadSettings,
-    out_dir: Path,
-    sampling: Sampling,
-) -> None:
+def _profile_one(request: ProfileRequest) -> None:
     width = console.width if sys.stdout.isatty() else None
     try:
-        result = profile(
-            target=target,
-            stack=stack,
-            serve=serve,
-            load=load,
-            out_dir=out_dir,
-            echo=lambda line: console.print(line, soft_wrap=True),
-            **dataclasses.asdict(sampling),
-        )
+        result = profile(request, echo=lambda line: console.print(line, soft_wrap=True))
     except KeyboardInterrupt:
         console.print("interrupted: server, wrk and py-spy stopped", soft_wrap=True)
         sys.exit(130)

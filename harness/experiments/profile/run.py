@@ -200,21 +200,28 @@ class ProfilePlan:
         }
 
 
-def plan_profile(
-    *,
-    target: str | Target,
-    stack: tuple[str, ...] = (),
-    serve: ServeSettings = DEFAULT_SERVE,
-    load: LoadSettings = PROFILE_LOAD,
-    rate: int = DEFAULT_RATE,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    top: int = 30,
-    py_spy: str | None = None,
-    nonblocking: bool = False,
-    gil: bool | None = None,
-    lead_in: float = DEFAULT_LEAD_IN,
-) -> ProfilePlan:
+@dataclass(frozen=True, kw_only=True)
+class ProfileRequest:
+    """What a profile is asked for, as given: built once (the CLI builds it from its options)
+    and taken whole by plan_profile, which checks and resolves it. What each field means:
+    harness.experiments.profile.run.profile."""
+
+    target: str | Target
+    stack: tuple[str, ...] = ()
+    serve: ServeSettings = DEFAULT_SERVE
+    load: LoadSettings = PROFILE_LOAD
+    rate: int = DEFAULT_RATE
+    out_dir: Path | str = DEFAULT_OUT_DIR
+    top: int = 30
+    py_spy: str | None = None
+    nonblocking: bool = False
+    gil: bool | None = None
+    lead_in: float = DEFAULT_LEAD_IN
+
+
+def plan_profile(request: ProfileRequest) -> ProfilePlan:
     """Check and resolve a profile: UsageError, WrkError or PySpyError before anything runs."""
+    target, serve, load, rate = request.target, request.serve, request.load, request.rate
     spec = get_target(target) if isinstance(target, str) else target
     if not load.duration > 0:
         raise UsageError(f"duration must be positive: {load.duration:g}s", param="duration")
@@ -224,25 +231,25 @@ def plan_profile(
         serving = spec.server_for(serve.server, serve.worker_class)
     except ServerChoiceError as exc:
         raise UsageError(str(exc), param="server") from None
-    out = Path(out_dir)
+    out = Path(request.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plan = ProfilePlan(
         spec,
-        stack,
+        request.stack,
         serve.replace(workers=1),
         load.replace(duration=float(math.ceil(load.duration))),  # py-spy samples whole seconds
         serving,
         resolve_wrk(load.wrk),
-        resolve_py_spy(py_spy),
+        resolve_py_spy(request.py_spy),
         out,
         rate,
-        top,
-        nonblocking,
+        request.top,
+        request.nonblocking,
         # py-spy takes a thread blocked on a queue or an event for a busy one, so gthread's idle
         # pool (or granian's waiting main thread) would swamp the profile: there, sample only
         # the thread holding the GIL.
-        serving.profile_gil_only if gil is None else gil,
-        lead_in,
+        serving.profile_gil_only if request.gil is None else request.gil,
+        request.lead_in,
     )
     if serve.log_output is None:
         # The benchmarks' default: middleware logs go to a real file, as they would in production.
@@ -362,42 +369,27 @@ def summarize_profile(plan: ProfilePlan, recorded: Recording, load: WrkResult) -
 
 
 def profile(
+    request: ProfileRequest | None = None,
+    /,
     *,
-    target: str | Target,
-    stack: tuple[str, ...] = (),
-    serve: ServeSettings = DEFAULT_SERVE,
-    load: LoadSettings = PROFILE_LOAD,
-    rate: int = DEFAULT_RATE,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    top: int = 30,
-    py_spy: str | None = None,
-    nonblocking: bool = False,
-    gil: bool | None = None,
-    lead_in: float = DEFAULT_LEAD_IN,
     echo: Callable[[str], None] = print,
+    **fields: Any,
 ) -> ProfileResult:
     """Profile `target` with `stack` under wrk load (harness.experiments.profile.render writes
     NAME.collapsed.txt's reading: NAME.svg and NAME.json; NAME = target-stack). `load` is what
     wrk sends, with how many connections (`levels[0]`) and for how long py-spy samples
     (`duration`); a user's app (harness.serving.apps.target_for) has its own layers attributed
-    by name; `serve.server` (default: the target's) is what serves it, with one worker.
+    by name; `serve.server` (default: the target's) is what serves it, with one worker. Without
+    a request, its fields are given as keywords: `profile(target="flask", stack=("all",))`.
 
     In steps: plan_profile, run_profile, summarize_profile. Raises ProfileError (its PySpyError
     and PtracePermissionError when py-spy may not attach), WrkError, ServerError or UsageError,
     with nothing left running."""
-    plan = plan_profile(
-        target=target,
-        stack=stack,
-        serve=serve,
-        load=load,
-        rate=rate,
-        out_dir=out_dir,
-        top=top,
-        py_spy=py_spy,
-        nonblocking=nonblocking,
-        gil=gil,
-        lead_in=lead_in,
-    )
+    if request is None:
+        request = ProfileRequest(**fields)
+    elif fields:
+        raise TypeError(f"profile() takes a request or its fields, not both: {sorted(fields)}")
+    plan = plan_profile(request)
     return summarize_profile(plan, *run_profile(plan, echo=echo))
 
 
@@ -423,6 +415,7 @@ __all__ = [
     "PROFILE_LOAD",
     "ProfileError",
     "ProfilePlan",
+    "ProfileRequest",
     "ProfileResult",
     "PySpyError",
     "plan_profile",
