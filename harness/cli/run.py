@@ -204,16 +204,6 @@ def run(
         cpus=cpus,
     )
     started = time.monotonic()
-    if allow_remote:
-        from harness.experiments.sweep.plan import check_url, remote_announcement
-
-        host = check_url(url, allow_remote=True)
-        console.print(
-            remote_announcement(
-                host=host, levels=load.levels, duration=load.duration, warmup=load.warmup
-            ),
-            soft_wrap=True,
-        )
     request = SweepRequest(
         url=url,
         name=name,
@@ -233,6 +223,8 @@ def _sweep(request: SweepRequest) -> SweepResult:
     from harness.experiments.sweep.progress import RichReporter
     from harness.experiments.sweep.run import sweep
 
+    if request.allow_remote:
+        _announce_remote_load(request)
     try:
         return sweep(request, progress=RichReporter(console))
     except KeyboardInterrupt:
@@ -242,6 +234,20 @@ def _sweep(request: SweepRequest) -> SweepResult:
             f"{kept}.json; continue with --resume"
         )
         sys.exit(130)
+
+
+def _announce_remote_load(request: SweepRequest) -> None:
+    """Say what is about to be sent to a host that is not loopback, before it is sent."""
+    from harness.experiments.sweep.plan import check_url, remote_announcement
+
+    host = check_url(request.url, allow_remote=True)
+    load = request.load
+    console.print(
+        remote_announcement(
+            host=host, levels=load.levels, duration=load.duration, warmup=load.warmup
+        ),
+        soft_wrap=True,
+    )
 
 
 def _draw(result: SweepResult) -> None:
