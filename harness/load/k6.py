@@ -34,6 +34,7 @@ from typing import Any
 
 from harness.errors import RunError, UsageError
 from harness.load.request import Request
+from harness.load.settings import LoadSettings
 from harness.machine.cpus import pinned
 from harness.machine.lifetime import dies_with_us
 from harness.stats.histogram import Histogram
@@ -351,6 +352,35 @@ def _k6_command(binary: str, script: Path, csv: Path | None) -> list[str]:
         *kept,
         str(script),
     ]
+
+
+def rate_label(rate: float) -> str:
+    """A rate as file names and figure names spell it: 1000, 62.5."""
+    return f"{rate:g}"
+
+
+def run_k6_at(
+    url: str,
+    rate: float,
+    load: LoadSettings,
+    *,
+    kept_as: Path,
+    tries: int = TRIES,
+    samples: bool = False,
+) -> RateResult:
+    """k6 at `rate` with `load`'s duration, request and CPUs, its summary kept as
+    KEPT_AS_RATErps.k6.json; run again while k6 itself fell behind (run_k6_kept), up to
+    `tries` runs in all."""
+    return run_k6_kept(
+        url,
+        tries=tries,
+        rate=rate,
+        duration=load.duration,
+        request=load.request,
+        cpus=load.cpus,
+        summary=kept_as.with_name(f"{kept_as.name}_{rate_label(rate)}rps.k6.json"),
+        samples=samples,
+    )
 
 
 def run_k6_kept(url: str, *, tries: int = TRIES, **asked: Any) -> RateResult:

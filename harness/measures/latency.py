@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from harness.errors import UsageError
-from harness.load.k6 import RateResult, resolve_k6, run_k6, run_k6_kept
+from harness.load.k6 import RateResult, rate_label, resolve_k6, run_k6, run_k6_at
 from harness.load.settings import LoadSettings
 from harness.measures.measure import Figure, Measure, Reading
 from harness.serving.servers import RunningServer
@@ -34,10 +34,6 @@ BLIND_TO = (
     "CPU cost (a server that answers in time at this rate may still burn its core), and "
     "latency added by a network between client and server (here: loopback)"
 )
-
-
-def rate_label(rate: float) -> str:
-    return f"{rate:g}"
 
 
 @functools.cache
@@ -109,18 +105,9 @@ class OpenModelLatency(Measure):
         values: dict[str, float] = {}
         samples: dict[str, Histogram] = {}
         for rate in load.rates:
-            summary = out_dir / f"{name}_{rate_label(rate)}rps.k6.json"
             # A round's rate at which k6 itself fell behind is run again (run_k6_kept): the
             # round would otherwise have no latency there, for a stall of the machine.
-            result = run_k6_kept(
-                url,
-                rate=rate,
-                duration=load.duration,
-                request=load.request,
-                cpus=load.cpus,
-                summary=summary,
-                samples=True,
-            )
+            result = run_k6_at(url, rate, load, kept_as=out_dir / name, samples=True)
             values.update(rate_values(result))
             if result.status == "ok" and result.histogram is not None:
                 samples[f"latency@{rate_label(rate)}"] = result.histogram

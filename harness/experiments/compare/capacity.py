@@ -152,8 +152,8 @@ def _capacity_of(
     entry: Entry, plan: ComparePlan, peak: float, limit: float | None, slo: Slo
 ) -> Capacity:
     from harness.experiments.compare.round import served
-    from harness.load.k6 import run_k6
-    from harness.measures.latency import WARMUP_S, rate_label
+    from harness.load.k6 import run_k6, run_k6_at
+    from harness.measures.latency import WARMUP_S
 
     out = plan.out_dir / "capacity"
     out.mkdir(parents=True, exist_ok=True)
@@ -164,17 +164,9 @@ def _capacity_of(
         run_k6(url, rate=warmup, duration=WARMUP_S, request=load.request, cpus=load.cpus)
 
         def probe(rate: float) -> RateResult:
-            summary = out / f"{stem}_{rate_label(rate)}rps.k6.json"
             # Once a rate: retried (run_k6_kept), probes near a server's peak were late with VUs
             # free often enough to make a search 1.5x as long, for a bracket as wide.
-            return run_k6(
-                url,
-                rate=rate,
-                duration=load.duration,
-                request=load.request,
-                cpus=load.cpus,
-                summary=summary,
-            )
+            return run_k6_at(url, rate, load, kept_as=out / stem, tries=1)
 
         return search(probe, slo, peak=peak, limit=limit)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.experiments.compare.capacity import missed_at
-from harness.measures.latency import PERCENTILES, WARMUP_S, rate_label
+from harness.load.k6 import rate_label
+from harness.measures.latency import PERCENTILES, WARMUP_S
 from harness.stats.intervals import Estimate
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ from typing import Any
 
 from harness.errors import RunError
 from harness.experiments.compare.capacity import Capacity, search
-from harness.load.k6 import TRIES, RateResult, run_k6, run_k6_kept
+from harness.load.k6 import TRIES, RateResult, run_k6, run_k6_at
 from harness.load.settings import LoadSettings
-from harness.measures.latency import WARMUP_S, rate_label
+from harness.measures.latency import WARMUP_S
 from harness.measures.slo import Slo
 
 SCHEMA, VERSION = "mwbench.latency", 1
@@ -95,16 +95,7 @@ def open_run(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def at(rate: float, tries: int = TRIES) -> RateResult:
-        path = out_dir / f"{name}_{rate_label(rate)}rps.k6.json"
-        return run_k6_kept(
-            url,
-            rate=rate,
-            duration=load.duration,
-            request=load.request,
-            cpus=load.cpus,
-            summary=path,
-            tries=tries,
-        )
+        return run_k6_at(url, rate, load, kept_as=out_dir / name, tries=tries)
 
     try:
         if load.rate_shares or slo is not None:
