@@ -205,12 +205,12 @@ def get_server(name: str) -> Server:
         raise ServerChoiceError(f"unknown server {name!r}; valid: {', '.join(SERVERS)}") from None
 
 
-def check_serves(server: str, interface: str, target: str) -> Server:
-    chosen = get_server(server)
+def check_serves(server: Server | str, interface: str, target: str) -> Server:
+    chosen = get_server(server) if isinstance(server, str) else server
     if not chosen.serves(interface):
         kind = interface_name(interface)
         raise ServerChoiceError(
-            f"{server} cannot serve {target} ({kind}); valid for {kind}: "
+            f"{chosen.name} cannot serve {target} ({kind}); valid for {kind}: "
             f"{', '.join(servers_for(interface))}"
         )
     return chosen
@@ -230,22 +230,23 @@ def resolve_server(
     target: str,
     interface: str,
     default: str,
-    server: str | None = None,
+    server: Server | None = None,
     worker_class: str | None = None,
 ) -> Server:
-    """The server `target` runs on: `server`, else the one `worker_class` names (WSGI only), else
-    the target's default; ServerChoiceError when they disagree or it cannot serve the target."""
+    """The server `target` runs on: `server` (resolved from its name where it was given), else
+    the one `worker_class` names (WSGI only), else the target's default; ServerChoiceError when
+    they disagree or it cannot serve the target."""
     if worker_class is not None:
         if interface != "wsgi":
             raise ServerChoiceError(
                 f"a worker class applies to WSGI targets only; {target} runs on {default}"
             )
         implied = implied_by_worker_class(worker_class)
-        if server is not None and server != implied:
+        if server is not None and server.name != implied:
             raise ServerChoiceError(
-                f"worker class {worker_class} means server {implied}, not {server}: give one"
+                f"worker class {worker_class} means server {implied}, not {server.name}: give one"
             )
-        server = implied
+        return check_serves(implied, interface, target)
     return check_serves(server or default, interface, target)
 
 

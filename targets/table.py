@@ -31,7 +31,7 @@ class Target:
     def default_server(self) -> Server:
         return get_server(self.server)
 
-    def server_for(self, server: str | None = None, worker_class: str | None = None) -> Server:
+    def server_for(self, server: Server | None = None, worker_class: str | None = None) -> Server:
         """The server this target runs on with `--server` / `--worker-class` (None: the default);
         ServerChoiceError, naming the valid ones, when it cannot."""
         return resolve_server(self.name, self.interface, self.server, server, worker_class)

@@ -25,6 +25,7 @@ from harness.load.settings import LoadSettings
 from harness.machine.cpus import CpuPlan, plan
 from harness.serving.pythons import Python
 from harness.serving.settings import ServeSettings
+from targets.server_table import Server
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -77,8 +78,8 @@ def given(name: str) -> bool:
 class ServeOptions:
     """How to serve, as given; `settings` puts it on the server's CPUs."""
 
-    server: str | None = None
-    servers: tuple[str, ...] | None = None  # --server as an axis
+    server: Server | None = None  # --server, resolved by its option
+    servers: tuple[Server, ...] | None = None  # --server as an axis
     workers: int | None = None
     worker_class: str | None = None
     threads: int | None = None

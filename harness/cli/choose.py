@@ -30,7 +30,12 @@ from middleware.stack import (
     parse_stack,
 )
 from targets.routes import HEALTHZ_PATH
-from targets.server_table import ServerChoiceError, check_serves, implied_by_worker_class
+from targets.server_table import (
+    Server,
+    ServerChoiceError,
+    check_serves,
+    implied_by_worker_class,
+)
 from targets.table import Target, get_target
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -249,20 +254,20 @@ def check_extras(
 
 
 def check_servers(
-    targets: list[str | Target], servers: list[str] | None, worker_class: str | None = None
+    targets: list[str | Target], servers: list[Server] | None, worker_class: str | None = None
 ) -> None:
     """Every server can serve every target, and agrees with --worker-class: else a usage error
     naming the valid ones, before anything starts."""
     try:
-        for name in servers or ():
+        for server in servers or ():
             for target in targets:
                 spec = get_target(target) if isinstance(target, str) else target
-                check_serves(name, spec.interface, spec.name)
+                check_serves(server, spec.interface, spec.name)
     except ServerChoiceError as exc:
         raise click.BadParameter(str(exc), param_hint="'--server'") from None
     if worker_class is not None and servers:
         implied = implied_by_worker_class(worker_class)
-        if servers != [implied]:
+        if [server.name for server in servers] != [implied]:
             raise click.UsageError(
                 f"--worker-class {worker_class} means --server {implied}: give one of the two"
             )
@@ -271,7 +276,7 @@ def check_servers(
 def check_python(
     targets: list[str | Target],
     python: str | None,
-    server: str | None = None,
+    server: Server | None = None,
     worker_class: str | None = None,
 ) -> None:
     """The one environment `--python` names can serve every target on its server: else a
@@ -286,7 +291,7 @@ def check_python(
     serving = {}
     for target in targets:
         spec = get_target(target) if isinstance(target, str) else target
-        contender = Contender(spec, (), "set", server, chosen.name)
+        contender = Contender(spec, (), "set", server.name if server else None, chosen.name)
         serving[contender] = spec.server_for(server, worker_class)
     try:
         check_pythons([chosen], serving)

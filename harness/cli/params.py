@@ -17,7 +17,7 @@ import click
 from harness.load.wrk import ENV_WRK
 from harness.load.wrk_output import parse_duration, parse_metric
 from middleware import sink
-from targets.server_table import SERVERS
+from targets.server_table import SERVERS, Server
 from targets.table import TARGETS, WSGI_WORKERS
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def _comma_list(
     param: click.Parameter | None,
     ctx: click.Context | None,
     valid: Iterable[str],
-) -> list[str]:
+) -> list[Any]:
     """`a,b,a` -> [a, b], each converted by `item`; none at all is an error naming the valid."""
     if isinstance(value, list):
         return value
@@ -199,16 +199,21 @@ class TargetList(TargetName):
 
 
 class ServerName(click.ParamType):
-    """A server of targets.server_table; whether it can serve the target is the command's check
+    """A server of targets.server_table, resolved here, once: the option's value is the Server
+    row itself. Whether it can serve the target is the command's check
     (harness.cli.choose.check_servers), once the target is known."""
 
     name = "server"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Server:
+        if isinstance(value, Server):
+            return value
         name = str(value).strip()
         if name not in SERVERS:
             self.fail(f"unknown server {name!r}; valid: {', '.join(SERVERS)}", param, ctx)
-        return name
+        return SERVERS[name]
 
 
 class ServerList(ServerName):
@@ -216,7 +221,7 @@ class ServerList(ServerName):
 
     def convert(  # type: ignore[override]
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> list[str]:
+    ) -> list[Server]:
         return _comma_list(ServerName(), value, param, ctx, SERVERS)
 
 

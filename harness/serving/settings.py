@@ -11,12 +11,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from harness.errors import UsageError
+from targets.server_table import Server, ServerChoiceError, get_server
+
 DEFAULT_READY_TIMEOUT_S = 20.0
 
 
 @dataclass(frozen=True)
 class ServeSettings:
-    server: str | None = None  # a server of targets.server_table; None: the target's own
+    # A server of targets.server_table, resolved: the CLI's --server gives one, a name given
+    # here (the API, a compare's server axis) is resolved once, on construction. None: the
+    # target's own.
+    server: Server | None = None
     workers: int = 1
     worker_class: str | None = None  # gunicorn's, for WSGI: the same as server gunicorn-K
     threads: int | None = None  # gthread only; None: server_table.DEFAULT_THREADS
@@ -37,13 +43,25 @@ class ServeSettings:
     # Environment variables the server runs with: a variant's (harness.serving.variants).
     env: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        if isinstance(self.server, str):
+            try:
+                object.__setattr__(self, "server", get_server(self.server))
+            except ServerChoiceError as exc:
+                raise UsageError(str(exc), param="server") from None
+
     def replace(self, **changes: object) -> ServeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
         from harness.serving.variants import redacted
 
-        return {**dataclasses.asdict(self), "env": {k: redacted(k, v) for k, v in self.env}}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {
+            **fields,
+            "server": self.server.name if self.server else None,
+            "env": {k: redacted(k, v) for k, v in self.env},
+        }
 
 
 DEFAULT_SERVE = ServeSettings()

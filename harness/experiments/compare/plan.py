@@ -33,7 +33,7 @@ from harness.serving.pythons import Python, PythonInfo, find_python
 from harness.serving.servers import ServerConfig, check_config
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
 from harness.serving.variants import Variant
-from targets.server_table import Server, ServerChoiceError
+from targets.server_table import Server, ServerChoiceError, get_server
 from targets.table import Target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
@@ -57,7 +57,7 @@ class ComparePlan:
     measures: tuple[Measure, ...]  # the headline first
     out_dir: Path
     repeat: int = 1
-    servers: tuple[str, ...] = ()  # the server axis; (): each target's own
+    servers: tuple[Server, ...] = ()  # the server axis, resolved; (): each target's own
     precision: Precision | None = None
     gate: Gate | None = None
     ceiling: bool = True
@@ -93,7 +93,7 @@ class ComparePlan:
         to `log_output` unless the settings chose a sink, as its measures need it run."""
         serve = self.serve.replace(
             python=self.python_path(contender),
-            server=contender.server,
+            server=self.serving.get(contender),
             worker_class=self.worker_class_for(contender),
             log_output=self.serve.log_output or log_output,
             env=(*self.serve.env, *self.variant_env(contender)),
@@ -171,7 +171,7 @@ class ComparePlan:
             # The WSGI worker really used (compare's default is gthread), for whoever reads it.
             worker_class=serve.worker_class or next(iter(wsgi), None),
             threads=serve.threads,
-            servers=list(self.servers) or None,
+            servers=[server.name for server in self.servers] or None,
             pythons=[info.to_dict() for info in self.pythons] or None,
             variants=[variant.to_dict() for variant in self.variants] or None,
             shard=self.shard_dict(),
@@ -199,15 +199,18 @@ class ComparePlan:
 def _serving(chosen: list[Contender], probe: ComparePlan) -> dict[Contender, Server]:
     """Every contender's server, resolved, and its settings checked: one that cannot serve its
     target (or disagrees with the worker class) is a UsageError here."""
+    axis = {server.name: server for server in probe.servers}
     found = {}
     for contender in chosen:
         try:
-            found[contender] = contender.target.server_for(
-                contender.server, probe.worker_class_for(contender)
+            server = contender.target.server_for(
+                axis.get(contender.server or ""), probe.worker_class_for(contender)
             )
         except ServerChoiceError as exc:
             raise UsageError(str(exc), param="servers") from None
-        check_config(ServerConfig(contender.target, contender.stack, probe.serve_for(contender)))
+        serve = probe.serve_for(contender).replace(server=server)
+        check_config(ServerConfig(contender.target, contender.stack, serve))
+        found[contender] = server
     return found
 
 
@@ -221,7 +224,7 @@ class CompareRequest:
     sets: Sequence[tuple[str, ...]]
     serve: ServeSettings = DEFAULT_SERVE
     load: LoadSettings = COMPARE_LOAD
-    servers: Sequence[str] = ()
+    servers: Sequence[Server | str] = ()  # the server axis: servers, or their names
     baseline: bool = True
     repeat: int = 1
     measures: Sequence[str] = DEFAULT_MEASURES
@@ -249,7 +252,7 @@ def plan_compare(request: CompareRequest) -> ComparePlan:
     precision, gate = _on_headline(request.precision, request.gate, measures, load)
     serve, out_dir = request.serve, Path(request.out_dir)
     # One server chosen in the settings is an axis of one: every contender on it.
-    axis = tuple(dict.fromkeys(request.servers or ([serve.server] if serve.server else [])))
+    axis = _server_axis(request.servers or ([serve.server] if serve.server else []))
     environments = [_python(p) for p in request.pythons]
     if len({v.name for v in request.variants}) < len(request.variants):
         raise UsageError("two variants have one name: give each its own", param="variants")
@@ -257,7 +260,7 @@ def plan_compare(request: CompareRequest) -> ComparePlan:
         request.targets,
         request.sets,
         request.baseline,
-        list(axis) or [None],
+        [server.name for server in axis] or [None],
         [p.name for p in environments] or [None],
         [v.name for v in request.variants] or [None],
     )
@@ -291,6 +294,16 @@ def plan_compare(request: CompareRequest) -> ComparePlan:
     if len(known) < len(request.pythons):
         known = check_pythons(environments, serving)
     return dataclasses.replace(plan, serving=serving, pythons=known)
+
+
+def _server_axis(given: Sequence[Server | str]) -> tuple[Server, ...]:
+    """The servers of the axis, each once, in order: given resolved (the CLI's --server), or by
+    name (the API), resolved here."""
+    try:
+        servers = [get_server(s) if isinstance(s, str) else s for s in given]
+    except ServerChoiceError as exc:
+        raise UsageError(str(exc), param="servers") from None
+    return tuple(dict.fromkeys(servers))
 
 
 def _python(given: Python | PythonInfo | str) -> Python:

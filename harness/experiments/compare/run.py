@@ -65,7 +65,7 @@ def new_report(plan: ComparePlan) -> CompareReport:
         settings=plan.settings(),
         out_dir=plan.out_dir,
         measures=tuple(name for m in plan.measures for name in m.figures(plan.round_load)),
-        servers=list(plan.servers),
+        servers=[server.name for server in plan.servers],
         pythons=[info.python.name for info in plan.pythons],
         variants=[variant.name for variant in plan.variants],
         ceiling_qps=plan.ceiling_qps,
