@@ -260,68 +260,92 @@ def _framework_findings(report: CompareReport) -> list[str]:
 
 def findings(result: DemoResult) -> list[str]:
     """One short paragraph per finding, each written from the numbers measured."""
-    found: list[str] = []
-    fastest = max(
-        (e for r in result.reports for e in r.entries if e.peak_qps),
-        key=lambda e: e.peak_qps.median if e.peak_qps else 0.0,
-        default=None,
-    )
-    if result.ceiling_qps and fastest is not None and fastest.peak_qps:
-        share = 100 * fastest.peak_qps.median / result.ceiling_qps
-        verdict = (
-            "so that result measured wrk as much as the server"
-            if share >= 80
-            else "well below it, so every result here measured the server, not the load generator"
-        )
-        found.append(
-            f"The load generator's ceiling on this machine is {result.ceiling_qps:,.0f} req/s "
-            f"(a raw uvloop server, pinned apart from wrk). The fastest target, "
-            f"{fastest.contender.target.name} with {fastest.contender.set_name}, reached "
-            f"{fastest.peak_qps.median:,.0f} req/s, {share:.0f}% of the ceiling: {verdict}."
-        )
+    from harness.experiments.demo.server_axis import server_findings
+
+    found = ceiling_lesson(result)
     for report in result.reports:
         found += _framework_findings(report)
     found += django_lesson(result)
     found += basehttp_lesson(result)
     found += latency_lesson(result)
-    from harness.experiments.demo.server_axis import server_findings
-
     found += server_findings(result)
-    if result.profiled is not None:
-        layers = [s for s in result.profiled.layers if s.samples][:4]
-        described = ", ".join(f"{s.layer} {s.pct:.0f}%" for s in layers)
-        middleware_share = sum(s.pct for s in result.profiled.layers if s.kind == "middleware")
-        top_two = [s.layer for s in result.profiled.layers if s.kind == "middleware"][:2]
-        reproduced = "dump" in top_two
-        found.append(
-            f"A py-spy profile of {result.profiled.target} with "
-            f"{stack_name(result.profiled.stack)} under load puts the CPU here: "
-            f"{described}. The middlewares hold {middleware_share:.0f}% of the samples, "
-            + (
-                "led by dump's JSON pretty-printing: the source document's finding holds in "
-                "Python too."
-                if reproduced
-                else f"led by {', '.join(top_two) or 'none'}; the source document's dump-first "
-                "finding does not hold here."
-            )
-        )
-    elif result.profile_error:
-        found.append(f"The profile could not be taken: {result.profile_error}")
-    if result.machine_note:
-        found.append(
-            "This machine's idle CPUs halt at once, so each response that wakes wrk's idle CPU "
-            "costs the server microseconds: overheads measured on the event-loop servers "
-            "(starlette, aiohttp) come out high, by 20-30% on the VM this project was built on "
-            "(`harness calibrate` measures it here). `harness system tune`, as root, fixes that; "
-            "`harness system reset` undoes it."
-        )
-    checks = reference_checks(result)
-    if checks:
-        failing = [c.label for c in checks if not c.passed]
-        found.append(
-            f"Against the source document's reference values (average response time < "
-            f"{MAX_AVG_LATENCY_MS:.0f} ms, success rate ≥ {MIN_SUCCESS_PCT}%, ≥ "
-            f"{MIN_QPS:,.0f} QPS per server): {len(checks) - len(failing)} of {len(checks)} "
-            f"measured stacks pass" + (f"; failing: {', '.join(failing)}." if failing else ".")
-        )
+    found += profile_lesson(result)
+    found += machine_lesson(result)
+    found += reference_lesson(result)
     return found
+
+
+def ceiling_lesson(result: DemoResult) -> list[str]:
+    """The fastest target against the load generator's ceiling: whether the tour measured the
+    servers or wrk."""
+    fastest = max(
+        (e for r in result.reports for e in r.entries if e.peak_qps),
+        key=lambda e: e.peak_qps.median if e.peak_qps else 0.0,
+        default=None,
+    )
+    if not result.ceiling_qps or fastest is None or not fastest.peak_qps:
+        return []
+    share = 100 * fastest.peak_qps.median / result.ceiling_qps
+    verdict = (
+        "so that result measured wrk as much as the server"
+        if share >= 80
+        else "well below it, so every result here measured the server, not the load generator"
+    )
+    return [
+        f"The load generator's ceiling on this machine is {result.ceiling_qps:,.0f} req/s "
+        f"(a raw uvloop server, pinned apart from wrk). The fastest target, "
+        f"{fastest.contender.target.name} with {fastest.contender.set_name}, reached "
+        f"{fastest.peak_qps.median:,.0f} req/s, {share:.0f}% of the ceiling: {verdict}."
+    ]
+
+
+def profile_lesson(result: DemoResult) -> list[str]:
+    """Where the profile of the costliest stack puts the CPU, and whether dump leads the
+    middlewares as in the source document; or why there is no profile."""
+    if result.profiled is None and result.profile_error:
+        return [f"The profile could not be taken: {result.profile_error}"]
+    if result.profiled is None:
+        return []
+    layers = [s for s in result.profiled.layers if s.samples][:4]
+    described = ", ".join(f"{s.layer} {s.pct:.0f}%" for s in layers)
+    middleware_share = sum(s.pct for s in result.profiled.layers if s.kind == "middleware")
+    top_two = [s.layer for s in result.profiled.layers if s.kind == "middleware"][:2]
+    reproduced = "dump" in top_two
+    return [
+        f"A py-spy profile of {result.profiled.target} with "
+        f"{stack_name(result.profiled.stack)} under load puts the CPU here: "
+        f"{described}. The middlewares hold {middleware_share:.0f}% of the samples, "
+        + (
+            "led by dump's JSON pretty-printing: the source document's finding holds in Python too."
+            if reproduced
+            else f"led by {', '.join(top_two) or 'none'}; the source document's dump-first "
+            "finding does not hold here."
+        )
+    ]
+
+
+def machine_lesson(result: DemoResult) -> list[str]:
+    """What this machine does to the overheads, when harness.machine.system found it."""
+    if not result.machine_note:
+        return []
+    return [
+        "This machine's idle CPUs halt at once, so each response that wakes wrk's idle CPU "
+        "costs the server microseconds: overheads measured on the event-loop servers "
+        "(starlette, aiohttp) come out high, by 20-30% on the VM this project was built on "
+        "(`harness calibrate` measures it here). `harness system tune`, as root, fixes that; "
+        "`harness system reset` undoes it."
+    ]
+
+
+def reference_lesson(result: DemoResult) -> list[str]:
+    """How many stacks meet the source document's reference values for an API server."""
+    checks = reference_checks(result)
+    if not checks:
+        return []
+    failing = [c.label for c in checks if not c.passed]
+    return [
+        f"Against the source document's reference values (average response time < "
+        f"{MAX_AVG_LATENCY_MS:.0f} ms, success rate ≥ {MIN_SUCCESS_PCT}%, ≥ "
+        f"{MIN_QPS:,.0f} QPS per server): {len(checks) - len(failing)} of {len(checks)} "
+        f"measured stacks pass" + (f"; failing: {', '.join(failing)}." if failing else ".")
+    ]

@@ -204,98 +204,144 @@ def _tour(
     echo: Callable[[str], None],
     started: float,
 ) -> DemoResult:
+    """The five steps of the module's docstring, in order, each adding to one result."""
     result = DemoResult(out, chosen, machine_note=idle_note())
-    echo("1/5 the ceiling: how many requests per second can wrk drive on this machine?")
-    result.ceiling_qps = measure_ceiling(serve=serve, load=load, out_dir=out / "ceiling")
-    if result.ceiling_qps:
-        echo(f"    ceiling: {result.ceiling_qps:,.0f} req/s")
-
-    notes_said: set[str] = set()
-
-    def indented(line: str) -> None:
-        # Each compare repeats its notes about the machine; the tour says each one once.
-        if line.startswith("note:"):
-            if line in notes_said:
-                return
-            notes_said.add(line)
-        echo(f"    {line}")
-
+    tour = _Tour(chosen, out, serve, load, echo, started, result)
+    tour.measure_the_ceiling()
     for index, (target, sets) in enumerate(chosen.comparisons):
-        echo(f"2/5 frameworks and middlewares vs raw baselines: {target} with {sets}")
+        tour.compare_with_baselines(index, target, sets)
+    for target, servers in chosen.servers:
+        tour.compare_servers(target, servers)
+    tour.time_latency()
+    tour.profile_the_costliest()
+    result.wall_s = time.monotonic() - started
+    return result
+
+
+@dataclass
+class _Tour:
+    """The tour's five steps, each adding what it measured to `result`: served, loaded and
+    written under `out` as the tour chose, every step's lines sent to `echo`."""
+
+    plan: DemoPlan
+    out: Path
+    serve: ServeSettings
+    load: LoadSettings
+    echo: Callable[[str], None]
+    started: float  # the tour's start: the budget of step 2 counts from it
+    result: DemoResult
+    notes_said: set[str] = field(default_factory=set)
+
+    def indented(self, line: str) -> None:
+        """A compare's line, under the step's; each compare repeats its notes about the
+        machine, and the tour says each one once."""
+        if line.startswith("note:"):
+            if line in self.notes_said:
+                return
+            self.notes_said.add(line)
+        self.echo(f"    {line}")
+
+    def measure_the_ceiling(self) -> None:
+        self.echo("1/5 the ceiling: how many requests per second can wrk drive on this machine?")
+        self.result.ceiling_qps = measure_ceiling(
+            serve=self.serve, load=self.load, out_dir=self.out / "ceiling"
+        )
+        if self.result.ceiling_qps:
+            self.echo(f"    ceiling: {self.result.ceiling_qps:,.0f} req/s")
+
+    def compare_with_baselines(self, index: int, target: str, sets: str) -> None:
+        """Step 2, the plan's `index`-th compare: `target` with `sets` against its raw
+        baseline, in the rounds the tour's budget leaves it."""
+        self.echo(f"2/5 frameworks and middlewares vs raw baselines: {target} with {sets}")
+        elapsed_s = time.monotonic() - self.started
         report = compare(
             targets=[target],
             sets=parse_sets(sets),
-            serve=serve,
-            load=load,
-            repeat=chosen.repeat,
+            serve=self.serve,
+            load=self.load,
+            repeat=self.plan.repeat,
             measures=TOUR_MEASURES,
-            out_dir=out / target,
-            ceiling_qps=result.ceiling_qps,
+            out_dir=self.out / target,
+            ceiling_qps=self.result.ceiling_qps,
             precision=_headlines(
-                chosen, index, time.monotonic() - started, _run_s(result.reports, chosen)
+                self.plan, index, elapsed_s, _run_s(self.result.reports, self.plan)
             ),
             tune=False,  # the tour tuned the machine once, for all of it
-            echo=indented,
+            echo=self.indented,
         )
         # The tour shows overhead.png; charts of single-level sweeps would take a third as long
         # as the measuring.
         write_report(report, sweeps=False)
-        if report.interrupted:
-            raise KeyboardInterrupt
-        result.reports.append(report)
+        _stop_if_interrupted(report)
+        self.result.reports.append(report)
 
-    for target, servers in chosen.servers:
-        echo(f"3/5 the server as an axis: {target} and its raw app on {servers}")
+    def compare_servers(self, target: str, servers: str) -> None:
+        """Step 3: `target` and its raw app with no middleware, on each of `servers`."""
+        self.echo(f"3/5 the server as an axis: {target} and its raw app on {servers}")
         report = compare(
             targets=[target],
             sets=[()],
             servers=servers.split(","),
-            serve=serve,
-            load=load,
-            repeat=chosen.repeat,
-            out_dir=out / "servers" / target,
-            ceiling_qps=result.ceiling_qps,
+            serve=self.serve,
+            load=self.load,
+            repeat=self.plan.repeat,
+            out_dir=self.out / "servers" / target,
+            ceiling_qps=self.result.ceiling_qps,
             tune=False,
-            echo=indented,
+            echo=self.indented,
         )
         # The report has its own chart of this axis (servers.png): no sweep charts, which
         # take seconds on a slow machine.
         write_report(report, charts=False)
-        if report.interrupted:
-            raise KeyboardInterrupt
-        result.server_reports.append(report)
+        _stop_if_interrupted(report)
+        self.result.server_reports.append(report)
 
-    rate = _latency_rate(result) if chosen.latency_rounds else None
-    if rate is not None:
-        echo(
+    def time_latency(self) -> None:
+        """Step 4, where the plan has it and step 2 measured both no-ops' peaks."""
+        rate = _latency_rate(self.result) if self.plan.latency_rounds else None
+        if rate is None:
+            return
+        self.echo(
             f"4/5 latency at a fixed arrival rate (k6, the open model): the no-op middleware "
             f"written two ways, at {rate:,.0f} req/s"
         )
-        result.latency = _latency_step(chosen, rate, out, serve, load, result, indented)
+        self.result.latency = _latency_step(
+            self.plan, rate, self.out, self.serve, self.load, self.result, self.indented
+        )
 
-    costliest = result.costliest()
-    if costliest is not None:
+    def profile_the_costliest(self) -> None:
+        """Step 5: py-spy on the set whose middlewares cost the most; a profile that cannot be
+        taken is said, not raised."""
+        costliest = self.result.costliest()
+        if costliest is None:
+            return
         target, stack = costliest.contender.target.name, costliest.contender.stack
-        echo(f"5/5 profile of the costliest stack: {target} with {costliest.contender.set_name}")
+        self.echo(
+            f"5/5 profile of the costliest stack: {target} with {costliest.contender.set_name}"
+        )
+        load = PROFILE_LOAD.replace(
+            duration=self.plan.profile_duration, cpus=self.load.cpus, wrk=self.load.wrk
+        )
         try:
-            result.profiled = profile(
+            self.result.profiled = profile(
                 target=target,
                 stack=stack,
-                serve=serve,
-                load=PROFILE_LOAD.replace(
-                    duration=chosen.profile_duration, cpus=load.cpus, wrk=load.wrk
-                ),
-                out_dir=out / "profile",
+                serve=self.serve,
+                load=load,
+                out_dir=self.out / "profile",
                 top=15,
                 echo=lambda line: None,
             )
-            write_profile(result.profiled)
+            write_profile(self.result.profiled)
         except ProfileError as exc:
-            result.profile_error = str(exc)
-            echo(f"    profile skipped: {exc}")
+            self.result.profile_error = str(exc)
+            self.echo(f"    profile skipped: {exc}")
 
-    result.wall_s = time.monotonic() - started
-    return result
+
+def _stop_if_interrupted(report: CompareReport) -> None:
+    """A compare stopped by Ctrl-C (its rounds so far written) stops the tour too."""
+    if report.interrupted:
+        raise KeyboardInterrupt
 
 
 # At most what k6 sends with its own p99 near a millisecond here (docs/latency.md), so the tour
@@ -347,8 +393,7 @@ def _latency_step(
         echo(f"latency skipped: {exc}")
         return None
     write_report(report, sweeps=False)
-    if report.interrupted:
-        raise KeyboardInterrupt
+    _stop_if_interrupted(report)
     return report
 
 
