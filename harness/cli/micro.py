@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +21,14 @@ from harness.experiments.micro import (
     INSTRUCTIONS,
     MICRO_TARGETS,
     ROUTES,
+    MicroOptions,
     MicroRequest,
 )
 from harness.load.files import write_atomic
 
 if TYPE_CHECKING:
     from harness.experiments.micro.result import MicroReport
+    from harness.serving.variants import Variant
 
 
 @click.command("micro")
@@ -126,16 +129,16 @@ def micro_command(
     """
     chosen = choose_from(what, python=None)
     wire = chosen.request
-    options: dict[str, Any] = {
-        "targets": chosen.targets,
-        "sets": chosen.sets,
-        "repeat": repeat,
-        "requests": requests,
-        "request": MicroRequest.from_wire(wire) if wire is not None else route,
-        "log_output": log_output,
-        "clock": clock,
-        "memory": memory or max_leak is not None,
-    }
+    options = MicroOptions(
+        targets=chosen.targets,
+        sets=chosen.sets,
+        repeat=repeat,
+        requests=requests,
+        request=MicroRequest.from_wire(wire) if wire is not None else route,
+        log_output=log_output,
+        clock=clock,
+        memory=memory or max_leak is not None,
+    )
     from harness.cli.console import console
     from harness.experiments.micro import micro
     from harness.serving.variants import parse_variants
@@ -144,7 +147,7 @@ def micro_command(
     if chosen_variants:
         _across_variants(chosen_variants, json_path, options)
         return
-    report = micro(echo=console.print, **options)
+    report = micro(options, echo=console.print)
     _show(report, json_path)
     _fail_where_a_check_fails(report, max_leak)
 
@@ -190,13 +193,15 @@ def _fail_where_a_check_fails(report: MicroReport, max_leak: float | None) -> No
         )
 
 
-def _across_variants(variants: Any, json_path: Path | None, options: dict[str, Any]) -> None:
+def _across_variants(
+    variants: Sequence[Variant], json_path: Path | None, options: MicroOptions
+) -> None:
     """micro in each variant's own process, then each set against the first variant."""
     from harness.cli.console import console
     from harness.experiments.micro.render import variant_table
     from harness.experiments.micro.variant_children import micro_variants, variant_costs
 
-    reports = micro_variants(variants, echo=console.print, **options)
+    reports = micro_variants(variants, options, echo=console.print)
     console.print(variant_table(variant_costs(reports), reports))
     console.print(
         "Each variant ran in its own process (an app reads its configuration when imported): "

@@ -27,12 +27,17 @@ HTTP parsing, no response serialization by the server, no per-request task):
 The loop's own cost is calibrated with the cheapest app of each interface (`empty`): what remains
 of `none` above it is the framework's. Log sinks are `null` by default: entries are still
 formatted, only not written.
+
+In steps: plan (MicroOptions, checked), run (each target's apps built, checked, timed), result,
+and render. May import profile (whose layer rules the allocation table reads), measures and the
+layers below; no other experiment.
 """
 
 from harness.experiments.micro.aiohttp_driver import AiohttpDriver
 from harness.experiments.micro.asgi_driver import AsgiDriver
 from harness.experiments.micro.callables import EMPTY_APPS, build_app, make_driver
 from harness.experiments.micro.driver import Driver, MicroError, NullStream, event_loop, loop_name
+from harness.experiments.micro.plan import MicroOptions
 from harness.experiments.micro.replay import ROUTES, MicroRequest, Reply, check_reply
 from harness.experiments.micro.result import (
     EXCLUDED,
@@ -70,6 +75,7 @@ __all__ = [
     "AsgiDriver",
     "Driver",
     "MicroError",
+    "MicroOptions",
     "MicroReport",
     "MicroRequest",
     "NullStream",

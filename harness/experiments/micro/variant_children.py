@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.experiments.micro.driver import MicroError
+from harness.experiments.micro.plan import MicroOptions
 from harness.machine.lifetime import dies_with_us
 from harness.serving.variants import Variant
 from harness.stats.intervals import Estimate, estimate, welch
@@ -43,9 +44,9 @@ class VariantCost:
 
 
 def micro_variants(
-    variants: Sequence[Variant], echo: Callable[[str], None] = print, **options: Any
+    variants: Sequence[Variant], options: MicroOptions, echo: Callable[[str], None] = print
 ) -> dict[str, dict[str, Any]]:
-    """micro(**options) once per variant, each in a child process with the variant's
+    """micro(options) once per variant, each in a child process with the variant's
     variables: each child's report (micro's JSON) by variant name. MicroError naming the
     variant whose run failed."""
     reports: dict[str, dict[str, Any]] = {}
@@ -100,7 +101,7 @@ def _child(options_path: str, out_path: str) -> int:
 
     options = pickle.loads(Path(options_path).read_bytes())
     try:
-        report = micro(**options)
+        report = micro(options)
     except MicroError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return 1
