@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -37,15 +38,19 @@ from harness.cli.rules import (
     precision_options,
     short_rounds,
 )
-from harness.experiments.calibrate.run import (
+from harness.experiments.calibrate.plan import (
     CALIBRATE_LOAD,
     DEFAULT_OUT_DIR,
     DEFAULT_REPEAT,
-    CalibrationReport,
+    CalibrationRequest,
 )
+from harness.experiments.calibrate.run import CalibrationReport
 from harness.experiments.compare.plan import COMPARE_WSGI_WORKER
 from harness.measures.known import KNOWN_COSTS
 from targets.table import TARGETS
+
+if TYPE_CHECKING:
+    from harness.experiments.compare.rounds import Precision
 
 CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is not None)
 
@@ -163,7 +168,7 @@ def calibrate_command(
     if rule is not None:
         load = short_rounds(load)
     cpus = plan_cpus(pin)
-    report = calibrate(
+    request = CalibrationRequest(
         target=chosen.targets[0],
         costs=costs,
         repeat=repeat,
@@ -174,18 +179,10 @@ def calibrate_command(
         tolerance=None if tolerance is None else tolerance / 100,
         tune=tune,
         out_dir=out_dir,
-        echo=console.print,
     )
+    report = calibrate(request, echo=console.print)
     _show(report, charts=charts)
-    failure = report.failure()
-    if failure is not None:
-        raise click.ClickException(failure)
-    if report.compare.precision_missed:
-        assert rule is not None
-        raise click.ClickException(
-            f"{rule.describe(report.compare.headline.unit)} not reached within "
-            f"{rule.budget_s:g}s: " + "; ".join(report.compare.precision_missed)
-        )
+    _fail_where_a_check_fails(report, rule)
 
 
 def _show(report: CalibrationReport, *, charts: bool) -> None:
@@ -206,3 +203,17 @@ def _show(report: CalibrationReport, *, charts: bool) -> None:
     for line in notes(report):
         console.print(escape(line), soft_wrap=True)  # `[low - 10% ...]` is not rich markup
     console.print(f"wrote {', '.join(str(f) for f in report.files)}")
+
+
+def _fail_where_a_check_fails(report: CalibrationReport, rule: Precision | None) -> None:
+    """Exit 1, saying why, when a known cost is not found (or rounds are missing), or when the
+    precision asked for was not reached."""
+    failure = report.failure()
+    if failure is not None:
+        raise click.ClickException(failure)
+    if report.compare.precision_missed:
+        assert rule is not None
+        raise click.ClickException(
+            f"{rule.describe(report.compare.headline.unit)} not reached within "
+            f"{rule.budget_s:g}s: " + "; ".join(report.compare.precision_missed)
+        )

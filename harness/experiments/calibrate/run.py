@@ -12,7 +12,6 @@ harness.measures.known_check.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -20,13 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UsageError
+from harness.experiments.calibrate.plan import (
+    CALIBRATE_LOAD,
+    CALIBRATE_MEASURES,
+    DEFAULT_OUT_DIR,
+    DEFAULT_REPEAT,
+    CalibrationPlan,
+    CalibrationRequest,
+    plan_calibration,
+)
 from harness.experiments.compare.contenders import Entry
 from harness.experiments.compare.result import CompareReport
-from harness.experiments.compare.rounds import Precision
 from harness.experiments.compare.run import compare
-from harness.load.settings import LoadSettings
-from harness.measures.known import KNOWN_COSTS, KnownCost, instructions_per_turn, known_cost_of
+from harness.measures.known import KNOWN_COSTS, instructions_per_turn
 from harness.measures.known_check import (
     RULE,
     TOLERANCE,
@@ -36,16 +41,21 @@ from harness.measures.known_check import (
     failure_message,
 )
 from harness.measures.registry import get_measure
-from harness.serving.settings import DEFAULT_SERVE, ServeSettings
-from middleware.stack import BadSpin, parse_spin, parse_work
-from targets.table import Target, get_target
 
-DEFAULT_OUT_DIR = Path("_output/calibrate")
-DEFAULT_REPEAT = 3
-CALIBRATE_LOAD = LoadSettings(duration=3.0, warmup=1.0)
-# The measures a spin's known CPU time is checked in, by default (the headline last, as the
-# table has always shown them).
-CALIBRATE_MEASURES = ("qps", "cpu")
+__all__ = [
+    "CALIBRATE_LOAD",
+    "CALIBRATE_MEASURES",
+    "DEFAULT_OUT_DIR",
+    "DEFAULT_REPEAT",
+    "CalibrationPoint",
+    "CalibrationReport",
+    "CalibrationRequest",
+    "Fit",
+    "calibrate",
+    "fit",
+    "parse_costs",
+    "plan_calibration",
+]
 
 
 def parse_costs(text: str) -> tuple[int, ...]:
@@ -194,113 +204,99 @@ def _entry_for(compare_report: CompareReport, stack: tuple[str, ...]) -> Entry |
     return next((e for e in compare_report.entries if e.contender.stack == stack), None)
 
 
-def plan_calibration(
-    target: str | Target,
-    costs: Sequence[int] | str | None,
-    repeat: int,
-    tolerance: float | None,
-    measures: Sequence[str],
-) -> tuple[Target, KnownCost, tuple[int, ...], float]:
-    """The target, the kind of known cost, its amounts and the tolerance, checked: UsageError
-    before any server starts."""
-    spec = get_target(target) if isinstance(target, str) else target
-    if spec.baseline is None:
-        raise UsageError(
-            f"{spec.name} takes no middleware: calibrate a framework target", param="target"
-        )
-    kind = known_cost_of([get_measure(m).known_cost for m in measures])
-    given = kind.default if costs is None else costs
-    try:
-        amounts = kind.parse(given) if isinstance(given, str) else tuple(sorted(set(given)))
-        for amount in amounts:
-            (parse_spin if kind.kind == "spin" else parse_work)(kind.label(amount))  # range check
-    except BadSpin as exc:  # the middleware's words, as the costs' error
-        raise UsageError(str(exc), param="costs") from None
-    if not amounts:
-        raise UsageError("no cost given", param="costs")
-    if repeat < 2:
-        raise UsageError("repeat must be at least 2: an interval needs two rounds", param="repeat")
-    chosen = kind.tolerance if tolerance is None else tolerance
-    if not 0 <= chosen < math.inf:
-        raise UsageError(f"tolerance is a finite share, 0 or more: {chosen}", param="tolerance")
-    return spec, kind, amounts, chosen
-
-
 def calibrate(
+    request: CalibrationRequest | None = None,
+    /,
     *,
-    target: str | Target,
-    costs: Sequence[int] | str | None = None,
-    repeat: int = DEFAULT_REPEAT,
-    serve: ServeSettings = DEFAULT_SERVE,
-    load: LoadSettings = CALIBRATE_LOAD,
-    measures: Sequence[str] = CALIBRATE_MEASURES,
-    tune: bool = True,
-    precision: Precision | None = None,
-    out_dir: Path | str = DEFAULT_OUT_DIR,
-    tolerance: float | None = None,
     echo: Callable[[str], None] = print,
+    **fields: Any,
 ) -> CalibrationReport:
     """Run compare() on `target` with `none` and one set of known cost per amount of `costs`
     (nanoseconds of spin for the timed measures, turns of work for instructions; no raw
     baseline, no ceiling), and check each one's overhead against its cost in every measure
-    (calibrate.render writes the result). `tolerance`: 10% for a spin, 2% for work.
+    (calibrate.render writes the result). `tolerance`: 10% for a spin, 2% for work. Without a
+    request, its fields are given as keywords: `calibrate(target="flask", repeat=3)`.
 
     Raises UsageError (bad settings, before any server starts), and whatever compare raises;
     after a Ctrl-C the report has `interrupted` set and checks only the rounds that finished."""
-    spec, kind, amounts, tolerance = plan_calibration(target, costs, repeat, tolerance, measures)
-    out = Path(out_dir)
-    sets: list[tuple[str, ...]] = [(), *((kind.label(n),) for n in amounts)]
+    if request is None:
+        request = CalibrationRequest(**fields)
+    elif fields:
+        raise TypeError(f"calibrate() takes a request or its fields, not both: {sorted(fields)}")
+    plan = plan_calibration(request)
     load_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
-    echo(f"calibrate: {spec.name} with {', '.join(kind.label(n) for n in amounts)} against none")
-    known = {n: kind.known(n) for n in amounts}  # work's: counted in-process, before any round
-    # The headline (precision's measure) is CPU time when it is measured.
-    ordered = sorted(measures, key=lambda m: m != "cpu")
-    compared = compare(
-        targets=[spec],
-        sets=sets,
-        serve=serve,
-        load=load,
+    echo(f"calibrate: {plan.target.name} with {', '.join(plan.labels)} against none")
+    # work's known costs are counted in-process, before any round
+    known = {n: plan.kind.known(n) for n in plan.amounts}
+    compared = _compare(plan, echo)
+    points = _points(plan, known, compared)
+    environment = {**compared.environment, "load_avg_start": load_start}
+    environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return CalibrationReport(
+        target=plan.target.name,
+        points=points,
+        settings=_settings(plan, known, compared),
+        environment=environment,
+        compare=compared,
+        out_dir=plan.out_dir,
+        measures=tuple(request.measures),
+        kind=plan.kind.kind,
+        tolerance=plan.tolerance,
+        wall_s=time.monotonic() - started,
+    )
+
+
+def _compare(plan: CalibrationPlan, echo: Callable[[str], None]) -> CompareReport:
+    """The plan's sets compared on its target: no raw baseline, no ceiling."""
+    request = plan.request
+    return compare(
+        targets=[plan.target],
+        sets=plan.sets,
+        serve=request.serve,
+        load=request.load,
         baseline=False,
-        repeat=repeat,
-        measures=ordered,
-        tune=tune,
-        precision=precision,
-        out_dir=out,
+        repeat=request.repeat,
+        # The headline (precision's measure) is CPU time when it is measured.
+        measures=sorted(request.measures, key=lambda m: m != "cpu"),
+        tune=request.tune,
+        precision=request.precision,
+        out_dir=plan.out_dir,
         ceiling=False,
         echo=echo,
     )
-    points = []
-    for n, stack in zip(amounts, sets[1:], strict=True):
+
+
+def _points(
+    plan: CalibrationPlan, known: dict[int, float], compared: CompareReport
+) -> list[CalibrationPoint]:
+    """Each known cost checked against its set's measured overhead over `none`, in every
+    measure (a set with no rounds measured nothing, and fails)."""
+    measures, points = plan.request.measures, []
+    for n, stack in zip(plan.amounts, plan.sets[1:], strict=True):
         entry = _entry_for(compared, stack)
         measured = {name: entry.overhead(name) if entry else None for name in measures}
         checks = {
-            name: check_cost(known[n], measured[name], tolerance, get_measure(name).unit)
+            name: check_cost(known[n], measured[name], plan.tolerance, get_measure(name).unit)
             for name in measures
         }
-        points.append(CalibrationPoint(kind.label(n), n, known[n], checks))
-    environment = {**compared.environment, "load_avg_start": load_start}
-    environment["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+        points.append(CalibrationPoint(plan.kind.label(n), n, known[n], checks))
+    return points
+
+
+def _settings(
+    plan: CalibrationPlan, known: dict[int, float], compared: CompareReport
+) -> dict[str, Any]:
+    """How it was measured: its compare's settings, and the known costs."""
     settings = {
         **compared.settings.to_dict(),
-        "target": spec.name,
-        "sets": ["none", *(kind.label(n) for n in amounts)],
-        "known": {kind.label(n): known[n] for n in amounts},
-        "costs_us": [known[n] for n in amounts] if kind.kind == "spin" else None,
+        "target": plan.target.name,
+        "sets": ["none", *plan.labels],
+        "known": {plan.kind.label(n): known[n] for n in plan.amounts},
+        "costs_us": [known[n] for n in plan.amounts] if plan.kind.kind == "spin" else None,
         "baseline": False,
         "ceiling": False,
     }
-    if kind.kind == "work":
+    if plan.kind.kind == "work":
         settings["instructions_per_turn"] = instructions_per_turn()
-    return CalibrationReport(
-        target=spec.name,
-        points=points,
-        settings=settings,
-        environment=environment,
-        compare=compared,
-        out_dir=out,
-        measures=tuple(measures),
-        kind=kind.kind,
-        tolerance=tolerance,
-        wall_s=time.monotonic() - started,
-    )
+    return settings
