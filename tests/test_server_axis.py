@@ -220,8 +220,11 @@ def test_the_new_servers_refuse_more_workers(server: str) -> None:
 def test_worker_class_and_server_name_one_choice() -> None:
     flask = TARGETS["flask"]
     assert flask.server_for().name == "gunicorn-sync"
-    assert flask.server_for(worker_class="gthread") == flask.server_for("gunicorn-gthread")
-    assert flask.server_for("gunicorn-gthread", "gthread").worker_class == "gthread"
+    gthread = SERVERS["gunicorn-gthread"]
+    assert flask.server_for(worker_class="gthread") == flask.server_for(gthread)
+    assert flask.server_for(gthread, "gthread").worker_class == "gthread"
+    with pytest.raises(ValueError, match="means server gunicorn-gthread, not gunicorn-sync"):
+        flask.server_for(SERVERS["gunicorn-sync"], "gthread")
     with pytest.raises(ValueError, match="applies to WSGI targets only"):
         TARGETS["starlette"].server_for(worker_class="gthread")
 

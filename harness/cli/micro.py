@@ -24,7 +24,7 @@ from harness.experiments.micro import (
     MicroOptions,
     MicroRequest,
 )
-from harness.load.files import write_atomic
+from harness.load.files import versioned, write_atomic
 
 if TYPE_CHECKING:
     from harness.experiments.micro.result import MicroReport
@@ -212,12 +212,11 @@ def _across_variants(
     if json_path is not None:
         _write_json(
             json_path,
-            {
-                "schema": "mwbench.micro-variants",
-                "version": 1,
-                "variants": [v.to_dict() for v in variants],
-                "reports": reports,
-            },
+            versioned(
+                "micro-variants",
+                1,
+                {"variants": [v.to_dict() for v in variants], "reports": reports},
+            ),
         )
 
 

@@ -31,6 +31,7 @@ from harness.experiments.calibrate.plan import (
 from harness.experiments.compare.contenders import Entry
 from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.run import compare
+from harness.load.files import versioned
 from harness.measures.known import KNOWN_COSTS, instructions_per_turn
 from harness.measures.known_check import (
     RULE,
@@ -169,34 +170,36 @@ class CalibrationReport:
         return message
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "version": VERSION,
-            "kind": "calibration",
-            "target": self.target,
-            "known_cost": self.kind,
-            "unit": f"{get_measure(self.measures[0]).unit}_per_request",
-            "rule": RULE.replace("10%", f"{100 * self.tolerance:g}%"),
-            "tolerance": self.tolerance,
-            "measures": {name: get_measure(name).title for name in self.measures},
-            "settings": self.settings,
-            "environment": self.environment,
-            "costs": [p.to_dict() for p in self.points],
-            "fit": {k: f.to_dict() if f else None for k, f in self.fits.items()},
-            "passed": self.passed,
-            "failure": self.failure(),
-            "missing": self.missing,
-            "wall_s": round(self.wall_s, 1),
-            "compare": str(self.out_dir / "compare.json"),
-            "files": [str(f) for f in self.files],
-        }
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "kind": "calibration",
+                "target": self.target,
+                "known_cost": self.kind,
+                "unit": f"{get_measure(self.measures[0]).unit}_per_request",
+                "rule": RULE.replace("10%", f"{100 * self.tolerance:g}%"),
+                "tolerance": self.tolerance,
+                "measures": {name: get_measure(name).title for name in self.measures},
+                "settings": self.settings,
+                "environment": self.environment,
+                "costs": [p.to_dict() for p in self.points],
+                "fit": {k: f.to_dict() if f else None for k, f in self.fits.items()},
+                "passed": self.passed,
+                "failure": self.failure(),
+                "missing": self.missing,
+                "wall_s": round(self.wall_s, 1),
+                "compare": str(self.out_dir / "compare.json"),
+                "files": [str(f) for f in self.files],
+            },
+        )
 
 
 # --------------------------------------------------------------------------------------------------
 # Running it
 
 
-SCHEMA = "mwbench.calibration"
+SCHEMA = "calibration"
 VERSION = 2  # 1: unversioned, with the two measures hard-wired
 
 

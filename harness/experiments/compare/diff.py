@@ -17,6 +17,7 @@ from typing import Any, Literal
 from harness.errors import UsageError
 from harness.experiments.compare.contenders import Entry
 from harness.experiments.compare.result import CompareReport
+from harness.load.files import versioned
 from harness.measures.registry import get_measure
 from harness.stats.intervals import Estimate, estimate, welch
 
@@ -154,20 +155,22 @@ class CompareDiff:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": "mwbench.compare-diff",
-            "version": 1,
-            "a": str(self.a.json_path),
-            "b": str(self.b.json_path),
-            "measures": list(self.measures),
-            "measured_differently": self.measured_differently,
-            "changes": [c.to_dict() for c in self.changes],
-            "only_in_a": self.only_a,
-            "only_in_b": self.only_b,
-            "gate": dataclasses.asdict(self.gate) if self.gate else None,
-            "regressions": self.regression_lines() if self.gate else [],
-            "unjudged": self.unjudged,
-        }
+        return versioned(
+            "compare-diff",
+            1,
+            {
+                "a": str(self.a.json_path),
+                "b": str(self.b.json_path),
+                "measures": list(self.measures),
+                "measured_differently": self.measured_differently,
+                "changes": [c.to_dict() for c in self.changes],
+                "only_in_a": self.only_a,
+                "only_in_b": self.only_b,
+                "gate": dataclasses.asdict(self.gate) if self.gate else None,
+                "regressions": self.regression_lines() if self.gate else [],
+                "unjudged": self.unjudged,
+            },
+        )
 
 
 def _change(mine: Entry, theirs: Entry, measure: str) -> Change:

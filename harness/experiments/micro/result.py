@@ -7,13 +7,14 @@ from typing import Any
 
 from harness.experiments.micro.allocations import Allocations
 from harness.experiments.micro.timing import Series, overhead
+from harness.load.files import versioned
 from harness.measures.known import KNOWN_COSTS
 from harness.measures.known_check import CheckRow, check_cost
 from harness.stats.intervals import Estimate
 from middleware.stack import is_known, spin_ns, stack_name, work_iterations
 from targets.table import Target
 
-SCHEMA = "mwbench.micro"
+SCHEMA = "micro"
 # 1: unversioned; 2: the clock (wall or the thread's CPU time) in the settings; 3: allocations
 VERSION = 3
 
@@ -102,22 +103,24 @@ class MicroReport:
 
     def to_dict(self) -> dict[str, Any]:
         checks = spin_checks(self)
-        return {
-            "schema": SCHEMA,
-            "version": VERSION,
-            "kind": "micro",
-            "unit": f"{self.unit}_per_request".replace("µs", "us"),
-            "settings": self.settings,
-            "environment": self.environment,
-            "excluded": EXCLUDED,
-            "targets": [t.to_dict() for t in self.targets],
-            **(
-                {"spin_checks": [{"set": c.label, **c.check.to_dict()} for c in checks]}
-                if checks
-                else {}
-            ),
-            "wall_s": round(self.wall_s, 2),
-        }
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "kind": "micro",
+                "unit": f"{self.unit}_per_request".replace("µs", "us"),
+                "settings": self.settings,
+                "environment": self.environment,
+                "excluded": EXCLUDED,
+                "targets": [t.to_dict() for t in self.targets],
+                **(
+                    {"spin_checks": [{"set": c.label, **c.check.to_dict()} for c in checks]}
+                    if checks
+                    else {}
+                ),
+                "wall_s": round(self.wall_s, 2),
+            },
+        )
 
 
 def spin_checks(report: MicroReport, tolerance: float | None = None) -> list[CheckRow]:

@@ -18,12 +18,13 @@ from typing import Any
 
 from harness.errors import RunError
 from harness.experiments.compare.capacity import Capacity, search
+from harness.load.files import versioned
 from harness.load.k6 import TRIES, RateResult, run_k6, run_k6_at
 from harness.load.settings import LoadSettings
 from harness.measures.latency import WARMUP_S
 from harness.measures.slo import Slo
 
-SCHEMA, VERSION = "mwbench.latency", 1
+SCHEMA, VERSION = "latency", 1
 PEAK_LOAD = LoadSettings(levels=(64,), duration=2.0, warmup=1.0)  # the closed-model peak's sweep
 
 
@@ -46,20 +47,22 @@ class OpenRun:
         return self.out_dir / f"{self.name}.latency.json"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "version": VERSION,
-            "url": self.url,
-            "name": self.name,
-            "duration_s": self.duration_s,
-            "rates": [r.to_dict() for r in self.rates],
-            "probes": [r.to_dict() for r in self.probes],
-            "closed_peak": self.closed_peak,
-            "slo": self.slo,
-            "capacity": self.capacity.to_dict() if self.capacity else None,
-            "interrupted": self.interrupted,
-            "wall_s": round(self.wall_s, 3),
-        }
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "url": self.url,
+                "name": self.name,
+                "duration_s": self.duration_s,
+                "rates": [r.to_dict() for r in self.rates],
+                "probes": [r.to_dict() for r in self.probes],
+                "closed_peak": self.closed_peak,
+                "slo": self.slo,
+                "capacity": self.capacity.to_dict() if self.capacity else None,
+                "interrupted": self.interrupted,
+                "wall_s": round(self.wall_s, 3),
+            },
+        )
 
 
 def closed_peak(url: str, load: LoadSettings, out_dir: Path, name: str) -> float:

@@ -36,6 +36,7 @@ from harness.experiments.profile.pyspy import (
 from harness.experiments.profile.reading import rules_for, short_files
 from harness.experiments.profile.top import TopRow, format_top, top_cum
 from harness.experiments.profile.waiting import format_waiting, split_waiting, waiting_leaves
+from harness.load.files import versioned
 from harness.load.limits import raise_fd_limit
 from harness.load.settings import LoadSettings
 from harness.load.wrk import WrkLoad, resolve_wrk, run_wrk
@@ -55,6 +56,8 @@ DEFAULT_LEAD_IN = 1.0
 # wrk runs this much longer than py-spy samples, so that py-spy's start-up delay never leaves
 # its last samples without load.
 _TAIL = 1.0
+
+SCHEMA, VERSION = "profile", 1  # NAME.json of harness profile
 
 
 @dataclass
@@ -79,27 +82,31 @@ class ProfileResult:
         return total_samples(self.stacks)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "stack": list(self.stack),
-            "stack_name": stack_name(self.stack),
-            "settings": self.settings,
-            "samples": self.samples,
-            "py_spy": {
-                "command": self.recording.command,
-                "reported_samples": self.recording.samples,
-                "errors": self.recording.errors,
+        return versioned(
+            SCHEMA,
+            VERSION,
+            {
+                "target": self.target,
+                "stack": list(self.stack),
+                "stack_name": stack_name(self.stack),
+                "settings": self.settings,
+                "samples": self.samples,
+                "py_spy": {
+                    "command": self.recording.command,
+                    "reported_samples": self.recording.samples,
+                    "errors": self.recording.errors,
+                },
+                "wrk": self.wrk.to_dict(),
+                "top": [row.to_dict() for row in self.top],
+                "layers": [share.to_dict() for share in self.layers],
+                "by_kind": by_kind(self.layers),
+                "waiting": {
+                    "samples": total_samples(self.waiting),
+                    "leaves": dict(waiting_leaves(self.waiting)),
+                },
+                "files": {name: str(path) for name, path in self.files.items()},
             },
-            "wrk": self.wrk.to_dict(),
-            "top": [row.to_dict() for row in self.top],
-            "layers": [share.to_dict() for share in self.layers],
-            "by_kind": by_kind(self.layers),
-            "waiting": {
-                "samples": total_samples(self.waiting),
-                "leaves": dict(waiting_leaves(self.waiting)),
-            },
-            "files": {name: str(path) for name, path in self.files.items()},
-        }
+        )
 
     def report(self, width: int | None = None) -> str:
         waiting = format_waiting(self.waiting, self.samples + total_samples(self.waiting))
