@@ -9,12 +9,13 @@ middleware that appended to its header list would grow it by one header per requ
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from time import perf_counter
 from typing import Any
 
 from middleware import core, sink, spin
-from middleware.stack import KNOWN
+from middleware.stack import KNOWN, classes_in
 from middleware.stack import layers as stack_layers
 
 Scope = MutableMapping[str, Any]
@@ -72,11 +73,16 @@ class RequestIdMiddleware:
             core.request_id_var.reset(token)
 
 
-class LoggerMiddleware:
+class _Writes:
+    """A middleware that writes lines (access lines, panics, dumps) to the sink log_output
+    names."""
+
     def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
         self.app = app
         self._write = sink.open_sink(log_output).write
 
+
+class LoggerMiddleware(_Writes):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -105,11 +111,7 @@ class LoggerMiddleware:
             )
 
 
-class RecoveryMiddleware:
-    def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
-        self.app = app
-        self._write = sink.open_sink(log_output).write
-
+class RecoveryMiddleware(_Writes):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -223,12 +225,8 @@ class CORSMiddleware:
         await self.app(scope, receive, send_headers)
 
 
-class DumpMiddleware:
+class DumpMiddleware(_Writes):
     """Captures the body as the app reads it and as it sends it; nothing is read ahead."""
-
-    def __init__(self, app: ASGIApp, log_output: str = "stdout") -> None:
-        self.app = app
-        self._write = sink.open_sink(log_output).write
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -294,15 +292,7 @@ class KnownCostMiddleware:
         await self.app(scope, receive, send)
 
 
-CLASSES: dict[str, Callable[..., ASGIApp]] = {
-    "request-id": RequestIdMiddleware,
-    "logger": LoggerMiddleware,
-    "recovery": RecoveryMiddleware,
-    "secure": SecureMiddleware,
-    "nocache": NoCacheMiddleware,
-    "cors": CORSMiddleware,
-    "dump": DumpMiddleware,
-}
+CLASSES: dict[str, Callable[..., ASGIApp]] = classes_in(sys.modules[__name__])
 LOGGING = frozenset({"logger", "recovery", "dump"})
 
 

@@ -17,6 +17,7 @@ theirs: MWBENCH_LOG_OUTPUT (the log sink), MWBENCH_KNOWN_COST (`spin:N` / `work:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from time import perf_counter
 from typing import Any
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from middleware import core, sink, spin
-from middleware.stack import KNOWN, layers
+from middleware.stack import KNOWN, classes_in, layers
 
 GetResponse = Callable[[HttpRequest], Any]
 
@@ -208,15 +209,7 @@ class KnownCostMiddleware(_Middleware):
         self._burn()
 
 
-CLASSES: dict[str, type[_Middleware]] = {
-    "request-id": RequestIdMiddleware,
-    "logger": LoggerMiddleware,
-    "recovery": RecoveryMiddleware,
-    "secure": SecureMiddleware,
-    "nocache": NoCacheMiddleware,
-    "cors": CORSMiddleware,
-    "dump": DumpMiddleware,
-}
+CLASSES: dict[str, type[_Middleware]] = classes_in(sys.modules[__name__])
 
 
 def _path(cls: type) -> str:

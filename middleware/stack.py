@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import re
+from types import ModuleType
+from typing import Any
 
 # Outermost first. request-id wraps everything so that every later layer (and the log lines they
 # write) sees the id; logger sits outside recovery so that a caught panic is still logged as a 500;
 # recovery sits outside the header middlewares and dump so that an exception raised in them is
 # caught too; dump is innermost so it records exactly what the app received and answered.
 ORDER: tuple[str, ...] = ("request-id", "logger", "recovery", "secure", "nocache", "cors", "dump")
+
+# Each class-based adapter (asgi, wsgi, django) names a middleware's class after it, so that the
+# names and their order are written here only.
+CLASS_NAMES = {
+    "request-id": "RequestIdMiddleware",
+    "logger": "LoggerMiddleware",
+    "recovery": "RecoveryMiddleware",
+    "secure": "SecureMiddleware",
+    "nocache": "NoCacheMiddleware",
+    "cors": "CORSMiddleware",
+    "dump": "DumpMiddleware",
+}
+
+
+def classes_in(adapter: ModuleType) -> dict[str, Any]:
+    """ORDER's middlewares by name, as the classes `adapter` (a module) defines for them."""
+    return {name: getattr(adapter, CLASS_NAMES[name]) for name in ORDER}
+
 
 # `spin:N`, the calibration middleware: it burns N of the thread's CPU time per request and does
 # nothing else. It is not in ORDER, so never part of `all` nor of `each`'s singles. It sits

@@ -14,7 +14,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from middleware import core, sink, spin
-from middleware.stack import KNOWN, layers
+from middleware.stack import KNOWN, classes_in, layers
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -77,11 +77,16 @@ class RequestIdMiddleware:
         return _OnClose(result, lambda: core.request_id_var.reset(token))
 
 
-class LoggerMiddleware:
+class _Writes:
+    """A middleware that writes lines (access lines, panics, dumps) to the sink log_output
+    names."""
+
     def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
         self.app = app
         self._write = sink.open_sink(log_output).write
 
+
+class LoggerMiddleware(_Writes):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = perf_counter()
         status = "500"  # what the server answers if the app raises before start_response
@@ -114,14 +119,10 @@ class LoggerMiddleware:
         return _OnClose(result, log)
 
 
-class RecoveryMiddleware:
+class RecoveryMiddleware(_Writes):
     """An exception becomes the 500 JSON body. Passing `exc_info` to start_response is PEP 3333's
     "already started" check: the server re-raises if the headers are already on the wire, and
     then the response is not rewritten (the server logs it and drops the connection)."""
-
-    def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
-        self.app = app
-        self._write = sink.open_sink(log_output).write
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -233,12 +234,8 @@ class CORSMiddleware:
         return self.app(environ, start)
 
 
-class DumpMiddleware:
+class DumpMiddleware(_Writes):
     """Reads the request body up front (and hands the app a copy), as gin-dump does."""
-
-    def __init__(self, app: WSGIApplication, log_output: str = "stdout") -> None:
-        self.app = app
-        self._write = sink.open_sink(log_output).write
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request_body = _read_body(environ)
@@ -326,15 +323,7 @@ class KnownCostMiddleware:
         return self.app(environ, start_response)
 
 
-_CLASSES: dict[str, Callable[..., WSGIApplication]] = {
-    "request-id": RequestIdMiddleware,
-    "logger": LoggerMiddleware,
-    "recovery": RecoveryMiddleware,
-    "secure": SecureMiddleware,
-    "nocache": NoCacheMiddleware,
-    "cors": CORSMiddleware,
-    "dump": DumpMiddleware,
-}
+_CLASSES: dict[str, Callable[..., WSGIApplication]] = classes_in(sys.modules[__name__])
 _LOGGING = frozenset({"logger", "recovery", "dump"})
 
 
