@@ -163,6 +163,44 @@ def estimate_bars(
         )
 
 
+def side_by_side(index: int, count: int, width: float) -> float:
+    """Where the index-th of `count` bars of `width` sharing one slot sits, from its centre."""
+    return (index - (count - 1) / 2) * width
+
+
+def nonnegative_bar(
+    ax: Axes, x: float, estimate: Estimate, width: float, color: str, label: str | None
+) -> float:
+    """A bar at the estimate's median with its 95% error bar, the interval stopped at zero: a
+    rate or a cost is never negative, though an interval from two rounds can reach below zero.
+    The top of its error bar, for the axes' limit and a label over it."""
+    low = max(0.0, estimate.low) if estimate.low is not None else estimate.median
+    high = estimate.high if estimate.high is not None else estimate.median
+    ax.bar(
+        x,
+        estimate.median,
+        width,
+        color=color,
+        yerr=[[estimate.median - low], [high - estimate.median]],
+        capsize=3,
+        label=label,
+    )
+    return high
+
+
+def category_labels(ax: Axes, labels: Sequence[str]) -> None:
+    """One tick per group of bars, its label printed literally, slanted when more than five
+    would crowd each other."""
+    crowded = len(labels) > 5
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(
+        [literal(label) for label in labels],
+        rotation=30 if crowded else 0,
+        ha="right" if crowded else "center",
+        fontsize=8,
+    )
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     """The figure as a PNG at `path`, whole or not at all: a full disk leaves no half a PNG
     behind, and the chart of a previous run stays until the new one is written."""
@@ -172,6 +210,13 @@ def save_figure(fig: Figure, path: Path) -> Path:
     finally:
         plt.close(fig)
     return write_atomic(path, image.getvalue())
+
+
+def save_laid_out(fig: Figure, path: Path) -> Path:
+    """The figure laid out to fit its labels and legend (tight_layout), saved as save_figure
+    does."""
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def points(rows: Iterable[DatRow], attr: str) -> tuple[list[int], list[float]]:
@@ -234,64 +279,13 @@ def _all_levels(series: Sequence[Series]) -> list[int]:
 def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
     """QPS (left axis, solid) and average latency (right axis, dashed) against concurrency."""
     with chart_style():
-        ratio_ax: Axes | None = None
-        if len(series) == 2:
-            fig, (ax, ratio_ax) = plt.subplots(
-                2, 1, figsize=(10, 7.4), sharex=True, height_ratios=(3, 1)
-            )
-        else:
-            fig, ax = plt.subplots(figsize=(10, 5.8))
+        fig, ax, ratio_ax = _qps_latency_figure(paired=len(series) == 2)
         lat_ax = ax.twinx()
         lat_ax.grid(False)
         handles = []
         for i, one in enumerate(series):
-            name = literal(one.name) + " " if len(series) > 1 else ""
-            xs, qps = points(one.measured_rows, "qps")
-            (line,) = ax.plot(
-                xs,
-                qps,
-                marker="o",
-                linewidth=2.2,
-                markersize=6,
-                color=QPS_COLORS[i % 2],
-                label=f"{name}QPS",
-            )
-            handles.append(line)
-            if len(series) == 1:
-                for x, y in zip(xs, qps, strict=True):
-                    label = f"{y / 1e3:.1f}k" if y >= 10_000 else f"{y:,.0f}"
-                    ax.annotate(
-                        label,
-                        (x, y),
-                        textcoords="offset points",
-                        xytext=(0, 8),
-                        ha="center",
-                        fontsize=8,
-                        color=QPS_COLORS[0],
-                    )
-            lx, lat = points(one.measured_rows, "avg_latency_ms")
-            (line,) = lat_ax.plot(
-                lx,
-                lat,
-                marker="s",
-                linewidth=1.6,
-                markersize=5,
-                linestyle="--",
-                color=LATENCY_COLORS[i % 2],
-                label=f"{name}avg latency",
-            )
-            handles.append(line)
-            handles += _mark_no_2xx(ax, lat_ax, one, QPS_COLORS[i % 2], name)
-            _mark_failed(ax, one, FAILED_COLOR if len(series) == 1 else QPS_COLORS[i % 2], True)
-        _concurrency_axis(ax, _all_levels(series))
-        ax.set_ylim(bottom=0)
-        ax.set_ylim(top=max(ax.get_ylim()[1], 1) * 1.1)  # room for the value labels
-        lat_ax.set_ylim(bottom=0)
-        ax.yaxis.set_major_formatter(FuncFormatter(_si))
-        lat_ax.yaxis.set_major_formatter(FuncFormatter(_ms))
-        ax.set_ylabel("QPS (requests/s)", color=QPS_COLORS[0])
-        lat_ax.set_ylabel("average latency (TTLB)", color=LATENCY_COLORS[0])
-        lat_ax.spines["top"].set_visible(False)
+            handles += _draw_run(ax, lat_ax, one, i, alone=len(series) == 1)
+        _qps_latency_axes(ax, lat_ax, series)
         failed = [h for h in ax.get_lines() if str(h.get_label()).endswith("failed / skipped")]
         titles(ax, title, _runs_line(series))
         if ratio_ax is not None:
@@ -299,6 +293,77 @@ def qps_latency_chart(series: Sequence[Series], title: str, path: Path) -> Path:
             _ratio_panel(ratio_ax, series[0], series[1])
         _legend_below(fig, handles + failed, ncols=len(handles + failed))
         return save_figure(fig, path)
+
+
+def _qps_latency_figure(paired: bool) -> tuple[Figure, Axes, Axes | None]:
+    """The figure, its QPS axes and, for two runs, the panel below it for their ratio."""
+    if paired:
+        fig, (ax, ratio_ax) = plt.subplots(
+            2, 1, figsize=(10, 7.4), sharex=True, height_ratios=(3, 1)
+        )
+        return fig, ax, ratio_ax
+    fig, ax = plt.subplots(figsize=(10, 5.8))
+    return fig, ax, None
+
+
+def _draw_run(ax: Axes, lat_ax: Axes, one: Series, i: int, alone: bool) -> list[Any]:
+    """The i-th run's QPS line (its values written over it when it is the only run), its latency
+    line, its levels with no 2xx/3xx answer and its failed ones; the legend's handles."""
+    name = "" if alone else literal(one.name) + " "
+    xs, qps = points(one.measured_rows, "qps")
+    (qps_line,) = ax.plot(
+        xs,
+        qps,
+        marker="o",
+        linewidth=2.2,
+        markersize=6,
+        color=QPS_COLORS[i % 2],
+        label=f"{name}QPS",
+    )
+    if alone:
+        _qps_values(ax, xs, qps)
+    lx, lat = points(one.measured_rows, "avg_latency_ms")
+    (lat_line,) = lat_ax.plot(
+        lx,
+        lat,
+        marker="s",
+        linewidth=1.6,
+        markersize=5,
+        linestyle="--",
+        color=LATENCY_COLORS[i % 2],
+        label=f"{name}avg latency",
+    )
+    no_2xx = _mark_no_2xx(ax, lat_ax, one, QPS_COLORS[i % 2], name)
+    _mark_failed(ax, one, FAILED_COLOR if alone else QPS_COLORS[i % 2], True)
+    return [qps_line, lat_line, *no_2xx]
+
+
+def _qps_values(ax: Axes, xs: Sequence[int], qps: Sequence[float]) -> None:
+    """Each level's QPS written over its point: `12.3k` from 10,000 up, `9,876` below."""
+    for x, y in zip(xs, qps, strict=True):
+        label = f"{y / 1e3:.1f}k" if y >= 10_000 else f"{y:,.0f}"
+        ax.annotate(
+            label,
+            (x, y),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=8,
+            color=QPS_COLORS[0],
+        )
+
+
+def _qps_latency_axes(ax: Axes, lat_ax: Axes, series: Sequence[Series]) -> None:
+    """Concurrency across, QPS up the left from 0, latency up the right from 0."""
+    _concurrency_axis(ax, _all_levels(series))
+    ax.set_ylim(bottom=0)
+    ax.set_ylim(top=max(ax.get_ylim()[1], 1) * 1.1)  # room for the value labels
+    lat_ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_formatter(FuncFormatter(_si))
+    lat_ax.yaxis.set_major_formatter(FuncFormatter(_ms))
+    ax.set_ylabel("QPS (requests/s)", color=QPS_COLORS[0])
+    lat_ax.set_ylabel("average latency (TTLB)", color=LATENCY_COLORS[0])
+    lat_ax.spines["top"].set_visible(False)
 
 
 def _ratio_panel(ax: Axes, a: Series, b: Series) -> None:
