@@ -14,6 +14,7 @@ from harness.measures.known_check import RULE, CheckRow
 from harness.measures.registry import get_measure
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from rich.table import Table
 
 
@@ -117,75 +118,93 @@ def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import chart_style, literal, save_figure, titles
+    from harness.render.charts import chart_style, save_laid_out
 
-    known = [p.known_us for p in report.points]
-    top = max(known)
+    top = max(p.known_us for p in report.points)
     with chart_style():
         fig, ax = plt.subplots(figsize=(7.2, 5.6))
-        line = [0.0, top * 1.08]
-        ax.plot(line, line, color="#333333", linewidth=1, label="identity: measured = known")
-        ax.fill_between(
-            line,
-            [x * (1 - report.tolerance) for x in line],
-            [x * (1 + report.tolerance) for x in line],
-            color="#999999",
-            alpha=0.18,
-            linewidth=0,
-            # A cost passes exactly when its error bar reaches this band.
-            label=f"known ± {100 * report.tolerance:g}%: pass when the error bar reaches it",
-        )
+        _identity_and_band(ax, top * 1.08, report.tolerance)
         shift = top * 0.012  # side by side, so the two measures' error bars do not overlap
         styles = (("#d62728", "o", -shift), ("#1f4e9c", "s", shift), ("#2ca02c", "^", 0.0))
-        for name, (color, marker, dx) in zip(report.measures, styles, strict=False):
-            text = get_measure(name).title
-            xs, ys, lo, hi, failed = [], [], [], [], []
-            for point in report.points:
-                check = point.checks[name]
-                m = check.measured
-                if m is None:
-                    continue
-                xs.append(point.known_us + dx)
-                ys.append(m.median)
-                lo.append(m.median - m.low if m.low is not None else 0.0)
-                hi.append(m.high - m.median if m.high is not None else 0.0)
-                if not check.passed:
-                    failed.append((point.known_us + dx, m.median))
-            ax.errorbar(
-                xs,
-                ys,
-                yerr=[lo, hi],
-                fmt=marker,
-                color=color,
-                capsize=4,
-                markersize=6,
-                elinewidth=1.2,
-                label=text,
-            )
-            if failed:
-                fx, fy = zip(*failed, strict=True)
-                ax.plot(fx, fy, "x", color="black", markersize=11, mew=2, linestyle="none")
+        for name, style in zip(report.measures, styles, strict=False):
+            _measured_points(ax, report, name, style)
         if any(not row.check.passed for row in report.rows):
             ax.plot([], [], "x", color="black", markersize=9, mew=2, label="outside the range")
-        ax.set_xlim(0, top * 1.08)
-        ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
-        ax.set_xticks(known)
-        unit = get_measure(report.measures[0]).unit
-        ax.set_xlabel(f"known cost of the {report.kind} middleware, {unit} per request")
-        ax.set_ylabel(f"measured overhead over none, {unit} per request")
-        s = report.settings
-        verdict = "pass" if report.passed else "FAIL"
-        titles(
-            ax,
-            f"Calibration: {report.target} — {verdict}",
-            literal(
-                f"median of {s['repeat']} paired round(s), error bars: 95% interval; "
-                f"{s['duration_s']:g}s per level; {s['pinning']}"
-            ),
-        )
-        ax.legend(fontsize=8, frameon=False, loc="upper left")
-        fig.tight_layout()
-        return save_figure(fig, path)
+        _calibration_labels(ax, report, top * 1.08)
+        return save_laid_out(fig, path)
+
+
+def _identity_and_band(ax: Axes, right: float, tolerance: float) -> None:
+    """Measured = known from 0 to `right`, and the band a measured cost passes within."""
+    line = [0.0, right]
+    ax.plot(line, line, color="#333333", linewidth=1, label="identity: measured = known")
+    ax.fill_between(
+        line,
+        [x * (1 - tolerance) for x in line],
+        [x * (1 + tolerance) for x in line],
+        color="#999999",
+        alpha=0.18,
+        linewidth=0,
+        # A cost passes exactly when its error bar reaches this band.
+        label=f"known ± {100 * tolerance:g}%: pass when the error bar reaches it",
+    )
+
+
+def _measured_points(
+    ax: Axes, report: CalibrationReport, name: str, style: tuple[str, str, float]
+) -> None:
+    """One measure's median at each known cost with its 95% error bar, shifted by `dx` of the
+    style (color, marker, dx), and a cross over each that missed its band."""
+    color, marker, dx = style
+    xs, ys, lo, hi, failed = [], [], [], [], []
+    for point in report.points:
+        check = point.checks[name]
+        m = check.measured
+        if m is None:
+            continue
+        xs.append(point.known_us + dx)
+        ys.append(m.median)
+        lo.append(m.median - m.low if m.low is not None else 0.0)
+        hi.append(m.high - m.median if m.high is not None else 0.0)
+        if not check.passed:
+            failed.append((point.known_us + dx, m.median))
+    ax.errorbar(
+        xs,
+        ys,
+        yerr=[lo, hi],
+        fmt=marker,
+        color=color,
+        capsize=4,
+        markersize=6,
+        elinewidth=1.2,
+        label=get_measure(name).title,
+    )
+    if failed:
+        fx, fy = zip(*failed, strict=True)
+        ax.plot(fx, fy, "x", color="black", markersize=11, mew=2, linestyle="none")
+
+
+def _calibration_labels(ax: Axes, report: CalibrationReport, right: float) -> None:
+    """A tick at each known cost, the axes' units, the verdict in the title, the legend."""
+    from harness.render.charts import literal, titles
+
+    ax.set_xlim(0, right)
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    ax.set_xticks([p.known_us for p in report.points])
+    unit = get_measure(report.measures[0]).unit
+    ax.set_xlabel(f"known cost of the {report.kind} middleware, {unit} per request")
+    ax.set_ylabel(f"measured overhead over none, {unit} per request")
+    s = report.settings
+    verdict = "pass" if report.passed else "FAIL"
+    titles(
+        ax,
+        f"Calibration: {report.target} — {verdict}",
+        literal(
+            f"median of {s['repeat']} paired round(s), error bars: 95% interval; "
+            f"{s['duration_s']:g}s per level; {s['pinning']}"
+        ),
+    )
+    ax.legend(fontsize=8, frameon=False, loc="upper left")
 
 
 def write_calibration(report: CalibrationReport, charts: bool = True) -> list[Path]:
