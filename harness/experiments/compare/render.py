@@ -17,6 +17,8 @@ from harness.render.tables import Section, markdown_table, rich_tables
 from harness.stats.intervals import Estimate
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from harness.experiments.compare.contenders import Entry
     from harness.experiments.compare.result import CompareReport
     from harness.load.results import SweepResult
@@ -242,67 +244,70 @@ def overhead_chart(report: CompareReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import (
-        COLORS,
-        chart_style,
-        estimate_bars,
-        literal,
-        save_figure,
-        titles,
-    )
+    from harness.render.charts import chart_style, save_laid_out
 
     with chart_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(measured) + 2), 4.6))
-        width = 0.76 / len(measures)
-        ends: list[tuple[float, float, float, float]] = []  # x, median, low, high
-        for k, measure in enumerate(measures):
-            offset = (k - (len(measures) - 1) / 2) * width
-            xs, shown = [], []
-            for i, entry in enumerate(measured):
-                est = entry.overhead(measure.name)
-                if est is None:
-                    continue
-                xs.append(i + offset)
-                shown.append(est)
-                if est.low is not None and est.high is not None:
-                    ends.append((xs[-1], est.median, est.low, est.high))
-                else:  # one round: no interval, its median alone
-                    ends.append((xs[-1], est.median, est.median, est.median))
-            estimate_bars(
-                ax,
-                xs,
-                shown,
-                width,
-                color=COLORS[k % len(COLORS)],
-                alpha=0.85,
-                label=measure.title,
-            )
+        ends = _overhead_bars(ax, measured, measures)
         ax.axhline(0, color="#333333", linewidth=0.8)
         clipped = _clip_intervals(ax, ends)
-        ax.set_xticks(range(len(measured)))
-        ax.set_xticklabels(
-            [
-                literal(f"{e.label}\nvs {e.reference.label}" if e.reference else e.label)
-                for e in measured
-            ],
-            rotation=30 if len(measured) > 5 else 0,
-            ha="right" if len(measured) > 5 else "center",
-            fontsize=8,
-        )
-        ax.set_ylabel(f"overhead, {report.headline.unit} per request")
-        titles(
+        _overhead_labels(ax, report, measured, clipped)
+        return save_laid_out(fig, path)
+
+
+def _overhead_bars(
+    ax: Axes, measured: list[Entry], measures: list[Measure]
+) -> list[tuple[float, float, float, float]]:
+    """Each set's overhead in each measure, the measures side by side; each bar's x, median,
+    low and high (its median alone for one round, which has no interval), to clip by."""
+    from harness.render.charts import COLORS, estimate_bars, side_by_side
+
+    width = 0.76 / len(measures)
+    ends: list[tuple[float, float, float, float]] = []
+    for k, measure in enumerate(measures):
+        offset = side_by_side(k, len(measures), width)
+        placed = [
+            (i + offset, est)
+            for i, entry in enumerate(measured)
+            if (est := entry.overhead(measure.name)) is not None
+        ]
+        for x, est in placed:
+            if est.low is not None and est.high is not None:
+                ends.append((x, est.median, est.low, est.high))
+            else:
+                ends.append((x, est.median, est.median, est.median))
+        estimate_bars(
             ax,
-            f"Per-request overhead: {title(report).removeprefix('compare: ')}",
-            literal(
-                _interval_said(measured, report.measures)
-                + (" (cut at the axes, ends written)" if clipped else "")
-                + f"; {report.settings.pinning}"
-            ),
+            [x for x, _ in placed],
+            [est for _, est in placed],
+            width,
+            color=COLORS[k % len(COLORS)],
+            alpha=0.85,
+            label=measure.title,
         )
-        ax.set_xlim(-0.7, len(measured) - 0.3)
-        ax.legend(fontsize=8, frameon=False)
-        fig.tight_layout()
-        return save_figure(fig, path)
+    return ends
+
+
+def _overhead_labels(ax: Axes, report: CompareReport, measured: list[Entry], clipped: bool) -> None:
+    """Each set named under its bars with the set it is measured against, the unit, what the
+    error bars are, and the legend."""
+    from harness.render.charts import category_labels, literal, titles
+
+    category_labels(
+        ax, [f"{e.label}\nvs {e.reference.label}" if e.reference else e.label for e in measured]
+    )
+    ax.set_ylabel(f"overhead, {report.headline.unit} per request")
+    titles(
+        ax,
+        f"Per-request overhead: {title(report).removeprefix('compare: ')}",
+        literal(
+            _interval_said(measured, report.measures)
+            + (" (cut at the axes, ends written)" if clipped else "")
+            + f"; {report.settings.pinning}"
+        ),
+    )
+    ax.set_xlim(-0.7, len(measured) - 0.3)
+    ax.legend(fontsize=8, frameon=False)
 
 
 def diff_charts(report: CompareReport) -> list[Path]:

@@ -12,6 +12,8 @@ from harness.measures.registry import get_measure
 from harness.stats.intervals import Estimate
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from harness.experiments.compare.axes import AxisRow
     from harness.experiments.compare.result import CompareReport
     from harness.measures.measure import Measure
@@ -70,57 +72,59 @@ def axis_chart(
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import (
-        COLORS,
-        chart_style,
-        estimate_bars,
-        literal,
-        save_figure,
-        titles,
-    )
+    from harness.render.charts import category_labels, chart_style, literal, save_laid_out, titles
 
-    measure = report.headline
     names = list(dict.fromkeys(row.name for row in rows))
     with chart_style():
         fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 2), 4.6))
-        width = 0.8 / len(values)
         for k, value in enumerate(values):
-            xs, costs = [], []
-            for i, name in enumerate(names):
-                row = next((r for r in rows if r.name == name and r.value == value), None)
-                cost = row.entry.cost(measure.name) if row else None
-                if row is None or cost is None:
-                    continue
-                xs.append(i + (k - (len(values) - 1) / 2) * width)
-                costs.append(cost)
-                change = row.difference(measure.name)
-                if change is not None:
-                    ax.annotate(
-                        change.format_change(measure.digits, not_significant=" (n.s.)"),
-                        (xs[-1], cost.high or cost.median),
-                        xytext=(0, 3),
-                        textcoords="offset points",
-                        ha="center",
-                        fontsize=7,
-                    )
-            estimate_bars(
-                ax,
-                xs,
-                costs,
-                width,
-                color=COLORS[k % len(COLORS)],
-                alpha=0.85,
-                label=literal(value),
-            )
-        ax.set_xticks(range(len(names)))
-        ax.set_xticklabels(
-            [literal(n) for n in names],
-            fontsize=8,
-            rotation=30 if len(names) > 5 else 0,
-            ha="right" if len(names) > 5 else "center",
-        )
-        ax.set_ylabel(f"{measure.unit} per request")
+            _value_bars(ax, report.headline, [_row(rows, n, value) for n in names], k, values)
+        category_labels(ax, names)
+        ax.set_ylabel(f"{report.headline.unit} per request")
         titles(ax, title, literal(f"median of the rounds, error bars: 95% interval; {said}"))
         ax.legend(fontsize=8, frameon=False)
-        fig.tight_layout()
-        return save_figure(fig, path)
+        return save_laid_out(fig, path)
+
+
+def _row(rows: Sequence[AxisRow], name: str, value: str) -> AxisRow | None:
+    return next((r for r in rows if r.name == name and r.value == value), None)
+
+
+def _value_bars(
+    ax: Axes,
+    measure: Measure,
+    by_name: list[AxisRow | None],
+    k: int,
+    values: Sequence[str],
+) -> None:
+    """The k-th value's bars, one per contender (by_name: its row at that value, if it ran
+    there), each with its change from the first value written over it."""
+    from harness.render.charts import COLORS, estimate_bars, literal, side_by_side
+
+    width = 0.8 / len(values)
+    xs, costs = [], []
+    for i, row in enumerate(by_name):
+        cost = row.entry.cost(measure.name) if row else None
+        if row is None or cost is None:
+            continue
+        xs.append(i + side_by_side(k, len(values), width))
+        costs.append(cost)
+        change = row.difference(measure.name)
+        if change is not None:
+            ax.annotate(
+                change.format_change(measure.digits, not_significant=" (n.s.)"),
+                (xs[-1], cost.high or cost.median),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+    estimate_bars(
+        ax,
+        xs,
+        costs,
+        width,
+        color=COLORS[k % len(COLORS)],
+        alpha=0.85,
+        label=literal(values[k]),
+    )
