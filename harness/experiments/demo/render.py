@@ -11,76 +11,35 @@ from typing import TYPE_CHECKING
 from harness.experiments.compare.render import columns, server_columns, server_rows, server_title
 from harness.experiments.compare.render import rows as compare_rows
 from harness.experiments.demo.findings import Check, findings, reference_checks
-from harness.experiments.demo.server_axis import servers_chart
+from harness.experiments.demo.render_servers import servers_chart
 from harness.load.files import write_atomic
 from middleware.stack import stack_name
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from harness.experiments.compare.contenders import Entry
+    from harness.experiments.compare.result import CompareReport
     from harness.experiments.demo.run import DemoResult
+
+    # A framework and its three bars: its raw baseline, no middleware, all of them.
+    FrameworkBars = tuple[str, list[tuple[str, Entry | None]]]
 
 
 def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
     """Peak QPS of each framework's baseline, none and all, against the ceiling."""
-    groups = []
-    for report in result.reports:
-        by_label = {e.label: e for e in report.entries}
-        base = next((e for e in report.entries if e.contender.role == "baseline"), None)
-        bars = [
-            (report.baselines[0] if report.baselines else "raw", base),
-            ("none", by_label.get("none")),
-            ("all", by_label.get("all")),
-        ]
-        groups.append((report.targets[0], bars))
+    groups = [_framework_bars(report) for report in result.reports]
     if not groups:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import chart_style, literal, save_figure, titles
+    from harness.render.charts import chart_style, literal, save_laid_out, titles
 
-    colors = ("#7f7f7f", "#1f4e9c", "#d62728")
     with chart_style():
         fig, ax = plt.subplots(figsize=(9, 4.6))
-        width = 0.26
-        top = result.ceiling_qps or 0.0
-        for g, (_target, bars) in enumerate(groups):
-            for b, (label, entry) in enumerate(bars):
-                if entry is None or entry.peak_qps is None:
-                    continue
-                est = entry.peak_qps
-                x = g + (b - 1) * width
-                # QPS is never negative: an interval from two rounds can reach below zero, the
-                # chart stops it at the axis.
-                low = max(0.0, est.low) if est.low is not None else est.median
-                high = est.high if est.high is not None else est.median
-                ax.bar(
-                    x,
-                    est.median,
-                    width,
-                    color=colors[b],
-                    yerr=[[est.median - low], [high - est.median]],
-                    capsize=3,
-                    label=("raw baseline" if b == 0 else label) if g == 0 else None,
-                )
-                ax.text(
-                    x,
-                    max(est.median, high),
-                    f"{est.median / 1000:.1f}k",
-                    ha="center",
-                    va="bottom",
-                    fontsize=8,
-                )
-                top = max(top, high)
+        top = _draw_frameworks(ax, groups, result.ceiling_qps or 0.0)
         if result.ceiling_qps:
-            ax.axhline(result.ceiling_qps, color="#2ca02c", linestyle="--", linewidth=1)
-            ax.text(
-                -0.45,
-                result.ceiling_qps,
-                "ceiling (wrk's limit)",
-                ha="left",
-                va="bottom",
-                fontsize=8,
-                color="#2ca02c",
-            )
+            _ceiling_line(ax, result.ceiling_qps)
         ax.set_ylim(0, top * 1.12)
         ax.set_xticks(range(len(groups)))
         ax.set_xticklabels([literal(t) for t, _ in groups])
@@ -95,8 +54,60 @@ def frameworks_chart(result: DemoResult, path: Path) -> Path | None:
             ),
         )
         ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-        fig.tight_layout()
-        return save_figure(fig, path)
+        return save_laid_out(fig, path)
+
+
+def _framework_bars(report: CompareReport) -> FrameworkBars:
+    """A framework's raw baseline, its app with no middleware and with all of them."""
+    by_label = {e.label: e for e in report.entries}
+    base = next((e for e in report.entries if e.contender.role == "baseline"), None)
+    bars = [
+        (report.baselines[0] if report.baselines else "raw", base),
+        ("none", by_label.get("none")),
+        ("all", by_label.get("all")),
+    ]
+    return report.targets[0], bars
+
+
+def _draw_frameworks(ax: Axes, groups: list[FrameworkBars], top: float) -> float:
+    """Each framework's three bars with their 95% error bars and their medians written over
+    them; the highest point drawn (at least `top`), for the axes' limit."""
+    from harness.render.charts import nonnegative_bar, side_by_side
+
+    colors = ("#7f7f7f", "#1f4e9c", "#d62728")
+    width = 0.26
+    for g, (_target, bars) in enumerate(groups):
+        for b, (label, entry) in enumerate(bars):
+            if entry is None or entry.peak_qps is None:
+                continue
+            est = entry.peak_qps
+            x = g + side_by_side(b, len(bars), width)
+            legend = ("raw baseline" if b == 0 else label) if g == 0 else None
+            high = nonnegative_bar(ax, x, est, width, colors[b], legend)
+            ax.text(
+                x,
+                max(est.median, high),
+                f"{est.median / 1000:.1f}k",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+            top = max(top, high)
+    return top
+
+
+def _ceiling_line(ax: Axes, ceiling_qps: float) -> None:
+    """The most wrk can drive on this machine: no bar can be read above it."""
+    ax.axhline(ceiling_qps, color="#2ca02c", linestyle="--", linewidth=1)
+    ax.text(
+        -0.45,
+        ceiling_qps,
+        "ceiling (wrk's limit)",
+        ha="left",
+        va="bottom",
+        fontsize=8,
+        color="#2ca02c",
+    )
 
 
 def _checks_table(checks: list[Check]) -> list[list[str]]:
@@ -292,10 +303,29 @@ def html_page(result: DemoResult) -> str:
     charts = _charts(result)
     if charts:
         title, path = charts[0]
-        parts.append(
-            f"<figure><img alt='{html.escape(title)}' src='{_embedded(path)}'>"
-            f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        )
+        parts.append(_html_figure(html.escape(title), path, html.escape(title)))
+    parts += _html_compares(result)
+    parts += _html_servers(result)
+    parts += _html_latency(result)
+    checks = reference_checks(result)
+    if checks:
+        parts += ["<h2>Reference values</h2>", _html_table(_CHECK_COLUMNS, _checks_table(checks))]
+    parts += _html_profile(result)
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _html_figure(alt: str, path: Path, caption: str) -> str:
+    """A chart embedded in the page; `alt` and `caption` are HTML already."""
+    return (
+        f"<figure><img alt='{alt}' src='{_embedded(path)}'>"
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _html_compares(result: DemoResult) -> list[str]:
+    """Each framework's compare: its table, and its overhead chart where it has one."""
+    parts = []
     for report in result.reports:
         parts += [
             f"<h2>{html.escape(report.targets[0])}</h2>",
@@ -303,11 +333,15 @@ def html_page(result: DemoResult) -> str:
         ]
         chart = report.out_dir / "overhead.png"
         if chart.exists():
-            parts.append(
-                f"<figure><img alt='overhead' src='{_embedded(chart)}'><figcaption>"
-                f"Per-request overhead, {html.escape(report.targets[0])}"
-                "</figcaption></figure>"
-            )
+            caption = f"Per-request overhead, {html.escape(report.targets[0])}"
+            parts.append(_html_figure("overhead", chart, caption))
+    return parts
+
+
+def _html_servers(result: DemoResult) -> list[str]:
+    """The server axis: each framework's compare across servers, the servers against each
+    other, and their chart."""
+    parts = []
     for report in result.server_reports:
         parts += [
             f"<h2>{html.escape(report.targets[0])} on {html.escape(', '.join(report.servers))}"
@@ -318,37 +352,39 @@ def html_page(result: DemoResult) -> str:
         ]
     chart = result.out_dir / "servers.png"
     if result.server_reports and chart.exists():
-        parts.append(
-            f"<figure><img alt='servers' src='{_embedded(chart)}'><figcaption>The server as an "
-            "axis: peak QPS and CPU per request</figcaption></figure>"
-        )
+        caption = "The server as an axis: peak QPS and CPU per request"
+        parts.append(_html_figure("servers", chart, caption))
+    return parts
+
+
+def _html_latency(result: DemoResult) -> list[str]:
+    """Latency at fixed arrival rates: its tables, and its chart where it has one."""
+    parts = []
     for name, cols, body in _latency_tables(result):
         parts += [f"<h2>{html.escape(name)}</h2>", _html_table(cols, body)]
     if result.latency is not None and (result.latency.out_dir / "latency.png").exists():
-        parts.append(
-            f"<figure><img alt='latency' src='{_embedded(result.latency.out_dir / 'latency.png')}'>"
-            "<figcaption>Latency against the arrival rate (k6, open model)</figcaption></figure>"
-        )
-    checks = reference_checks(result)
-    if checks:
-        parts += ["<h2>Reference values</h2>", _html_table(_CHECK_COLUMNS, _checks_table(checks))]
-    if result.profiled is not None:
-        parts += [
-            f"<h2>Profile: {html.escape(result.profiled.target)} with "
-            f"{html.escape(stack_name(result.profiled.stack))}</h2>",
-            _html_table(
-                ("layer", "kind", "samples", "%"),
-                [[s.layer, s.kind, str(s.samples), f"{s.pct:.1f}"] for s in result.profiled.layers],
-            ),
-        ]
-        flame = result.profiled.files.get("flamegraph")
-        if flame is not None and flame.exists():
-            parts.append(
-                f"<figure><img alt='flame graph' src='{_embedded(flame)}'>"
-                "<figcaption>Flame graph (py-spy)</figcaption></figure>"
-            )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+        caption = "Latency against the arrival rate (k6, open model)"
+        parts.append(_html_figure("latency", result.latency.out_dir / "latency.png", caption))
+    return parts
+
+
+def _html_profile(result: DemoResult) -> list[str]:
+    """Where the profiled stack spent its CPU, by layer, and its flame graph."""
+    profiled = result.profiled
+    if profiled is None:
+        return []
+    parts = [
+        f"<h2>Profile: {html.escape(profiled.target)} with "
+        f"{html.escape(stack_name(profiled.stack))}</h2>",
+        _html_table(
+            ("layer", "kind", "samples", "%"),
+            [[s.layer, s.kind, str(s.samples), f"{s.pct:.1f}"] for s in profiled.layers],
+        ),
+    ]
+    flame = profiled.files.get("flamegraph")
+    if flame is not None and flame.exists():
+        parts.append(_html_figure("flame graph", flame, "Flame graph (py-spy)"))
+    return parts
 
 
 def write_demo_report(result: DemoResult) -> list[Path]:

@@ -1,20 +1,16 @@
-"""The demo's server axis: one chart and one finding per framework, from the compares that ran it
-and its raw app with no middleware on several servers in the same interleaved rounds."""
+"""The demo's server axis: one finding per framework, from the compares that ran it and its raw
+app with no middleware on several servers in the same interleaved rounds (its chart is
+render_servers's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.experiments.compare.contenders import Entry
     from harness.experiments.compare.result import CompareReport
     from harness.experiments.demo.run import DemoResult
-    from harness.stats.intervals import Estimate
-
-
-LEGEND = {"raw": "raw app", "framework": "framework, no middleware"}
 
 
 @dataclass(frozen=True)
@@ -123,63 +119,6 @@ def _verdict(result: DemoResult, target: str, first: OnServer, others: list[OnSe
     )
 
 
-def _peak(entry: Entry) -> Estimate | None:
-    return entry.peak_qps
-
-
-def _cpu_cost(entry: Entry) -> Estimate | None:
-    return entry.cost("cpu")
-
-
 def server_findings(result: DemoResult) -> list[str]:
     found = (server_finding(result, report) for report in result.server_reports)
     return [text for text in found if text]
-
-
-def servers_chart(result: DemoResult, path: Path) -> Path | None:
-    """Per framework and server: peak QPS and server CPU per request, the raw app beside the
-    framework, with 95% error bars."""
-    groups = [(r.targets[0], on_servers(r)) for r in result.server_reports if r.servers]
-    bars = [(target, row) for target, rows in groups for row in rows]
-    if not bars:
-        return None
-    import matplotlib.pyplot as plt
-
-    from harness.render.charts import chart_style, literal, save_figure, titles
-
-    with chart_style():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-        for ax, figure, ylabel in (
-            (axes[0], _peak, "peak requests per second"),
-            (axes[1], _cpu_cost, "server CPU µs per request"),
-        ):
-            for b, (kind, color) in enumerate((("raw", "#7f7f7f"), ("framework", "#1f4e9c"))):
-                for x, (_, row) in enumerate(bars):
-                    entry = row.raw if kind == "raw" else row.framework
-                    est = figure(entry) if entry is not None else None
-                    if est is None:
-                        continue
-                    low = max(0.0, est.low) if est.low is not None else est.median
-                    high = est.high if est.high is not None else est.median
-                    ax.bar(
-                        x + (b - 0.5) * 0.38,
-                        est.median,
-                        0.38,
-                        color=color,
-                        yerr=[[est.median - low], [high - est.median]],
-                        capsize=3,
-                        label=(LEGEND[kind] if x == 0 else None),
-                    )
-            ax.set_xticks(range(len(bars)))
-            ax.set_xticklabels([literal(f"{t}\n{row.server}") for t, row in bars], fontsize=8)
-            ax.set_ylabel(ylabel)
-        axes[0].yaxis.set_major_formatter(lambda v, _p: f"{v / 1000:g}k")
-        titles(
-            axes[0],
-            "The server as an axis",
-            literal("one worker pinned to one CPU; bars: median, error bars: 95% interval"),
-        )
-        axes[1].set_title("CPU per request: lower is cheaper", loc="left", fontsize=9)
-        axes[1].legend(frameon=False, fontsize=8)
-        fig.tight_layout()
-        return save_figure(fig, path)
