@@ -15,7 +15,11 @@ from harness.cli.build_settings import (
     option_group,
     plan_cpus,
 )
-from harness.cli.choose import app_options, check_servers, choose_from, request_options
+from harness.cli.choose import (
+    check_servers,
+    choose_from,
+    what_options,
+)
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
@@ -56,17 +60,9 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 
 
 @click.command("calibrate")
-@option_group(
-    "what",
-    WhatOptions,
-    click.option(
-        "-t",
-        "--target",
-        type=TargetName(CALIBRATE_TARGETS, why_not={"ceiling": "ceiling takes no middleware"}),
-        help="The target to calibrate.",
-    ),
-    app_options,
-    request_options,
+@what_options(
+    targets=TargetName(CALIBRATE_TARGETS, why_not={"ceiling": "ceiling takes no middleware"}),
+    help="The target to calibrate.",
 )
 @click.option(
     "--costs",

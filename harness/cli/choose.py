@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from harness.cli.build_settings import WhatOptions
+from harness.cli.build_settings import WhatOptions, option_group
 from harness.errors import HarnessError
 from harness.errors import UsageError as HarnessUsageError
 from harness.load.request import METHODS, Request, RequestError, parse_header
@@ -349,3 +349,15 @@ def choose_from(what: WhatOptions, *, python: str | None, one_stack: bool = Fals
     if chosen.app is not None:
         describe_app_choice(chosen.app)
     return chosen
+
+
+def what_options(
+    *, targets: click.ParamType, help: str, many: bool = False, sets: Decorator | None = None
+) -> Decorator:
+    """What a command measures, as one WhatOptions: -t (one target, or a comma list with
+    `many`), --app and its options, -m (`sets`: a list of sets or one stack) and the request."""
+    target = click.option(
+        "-t", "--target", "targets" if many else "target", type=targets, help=help
+    )
+    middlewares = () if sets is None else (sets,)
+    return option_group("what", WhatOptions, target, app_options, *middlewares, request_options)

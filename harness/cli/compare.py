@@ -15,7 +15,11 @@ from harness.cli.build_settings import (
     option_group,
     plan_cpus,
 )
-from harness.cli.choose import app_options, check_servers, choose_from, request_options
+from harness.cli.choose import (
+    check_servers,
+    choose_from,
+    what_options,
+)
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
@@ -60,19 +64,11 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@option_group(
-    "what",
-    WhatOptions,
-    click.option(
-        "-t",
-        "--target",
-        "targets",
-        type=TargetList(),
-        help="A target, or a comma list of targets to compare frameworks.",
-    ),
-    app_options,
-    sets_option(),
-    request_options,
+@what_options(
+    targets=TargetList(),
+    help="A target, or a comma list of targets to compare frameworks.",
+    many=True,
+    sets=sets_option(),
 )
 @click.option(
     "--baseline/--no-baseline",

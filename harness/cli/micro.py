@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from harness.cli.axis_options import variant_option
-from harness.cli.build_settings import WhatOptions, option_group
-from harness.cli.choose import app_options, choose_from, request_options
+from harness.cli.build_settings import WhatOptions
+from harness.cli.choose import choose_from, what_options
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
 from harness.experiments.micro import (
@@ -32,21 +32,11 @@ if TYPE_CHECKING:
 
 
 @click.command("micro")
-@option_group(
-    "what",
-    WhatOptions,
-    click.option(
-        "-t",
-        "--target",
-        "targets",
-        type=TargetList(
-            MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}
-        ),
-        help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
-    ),
-    app_options,
-    sets_option(" none is always measured."),
-    request_options,
+@what_options(
+    targets=TargetList(MICRO_TARGETS, why_not={"ceiling": "ceiling has no app to call in-process"}),
+    help=f"A target, or a comma list: {', '.join(MICRO_TARGETS)}.",
+    many=True,
+    sets=sets_option(" none is always measured."),
 )
 @click.option(
     "--repeat",

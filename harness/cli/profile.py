@@ -17,11 +17,10 @@ from harness.cli.build_settings import (
     plan_cpus,
 )
 from harness.cli.choose import (
-    app_options,
     check_python,
     check_servers,
     choose_from,
-    request_options,
+    what_options,
 )
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
@@ -53,18 +52,10 @@ from targets.table import TARGETS
 
 
 @click.command("profile")
-@option_group(
-    "what",
-    WhatOptions,
-    click.option(
-        "-t",
-        "--target",
-        type=TargetName(),
-        help=f"The target to profile: {', '.join(TARGETS)}.",
-    ),
-    app_options,
-    stack_option("all"),
-    request_options,
+@what_options(
+    targets=TargetName(),
+    help=f"The target to profile: {', '.join(TARGETS)}.",
+    sets=stack_option("all"),
 )
 @click.option(
     "-c",
