@@ -15,11 +15,7 @@ from harness.cli.build_settings import (
     option_group,
     plan_cpus,
 )
-from harness.cli.choose import (
-    check_servers,
-    choose_from,
-    what_options,
-)
+from harness.cli.choose import check_servers, choose_from, what_options
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
@@ -29,6 +25,7 @@ from harness.cli.params import (
     duration_option,
     out_dir_option,
     pin_option,
+    repeat_option,
     server_option,
     server_options,
     tune_option,
@@ -71,13 +68,9 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
     "units (5us,1.5ms), 1us to 1000ms; for instructions work:N in loop turns (2000,5000,10000). "
     f" [default: {KNOWN_COSTS['spin'].default} µs; {KNOWN_COSTS['work'].default} turns]",
 )
-@click.option(
-    "--repeat",
-    "-r",
-    type=click.IntRange(min=2),
-    default=DEFAULT_REPEAT,
-    show_default=True,
-    help="Rounds, interleaved (none, spin:5us, ... then again), each on a restarted server.",
+@repeat_option(
+    DEFAULT_REPEAT,
+    "Rounds, interleaved (none, spin:5us, ... then again), each on a restarted server.",
 )
 @option_group(
     "load",

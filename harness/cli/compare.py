@@ -15,11 +15,7 @@ from harness.cli.build_settings import (
     option_group,
     plan_cpus,
 )
-from harness.cli.choose import (
-    check_servers,
-    choose_from,
-    what_options,
-)
+from harness.cli.choose import check_servers, choose_from, what_options
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (

@@ -13,7 +13,14 @@ from harness.cli.axis_options import variant_option
 from harness.cli.build_settings import WhatOptions
 from harness.cli.choose import choose_from, what_options
 from harness.cli.error_lines import one_line_errors
-from harness.cli.params import CountOrAuto, LogOutput, Number, TargetList, sets_option
+from harness.cli.params import (
+    CountOrAuto,
+    LogOutput,
+    Number,
+    TargetList,
+    repeat_option,
+    sets_option,
+)
 from harness.experiments.micro import (
     CLOCKS,
     DEFAULT_BATCH_S,
@@ -38,14 +45,7 @@ if TYPE_CHECKING:
     many=True,
     sets=sets_option(" none is always measured."),
 )
-@click.option(
-    "--repeat",
-    "-r",
-    type=click.IntRange(min=2),
-    default=DEFAULT_REPEAT,
-    show_default=True,
-    help="Timed batches per set, interleaved across the sets.",
-)
+@repeat_option(DEFAULT_REPEAT, "Timed batches per set, interleaved across the sets.")
 @click.option(
     "--requests",
     "-n",

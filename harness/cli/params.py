@@ -420,3 +420,15 @@ warmup_option: Decorator = click.option(
     type=Duration(),
     help="Discarded warm-up before each sweep; 0 skips it.",
 )
+
+
+def repeat_option(default: int, help: str, *, least: int = 2) -> Decorator:
+    """--repeat/-r: the rounds (or batches) a command interleaves, at least `least`."""
+    return click.option(
+        "--repeat",
+        "-r",
+        type=click.IntRange(min=least),
+        default=default,
+        show_default=True,
+        help=help,
+    )
