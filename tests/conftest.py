@@ -131,3 +131,12 @@ def when_loaded(port: int, connections: int, action: Callable[[], object]) -> Tr
 @pytest.fixture
 def http_request() -> object:
     return request
+
+
+def assert_names_every_middleware(output: str, unknown: str) -> None:
+    """A -m with an unknown name said in one usage error: the name, and every valid choice."""
+    from middleware.stack import ORDER
+
+    assert unknown in output
+    for name in ("none", "all", *ORDER):
+        assert name in output

@@ -19,10 +19,10 @@ from harness.cli.choose import check_servers, choose_from, what_options
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
-    Levels,
     Number,
     TargetName,
     duration_option,
+    levels_option,
     out_dir_option,
     pin_option,
     repeat_option,
@@ -75,13 +75,9 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 @option_group(
     "load",
     LoadOptions,
-    click.option(
-        "-c",
-        "--levels",
-        type=Levels(),
-        default="64",
-        show_default=True,
-        help="Concurrency levels; each round's cost is taken at its peak-QPS level.",
+    levels_option(
+        "64",
+        "Concurrency levels; each round's cost is taken at its peak-QPS level.",
     ),
     duration_option,
     warmup_option,

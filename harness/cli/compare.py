@@ -21,11 +21,11 @@ from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     ByteSize,
     Duration,
-    Levels,
     LogOutput,
     Number,
     TargetList,
     duration_option,
+    levels_option,
     out_dir_option,
     pin_option,
     python_option,
@@ -75,13 +75,7 @@ if TYPE_CHECKING:
 @option_group(
     "load",
     LoadOptions,
-    click.option(
-        "-c",
-        "--levels",
-        type=Levels(),
-        default=None,
-        help="Concurrency levels, e.g. 16,64  [default: 64]",
-    ),
+    levels_option(None, "Concurrency levels, e.g. 16,64  [default: 64]"),
     click.option(
         "--preset",
         type=click.Choice(sorted(PRESETS)),

@@ -432,3 +432,16 @@ def repeat_option(default: int, help: str, *, least: int = 2) -> Decorator:
         show_default=True,
         help=help,
     )
+
+
+def levels_option(default: str | None, help: str) -> Decorator:
+    """-c/--levels: the concurrency levels of a command's sweeps (Levels); `default` None: the
+    command's own, said in `help`."""
+    return click.option(
+        "-c",
+        "--levels",
+        type=Levels(),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
