@@ -37,6 +37,17 @@ def _replace(headers: RawHeaders, names: frozenset[bytes], extra: RawHeaders) ->
     return kept
 
 
+def _sending_headers(send: Send, names: frozenset[bytes], extra: RawHeaders) -> Send:
+    """`send`, with `extra` in place of the response's headers named `names`."""
+
+    async def send_headers(message: Message) -> None:
+        if message["type"] == _START:
+            message = {**message, "headers": _replace(message.get("headers", ()), names, extra)}
+        await send(message)
+
+    return send_headers
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     key: bytes
     value: bytes
@@ -163,14 +174,7 @@ class _HeadersMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         names, extra = self._headers(scope)
-
-        async def send_headers(message: Message) -> None:
-            if message["type"] == _START:
-                headers = _replace(message.get("headers", ()), names, extra)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_headers)
+        await self.app(scope, receive, _sending_headers(send, names, extra))
 
 
 class SecureMiddleware(_HeadersMiddleware):
@@ -214,15 +218,8 @@ class CORSMiddleware:
             await send({"type": _START, "status": 204, "headers": core.as_bytes(headers)})
             await send({"type": "http.response.body", "body": b""})
             return
-        extra, names = core.as_bytes(core.cors_headers(origin_text)), self._names
-
-        async def send_headers(message: Message) -> None:
-            if message["type"] == _START:
-                headers = _replace(message.get("headers", ()), names, extra)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_headers)
+        extra = core.as_bytes(core.cors_headers(origin_text))
+        await self.app(scope, receive, _sending_headers(send, self._names, extra))
 
 
 class DumpMiddleware(_Writes):

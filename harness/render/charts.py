@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 COLORS = ("#1f4e9c", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")  # bars side by side
 QPS_COLORS = ("#d62728", "#e377c2")  # the original's red, and pink for the second run
 LATENCY_COLORS = ("#1f4e9c", "#6fa8dc")  # the original's blue, and a lighter one
+# The lines as the original's gnuplot drew them: QPS bold with dots, latency dashed with squares.
+QPS_LINE: dict[str, Any] = {"marker": "o", "linewidth": 2.2, "markersize": 6}
+LATENCY_LINE: dict[str, Any] = {"marker": "s", "linewidth": 1.6, "markersize": 5, "linestyle": "--"}
 FAILED_COLOR = "#7f7f7f"
 _DPI = 110
 
@@ -311,28 +314,12 @@ def _draw_run(ax: Axes, lat_ax: Axes, one: Series, i: int, alone: bool) -> list[
     line, its levels with no 2xx/3xx answer and its failed ones; the legend's handles."""
     name = "" if alone else literal(one.name) + " "
     xs, qps = points(one.measured_rows, "qps")
-    (qps_line,) = ax.plot(
-        xs,
-        qps,
-        marker="o",
-        linewidth=2.2,
-        markersize=6,
-        color=QPS_COLORS[i % 2],
-        label=f"{name}QPS",
-    )
+    (qps_line,) = ax.plot(xs, qps, color=QPS_COLORS[i % 2], label=f"{name}QPS", **QPS_LINE)
     if alone:
         _qps_values(ax, xs, qps)
     lx, lat = points(one.measured_rows, "avg_latency_ms")
-    (lat_line,) = lat_ax.plot(
-        lx,
-        lat,
-        marker="s",
-        linewidth=1.6,
-        markersize=5,
-        linestyle="--",
-        color=LATENCY_COLORS[i % 2],
-        label=f"{name}avg latency",
-    )
+    color, label = LATENCY_COLORS[i % 2], f"{name}avg latency"
+    (lat_line,) = lat_ax.plot(lx, lat, color=color, label=label, **LATENCY_LINE)
     no_2xx = _mark_no_2xx(ax, lat_ax, one, QPS_COLORS[i % 2], name)
     _mark_failed(ax, one, FAILED_COLOR if alone else QPS_COLORS[i % 2], True)
     return [qps_line, lat_line, *no_2xx]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,13 +141,18 @@ def server_title(report: CompareReport) -> str:
 LEFT = ("set", "vs", "flags", "server", "raw app")
 
 
-def rich_table(report: CompareReport) -> Table:
-    table = Table(title=title(report), title_justify="left")
-    for column in columns(report):
+def _rich(heading: str, columns: Sequence[str], rows: list[list[str]]) -> Table:
+    """A table of the terminal: words left, figures right."""
+    table = Table(title=heading, title_justify="left")
+    for column in columns:
         table.add_column(column, justify="left" if column in LEFT else "right")
-    for row in rows(report):
+    for row in rows:
         table.add_row(*row)
     return table
+
+
+def rich_table(report: CompareReport) -> Table:
+    return _rich(title(report), columns(report), rows(report))
 
 
 def section_tables(report: CompareReport) -> list[Table]:
@@ -158,12 +163,7 @@ def section_tables(report: CompareReport) -> list[Table]:
 
 
 def server_table(report: CompareReport) -> Table:
-    table = Table(title=server_title(report), title_justify="left")
-    for column in server_columns(report):
-        table.add_column(column, justify="left" if column in LEFT else "right")
-    for row in server_rows(report):
-        table.add_row(*row)
-    return table
+    return _rich(server_title(report), server_columns(report), server_rows(report))
 
 
 def markdown(report: CompareReport) -> str:
