@@ -493,3 +493,11 @@ def plot_diff(a: Series, b: Series, out_dir: Path) -> list[Path]:
         qps_latency_chart([a, b], f"QPS & TTLB — {vs}", out_dir / f"{stem}.qps.ttlb.diff.png"),
         success_chart([a, b], f"Success rate — {vs}", out_dir / f"{stem}.successrate.diff.png"),
     ]
+
+
+def save_line_chart(fig: Figure, ax: Axes, path: Path, *, title: str, note: str) -> Path | None:
+    """A chart of lines finished alike: its title and note, the legend in two columns, laid
+    out and saved."""
+    titles(ax, title, literal(note))
+    ax.legend(fontsize=7, frameon=False, ncol=2)
+    return save_laid_out(fig, path)

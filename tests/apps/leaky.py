@@ -16,42 +16,42 @@ from starlette.routing import Route
 KEPT: list[bytes] = []
 
 
-class KeepsOneKB:
+class _OnEveryRequest:
+    """Does `on_request()` before each HTTP request goes on to the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.on_request()
+        await self.app(scope, receive, send)
+
+    def on_request(self) -> None:
+        raise NotImplementedError
+
+
+class KeepsOneKB(_OnEveryRequest):
     """Keeps 1 KB of every request, forever."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            KEPT.append(bytes(1024))
-        await self.app(scope, receive, send)
+    def on_request(self) -> None:
+        KEPT.append(bytes(1024))
 
 
-class ChurnsOneMB:
+class ChurnsOneMB(_OnEveryRequest):
     """Allocates 1 MB per request and lets it go: a lot of allocation, nothing kept."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            buffer = bytearray(1024 * 1024)
-            buffer[-1] = 1
-            del buffer
-        await self.app(scope, receive, send)
+    def on_request(self) -> None:
+        buffer = bytearray(1024 * 1024)
+        buffer[-1] = 1
+        del buffer
 
 
-class KeepsFiveMB:
+class KeepsFiveMB(_OnEveryRequest):
     """Keeps 5 MB of every request: 1,000 requests are 5 GB."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            KEPT.append(b"x" * (5 * 1024 * 1024))
-        await self.app(scope, receive, send)
+    def on_request(self) -> None:
+        KEPT.append(b"x" * (5 * 1024 * 1024))
 
 
 async def healthz(request: Request) -> JSONResponse:

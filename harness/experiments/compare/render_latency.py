@@ -199,7 +199,7 @@ def hockey_chart(report: CompareReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import chart_style, literal, save_figure, titles
+    from harness.render.charts import chart_style, literal, save_line_chart
 
     styles = {"p50": ":", "p90": "--", "p99": "-"}
     with chart_style():
@@ -237,14 +237,13 @@ def hockey_chart(report: CompareReport, path: Path) -> Path | None:
         ax.set_yscale("log")
         ax.set_xlabel("arrival rate, requests per second (open model)")
         ax.set_ylabel("latency from the intended start, ms")
-        titles(
+        return save_line_chart(
+            fig,
             ax,
-            f"Latency against the rate: {', '.join(report.targets)}",
-            literal("median of the rounds; a rate not sustained has no point"),
+            path,
+            title=f"Latency against the rate: {', '.join(report.targets)}",
+            note="median of the rounds; a rate not sustained has no point",
         )
-        ax.legend(fontsize=7, frameon=False, ncol=2)
-        fig.tight_layout()
-        return save_figure(fig, path)
 
 
 def p99_chart(report: CompareReport, path: Path) -> Path | None:

@@ -69,7 +69,7 @@ def memory_chart(report: CompareReport, path: Path) -> Path | None:
         return None
     import matplotlib.pyplot as plt
 
-    from harness.render.charts import chart_style, literal, save_figure, titles
+    from harness.render.charts import chart_style, literal, save_line_chart
 
     with chart_style():
         fig, ax = plt.subplots(figsize=(8, 4.6))
@@ -77,11 +77,10 @@ def memory_chart(report: CompareReport, path: Path) -> Path | None:
             ax.plot(xs, ys, linewidth=1.4, label=literal(label))
         ax.set_xlabel("requests answered in the level")
         ax.set_ylabel("RSS of the serving processes, MiB")
-        titles(
+        return save_line_chart(
+            fig,
             ax,
-            f"Memory over requests: {', '.join(report.targets)}",
-            literal("each set's last round; a line that climbs is memory kept"),
+            path,
+            title=f"Memory over requests: {', '.join(report.targets)}",
+            note="each set's last round; a line that climbs is memory kept",
         )
-        ax.legend(fontsize=7, frameon=False, ncol=2)
-        fig.tight_layout()
-        return save_figure(fig, path)
