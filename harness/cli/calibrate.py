@@ -21,6 +21,7 @@ from harness.cli.error_lines import one_line_errors
 from harness.cli.params import (
     Number,
     TargetName,
+    charts_option,
     duration_option,
     levels_option,
     out_dir_option,
@@ -107,12 +108,7 @@ CALIBRATE_TARGETS = tuple(name for name, t in TARGETS.items() if t.baseline is n
 )
 @precision_options
 @out_dir_option(DEFAULT_OUT_DIR)
-@click.option(
-    "--charts/--no-charts",
-    default=True,
-    show_default=True,
-    help="Draw calibration.png (measured against known, identity line, error bars).",
-)
+@charts_option("Draw calibration.png (measured against known, identity line, error bars).")
 @one_line_errors
 def calibrate_command(
     *,

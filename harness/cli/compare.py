@@ -24,6 +24,7 @@ from harness.cli.params import (
     LogOutput,
     Number,
     TargetList,
+    charts_option,
     duration_option,
     levels_option,
     out_dir_option,
@@ -182,12 +183,7 @@ if TYPE_CHECKING:
     help="Measure only the K-th of N shares of the sets (each with what it is measured "
     "against), for a CI matrix; harness merge joins the shards' compare.json.",
 )
-@click.option(
-    "--charts/--no-charts",
-    default=True,
-    show_default=True,
-    help="Draw overhead.png, the sweeps' charts and the diff charts.",
-)
+@charts_option("Draw overhead.png, the sweeps' charts and the diff charts.")
 @one_line_errors
 def compare(
     *,

@@ -10,7 +10,7 @@ import click
 
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
-from harness.cli.params import out_dir_option
+from harness.cli.params import charts_option, out_dir_option
 from harness.cli.rules import Quantity, QuantityType
 from harness.errors import UsageError
 from harness.experiments.sweep.plan import DEFAULT_OUT_DIR, check_out_dir
@@ -33,7 +33,7 @@ def is_compare_report(path: Path) -> bool:
 @click.argument("a", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("b", type=click.Path(path_type=Path, dir_okay=False))
 @out_dir_option(DEFAULT_OUT_DIR, "Where the diff charts (or compare-diff.json/.md) go.")
-@click.option("--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts.")
+@charts_option("Draw the PNG charts.")
 @click.option(
     "--max-regression",
     type=QuantityType(),

@@ -8,7 +8,7 @@ import click
 
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
-from harness.cli.params import out_dir_option
+from harness.cli.params import charts_option, out_dir_option
 from harness.experiments.compare.plan import DEFAULT_OUT_DIR
 from harness.experiments.sweep.plan import check_out_dir
 
@@ -16,7 +16,7 @@ from harness.experiments.sweep.plan import check_out_dir
 @click.command("merge")
 @click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @out_dir_option(DEFAULT_OUT_DIR, "Where the merged compare.json, compare.md and charts go.")
-@click.option("--charts/--no-charts", default=True, show_default=True, help="Draw overhead.png.")
+@charts_option("Draw overhead.png.")
 @one_line_errors
 def merge_command(shards: tuple[Path, ...], out_dir: Path, charts: bool) -> None:
     """One compare from its shards' compare.json (each measured with compare --shard K/N,

@@ -445,3 +445,8 @@ def levels_option(default: str | None, help: str) -> Decorator:
         show_default=default is not None,
         help=help,
     )
+
+
+def charts_option(help: str) -> Decorator:
+    """--charts/--no-charts: whether a command draws its PNG charts (`help`: which)."""
+    return click.option("--charts/--no-charts", default=True, show_default=True, help=help)

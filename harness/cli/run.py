@@ -12,7 +12,15 @@ import click
 from harness.cli.build_settings import LoadOptions, given
 from harness.cli.console import console
 from harness.cli.error_lines import one_line_errors
-from harness.cli.params import CountOrAuto, CpuList, Duration, Levels, out_dir_option, wrk_option
+from harness.cli.params import (
+    CountOrAuto,
+    CpuList,
+    Duration,
+    Levels,
+    charts_option,
+    out_dir_option,
+    wrk_option,
+)
 from harness.cli.rules import open_model, rate_option, slo_options
 from harness.errors import UsageError
 from harness.experiments.sweep.plan import (
@@ -147,9 +155,7 @@ def open_announcement(host: str, load: LoadSettings, slo: Slo | None) -> str:
 @click.option(
     "--resume", is_flag=True, help="Keep the levels NAME.json already has and run the rest."
 )
-@click.option(
-    "--charts/--no-charts", default=True, show_default=True, help="Draw the PNG charts at the end."
-)
+@charts_option("Draw the PNG charts at the end.")
 @click.option(
     "--allow-remote",
     is_flag=True,
