@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 
 
 def dies_with_us(command: list[str], sig: signal.Signals) -> list[str]:
@@ -28,3 +29,18 @@ def dies_with_us(command: list[str], sig: signal.Signals) -> list[str]:
     if setpriv is None:
         return command
     return [setpriv, "--pdeathsig", sig.name.removeprefix("SIG"), *command]
+
+
+def run_to_its_end(
+    command: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`command` run to its end, killed with us and after `timeout` seconds
+    (subprocess.TimeoutExpired), with no stdin, its output captured as text."""
+    return subprocess.run(
+        dies_with_us(command, signal.SIGKILL),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 from harness.experiments.micro.driver import MicroError
 from harness.experiments.micro.plan import MicroOptions
-from harness.machine.lifetime import dies_with_us
+from harness.machine.lifetime import run_to_its_end
 from harness.serving.variants import Variant
 from harness.stats.intervals import Estimate, estimate, welch
 
@@ -59,14 +58,7 @@ def micro_variants(
             command = [sys.executable, "-m", __name__, str(asked), str(out)]
             env = {**os.environ, **dict(variant.env)}
             try:
-                done = subprocess.run(
-                    dies_with_us(command, signal.SIGKILL),
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    timeout=BOUND_S,
-                )
+                done = run_to_its_end(command, env=env, timeout=BOUND_S)
             except subprocess.TimeoutExpired:
                 raise MicroError(f"variant {variant.name}: micro ran over {BOUND_S}s") from None
             if done.returncode != 0 or not out.exists():

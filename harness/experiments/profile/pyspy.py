@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import RunError
-from harness.machine.lifetime import dies_with_us
+from harness.machine.lifetime import dies_with_us, run_to_its_end
 
 ENV_PY_SPY = "HARNESS_PY_SPY"
 PTRACE_FIX = (
@@ -123,13 +123,7 @@ def failure(pid: int, stderr: str, returncode: int) -> PySpyError:
 def check_attach(pid: int, *, py_spy: str, timeout: float = 20.0) -> None:
     """One `py-spy dump` of `pid`: a ptrace problem is then reported before any load starts."""
     try:
-        proc = subprocess.run(
-            dies_with_us([py_spy, "dump", "--pid", str(pid)], signal.SIGKILL),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        proc = run_to_its_end([py_spy, "dump", "--pid", str(pid)], timeout=timeout)
     except subprocess.TimeoutExpired:
         raise PySpyError(f"py-spy dump of pid {pid} did not finish in {timeout:g}s") from None
     except OSError as exc:
