@@ -62,7 +62,8 @@ def test_wrk_takes_whole_seconds() -> None:
     assert wrk_seconds(0.5) == 1
     assert wrk_seconds(2.0) == 2
     assert wrk_seconds(2.2) == 3
-    assert wrk_command("http://x/", connections=8, threads=2, duration=0.5, timeout=30) == [
+    load = WrkLoad(connections=8, threads=2, duration=0.5, timeout=30)
+    assert wrk_command("http://x/", load) == [
         "wrk", "-t2", "-d1s", "-T30s", "--latency", "-c", "8", "http://x/",
     ]  # fmt: skip
 

@@ -6,6 +6,7 @@ The one place that knows wrk's command line.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -57,41 +58,6 @@ def wrk_version(wrk: str) -> str:
     return lines[0].strip() if lines else "unknown"
 
 
-def wrk_command(
-    url: str,
-    *,
-    connections: int,
-    threads: int,
-    duration: float,
-    timeout: float,
-    wrk: str = "wrk",
-    latency: bool = True,
-    script: str | None = None,
-) -> list[str]:
-    command = [
-        wrk,
-        f"-t{threads}",
-        f"-d{wrk_seconds(duration)}s",
-        f"-T{wrk_seconds(timeout)}s",
-    ]
-    if latency:
-        command.append("--latency")
-    if script is not None:
-        command += ["-s", script]  # the request to send, when it is not a plain GET
-    return [*command, "-c", str(connections), url]
-
-
-def _error_reason(stdout: str, stderr: str, returncode: int) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    if lines:
-        return "wrk: " + "; ".join(lines[:3])
-    if returncode < 0:
-        return f"wrk was killed by signal {-returncode}"
-    if "Usage: wrk" in stdout:
-        return "wrk rejected its arguments (it printed its usage)"
-    return f"wrk exited with code {returncode}"
-
-
 @dataclass(frozen=True, kw_only=True)
 class WrkLoad:
     """What one wrk run is asked for: `connections` over `threads` (both at least 1, and no more
@@ -107,6 +73,32 @@ class WrkLoad:
     script: str | None = None
 
 
+def wrk_command(url: str, load: WrkLoad, *, wrk: str = "wrk") -> list[str]:
+    """wrk's command line for `load` against `url`, as the original script spelled it."""
+    command = [
+        wrk,
+        f"-t{load.threads}",
+        f"-d{wrk_seconds(load.duration)}s",
+        f"-T{wrk_seconds(load.timeout)}s",
+    ]
+    if load.latency:
+        command.append("--latency")
+    if load.script is not None:
+        command += ["-s", load.script]  # the request to send, when it is not a plain GET
+    return [*command, "-c", str(load.connections), url]
+
+
+def _error_reason(stdout: str, stderr: str, returncode: int) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if lines:
+        return "wrk: " + "; ".join(lines[:3])
+    if returncode < 0:
+        return f"wrk was killed by signal {-returncode}"
+    if "Usage: wrk" in stdout:
+        return "wrk rejected its arguments (it printed its usage)"
+    return f"wrk exited with code {returncode}"
+
+
 def run_wrk(
     url: str, load: WrkLoad, *, wrk: str = "wrk", cpus: tuple[int, ...] | None = None
 ) -> WrkResult:
@@ -116,17 +108,8 @@ def run_wrk(
     threads = max(1, min(load.threads, connections))
     duration = load.duration
     _check_runnable(wrk)
-    command = wrk_command(
-        url,
-        connections=connections,
-        threads=threads,
-        duration=duration,
-        timeout=load.timeout,
-        wrk=wrk,
-        latency=load.latency,
-        script=load.script,
-    )
-    command = pinned(command, cpus)
+    load = dataclasses.replace(load, connections=connections, threads=threads)
+    command = pinned(wrk_command(url, load, wrk=wrk), cpus)
     # wrk ends by itself after -d; this bound is for a wrk that hangs.
     limit = wrk_seconds(duration) + wrk_seconds(load.timeout) + 30
     proc = _start(command)
