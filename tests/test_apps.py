@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from harness.cli.main import main
 from harness.experiments.micro import event_loop, make_driver
@@ -96,6 +96,13 @@ def test_a_set_keeps_exactly_its_layers(
     assert not any(name in headers for name in absent), headers
 
 
+def _invoke(args: list[str], code: int = 0) -> Result:
+    """`harness ARGS`, which must exit with `code`."""
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, result.output
+    return result
+
+
 def test_extras_go_innermost_and_a_wrong_interface_is_refused() -> None:
     gzip = "starlette.middleware.gzip:GZipMiddleware"
     headers = _answer(FASTAPI, ("PoweredBy", "spin:5us", gzip))
@@ -135,8 +142,7 @@ def test_bad_input_is_one_line_before_any_server(
     args: list[str], code: int, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(main, ["compare", *args, "-d", str(tmp_path), *SHORT])
-    assert result.exit_code == code, result.output
+    result = _invoke(["compare", *args, "-d", str(tmp_path), *SHORT], code)
     assert expected in result.output
     assert "Traceback" not in result.output
     assert not list(tmp_path.glob("*.json"))  # nothing was measured
@@ -162,12 +168,10 @@ def test_compare_an_apps_layers_through_the_cli(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(
-        main,
+    result = _invoke(
         ["compare", "--app", FASTAPI, "--path", ITEM, "-m", "each", "-r", "2",
          "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "compare.json").read_text())
     assert [s["name"] for s in data["sets"]] == [
         "none", "GZipMiddleware", "PoweredBy", "ServerTiming", "all",
@@ -185,24 +189,21 @@ def test_compare_an_apps_layers_through_the_cli(
 def test_a_route_that_fails_is_never_timed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     for path, status in (("/nope", "404"), ("/broken", "500")):
-        result = CliRunner().invoke(
-            main,
+        _invoke(
             ["compare", "--app", FASTAPI, "--path", path, "-m", "none", "--no-baseline",
              "-r", "1", "-d", str(tmp_path / status), *SHORT],
+            code=1,
         )  # fmt: skip
-        assert result.exit_code == 1, result.output
         markdown = (tmp_path / status / "compare.md").read_text()
         assert f"GET {path} answered {status}, not 2xx" in markdown
         assert not list((tmp_path / status).glob("*_none.dat"))
 
 
 def test_an_import_path_middleware_on_a_target(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main,
+    _invoke(
         ["compare", "-t", "starlette", "-m", "none,starlette.middleware.gzip:GZipMiddleware",
          "--no-baseline", "-r", "1", "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "compare.json").read_text())
     assert [s["name"] for s in data["sets"]] == ["none", "GZipMiddleware"]
     assert data["sets"][1]["middlewares"] == ["starlette.middleware.gzip:GZipMiddleware"]
@@ -212,13 +213,11 @@ def test_a_post_with_headers_and_a_body_is_what_wrk_sends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(
-        main,
+    _invoke(
         ["compare", "--app", FASTAPI, "--path", "/items", "--method", "POST",
          "-H", "Content-Type: application/json", "--body", '{"name": "x"}', "-m", "none",
          "--no-baseline", "-r", "1", "-d", str(tmp_path), *SHORT],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     script = (tmp_path / "shop_fastapi_none.lua").read_text()
     assert 'wrk.method = "POST"' in script and "Content-Type" in script
     swept = json.loads((tmp_path / "shop_fastapi_none.json").read_text())
@@ -266,12 +265,10 @@ def test_profile_attributes_the_apps_own_layers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(ROOT)
-    result = CliRunner().invoke(
-        main,
+    _invoke(
         ["profile", "--app", FASTAPI, "--path", ITEM, "-m", "all", "--duration", "2",
          "-d", str(tmp_path)],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "shop_fastapi-all.json").read_text())
     kinds = {share["layer"]: share["kind"] for share in data["layers"]}
     for layer in ("GZipMiddleware", "PoweredBy", "ServerTiming"):

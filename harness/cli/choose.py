@@ -42,46 +42,15 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 SETS_HINT = "'-m' / '--middlewares'"
 
 
-def _apply(command: Callable[..., Any], options: tuple[Decorator, ...]) -> Callable[..., Any]:
-    for option in reversed(options):
-        command = option(command)
-    return command
+def all_of(*options: Decorator) -> Decorator:
+    """One decorator for `options`, listed as they would be stacked (the first outermost)."""
 
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
 
-def app_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--app, --factory, --app-dir, --django-settings: your own app instead of -t."""
-    return _apply(
-        command,
-        (
-            click.option(
-                "--app",
-                default=None,
-                metavar="SPEC",
-                help="Your app instead of -t: package.module:attr or path/to/file.py:attr "
-                "(WSGI, ASGI or aiohttp, detected); where the command takes -m, it toggles "
-                "the app's own middlewares.",
-            ),
-            click.option(
-                "--factory", is_flag=True, help="--app names a factory: call it with no arguments."
-            ),
-            click.option(
-                "--app-dir",
-                default=".",
-                show_default=True,
-                type=click.Path(file_okay=False, exists=True),
-                help="Put first on sys.path when importing --app (and -m import paths).",
-            ),
-            click.option(
-                "--django-settings",
-                default=None,
-                metavar="MODULE",
-                expose_value=False,
-                callback=_django_settings,
-                help="A Django project's settings module (sets DJANGO_SETTINGS_MODULE for the "
-                "description and every server).",
-            ),
-        ),
-    )
+    return apply
 
 
 def _django_settings(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -94,46 +63,74 @@ def _django_settings(ctx: click.Context, param: click.Parameter, value: str | No
     os.environ["DJANGO_SETTINGS_MODULE"] = value
 
 
-def request_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The request to time, sent as is by wrk (a Lua script when it is not a plain GET)."""
-    return _apply(
-        command,
-        (
-            click.option(
-                "--path",
-                default=None,
-                help=f"Path to request  [default: / with --app, {HEALTHZ_PATH} for targets]",
-            ),
-            click.option(
-                "--method",
-                type=click.Choice(METHODS, case_sensitive=False),
-                default="GET",
-                show_default=True,
-                help="HTTP method.",
-            ),
-            click.option(
-                "-H",
-                "--header",
-                "headers",
-                multiple=True,
-                metavar="'NAME: VALUE'",
-                help="A request header; repeatable.",
-            ),
-            click.option("--body", default=None, help="Request body (text)."),
-            click.option(
-                "--body-file",
-                type=click.Path(dir_okay=False, exists=True, path_type=Path),
-                default=None,
-                help="Request body, from a file.",
-            ),
-            click.option(
-                "--expect-status",
-                type=click.IntRange(100, 599),
-                default=None,
-                help="The status every answer must have  [default: any 2xx]",
-            ),
-        ),
-    )
+# --app, --factory, --app-dir, --django-settings: your own app instead of -t.
+app_options = all_of(
+    click.option(
+        "--app",
+        default=None,
+        metavar="SPEC",
+        help="Your app instead of -t: package.module:attr or path/to/file.py:attr "
+        "(WSGI, ASGI or aiohttp, detected); where the command takes -m, it toggles "
+        "the app's own middlewares.",
+    ),
+    click.option(
+        "--factory", is_flag=True, help="--app names a factory: call it with no arguments."
+    ),
+    click.option(
+        "--app-dir",
+        default=".",
+        show_default=True,
+        type=click.Path(file_okay=False, exists=True),
+        help="Put first on sys.path when importing --app (and -m import paths).",
+    ),
+    click.option(
+        "--django-settings",
+        default=None,
+        metavar="MODULE",
+        expose_value=False,
+        callback=_django_settings,
+        help="A Django project's settings module (sets DJANGO_SETTINGS_MODULE for the "
+        "description and every server).",
+    ),
+)
+
+
+# The request to time, sent as is by wrk (a Lua script when it is not a plain GET).
+request_options = all_of(
+    click.option(
+        "--path",
+        default=None,
+        help=f"Path to request  [default: / with --app, {HEALTHZ_PATH} for targets]",
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(METHODS, case_sensitive=False),
+        default="GET",
+        show_default=True,
+        help="HTTP method.",
+    ),
+    click.option(
+        "-H",
+        "--header",
+        "headers",
+        multiple=True,
+        metavar="'NAME: VALUE'",
+        help="A request header; repeatable.",
+    ),
+    click.option("--body", default=None, help="Request body (text)."),
+    click.option(
+        "--body-file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        default=None,
+        help="Request body, from a file.",
+    ),
+    click.option(
+        "--expect-status",
+        type=click.IntRange(100, 599),
+        default=None,
+        help="The status every answer must have  [default: any 2xx]",
+    ),
+)
 
 
 @dataclass(frozen=True)

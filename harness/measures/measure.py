@@ -27,6 +27,8 @@ from harness.serving.settings import ServeSettings
 from harness.stats.histogram import Histogram
 
 Probe = Callable[[int], Callable[[], dict[str, Any]]]
+# What compare.json records of each measure, in this order.
+DESCRIBED = ("name", "unit", "title", "short", "blind_to", "estimated_in_us")
 
 
 @dataclass(frozen=True)
@@ -143,14 +145,8 @@ class Measure:
         return f"{value:,.{self.digits if digits is None else digits}f}"
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "unit": self.unit,
-            "title": self.title,
-            "short": self.short,
-            "blind_to": self.blind_to,
-            "estimated_in_us": self.estimated_in_us,
-        }
+        """What compare.json says of the measure: its DESCRIBED attributes."""
+        return {key: getattr(self, key) for key in DESCRIBED}
 
 
 @dataclass(frozen=True, kw_only=True)
