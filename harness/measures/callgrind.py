@@ -7,6 +7,8 @@ which a forked worker (gunicorn's, granian's) cannot be reached by callgrind_con
 window of load, instrumentation is switched on and the counters dumped (a dump ends one window
 and starts the next; `-z` would leave the costs from before the zero in the dump's totals), and
 the window's instructions are the `summary:` of the dump at its end: every thread's, summed.
+When a dump was taken is when callgrind wrote it (the file's modification time): the moment
+inside the server, not when callgrind_control, a tenth of a second later, came back.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import RunError
@@ -80,21 +83,39 @@ def instrument(pid: int) -> None:
     _control("-i", "on", str(pid))
 
 
+@dataclass(frozen=True, kw_only=True)
+class Dump:
+    """One dump: the instructions of the window it ended, and when callgrind wrote it."""
+
+    instructions: int
+    # The dump file's modification time, in seconds of the realtime clock (to the kernel's
+    # tick, a few ms): the moment the window ended in the server. callgrind_control returns
+    # 0.1-0.2 s after it, later still on a busy core, so its own timing would stretch a window.
+    at_s: float
+
+
 def dump(pid: int, out_dir: Path) -> int:
     """Dump `pid`'s counters (ending the window since the last dump) and return the window's
     instructions, every thread's; the dump file is read and removed."""
+    return dump_timed(pid, out_dir).instructions
+
+
+def dump_timed(pid: int, out_dir: Path) -> Dump:
+    """`dump`, with the moment callgrind wrote the dump."""
     before = set(glob.glob(str(out_dir / f"cg.{pid}.*")))
     _control("-d", str(pid))
     deadline = time.monotonic() + CONTROL_TIMEOUT_S
     while time.monotonic() < deadline:
         for name in set(glob.glob(str(out_dir / f"cg.{pid}.*"))) - before:
-            text = Path(name).read_text(errors="replace")
+            path = Path(name)
+            text = path.read_text(errors="replace")
             if "\ntotals:" in text:  # complete: the last line is written
+                written = path.stat().st_mtime_ns / 1e9
                 found = _SUMMARY.search(text)
-                Path(name).unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
                 if found is None:
                     raise CallgrindError(f"{name}: a dump without a summary line")
-                return int(found.group(1))
+                return Dump(instructions=int(found.group(1)), at_s=written)
         time.sleep(0.01)
     raise CallgrindError(f"callgrind wrote no dump of pid {pid} in {CONTROL_TIMEOUT_S:g}s")
 
