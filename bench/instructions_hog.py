@@ -4,9 +4,11 @@ hog on the server's core and without it, and twice in a row without it.
     .venv/bin/python bench/instructions_hog.py            # plain, plain, hog, hog: ~3 minutes
     .venv/bin/python bench/instructions_hog.py --quick    # plain, plain, hog
 
-Each run is `harness compare -t starlette -m none,request-id --measure instructions -r 2`. The
-hog is a busy loop pinned (os.sched_setaffinity) to the CPU the server is pinned to, at the same
+Each run is `harness compare -t starlette -m none,request-id --measure instructions -r 2
+--jobs 1`: one server at a time, on the server's CPU of harness.machine.cpus.plan (CPU 0 here,
+wrk on CPU 1). The hog is a busy loop pinned (os.sched_setaffinity) to that CPU, at the same
 priority: the server gets half its core, and a 600-request window lasts about twice as long.
+With --jobs 2 (two servers at once, job k's server on CPU k), the hog runs on every server CPU.
 
 For each set it prints the figure (instructions per request, the time part taken out), what the
 figure was before issue 33 (the window's instructions over N, time part included), the time part's
@@ -85,10 +87,21 @@ def _set_figures(report: CompareReport) -> dict[str, Any]:
     return found
 
 
-def one_run(label: str, out: Path, hogged: bool, echo: Callable[[str], None]) -> dict[str, Any]:
+def _server_cpus(jobs: int) -> tuple[int, ...] | None:
+    """The CPUs the compare's servers are pinned to: the plan's, or with several jobs every
+    CPU (compare.run's slots put job k's server on the k-th)."""
     cpus = plan()
-    echo(f"instructions-hog: {label}" + (f" (hog on CPU {cpus.server})" if hogged else ""))
-    with hog(cpus.server if hogged else None):
+    if jobs == 1 or cpus.server is None:
+        return cpus.server
+    return tuple(sorted({*cpus.server, *(cpus.load or ())}))
+
+
+def one_run(
+    label: str, out: Path, *, hogged: bool, jobs: int, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    cpus, hogged_cpus = plan(), _server_cpus(jobs)
+    echo(f"instructions-hog: {label}" + (f" (hog on CPU {hogged_cpus})" if hogged else ""))
+    with hog(hogged_cpus if hogged else None):
         started = time.monotonic()
         report = compare(
             targets=[TARGET],
@@ -119,15 +132,19 @@ def _apart_pct(one: float | None, other: float | None) -> float | None:
     return 100 * (one - other) / other
 
 
-def run(kinds: Sequence[bool], echo: Callable[[str], None] = print) -> dict[str, Any]:
+def run(
+    kinds: Sequence[bool], jobs: int = 1, echo: Callable[[str], None] = print
+) -> dict[str, Any]:
     """One compare per entry of `kinds` (True: with the hog), in that order."""
     started = time.monotonic()
     runs = []
     with tempfile.TemporaryDirectory(prefix="mwbench-instructions-hog-") as tmp:
         for index, hogged in enumerate(kinds):
             label = f"{'hog' if hogged else 'plain'} {index + 1}"
-            runs.append(one_run(label, Path(tmp) / f"run{index}", hogged, echo))
-    data = {"target": TARGET, "sets": SETS, "repeat": REPEAT, "runs": runs}
+            runs.append(
+                one_run(label, Path(tmp) / f"run{index}", hogged=hogged, jobs=jobs, echo=echo)
+            )
+    data = {"target": TARGET, "sets": SETS, "repeat": REPEAT, "jobs": jobs, "runs": runs}
     data["agreement"] = agreement(runs)
     return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
@@ -168,7 +185,8 @@ def tables(data: dict[str, Any]) -> list[dict[str, Any]]:
     runs = data["runs"]
     labels = list(runs[0]["sets"])
     figures = table(
-        f"{data['target']} -m {data['sets']} --measure instructions -r {data['repeat']}: "
+        f"{data['target']} -m {data['sets']} --measure instructions -r {data['repeat']} "
+        f"--jobs {data['jobs']}: "
         "instructions per request (old: time part included)",
         [
             "run",
@@ -261,10 +279,11 @@ def notes(data: dict[str, Any]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="plain, plain, hog")
+    parser.add_argument("--jobs", type=int, default=1, help="contenders at once (compare's)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     args = parser.parse_args(argv)
     kinds = (False, False, True) if args.quick else (False, False, True, True)
-    part = run(kinds)
+    part = run(kinds, jobs=args.jobs)
     args.out.write_text(json.dumps(part, indent=2) + "\n")
     print(format_part("instructions-hog", part))
     print(f"wrote {args.out}")

@@ -14,8 +14,9 @@ as long again on a slower or busier machine, so that work would carry the machin
 the count (issue 33: a CPU hog on the server's core added 0.25% to Starlette's). So each window
 is followed by an idle one of about the same length (no requests) under the same callgrind: its
 instructions over its seconds are the server's work per second, b, and the figure is
-a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's values
-(`Parts`), and a set whose time part is above 1% of its count is flagged.
+a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's
+values (`Parts`: `instructions.time_part`, per request, and what it is computed from), and a
+set whose time part is above 1% of its count is flagged.
 
 An instruction count does not depend on what else the machine does: two runs agree to
 hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
@@ -149,16 +150,18 @@ class Parts:
         return self.time_part / self.window
 
     def values(self, name: str) -> dict[str, float]:
-        """As a round's values: the figure under `name`, its parts under `name:part`."""
+        """As a round's values: the figure under `name`, its parts under `name.part` (a dot, not
+        the colon of a measure's figures: a part is not a figure to compare or gate on). The
+        time part is per request, as the figure: the two add up to the window's count over N."""
         return {
             name: self.per_request,
-            f"{name}:window": self.window,
-            f"{name}:window_s": self.window_s,
-            f"{name}:idle": self.idle,
-            f"{name}:idle_s": self.idle_s,
-            f"{name}:per_s": self.per_second,
-            f"{name}:time_part": self.time_part,
-            f"{name}:requests": float(self.requests),
+            f"{name}.time_part": self.time_part / self.requests,
+            f"{name}.window": self.window,
+            f"{name}.window_s": self.window_s,
+            f"{name}.idle": self.idle,
+            f"{name}.idle_s": self.idle_s,
+            f"{name}.per_s": self.per_second,
+            f"{name}.requests": float(self.requests),
         }
 
     @classmethod
@@ -167,11 +170,11 @@ class Parts:
         window's instructions over N, time part included)."""
         try:
             return cls(
-                requests=int(values[f"{name}:requests"]),
-                window=values[f"{name}:window"],
-                window_s=values[f"{name}:window_s"],
-                idle=values[f"{name}:idle"],
-                idle_s=values[f"{name}:idle_s"],
+                requests=int(values[f"{name}.requests"]),
+                window=values[f"{name}.window"],
+                window_s=values[f"{name}.window_s"],
+                idle=values[f"{name}.idle"],
+                idle_s=values[f"{name}.idle_s"],
             )
         except KeyError:
             return None

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from harness.experiments.compare.render_latency import latency_notes
 from harness.experiments.compare.render_memory import memory_notes
+from harness.measures.instructions import TIME_SHARE_FLAG, Parts
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
 
@@ -43,6 +44,7 @@ def notes(report: CompareReport) -> list[str]:
             f"{measure.short}: {measure.title}, in {measure.unit}; blind to {measure.blind_to}."
         )
     lines += _estimate_notes(report)
+    lines += _time_part_notes(report)
     lines += latency_notes(report)
     lines += memory_notes(report)
     request = settings.request or {}
@@ -108,6 +110,30 @@ def _estimate_notes(report: CompareReport) -> list[str]:
         "baseline's CPU time per unit, both measured in this run (" + "; ".join(refs) + "). It "
         "takes every instruction to cost what the raw app's cost on average."
     ]
+
+
+def _time_part_notes(report: CompareReport) -> list[str]:
+    """Where a count's time part, the server's work per second over the window's length, is
+    above 1% of it: the figure then leans on that rate, which an idle window measured."""
+    lines = []
+    for name in dict.fromkeys(n.partition(":")[0] for n in report.measures):
+        large = []
+        for entry in report.entries:
+            parts = [p for r in entry.ok_rounds if (p := Parts.from_values(r.values, name))]
+            share = max((p.time_share for p in parts), default=0.0)
+            if share > TIME_SHARE_FLAG:
+                rate = max(p.per_second for p in parts)
+                large.append(f"{entry.label} {100 * share:.1f}% ({rate:,.0f}/s)")
+        if large:
+            short = report.figure(name).short
+            lines.append(
+                f"{short}: the server's work per second (its ticks, timers, date header) was "
+                f"over {100 * TIME_SHARE_FLAG:g}% of the window's count in {'; '.join(large)}. "
+                "It is taken out (its rate, counted in an idle window after each loaded one, "
+                "times the loaded window's seconds), so the figure leans on that rate: a share "
+                "this large comes of a slow or busy machine, or a server that works while idle."
+            )
+    return lines
 
 
 def _rounds_phrase(rounds: int) -> str:
