@@ -1,0 +1,197 @@
+"""`--measure instructions` split into work per request and work per second (issue 33): the
+arithmetic, what a round stores and how compare.json loads back with and without the parts, the
+flag and the note for a large time part; and one short round of a real server under callgrind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+
+from harness.experiments.compare.contenders import Contender, Entry, Round, link
+from harness.experiments.compare.render import write_report
+from harness.experiments.compare.render_notes import notes
+from harness.experiments.compare.result import CompareReport, CompareSettings
+from harness.experiments.compare.run import compare
+from harness.load.settings import LoadSettings
+from harness.machine.cpus import plan
+from harness.measures.instructions import (
+    IDLE_MAX_S,
+    IDLE_MIN_S,
+    CallgrindInstructions,
+    Parts,
+    idle_length,
+)
+from harness.measures.measure import WireRound
+from harness.serving.settings import ServeSettings
+from targets.table import get_target
+
+N = 600
+PER_REQUEST = 181_000.0  # Starlette's none, about
+PER_SECOND = 215_000.0  # what a Starlette server under callgrind does a second, idle
+
+
+def _wire(extra: dict[str, Any], requests: int = N) -> WireRound:
+    """Just what `read_figures` looks at: the measured level's extra and its requests."""
+    return cast(WireRound, SimpleNamespace(peak=SimpleNamespace(extra=extra, requests=requests)))
+
+
+def _extra(window_s: float, idle_s: float = 1.0) -> dict[str, Any]:
+    """What the probe adds to a level whose window lasted `window_s`."""
+    return {
+        "instructions": PER_REQUEST * N + PER_SECOND * window_s,
+        "instructions_by_pid": {},
+        "window_s": window_s,
+        "idle_instructions": PER_SECOND * idle_s,
+        "idle_s": idle_s,
+    }
+
+
+def test_the_count_per_request_is_the_window_less_its_time_part_over_n() -> None:
+    parts = Parts(requests=N, window=109_030_000.0, window_s=2.0, idle=236_500.0, idle_s=1.1)
+    assert parts.per_second == pytest.approx(215_000.0)
+    assert parts.time_part == pytest.approx(430_000.0)
+    assert parts.per_request == pytest.approx((109_030_000.0 - 430_000.0) / N)
+    assert parts.time_share == pytest.approx(430_000.0 / 109_030_000.0)
+    values = parts.values("instructions")
+    # the figure and its time part add up to what the figure was before: the window over N
+    assert values["instructions"] + values["instructions.time_part"] == pytest.approx(
+        109_030_000.0 / N
+    )
+    assert {k for k in values if k != "instructions"} == {
+        f"instructions.{part}"
+        for part in ("time_part", "window", "window_s", "idle", "idle_s", "per_s", "requests")
+    }
+    assert Parts.from_values(values, "instructions") == parts
+    assert Parts.from_values({"instructions": 181_000.0}, "instructions") is None  # stored before
+
+
+def test_a_window_twice_as_long_leaves_the_figure_where_it_was() -> None:
+    measure = CallgrindInstructions()
+    quick, slow = (measure.read_figures(_wire(_extra(s))) for s in (1.1, 2.2))
+    assert quick["instructions"] == pytest.approx(PER_REQUEST, rel=1e-12)
+    assert slow["instructions"] == pytest.approx(PER_REQUEST, rel=1e-12)
+    # what it read before, the window over N: 1.1 s more of 215,000 a second, +0.22%
+    before = [f["instructions"] + f["instructions.time_part"] for f in (quick, slow)]
+    assert before[1] - before[0] == pytest.approx(PER_SECOND * 1.1 / N)
+
+
+def test_without_an_idle_window_the_figure_is_the_window_over_n() -> None:
+    measure = CallgrindInstructions()
+    plain = {"instructions": 108_000_000}  # instructions-perf's probe, or a level of old
+    assert measure.read_figures(_wire(plain)) == {"instructions": 180_000.0}
+    assert measure.read_figures(_wire({**_extra(1.0), "idle_s": 0.0})) == {
+        "instructions": pytest.approx((PER_REQUEST * N + PER_SECOND) / N)
+    }
+    assert measure.read_figures(_wire({}, requests=N)) == {}
+
+
+def test_the_idle_window_is_as_long_as_the_loaded_one_within_bounds() -> None:
+    assert idle_length(0.2) == IDLE_MIN_S
+    assert idle_length(2.5) == 2.5
+    assert idle_length(60.0) == IDLE_MAX_S
+
+
+def _report(window_s: list[float], stored_before: bool = False) -> CompareReport:
+    """Starlette's none against raw-asgi, a round per window length; stored before issue 33's
+    parts with `stored_before` (the figure only)."""
+    measure = CallgrindInstructions()
+    rounds = []
+    for repeat, seconds in enumerate(window_s, 1):
+        values = measure.read_figures(_wire(_extra(seconds)))
+        if stored_before:
+            values = {"instructions": values["instructions"] + values["instructions.time_part"]}
+        rounds.append(Round(repeat, "ok", values=values, peak_qps=500.0))
+    starlette, raw = get_target("starlette"), get_target("raw-asgi")
+    entries = link(
+        [
+            Entry(Contender(starlette, (), "set"), "none", rounds),
+            Entry(Contender(raw, (), "baseline"), "raw-asgi:none", rounds),
+        ]
+    )
+    return CompareReport(
+        targets=["starlette"],
+        baselines=["raw-asgi"],
+        entries=entries,
+        settings=CompareSettings(),
+        out_dir=Path(),
+        measures=("instructions",),
+    )
+
+
+def test_a_time_part_over_one_percent_is_flagged_and_said_in_the_notes() -> None:
+    # at 215,000 a second, 1% of 600 requests of 181,000 is a window of 5 s
+    usual = _report([1.1, 2.2])
+    assert not any("time part" in flag for flag in usual.flags(usual.entries[0]))
+    assert not any("work per second" in line for line in notes(usual))
+    slow = _report([1.1, 6.0])
+    (flag,) = slow.flags(slow.entries[0])
+    assert flag == "time part 1.2% of the count"
+    (line,) = [line for line in notes(slow) if "work per second" in line]
+    assert line.startswith("Ir: the server's work per second")
+    assert "none 1.2% (215,000/s); raw-asgi:none 1.2% (215,000/s)" in line
+
+
+def test_a_compare_json_stored_before_the_parts_loads_as_it_was(tmp_path: Path) -> None:
+    report = _report([1.1, 2.2], stored_before=True)
+    data = report.to_dict()
+    (tmp_path / "compare.json").write_text(json.dumps(data))
+    loaded = CompareReport.load(tmp_path / "compare.json")
+    none = loaded.find("none")
+    assert none is not None
+    assert none.values("instructions") == report.entries[0].values("instructions")
+    assert [Parts.from_values(r.values, "instructions") for r in none.ok_rounds] == [None, None]
+    assert loaded.flags(none) == [] and not any("work per second" in n for n in notes(loaded))
+
+
+@pytest.mark.slow
+def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> None:
+    """One round of raw-asgi under callgrind, a window of 100 requests: the loaded window, its
+    length, the idle window after it, and the figure made of them, in compare.json."""
+    cpus = plan()
+    report = compare(
+        targets=["raw-asgi"],
+        sets=[()],
+        baseline=False,
+        measures=("instructions",),
+        repeat=1,
+        ceiling=False,
+        serve=ServeSettings(cpus=cpus.server),
+        load=LoadSettings(cpus=cpus.load, requests=100),
+        out_dir=tmp_path,
+        echo=lambda line: None,
+    )
+    write_report(report, charts=False)
+    data = json.loads((tmp_path / "compare.json").read_text())
+    (entry,) = data["sets"] + data["baselines"]
+    (one,) = entry["rounds"]
+    values = one["values"]
+    window = json.loads(Path(one["files"]).read_text())["levels"][-1]
+    extra = window["extra"]
+    # the parts as the probe counted them
+    assert values["instructions.window"] == extra["instructions"]
+    assert values["instructions.idle"] == extra["idle_instructions"] > 0
+    assert values["instructions.requests"] == window["requests"] == 100
+    # the window's length, dump to dump, against wrk's own; the idle window as long, within
+    # its bounds (a dump comes 0.1-0.2 s after it is asked for)
+    assert 0.5 * window["duration_s"] < values["instructions.window_s"] < window["duration_s"] + 2
+    wanted = idle_length(values["instructions.window_s"])
+    assert wanted - 0.05 < values["instructions.idle_s"] < wanted + 2
+    b = values["instructions.per_s"]
+    assert b == pytest.approx(values["instructions.idle"] / values["instructions.idle_s"])
+    a = (values["instructions.window"] - b * values["instructions.window_s"]) / 100
+    assert values["instructions"] == pytest.approx(a, rel=1e-12)
+    assert values["instructions"] + values["instructions.time_part"] == pytest.approx(
+        extra["instructions"] / 100, rel=1e-12
+    )
+    # raw-asgi's ticks: a small part of its count, said where it is over 1% (a window of 100
+    # requests lasts ~0.4 s, half of it the dumps' and wrk's start)
+    share = values["instructions.time_part"] / (extra["instructions"] / 100)
+    assert 0 < share < 0.05
+    assert ("work per second" in (tmp_path / "compare.md").read_text()) == (share > 0.01)
+    loaded = CompareReport.load(tmp_path / "compare.json")
+    (back,) = loaded.entries
+    assert back.rounds[0].values == pytest.approx(values)
