@@ -45,7 +45,7 @@ from harness.serving.settings import ServeSettings  # noqa: E402
 from middleware.stack import parse_sets  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "instructions_hog.json"
-TARGET, SETS, REPEAT = "starlette", "none,request-id", 2
+TARGET, SETS, REPEAT = "starlette", "none,request-id", 2  # --repeat changes the rounds
 MEASURE = "instructions"
 HOG_AGREES_PCT = 0.05  # issue 33: with and without a hog, per set
 RUNS_AGREE_PCT = 0.1  # two plain runs, per set
@@ -97,7 +97,7 @@ def _server_cpus(jobs: int) -> tuple[int, ...] | None:
 
 
 def one_run(
-    label: str, out: Path, *, hogged: bool, jobs: int, echo: Callable[[str], None]
+    label: str, out: Path, *, hogged: bool, jobs: int, repeat: int, echo: Callable[[str], None]
 ) -> dict[str, Any]:
     cpus, hogged_cpus = plan(), _server_cpus(jobs)
     echo(f"instructions-hog: {label}" + (f" (hog on CPU {hogged_cpus})" if hogged else ""))
@@ -133,7 +133,10 @@ def _apart_pct(one: float | None, other: float | None) -> float | None:
 
 
 def run(
-    kinds: Sequence[bool], jobs: int = 1, echo: Callable[[str], None] = print
+    kinds: Sequence[bool],
+    jobs: int = 1,
+    repeat: int = REPEAT,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """One compare per entry of `kinds` (True: with the hog), in that order."""
     started = time.monotonic()
@@ -142,9 +145,16 @@ def run(
         for index, hogged in enumerate(kinds):
             label = f"{'hog' if hogged else 'plain'} {index + 1}"
             runs.append(
-                one_run(label, Path(tmp) / f"run{index}", hogged=hogged, jobs=jobs, echo=echo)
+                one_run(
+                    label,
+                    Path(tmp) / f"run{index}",
+                    hogged=hogged,
+                    jobs=jobs,
+                    repeat=repeat,
+                    echo=echo,
+                )
             )
-    data = {"target": TARGET, "sets": SETS, "repeat": REPEAT, "jobs": jobs, "runs": runs}
+    data = {"target": TARGET, "sets": SETS, "repeat": repeat, "jobs": jobs, "runs": runs}
     data["agreement"] = agreement(runs)
     return part_result(time.monotonic() - started, tables(data), notes(data), data)
 
@@ -266,6 +276,17 @@ def notes(data: dict[str, Any]) -> list[str]:
             f"{fmt_pct(over, 2, sign=False)} ({'within' if held_over else 'NOT within'} "
             f"{OVERHEAD_AGREES_PCT}%)"
         )
+    spreads = [
+        100 * (max(one["rounds"]) - min(one["rounds"])) / statistics.mean(one["rounds"])
+        for r in data["runs"]
+        for one in r["sets"].values()
+        if len(one["rounds"]) > 1
+    ]
+    if spreads:
+        lines.append(
+            f"a round's own noise: the rounds of one set in one run are "
+            f"{statistics.median(spreads):.3f}% apart at the median, {max(spreads):.3f}% at most"
+        )
     native = [r["native_cpu_us"] for r in data["runs"] if r["native_cpu_us"]]
     if native:
         lines.append(
@@ -280,10 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="plain, plain, hog")
     parser.add_argument("--jobs", type=int, default=1, help="contenders at once (compare's)")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="rounds of each compare")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON")
     args = parser.parse_args(argv)
     kinds = (False, False, True) if args.quick else (False, False, True, True)
-    part = run(kinds, jobs=args.jobs)
+    part = run(kinds, jobs=args.jobs, repeat=args.repeat)
     args.out.write_text(json.dumps(part, indent=2) + "\n")
     print(format_part("instructions-hog", part))
     print(f"wrote {args.out}")
