@@ -147,6 +147,7 @@ class Parts:
 
     @property
     def time_share(self) -> float:
+        """The time part's share of the loaded window's instructions (flagged above 1%)."""
         return self.time_part / self.window
 
     def values(self, name: str) -> dict[str, float]:
