@@ -107,7 +107,7 @@ def one_run(
             targets=[TARGET],
             sets=parse_sets(SETS),
             measures=(MEASURE,),
-            repeat=REPEAT,
+            repeat=repeat,
             serve=ServeSettings(cpus=cpus.server),
             load=LoadSettings(cpus=cpus.load),
             out_dir=out,
