@@ -111,6 +111,7 @@ def one_run(
             serve=ServeSettings(cpus=cpus.server),
             load=LoadSettings(cpus=cpus.load),
             out_dir=out,
+            jobs=jobs,
             echo=lambda line: None,
         )
         wall_s = time.monotonic() - started
