@@ -16,7 +16,10 @@ is followed by an idle one of about the same length (no requests) under the same
 instructions over its seconds are the server's work per second, b, and the figure is
 a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's
 values (`Parts`: `instructions.time_part`, per request, and what it is computed from), and a
-set whose time part is above 1% of its count is flagged.
+set whose time part is above 1% of its count is flagged. What this leaves (bench/
+instructions_hog.py): a server that shares its core turns its event loop more often per request
+(uvloop's idle callbacks, the GIL's lock): +0.15% for raw-asgi, a few hundredths of a percent for
+Starlette's sets, where the time part was +0.2-0.6% on the same runs.
 
 An instruction count does not depend on what else the machine does: two runs agree to
 hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
