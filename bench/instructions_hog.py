@@ -1,6 +1,7 @@
 """`--measure instructions` against the machine's speed (issue 33): the same compare with a CPU
 hog on the server's core and without it, and twice in a row without it.
 
+    .venv/bin/python bench/run.py --only hog              # part (k) of bench/results.json
     .venv/bin/python bench/instructions_hog.py            # plain, plain, hog, hog: ~3 minutes
     .venv/bin/python bench/instructions_hog.py --quick    # plain, plain, hog
 
@@ -14,7 +15,7 @@ For each set it prints the figure (instructions per request, the time part taken
 figure was before issue 33 (the window's instructions over N, time part included), the time part's
 share of the count, and how far a hog run and two plain runs are apart. Done when the hog and the
 plain runs agree within 0.05% per set, and two plain runs within 0.1% per set and 1% on
-request-id's overhead. Writes bench/instructions_hog.json.
+request-id's overhead. Run on its own, it writes --out (default: a file beside results.json).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ PARTS = (
     "options",
     "instructions",
     "ci",
+    "hog",
     "latency",
     "memory",
 )

@@ -15,6 +15,7 @@ Parts:
   options     (f) precision per minute for every framework, before and after; Flask's options
   instructions (g) --measure instructions: runs' agreement, what varies, time per set, in-process
   ci          (j) --measure instructions in CI: --jobs 2 against one at a time, shards merged
+  hog         (k) --measure instructions with a CPU hog on the server's core and without
   latency     (h) --measure latency: k6's limits here, a stall wrk hides, FastAPI's BaseHTTP layer
   memory      (i) allocations per request in-process; --measure memory's false-positive rate
 """
@@ -78,6 +79,7 @@ RUNS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "options": ("options", {"rounds": 5}, {"rounds": 3}),
     "instructions": ("instructions", {"runs": 5}, {"runs": 2}),
     "ci": ("instructions_ci", {}, {}),
+    "hog": ("instructions_hog", {"kinds": (False, False, True, True)}, {"kinds": (False, True)}),
     "latency": ("latency", {"rounds": 5}, {"rounds": 2}),
     "memory": ("memory", {"runs": 3}, {"runs": 1}),
 }

@@ -76,7 +76,7 @@ def test_document_merges_parts_and_keeps_the_others() -> None:
     with pytest.raises(ValueError, match="unknown bench part"):
         document({"nope": {}}, env)
     assert set(PARTS) == {"micro", "references", "precision", "agreement", "wire", "options",
-                          "instructions", "ci", "latency", "memory"}  # fmt: skip
+                          "instructions", "ci", "hog", "latency", "memory"}  # fmt: skip
 
 
 def test_format_part_prints_tables_and_notes() -> None:
