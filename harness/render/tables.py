@@ -7,6 +7,8 @@ from collections.abc import Iterable, Sequence
 
 from rich.table import Table
 
+from harness.stats.intervals import Estimate
+
 Section = tuple[str, tuple[str, ...], list[list[str]]]
 
 
@@ -32,3 +34,13 @@ def markdown_table(
         align,
         *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body),
     ]
+
+
+def estimate_cell(e: Estimate | None, digits: int = 1) -> str:
+    """An estimate in a table's cell: `median ± half-width`, or a dash where there is none."""
+    return e.format(digits) if e else "—"
+
+
+def change_cell(e: Estimate | None, digits: int = 1) -> str:
+    """A difference in a table's cell: signed, with its interval, said when not significant."""
+    return e.format_change(digits) if e else "—"

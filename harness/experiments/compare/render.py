@@ -13,8 +13,7 @@ from harness.experiments.compare.render_notes import notes, shows_estimates
 from harness.load.files import write_atomic
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
-from harness.render.tables import Section, markdown_table, rich_tables
-from harness.stats.intervals import Estimate
+from harness.render.tables import Section, change_cell, estimate_cell, markdown_table, rich_tables
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,14 +21,6 @@ if TYPE_CHECKING:
     from harness.experiments.compare.contenders import Entry
     from harness.experiments.compare.result import CompareReport
     from harness.load.results import SweepResult
-
-
-def _est(e: Estimate | None, digits: int = 1) -> str:
-    return e.format(digits) if e else "—"
-
-
-def _overhead(e: Estimate | None, digits: int = 1) -> str:
-    return e.format_change(digits) if e else "—"
 
 
 def _measures(report: CompareReport) -> list[Measure]:
@@ -75,8 +66,8 @@ def rows(report: CompareReport) -> list[list[str]]:
             [
                 entry.label,
                 *(peak if swept else ()),
-                *(_est(entry.cost(m.name), m.digits) for m in measures),
-                *(_overhead(entry.overhead(m.name), m.digits) for m in measures),
+                *(estimate_cell(entry.cost(m.name), m.digits) for m in measures),
+                *(change_cell(entry.overhead(m.name), m.digits) for m in measures),
                 *(_estimates(report, entry) if shows_estimates(report) else ()),
                 entry.reference.label if entry.reference else "—",
                 str(len(entry.ok_rounds)),
@@ -90,8 +81,8 @@ def rows(report: CompareReport) -> list[list[str]]:
 def _estimates(report: CompareReport, entry: Entry) -> list[str]:
     headline = report.measures[0]
     return [
-        _est(report.estimated_us(entry, entry.cost(headline))),
-        _overhead(report.estimated_us(entry, entry.overhead(headline))),
+        estimate_cell(report.estimated_us(entry, entry.cost(headline))),
+        change_cell(report.estimated_us(entry, entry.overhead(headline))),
     ]
 
 
@@ -126,8 +117,8 @@ def server_rows(report: CompareReport) -> list[list[str]]:
                 row.app,
                 f"{entry.peak_qps.median:,.0f}" if entry.peak_qps else "—",
                 f"{ratio:.2f}×" if ratio is not None else "—",
-                *(_est(entry.cost(m.name), m.digits) for m in measures),
-                *(_overhead(row.difference(m.name), m.digits) for m in measures),
+                *(estimate_cell(entry.cost(m.name), m.digits) for m in measures),
+                *(change_cell(row.difference(m.name), m.digits) for m in measures),
             ]
         )
     return table

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.measures.registry import get_measure
-from harness.stats.intervals import Estimate
+from harness.render.tables import change_cell, estimate_cell
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -21,14 +21,6 @@ if TYPE_CHECKING:
 
 def _measures(report: CompareReport) -> list[Measure]:
     return [m for name in report.measures if (m := get_measure(name)).in_table]
-
-
-def _est(e: Estimate | None, digits: int) -> str:
-    return e.format(digits) if e else "—"
-
-
-def _change(e: Estimate | None, digits: int) -> str:
-    return e.format_change(digits) if e else "—"
 
 
 def axis_columns(report: CompareReport, axis: str) -> tuple[str, ...]:
@@ -50,8 +42,8 @@ def axis_body(report: CompareReport, rows: Sequence[AxisRow]) -> list[list[str]]
         [
             row.name,
             row.value,
-            *(_est(row.entry.cost(m.name), m.digits) for m in measures),
-            *(_change(row.difference(m.name), m.digits) for m in measures),
+            *(estimate_cell(row.entry.cost(m.name), m.digits) for m in measures),
+            *(change_cell(row.difference(m.name), m.digits) for m in measures),
             str(len(row.entry.ok_rounds)),
         ]
         for row in rows

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from harness.experiments.compare.capacity import missed_at
 from harness.load.k6 import rate_label
 from harness.measures.latency import PERCENTILES, WARMUP_S
+from harness.render.tables import estimate_cell
 from harness.stats.intervals import Estimate
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ def generator_rates(report: CompareReport) -> list[dict[str, Any]]:
     return (report.settings.generator or {}).get("rates") or []
 
 
-def _est(e: Estimate | None, digits: int = 2) -> str:
-    return e.format(digits) if e else "—"
-
-
 def _delta(e: Estimate | None) -> str:
     if e is None:
         return "—"
@@ -77,8 +74,8 @@ def rate_tables(report: CompareReport) -> list[tuple[str, tuple[str, ...], list[
             rows.append(
                 [
                     entry.label,
-                    *(_est(entry.cost(f"latency:{p}@{at}")) for p in PERCENTILES),
-                    _est(entry.cost(f"latency:achieved@{at}"), 0),
+                    *(estimate_cell(entry.cost(f"latency:{p}@{at}")) for p in PERCENTILES),
+                    estimate_cell(entry.cost(f"latency:achieved@{at}"), 0),
                     _sum(entry, f"latency:dropped@{at}"),
                     _sum(entry, f"latency:errors@{at}"),
                     _sum(entry, f"latency:behind@{at}") + f" of {len(entry.ok_rounds)}",
