@@ -74,6 +74,10 @@ def test_bounds_and_the_failure_message_name_the_cost_and_the_measure() -> None:
     assert "spin:50us (server CPU time per request): known 50 µs, measured 60.00 µs" in message
     assert "spin:20us" not in message
     assert failure_message(rows[:1]) is None
+    assert "[low - 10% of known, high + 10% of known]" in message
+    wide = CostCheck(50.0, Estimate(90.0, 86.0, 94.0, 3), tolerance=0.5)
+    said = failure_message([CheckRow("spin:50us", "server CPU time per request", wide)])
+    assert said is not None and "[low - 50% of known, high + 50% of known]" in said
     assert check_cost(50.0, Estimate(60.0, 56.0, 64.0, 3), tolerance=0.2).passed
 
 

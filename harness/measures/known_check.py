@@ -110,7 +110,9 @@ def failure_message(rows: Sequence[CheckRow], what: str = "calibration") -> str 
     failed = [row.failure() for row in rows if not row.check.passed]
     if not failed:
         return None
-    return f"{what} failed ({len(failed)} of {len(rows)}; {RULE}): " + "; ".join(failed)
+    # The rule as these checks applied it: their tolerance, not the default's.
+    rule = RULE.replace("10%", f"{100 * rows[0].check.tolerance:g}%")
+    return f"{what} failed ({len(failed)} of {len(rows)}; {rule}): " + "; ".join(failed)
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
