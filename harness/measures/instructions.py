@@ -294,6 +294,22 @@ def parse_perf_csv(text: str) -> int | None:
     return None
 
 
+PERF_START_BOUND_S = 5.0
+
+
+def _wait_until_it_opens(perf: subprocess.Popen[bytes], output: Path) -> None:
+    """Until perf has its output file open: it opens it as it starts, before it counts, so the
+    window does not begin while perf is still starting (and a SIGINT then would stop it before
+    it wrote anything). Bounded; a perf that exits or never opens it is read as it is."""
+    deadline = time.monotonic() + PERF_START_BOUND_S
+    fds = Path(f"/proc/{perf.pid}/fd")
+    while perf.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == str(output) for fd in fds.iterdir()):
+                return
+        time.sleep(0.005)
+
+
 class PerfInstructions(CallgrindInstructions):
     name: str = "instructions-perf"
     title: str = "instructions per request (perf stat, user mode)"
@@ -334,6 +350,11 @@ class PerfInstructions(CallgrindInstructions):
             counting = subprocess.Popen(
                 dies_with_us(command, signal.SIGKILL), stdin=subprocess.DEVNULL
             )
+            try:
+                _wait_until_it_opens(counting, output)
+            except BaseException:  # a Ctrl-C while perf starts: it goes too
+                counting.kill()
+                raise
 
             def finish() -> dict[str, Any]:
                 counting.send_signal(signal.SIGINT)  # perf writes its counts and exits
