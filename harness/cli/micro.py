@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +30,7 @@ from harness.experiments.micro import (
     MicroOptions,
     MicroRequest,
 )
-from harness.load.files import versioned, write_atomic
+from harness.load.files import versioned, write_json
 
 if TYPE_CHECKING:
     from harness.experiments.micro.result import MicroReport
@@ -215,5 +214,5 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
     if path.parent != Path():
         path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
+    write_json(path, data)
     console.print(f"wrote {path}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.experiments.calibrate.run import CalibrationReport
-from harness.load.files import write_atomic
+from harness.load.files import write_json
 from harness.machine.system import idle_note
 from harness.measures.known_check import RULE, CheckRow
 from harness.measures.registry import get_measure
@@ -104,10 +103,6 @@ def notes(report: CalibrationReport) -> list[str]:
             )
     lines += [f"Missing: {m}" for m in report.missing]
     return lines
-
-
-def write_json(report: CalibrationReport, path: Path) -> Path:
-    return write_atomic(path, json.dumps(report.to_dict(), indent=2) + "\n")
 
 
 def calibration_chart(report: CalibrationReport, path: Path) -> Path | None:
@@ -216,5 +211,5 @@ def write_calibration(report: CalibrationReport, charts: bool = True) -> list[Pa
         if chart is not None:
             files.append(chart)
     report.files = [*files, out / "compare.json", out / "compare.md"]
-    write_json(report, files[0])
+    write_json(files[0], report.to_dict())
     return report.files

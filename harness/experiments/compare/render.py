@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 
 from harness.experiments.compare.render_notes import notes, shows_estimates
-from harness.load.files import write_atomic
+from harness.load.files import write_atomic, write_json
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
 from harness.render.tables import Section, change_cell, estimate_cell, markdown_table, rich_tables
@@ -359,8 +358,5 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
         files += diff_charts(report)
     report.files = files
     write_atomic(files[1], markdown(report))
-    write_atomic(
-        files[0],
-        json.dumps({**report.to_dict(), "files": [str(f) for f in files]}, indent=2) + "\n",
-    )
+    write_json(files[0], {**report.to_dict(), "files": [str(f) for f in files]})
     return files

@@ -3,13 +3,12 @@ change from A to B with its interval; compare-diff.json and compare-diff.md besi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.table import Table
 
 from harness.experiments.compare.diff import Change, CompareDiff, changes_for, signed
-from harness.load.files import write_atomic
+from harness.load.files import write_atomic, write_json
 from harness.measures.registry import get_measure
 from harness.render.tables import markdown_table
 from harness.stats.intervals import Estimate
@@ -147,6 +146,6 @@ def _md_table(diff: CompareDiff, measure: str) -> list[str]:
 def write_compare_diff(diff: CompareDiff, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / "compare-diff.json", out_dir / "compare-diff.md"]
-    write_atomic(files[0], json.dumps(diff.to_dict(), indent=2) + "\n")
+    write_json(files[0], diff.to_dict())
     write_atomic(files[1], markdown(diff))
     return files

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 
 from harness.experiments.compare.capacity import describe_capacity
-from harness.load.files import write_atomic
+from harness.load.files import write_json
 from harness.measures.latency import PERCENTILES
 
 if TYPE_CHECKING:
@@ -75,4 +74,4 @@ def notes(run: OpenRun) -> list[str]:
 
 
 def write_open_run(run: OpenRun) -> Path:
-    return write_atomic(run.json_path, json.dumps(run.to_dict(), indent=2) + "\n")
+    return write_json(run.json_path, run.to_dict())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from harness.experiments.profile.attribution import DEFAULT_RULES
 from harness.experiments.profile.collapsed import Frame, total_samples
 from harness.experiments.profile.flamegraph import render_svg
 from harness.experiments.profile.run import ProfileResult
-from harness.load.files import write_atomic
+from harness.load.files import write_atomic, write_json
 from middleware.stack import stack_name
 
 
@@ -29,5 +28,5 @@ def write_profile(result: ProfileResult) -> list[Path]:
     )
     svg = render_svg(result.stacks, title=title, kind_of=kind_of_frame)
     write_atomic(result.files["flamegraph"], svg)
-    write_atomic(result.files["json"], json.dumps(result.to_dict(), indent=2) + "\n")
+    write_json(result.files["json"], result.to_dict())
     return [result.files["flamegraph"], result.files["json"]]
