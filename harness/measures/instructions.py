@@ -36,10 +36,11 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,10 +115,10 @@ class CallgrindInstructions(Measure):
         return super().read_figures(wire)
 
     def flags(self, values: list[dict[str, float]]) -> list[str]:
-        shares = [p.time_share for one in values if (p := Parts.from_values(one, self.name))]
-        if not shares or max(shares) <= TIME_SHARE_FLAG:
+        largest = largest_time_part(values, self.name)
+        if largest is None or largest.time_share <= TIME_SHARE_FLAG:
             return []
-        return [f"time part {100 * max(shares):.1f}% of the count"]
+        return [f"time part {100 * largest.time_share:.1f}% of the count"]
 
     def after_stop(self, server: RunningServer) -> None:
         callgrind.clean_up(server.pids_seen(), _dump_dir(server))
@@ -201,8 +202,18 @@ class Parts:
         )
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
+@dataclass(frozen=True)
+class LargestTimePart:
+    time_share: float  # the largest share of a window's count owed to its length
+    per_second: float  # the largest rate of work per second
+
+
+def largest_time_part(rounds: Sequence[Mapping[str, float]], name: str) -> LargestTimePart | None:
+    """Over rounds' values, the largest time share and rate; None when no round has parts."""
+    parts = [p for values in rounds if (p := Parts.from_values(values, name))]
+    if not parts:
+        return None
+    return LargestTimePart(max(p.time_share for p in parts), max(p.per_second for p in parts))
 
 
 def idle_length(window_s: float) -> float:
@@ -221,7 +232,7 @@ def count_windows(serving: list[int], out_dir: Path) -> Probe:
 
         def finish() -> dict[str, Any]:
             ended = {pid: callgrind.dump_timed(pid, out_dir) for pid in serving}
-            window_s = _mean([ended[pid].at_s - started[pid].at_s for pid in serving])
+            window_s = statistics.fmean([ended[pid].at_s - started[pid].at_s for pid in serving])
             # From the first end on: the dumps of the others came after it.
             first_end = min(dumped.at_s for dumped in ended.values())
             time.sleep(max(0.0, idle_length(window_s) - (time.time() - first_end)))
@@ -231,7 +242,7 @@ def count_windows(serving: list[int], out_dir: Path) -> Probe:
                 "instructions_by_pid": {pid: d.instructions for pid, d in ended.items()},
                 "window_s": window_s,
                 "idle_instructions": sum(d.instructions for d in idled.values()),
-                "idle_s": _mean([idled[pid].at_s - ended[pid].at_s for pid in serving]),
+                "idle_s": statistics.fmean([idled[pid].at_s - ended[pid].at_s for pid in serving]),
             }
 
         return finish

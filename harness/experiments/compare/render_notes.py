@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from harness.experiments.compare.render_latency import latency_notes
 from harness.experiments.compare.render_memory import memory_notes
-from harness.measures.instructions import TIME_SHARE_FLAG, Parts
+from harness.measures.instructions import TIME_SHARE_FLAG, largest_time_part
 from harness.measures.measure import Measure
 from harness.measures.registry import get_measure
 
@@ -119,10 +119,9 @@ def _time_part_notes(report: CompareReport) -> list[str]:
     for name in dict.fromkeys(n.partition(":")[0] for n in report.measures):
         large = []
         for entry in report.entries:
-            parts = [p for r in entry.ok_rounds if (p := Parts.from_values(r.values, name))]
-            share = max((p.time_share for p in parts), default=0.0)
-            if share > TIME_SHARE_FLAG:
-                rate = max(p.per_second for p in parts)
+            largest = largest_time_part([r.values for r in entry.ok_rounds], name)
+            if largest is not None and largest.time_share > TIME_SHARE_FLAG:
+                share, rate = largest.time_share, largest.per_second
                 large.append(f"{entry.label} {100 * share:.1f}% ({rate:,.0f}/s)")
         if large:
             short = report.figure(name).short
