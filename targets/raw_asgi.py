@@ -21,6 +21,8 @@ def _start(status: int, length: int) -> dict[str, Any]:
 
 _HEALTHZ_START = _start(200, len(routes.HEALTHZ_BODY))
 _HEALTHZ_BODY = {"type": "http.response.body", "body": routes.HEALTHZ_BODY}
+# The measured route's names bound here: a baseline's request pays no lookup in `routes`.
+_HEALTHZ_PATH = routes.HEALTHZ_PATH
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -33,7 +35,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     path, method = scope["path"], scope["method"]
-    if path == routes.HEALTHZ_PATH and method in ("GET", "HEAD"):
+    if path == _HEALTHZ_PATH and method in ("GET", "HEAD"):
         await send(_HEALTHZ_START)
         await send(_HEALTHZ_BODY)
         return
