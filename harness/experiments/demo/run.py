@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.experiments.compare.contenders import Entry
@@ -129,7 +129,9 @@ FULL = DemoPlan(
     servers=SERVER_AXIS,
     latency_rounds=2,
 )
-QUICK = DemoPlan(
+# The quick tour: the same steps, one round each and no budget, fewer sets.
+QUICK = replace(
+    FULL,
     comparisons=(
         ("starlette", f"none,all,{NOOPS}"),
         ("fastapi", "none,all"),
@@ -139,11 +141,8 @@ QUICK = DemoPlan(
         ("flask", "none,all"),
     ),
     repeat=1,
-    duration=1.0,
-    warmup=0.0,
-    levels=(64,),
     profile_duration=2.0,
-    servers=SERVER_AXIS,
+    budget_s=None,
     latency_rounds=1,
 )
 
