@@ -45,10 +45,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.server, str):
-            try:
-                object.__setattr__(self, "server", get_server(self.server))
-            except ServerChoiceError as exc:
-                raise UsageError(str(exc), param="server") from None
+            object.__setattr__(self, "server", as_server(self.server))
 
     def replace(self, **changes: object) -> ServeSettings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -62,6 +59,17 @@ class ServeSettings:
             "server": self.server.name if self.server else None,
             "env": {k: redacted(k, v) for k, v in self.env},
         }
+
+
+def as_server(given: Server | str, param: str = "server") -> Server:
+    """The server row `given` names (a name is looked up; a row is itself): a UsageError naming
+    the valid ones for an unknown name."""
+    if isinstance(given, Server):
+        return given
+    try:
+        return get_server(given)
+    except ServerChoiceError as exc:
+        raise UsageError(str(exc), param=param) from None
 
 
 DEFAULT_SERVE = ServeSettings()

@@ -31,9 +31,9 @@ from harness.measures.registry import DEFAULT_MEASURES, resolve_measures
 from harness.measures.slo import Slo
 from harness.serving.pythons import Python, PythonInfo, find_python
 from harness.serving.servers import ServerConfig, check_config
-from harness.serving.settings import DEFAULT_SERVE, ServeSettings
+from harness.serving.settings import DEFAULT_SERVE, ServeSettings, as_server
 from harness.serving.variants import Variant
-from targets.server_table import Server, ServerChoiceError, get_server
+from targets.server_table import Server, ServerChoiceError
 from targets.table import Target
 
 DEFAULT_OUT_DIR = Path("_output/compare")
@@ -299,11 +299,7 @@ def plan_compare(request: CompareRequest) -> ComparePlan:
 def _server_axis(given: Sequence[Server | str]) -> tuple[Server, ...]:
     """The servers of the axis, each once, in order: given resolved (the CLI's --server), or by
     name (the API), resolved here."""
-    try:
-        servers = [get_server(s) if isinstance(s, str) else s for s in given]
-    except ServerChoiceError as exc:
-        raise UsageError(str(exc), param="servers") from None
-    return tuple(dict.fromkeys(servers))
+    return tuple(dict.fromkeys(as_server(s, param="servers") for s in given))
 
 
 def _python(given: Python | PythonInfo | str) -> Python:
