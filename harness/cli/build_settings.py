@@ -19,6 +19,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from harness.cli.params import Decorator
 from harness.experiments.sweep.plan import PRESETS
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
@@ -26,8 +27,6 @@ from harness.machine.cpus import CpuPlan, plan
 from harness.serving.pythons import Python
 from harness.serving.settings import ServeSettings
 from targets.server_table import Server
-
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def option_group(into: str, build: Callable[..., Any], *options: Decorator) -> Decorator:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from harness.cli.build_settings import WhatOptions, option_group
+from harness.cli.params import Decorator
 from harness.errors import HarnessError
 from harness.errors import UsageError as HarnessUsageError
 from harness.load.request import METHODS, Request, RequestError, parse_header
@@ -38,7 +39,6 @@ from targets.server_table import (
 )
 from targets.table import Target, get_target
 
-Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 SETS_HINT = "'-m' / '--middlewares'"
 
 
