@@ -103,9 +103,8 @@ class CallgrindInstructions(Measure):
         return count_windows(server.worker_pids(), _dump_dir(server))
 
     def read(self, wire: WireRound) -> float | None:
-        parts = Parts.from_extra(wire.peak.extra, wire.peak.requests)
-        if parts is not None:
-            return parts.per_request
+        """The window's instructions over N, time part included: a window with no idle one
+        after it (instructions-perf's), or whose idle one gave nothing to read."""
         return per_request(wire.peak.extra.get("instructions"), wire.peak.requests)
 
     def read_figures(self, wire: WireRound) -> dict[str, float]:
