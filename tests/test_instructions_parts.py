@@ -169,7 +169,11 @@ def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> N
     (entry,) = data["sets"] + data["baselines"]
     (one,) = entry["rounds"]
     values = one["values"]
-    window = json.loads(Path(one["files"]).read_text())["levels"][-1]
+    swept = json.loads(Path(one["files"]).read_text())
+    window = swept["levels"][-1]
+    # sent one request at a time, each to a blocked server (harness.load.paced), and said so
+    assert data["settings"]["paced"] is True and swept["settings"]["paced"] is True
+    assert window["command"][0] == "paced" and "sent_busy" not in window["extra"]
     extra = window["extra"]
     # the parts as the probe counted them
     assert values["instructions.window"] == extra["instructions"]

@@ -28,6 +28,9 @@ class LoadSettings:
     # A measured level of exactly this many answered requests, on one connection, ended as soon
     # as they are answered (`duration` is then only its bound); None: levels of `duration`.
     requests: int | None = None
+    # Such a level sent one request at a time, each once the server is blocked (harness.load.
+    # paced: the count of instructions then does not depend on the machine's speed).
+    paced: bool = False
     # Open-model load (harness.load.k6): the arrival rates to send, req/s; or rates as shares of
     # the slowest set's closed-model peak (0.5: half of it), resolved once that is measured.
     rates: tuple[float, ...] = ()

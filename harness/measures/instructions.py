@@ -3,8 +3,9 @@
 The server runs under callgrind (harness.measures.callgrind) on its pinned CPU, 30 to 60 times
 slower. After readiness, the answer check and a warm-up (with instrumentation still off, so the
 app's caches are warm), instrumentation is switched on and the counters dumped; a window of
-exactly N answered requests is sent on one connection (harness.load.wrk.run_counted: none in
-flight when it ends), and the counters dumped again. Instructions per request are the window's
+exactly N answered requests is sent on one connection, one at a time, each once the server is
+blocked (harness.load.paced: where a request finds the server then does not depend on the
+machine's speed), and the counters dumped again. Instructions per request are the window's
 instructions, summed over the processes that serve (gunicorn's or granian's worker; uvicorn and
 hypercorn themselves; a supervisor is left out: it serves nothing).
 
@@ -17,9 +18,8 @@ instructions over its seconds are the server's work per second, b, and the figur
 a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's
 values (`Parts`: `instructions.time_part`, per request, and what it is computed from), and a
 set whose time part is above 1% of its count is flagged. What this leaves (bench/
-instructions_hog.py): a server that shares its core turns its event loop more often per request
-(uvloop's idle callbacks, the GIL's lock): +0.15% for raw-asgi, a few hundredths of a percent for
-Starlette's sets, where the time part was +0.2-0.6% on the same runs.
+instructions_hog.py): with a hog on its core, raw-asgi's tasks land at other addresses, and the
+sets that hash them by address probe less (-0.18%); Starlette's sets move by hundredths.
 
 An instruction count does not depend on what else the machine does: two runs agree to
 hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
@@ -95,6 +95,7 @@ class CallgrindInstructions(Measure):
         return load.replace(
             levels=(1,),
             requests=load.requests or WINDOW_REQUESTS,
+            paced=True,
             duration=max(load.duration, WINDOW_BOUND_S),
             warmup=load.warmup or 1.0,
         )

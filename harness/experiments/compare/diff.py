@@ -25,6 +25,7 @@ Quantity = Literal["overhead", "cost"]
 # The settings of a compare that change its figures by themselves (compare.plan).
 MEASURED_BY = (
     "requests",
+    "paced",
     "levels",
     "duration_s",
     "warmup_s",

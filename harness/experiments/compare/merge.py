@@ -28,6 +28,7 @@ SAME_SETTINGS = (
     "warmup_s",
     "timeout_s",
     "requests",
+    "paced",
     "request",
     "workers",
     "worker_class",

@@ -180,6 +180,7 @@ class ComparePlan:
             wrk_cpus=list(load.cpus) if load.cpus else None,
             request=load.asked.to_dict(),
             requests=load.requests,  # a fixed count per round, instead of a duration
+            paced=load.paced,
             slo=self.slo.describe() if self.slo else None,
             log_output=serve.log_output or "file:DIR/logs/SET.log",
             # DIR for the output directory: two runs in two directories were wrapped alike

@@ -61,6 +61,7 @@ class CompareSettings:
     wrk_cpus: list[int] | None = None
     request: dict[str, Any] = field(default_factory=dict)
     requests: int | None = None  # a fixed count per round, instead of a duration
+    paced: bool = False  # that count sent one at a time, each to a blocked server
     slo: str | None = None
     log_output: str = ""
     wrapper: list[str] | None = None  # DIR for the output directory

@@ -70,6 +70,7 @@ def _swept(
         load=load,
         progress=False,
         probe=combined(probes),
+        serving=tuple(server.worker_pids()),
         meta={
             "target": contender.target.name,
             "middlewares": list(contender.stack),

@@ -168,6 +168,7 @@ class SweepPlan:
     resume: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
     probe: Probe | None = None
+    serving: tuple[int, ...] = ()
 
     @property
     def script(self) -> Path | None:
@@ -199,6 +200,7 @@ class SweepPlan:
             "cpus": list(load.cpus) if load.cpus else None,
             "request": load.request.to_dict() if load.request is not None else None,
             "requests": load.requests,
+            "paced": load.paced,
         }
 
 
@@ -216,6 +218,7 @@ class SweepRequest:
     meta: Mapping[str, Any] | None = None
     probe: Probe | None = None
     allow_remote: bool = False
+    serving: tuple[int, ...] = ()  # the processes that serve the URL: a paced load waits for them
 
 
 def plan_sweep(request: SweepRequest) -> SweepPlan:
@@ -235,6 +238,10 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
         raise SweepError("threads must be at least 1", param="threads")
     if load.requests is not None and load.requests < 1:
         raise SweepError("requests must be at least 1", param="requests")
+    if load.paced and (load.requests is None or not request.serving):
+        raise SweepError(
+            "a paced load is a count of requests, to a server whose processes are known"
+        )
     wrk = resolve_wrk(load.wrk)
     out = Path(request.out_dir)
     check_out_dir(out)
@@ -249,4 +256,5 @@ def plan_sweep(request: SweepRequest) -> SweepPlan:
         request.resume,
         dict(request.meta or {}),
         request.probe,
+        request.serving,
     )

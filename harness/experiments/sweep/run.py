@@ -22,6 +22,7 @@ from harness.experiments.sweep.plan import (
 from harness.experiments.sweep.progress import NullReporter, Reporter
 from harness.load.datfile import append_row, truncate_to, write_rows
 from harness.load.limits import fd_shortfall
+from harness.load.paced import run_paced
 from harness.load.results import ResultError, SweepResult, dat_row
 from harness.load.settings import LoadSettings
 from harness.load.wrk import (
@@ -186,6 +187,14 @@ def warm_up(plan: SweepPlan, pending: list[int], reporter: Reporter) -> None:
 
 def _counted(plan: SweepPlan) -> WrkResult:
     assert plan.counting is not None and plan.load.requests is not None
+    if plan.load.paced:
+        return run_paced(
+            plan.url,
+            count=plan.load.requests,
+            request=plan.load.asked,
+            serving=plan.serving,
+            bound=plan.load.duration,
+        )
     script, marker = plan.counting
     return run_counted(
         plan.url,
