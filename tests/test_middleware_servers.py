@@ -511,3 +511,18 @@ def test_a_ready_path_whose_answer_is_cut_off_is_a_server_error_not_a_traceback(
             stack=info.layer_names,
             ready_path="/late",
         )
+
+
+def test_a_server_slow_to_start_is_sent_one_readiness_request_not_one_per_try(
+    tmp_path: Path,
+) -> None:
+    # Its socket listens before it serves: a request given up on and sent again would be one
+    # more it answers as it starts, more of them the slower it starts (issue 33: under
+    # callgrind with a CPU hog, two, and another count per request).
+    log = tmp_path / "access.log"
+    slow = ServeSettings(
+        log_output=f"file:{log}", wrapper=("sh", "-c", 'sleep 2.5 && exec "$0" "$@"')
+    )
+    with running("raw-asgi", slow, stack=("logger",)):
+        time.sleep(0.3)  # a second answer would be logged by now
+        assert log.read_text().count(" access ") == 1

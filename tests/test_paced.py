@@ -66,7 +66,6 @@ def test_a_paced_window_sends_exactly_the_count_of_the_request_asked(tmp_path: P
     log = tmp_path / "access.log"
     asked = Request(method="POST", headers=(("X-Probe", "1"),), body=b"{}")
     with running("raw-asgi", ServeSettings(log_output=f"file:{log}"), stack=("logger",)) as server:
-        ready = log.read_text().count(" access ")  # the readiness check's
         result = run_paced(
             f"{server.url}/healthz",
             count=50,
@@ -78,8 +77,7 @@ def test_a_paced_window_sends_exactly_the_count_of_the_request_asked(tmp_path: P
         text = log.read_text()
     assert result.is_ok and result.requests == 50 and result.connections == 1, result.reason
     assert result.extra == {}  # the server was blocked before every request
-    assert text.count(" access ") == ready + 50
-    assert text.count("method=POST") == 50
+    assert text.count("method=POST") == 50  # the readiness check's is a GET
     assert result.non2xx3xx == text.count('method=POST path="/healthz" status=404') == 50
 
 
