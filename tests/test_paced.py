@@ -17,7 +17,7 @@ from harness.load import paced
 from harness.load.paced import PacedError, run_paced
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
-from harness.machine.quiet import threads_state, wait_until_blocked
+from harness.machine.quiet import Watch, threads_state, wait_until_blocked
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
 
@@ -45,10 +45,17 @@ def test_a_sleeping_process_is_blocked_and_a_spinning_one_is_not(
     child: list[subprocess.Popen[bytes]],
 ) -> None:
     sleeping, spinning = _start(child, SLEEPS), _start(child, SPINS)
-    assert wait_until_blocked([sleeping], bound_s=2.0)
+    with Watch([sleeping]) as watch:
+        assert wait_until_blocked(watch, bound_s=2.0)
     started = time.monotonic()
-    assert not wait_until_blocked([spinning], bound_s=0.3)
-    assert not wait_until_blocked([sleeping, spinning], bound_s=0.3)
+    with Watch([spinning]) as watch:
+        assert not wait_until_blocked(watch, bound_s=0.3)
+        first = watch.look()
+        time.sleep(0.05)
+        again = watch.look()  # the files kept open are read afresh
+    assert first and again and first[0][0] == again[0][0] == "R" and again[0][1] > first[0][1]
+    with Watch([sleeping, spinning]) as watch:
+        assert not wait_until_blocked(watch, bound_s=0.3)
     assert time.monotonic() - started < 2.0  # bounded
     state = threads_state([spinning])
     assert state is not None and state[0][0] == "R"
@@ -59,7 +66,8 @@ def test_a_process_that_is_gone_is_not_waited_for(child: list[subprocess.Popen[b
     child[0].kill()
     child[0].wait()
     assert threads_state([pid]) is None
-    assert not wait_until_blocked([pid], bound_s=5.0)
+    with Watch([pid]) as watch:
+        assert not wait_until_blocked(watch, bound_s=5.0)
 
 
 def test_a_paced_window_sends_exactly_the_count_of_the_request_asked(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from harness.load.request import Request
 from harness.load.wrk_output import WrkResult
-from harness.machine.quiet import wait_until_blocked
+from harness.machine.quiet import Watch, wait_until_blocked
 
 IDLE_BOUND_S = 1.0  # a request's wait for the server to block: 400 times a Starlette request
 BUSY_LIMIT = 3
@@ -42,7 +42,7 @@ class _Window:
     def __init__(self, url: str, request: Request, serving: Sequence[int]) -> None:
         parts = urlsplit(url)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.request, self.serving = request, tuple(serving)
+        self.request, self.watch = request, Watch(serving)
         self.connection = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port or 80, timeout=ANSWER_TIMEOUT_S
         )
@@ -54,7 +54,7 @@ class _Window:
         if self.sent_busy >= BUSY_LIMIT:
             return
         bound = min(IDLE_BOUND_S, max(0.0, deadline - time.monotonic()))
-        if not wait_until_blocked(self.serving, bound_s=bound):
+        if not wait_until_blocked(self.watch, bound_s=bound):
             self.sent_busy += 1
 
     def exchange(self) -> None:
@@ -94,6 +94,7 @@ def run_paced(
         return _result(url, window, time.monotonic() - started, status="failed", reason=reason)
     finally:
         window.connection.close()
+        window.watch.close()
     return _result(url, window, time.monotonic() - started)
 
 

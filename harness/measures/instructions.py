@@ -18,8 +18,9 @@ instructions over its seconds are the server's work per second, b, and the figur
 a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's
 values (`Parts`: `instructions.time_part`, per request, and what it is computed from), and a
 set whose time part is above 1% of its count is flagged. What this leaves (bench/
-instructions_hog.py): with a hog on its core, raw-asgi's tasks land at other addresses, and the
-sets that hash them by address probe less (-0.18%); Starlette's sets move by hundredths.
+instructions_hog.py): a tick that falls while the server is busy rides on a turn of the loop and
+costs about half an idle one, so with a hog on the server's core (a longer window) the idle rate
+takes up to 0.1% too much out of Starlette's sets; two runs on a quiet core agree within 0.01%.
 
 An instruction count does not depend on what else the machine does: two runs agree to
 hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
