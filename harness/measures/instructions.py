@@ -20,7 +20,7 @@ values (`Parts`: `instructions.time_part`, per request, and what it is computed 
 set whose time part is above 1% of its count is flagged. What this leaves (bench/
 instructions_hog.py): a tick that falls while the server is busy rides on a turn of the loop and
 costs about half an idle one, so with a hog on the server's core (a longer window) the idle rate
-takes up to 0.1% too much out of Starlette's sets; two runs on a quiet core agree within 0.01%.
+takes up to 0.12% too much out of Starlette's sets; two runs on a quiet core agree within 0.02%.
 
 An instruction count does not depend on what else the machine does: two runs agree to
 hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
