@@ -199,3 +199,25 @@ def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> N
     loaded = CompareReport.load(tmp_path / "compare.json")
     (back,) = loaded.entries
     assert back.rounds[0].values == pytest.approx(values)
+
+
+def test_requests_sizes_the_paced_window_and_only_a_count_takes_it() -> None:
+    from click.testing import CliRunner
+
+    from harness.cli.build_settings import LoadOptions
+    from harness.cli.main import main
+    from harness.machine.cpus import CpuPlan
+
+    measure = CallgrindInstructions()
+    given = LoadOptions(requests=200).settings(
+        CpuPlan(None, None), request=None, defaults=LoadSettings()
+    )
+    assert measure.prepare_load(given).requests == 200
+    default = measure.prepare_load(LoadSettings())
+    assert default.requests == 600 and default.paced and default.levels == (1,)
+    refused = CliRunner().invoke(
+        main, ["compare", "-t", "raw-asgi", "-m", "none", "--requests", "100"]
+    )
+    assert refused.exit_code == 2
+    assert "sizes the window of --measure instructions" in refused.output
+    assert "cpu, qps run for --duration" in refused.output

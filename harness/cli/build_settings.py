@@ -116,6 +116,7 @@ class LoadOptions:
     preset: str | None = None
     rates: tuple[float, ...] | None = None
     rate_shares: tuple[float, ...] | None = None
+    requests: int | None = None  # a counted window's size (--measure instructions)
 
     def replace(self, **changes: Any) -> LoadOptions:
         return dataclasses.replace(self, **changes)
@@ -128,7 +129,16 @@ class LoadOptions:
         base = PRESETS[self.preset].load(wrk=defaults.wrk) if self.preset else defaults
         found = {
             key: getattr(self, key)
-            for key in ("levels", "duration", "warmup", "timeout", "wrk", "rates", "rate_shares")
+            for key in (
+                "levels",
+                "duration",
+                "warmup",
+                "timeout",
+                "wrk",
+                "rates",
+                "rate_shares",
+                "requests",
+            )
         }
         if self.preset:
             # A preset's durations and timeout stand, unless given; its levels, unless -c says.

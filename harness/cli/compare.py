@@ -86,6 +86,13 @@ if TYPE_CHECKING:
     duration_option,
     warmup_option,
     click.option(
+        "--requests",
+        type=click.IntRange(min=1),
+        default=None,
+        help="With --measure instructions: the requests each round counts, on one connection "
+        "after a warm-up of as many  [default: 600]",
+    ),
+    click.option(
         "--timeout",
         default="5s",
         show_default=True,

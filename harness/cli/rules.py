@@ -179,11 +179,26 @@ def resolve_rules(rules: RuleOptions, measures: tuple[str, ...], load: LoadOptio
     length; --max-overhead(-us) the gate."""
     measures, slo, load = open_model(rules.rates, rules.slo, rules.capacity, measures, load)
     measures = measures_with_leak_gate(rules.max_leak, measures)
+    if load.requests is not None:
+        check_counted(measures)
     precision = precision_from(rules.precision, rules.budget, measures, by_default=True)
     if precision is not None:
         load = short_rounds(load)
     gate = gate_from(rules.max_overhead, rules.max_overhead_us, measures)
     return RulesMet(measures, load, slo, precision, gate)
+
+
+def check_counted(measures: tuple[str, ...]) -> None:
+    """--requests sizes a counted window, which only a count's measures send."""
+    from harness.load.settings import LoadSettings
+    from harness.measures.registry import get_measure
+
+    if not any(get_measure(name).prepare_load(LoadSettings()).requests for name in measures):
+        raise UsageError(
+            "sizes the window of --measure instructions (or instructions-perf); "
+            f"{', '.join(measures)} run for --duration instead",
+            param="requests",
+        )
 
 
 def precision_from(

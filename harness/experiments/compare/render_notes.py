@@ -28,8 +28,9 @@ def shows_estimates(report: CompareReport) -> bool:
 def notes(report: CompareReport) -> list[str]:
     settings = report.settings
     rounds = settings.rounds or settings.repeat
+    paced = ", each sent once the server was blocked" if settings.paced else ""
     window = (
-        f"{settings.requests} requests on one connection each after a warm-up of as many"
+        f"{settings.requests} requests a round on one connection{paced}, after a warm-up of as many"
         if settings.requests
         else f"levels {settings.levels}, {settings.duration_s:g}s each after a "
         f"{settings.warmup_s:g}s warm-up"
