@@ -137,7 +137,7 @@ def test_wrk_missing_from_environment(
         ("http://:80/", "URL"),
         ("http://127.0.0.1:99999/", "URL"),
         ("http://203.0.113.5:8080/healthz", "not a loopback host"),  # load goes to loopback only
-        ("http://[fe80::1]/", "not a loopback host"),
+        ("http://[2001:db8::1]/", "not a loopback host"),  # IPv6, documentation prefix
         ("http://api.example.com/", "not a loopback host"),
     ],
 )
