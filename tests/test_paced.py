@@ -17,7 +17,7 @@ from harness.load import paced
 from harness.load.paced import PacedError, run_paced
 from harness.load.request import Request
 from harness.load.settings import LoadSettings
-from harness.machine.quiet import Watch, threads_state, wait_until_blocked
+from harness.machine.quiet import Watch, wait_until_blocked
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
 
@@ -57,7 +57,8 @@ def test_a_sleeping_process_is_blocked_and_a_spinning_one_is_not(
     with Watch([sleeping, spinning]) as watch:
         assert not wait_until_blocked(watch, bound_s=0.3)
     assert time.monotonic() - started < 2.0  # bounded
-    state = threads_state([spinning])
+    with Watch([spinning]) as watch:
+        state = watch.look()  # a fresh look, its files just opened
     assert state is not None and state[0][0] == "R"
 
 
@@ -65,8 +66,8 @@ def test_a_process_that_is_gone_is_not_waited_for(child: list[subprocess.Popen[b
     pid = _start(child, SLEEPS)
     child[0].kill()
     child[0].wait()
-    assert threads_state([pid]) is None
     with Watch([pid]) as watch:
+        assert watch.look() is None
         assert not wait_until_blocked(watch, bound_s=5.0)
 
 

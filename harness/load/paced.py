@@ -46,7 +46,7 @@ class _Window:
         self.connection = http.client.HTTPConnection(
             parts.hostname or "127.0.0.1", parts.port or 80, timeout=ANSWER_TIMEOUT_S
         )
-        self.answered = self.not_2xx = self.sent_busy = 0
+        self.answered = self.non2xx3xx = self.sent_busy = 0
 
     def settle(self, deadline: float) -> None:
         """Until the server is blocked: at most IDLE_BOUND_S, not at all once it has been busy
@@ -64,7 +64,7 @@ class _Window:
         answer = self.connection.getresponse()
         answer.read()  # all of it, or the next request on the connection cannot be sent
         self.answered += 1
-        self.not_2xx += not 200 <= answer.status < 400
+        self.non2xx3xx += not 200 <= answer.status < 400  # as wrk counts them
 
 
 def run_paced(
@@ -110,7 +110,7 @@ def _result(
         duration_s=elapsed,
         requests=window.answered,
         qps=window.answered / elapsed if elapsed > 0 else 0.0,
-        non2xx3xx=window.not_2xx,
+        non2xx3xx=window.non2xx3xx,
         status=status,
         reason=reason,
         extra={"sent_busy": window.sent_busy} if window.sent_busy else {},

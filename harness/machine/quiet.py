@@ -83,12 +83,6 @@ class Watch:
         self.close()
 
 
-def threads_state(pids: Sequence[int]) -> tuple[tuple[str, int], ...] | None:
-    """(state, ns run) of every thread of `pids`, looked at once; None when one is gone."""
-    with Watch(pids) as watch:
-        return watch.look()
-
-
 def wait_until_blocked(watch: Watch, *, bound_s: float, gap_s: float = GAP_S) -> bool:
     """Until every thread watched is asleep and has not run since the look before; False when
     `bound_s` passes first, or a process is gone."""
