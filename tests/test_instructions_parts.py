@@ -174,6 +174,7 @@ def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> N
     # sent one request at a time, each to a blocked server (harness.load.paced), and said so
     assert data["settings"]["paced"] is True and swept["settings"]["paced"] is True
     assert window["command"][0] == "paced" and "sent_busy" not in window["extra"]
+    assert not list(tmp_path.glob("*.lua"))  # no wrk script: wrk sends none of it
     extra = window["extra"]
     # the parts as the probe counted them
     assert values["instructions.window"] == extra["instructions"]

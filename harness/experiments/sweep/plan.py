@@ -172,15 +172,19 @@ class SweepPlan:
 
     @property
     def script(self) -> Path | None:
-        """NAME.lua: the request, when wrk cannot send it by itself."""
+        """NAME.lua: the request, when wrk cannot send it by itself, for levels of a duration (a
+        count's script carries the request itself; a paced count sends it without wrk)."""
         request = self.load.request
-        return None if request is None or request.plain else self.out_dir / f"{self.name}.lua"
+        if request is None or request.plain or self.load.requests is not None:
+            return None
+        return self.out_dir / f"{self.name}.lua"
 
     @property
     def counting(self) -> tuple[Path, Path] | None:
-        """With a fixed count of requests: NAME.count.lua, the request with its counter, and the
-        file it creates at the last answer."""
-        if self.load.requests is None:
+        """With a fixed count of requests sent by wrk: NAME.count.lua, the request with its
+        counter, and the file it creates at the last answer. None for a paced count (harness.
+        load.paced sends it) or a level of a duration."""
+        if self.load.requests is None or self.load.paced:
             return None
         return self.out_dir / f"{self.name}.count.lua", self.out_dir / f".{self.name}.answered"
 

@@ -180,13 +180,14 @@ def warm_up(plan: SweepPlan, pending: list[int], reporter: Reporter) -> None:
     if level is None:
         return
     reporter.warmup(level, plan.load.warmup_s)
-    warm = _counted(plan) if plan.counting else _run_wrk(plan, level, plan.load.warmup_s, False)
+    counted = plan.load.requests is not None
+    warm = _counted(plan) if counted else _run_wrk(plan, level, plan.load.warmup_s, False)
     if not warm.is_ok:
         reporter.note(f"warm-up failed: {warm.reason}")
 
 
 def _counted(plan: SweepPlan) -> WrkResult:
-    assert plan.counting is not None and plan.load.requests is not None
+    assert plan.load.requests is not None
     if plan.load.paced:
         return run_paced(
             plan.url,
@@ -195,6 +196,7 @@ def _counted(plan: SweepPlan) -> WrkResult:
             serving=plan.serving,
             bound=plan.load.duration,
         )
+    assert plan.counting is not None
     script, marker = plan.counting
     return run_counted(
         plan.url,
@@ -215,7 +217,7 @@ def measure_level(plan: SweepPlan, concurrency: int) -> WrkResult:
     if shortfall:
         return _skipped(plan.url, concurrency, threads, f"skipped: {shortfall}")
     finish = plan.probe(concurrency) if plan.probe is not None else None
-    if plan.counting is not None:
+    if plan.load.requests is not None:
         measured = _counted(plan)
     else:
         measured = _run_wrk(plan, concurrency, plan.load.duration_s, latency=True)
