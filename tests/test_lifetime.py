@@ -221,3 +221,52 @@ def test_a_stopped_open_model_run_takes_k6_with_it(tmp_path: Path, sig: signal.S
         assert code == 130
         data = json.loads((tmp_path / "open.latency.json").read_text())
         assert data["interrupted"] is True
+
+
+def _group_with_a_child() -> subprocess.Popen[bytes]:
+    """A process group of two: a shell leading its own session and its `sleep`."""
+    return subprocess.Popen(
+        ["sh", "-c", "sleep 60 & wait"], start_new_session=True, stdin=subprocess.DEVNULL
+    )
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize("holder_ends", ["killed", "released"])
+def test_a_group_reaper_kills_the_whole_group_only_when_its_holder_dies(holder_ends: str) -> None:
+    group = _group_with_a_child()
+    try:
+        deadline = time.monotonic() + 5
+        while len(_group_members(group.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        members = _group_members(group.pid)
+        assert len(members) == 2
+        # The reaper's holder is a process of its own, so that it can be killed outright.
+        release = "r.release(); " if holder_ends == "released" else ""
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import sys, time; from harness.machine.lifetime import GroupReaper; "
+             f"r = GroupReaper({group.pid}); {release}print('held', flush=True); time.sleep(60)"],
+            cwd=ROOT, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        holder.kill()
+        holder.wait()
+        _, alive = psutil.wait_procs(members, timeout=5 if holder_ends == "killed" else 1)
+        if holder_ends == "killed":
+            assert alive == []
+        else:
+            assert len(alive) == 2  # released: the group is the holder's to stop, not the reaper's
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group.pid, signal.SIGKILL)
+        group.wait()

@@ -4,13 +4,19 @@ Stopping what we started on exit, error, Ctrl-C or SIGTERM is the job of `finall
 runs when the harness is killed outright (SIGKILL, the OOM killer), and the servers, which sit
 in their own sessions, would then run on forever. So every child also gets a parent-death
 signal (prctl PR_SET_PDEATHSIG): the kernel sends it to the child the moment its parent dies.
+That signal reaches the child alone; a server's workers are stopped by the server, unless it
+cannot stop in time (under callgrind its clock is slowed a thousandfold: a graceful stop takes
+hours). So a server's whole process group also has a reaper (`GroupReaper`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import subprocess
+import sys
 
 
 def dies_with_us(command: list[str], sig: signal.Signals) -> list[str]:
@@ -44,3 +50,50 @@ def run_to_its_end(
         text=True,
         timeout=timeout,
     )
+
+
+# Reads its stdin: a byte means "released", EOF means the harness is gone, however it went.
+_REAPER = """import os, signal, sys
+if not sys.stdin.buffer.read(1):
+    try:
+        os.killpg(int(sys.argv[1]), signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class GroupReaper:
+    """A small process that kills process group `pgid` with SIGKILL once this process is gone.
+
+    It waits on a pipe whose write end only this process holds (the kernel closes it however
+    this process ends, SIGKILL included): end of file and it kills the group. `release()` tells
+    it the group is stopped, and it exits. It runs in its own session, out of reach of the
+    terminal's ^C, which would otherwise end it before the harness has stopped the group."""
+
+    def __init__(self, pgid: int) -> None:
+        read_end, self._write_end = os.pipe()  # neither is inherited by other children
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _REAPER, str(pgid)],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+
+    def release(self) -> None:
+        """The group is stopped: the reaper exits without a signal."""
+        if self._write_end < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self._write_end, b"x")
+        with contextlib.suppress(OSError):
+            os.close(self._write_end)
+        self._write_end = -1
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)

@@ -25,7 +25,7 @@ import psutil
 
 from harness.errors import RunError, UsageError
 from harness.machine.cpus import pinned
-from harness.machine.lifetime import dies_with_us
+from harness.machine.lifetime import GroupReaper, dies_with_us
 from harness.serving.processes import cpu_seconds, signal_group, still_running
 from harness.serving.pythons import environment_for
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
@@ -144,6 +144,9 @@ class RunningServer:
     host: str
     port: int
     stderr_path: Path | None
+    # Kills the server's process group if the harness dies before stop() (its parent-death
+    # signal reaches the server's top process alone).
+    reaper: GroupReaper | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _seen: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
 
@@ -205,7 +208,7 @@ class RunningServer:
         _LIVE.discard(self)
         self.processes()
         procs = list(self._seen.values())
-        if graceful:
+        if graceful and self.config.settings.graceful_stop:
             signal_group(self.process.pid, self.config.serving.stop_signal)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
@@ -222,6 +225,8 @@ class RunningServer:
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         still_running(alive, timeout=2)
+        if self.reaper is not None:
+            self.reaper.release()
 
     def __hash__(self) -> int:
         return id(self)
@@ -297,7 +302,13 @@ def start_server(
         sock.close()  # the server holds its own copy
         if output is not None:
             os.close(output)
-    started = RunningServer(config, process, settings.host, bound_port, stderr_path)
+    try:
+        reaper = GroupReaper(process.pid)  # the server leads its own group (its own session)
+    except BaseException:
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    started = RunningServer(config, process, settings.host, bound_port, stderr_path, reaper)
     _LIVE.add(started)
     try:
         wait_ready(started, settings.ready_timeout)

@@ -42,6 +42,9 @@ class ServeSettings:
     python: str | None = None
     # Environment variables the server runs with: a variant's (harness.serving.variants).
     env: tuple[tuple[str, str], ...] = ()
+    # False: its stop signal would not end it in time (under callgrind its clock runs slowed a
+    # thousandfold, and gunicorn's graceful stop waits in that time): SIGKILL at once.
+    graceful_stop: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.server, str):
