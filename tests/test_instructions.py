@@ -23,6 +23,7 @@ from harness.experiments.compare.render import write_report
 from harness.experiments.compare.result import CompareReport
 from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
+from harness.measures import slow_clock
 from harness.measures.instructions import parse_perf_csv, pmu_problem
 from tests.conftest import pinned
 
@@ -44,14 +45,14 @@ def _valgrind_left(tmp_path: Path) -> list[str]:
     return list(found.values())
 
 
-def _pipes_of(pids: Iterable[int]) -> list[str]:
-    """valgrind's gdbserver pipes (/tmp/vgdb-pipe-...-PID-by-USER-on-HOST) of these processes,
-    once gone: the ones this test started, not another run's stale ones."""
+def _pipes_of(pids: Iterable[int], where: str = "/tmp") -> list[str]:
+    """valgrind's gdbserver pipes (WHERE/vgdb-pipe-...-PID-by-USER-on-HOST) of these
+    processes, once gone: the ones this test started, not another run's stale ones."""
     return sorted(
         pipe
         for pid in pids
         if not psutil.pid_exists(pid)
-        for pipe in glob.glob(f"/tmp/vgdb-pipe-*-{pid}-by-*")
+        for pipe in glob.glob(f"{where}/vgdb-pipe-*-{pid}-by-*")
     )
 
 
@@ -154,7 +155,12 @@ def test_a_harness_stopped_or_killed_takes_its_valgrind_servers_with_it(
         assert harness.returncode == 130
     _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [] and _valgrind_left(tmp_path) == []
-    assert _pipes_of(c.pid for c in children) == []
+    # Not in /tmp: beside the dumps, removed on a stop; a server killed outright (its group
+    # killed by the reaper of a harness killed outright) cannot remove its own.
+    pids = [c.pid for c in children]
+    assert _pipes_of(pids) == []
+    if how == signal.SIGINT:
+        assert _pipes_of(pids, str(tmp_path / "callgrind")) == []
 
 
 STANDIN_PERF = Path(__file__).parent / "fixtures" / "perf" / "perf.py"
@@ -262,6 +268,18 @@ def test_without_valgrind_it_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert "valgrind (with callgrind_control) is not installed: make setup installs" in line
+
+
+def test_without_libfaketime_it_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(slow_clock, "LIBRARY_GLOBS", (str(tmp_path / "libfaketime.so.1"),))
+    result = CliRunner().invoke(main, ["compare", "-t", "raw-asgi", "--measure", "instructions",
+                                       "-d", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert "libfaketime is not installed" in line and "installs Debian's faketime" in line
+    assert not (tmp_path / "out").exists()
 
 
 # A user's app whose one layer runs `turns` of work:N's loop a request: a code change that makes

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import pytest
 
+from harness.errors import RunError
 from harness.experiments.compare.contenders import Contender, Entry, Round, link
 from harness.experiments.compare.render import write_report
 from harness.experiments.compare.render_notes import notes
@@ -18,6 +19,7 @@ from harness.experiments.compare.result import CompareReport, CompareSettings
 from harness.experiments.compare.run import compare
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import plan
+from harness.measures.callgrind import read_dump
 from harness.measures.instructions import (
     IDLE_MAX_S,
     IDLE_MIN_S,
@@ -51,7 +53,9 @@ def _extra(window_s: float, idle_s: float = 1.0) -> dict[str, Any]:
 
 
 def test_the_count_per_request_is_the_window_less_its_time_part_over_n() -> None:
-    parts = Parts(requests=N, window=109_030_000.0, window_s=2.0, idle=236_500.0, idle_s=1.1)
+    parts = Parts(
+        requests=N, window=109_030_000.0, window_s=2.0, idle=236_500.0, idle_s=1.1, shim=900_000.0
+    )
     assert parts.per_second == pytest.approx(215_000.0)
     assert parts.time_part == pytest.approx(430_000.0)
     assert parts.per_request == pytest.approx((109_030_000.0 - 430_000.0) / N)
@@ -63,8 +67,11 @@ def test_the_count_per_request_is_the_window_less_its_time_part_over_n() -> None
     )
     assert {k for k in values if k != "instructions"} == {
         f"instructions.{part}"
-        for part in ("time_part", "window", "window_s", "idle", "idle_s", "per_s", "requests")
-    }
+        for part in (
+            "time_part", "window", "window_s", "idle", "idle_s", "per_s", "requests", "shim"
+        )
+    }  # fmt: skip
+    assert values["instructions.shim"] == 1_500.0  # per request, left out of the window already
     assert Parts.from_values(values, "instructions") == parts
     assert Parts.from_values({"instructions": 181_000.0}, "instructions") is None  # stored before
 
@@ -192,11 +199,13 @@ def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> N
     assert values["instructions"] + values["instructions.time_part"] == pytest.approx(
         extra["instructions"] / 100, rel=1e-12
     )
-    # raw-asgi's ticks: a small part of its count, said where it is over 1% (a window of 100
-    # requests lasts ~0.4 s, half of it the dumps' and wrk's start)
+    # raw-asgi's ticks: with its clock slowed a thousandfold, none falls in the windows (0.5%
+    # of its count before, at 215,000 instructions a second); what is left, the dumps' own
     share = values["instructions.time_part"] / (extra["instructions"] / 100)
-    assert 0 < share < 0.05
-    assert ("work per second" in (tmp_path / "compare.md").read_text()) == (share > 0.01)
+    assert 0 < share < 0.001
+    assert "work per second" not in (tmp_path / "compare.md").read_text()
+    # the slowed clock's own instructions (~180 a clock read) are out of the window's count
+    assert values["instructions.shim"] == extra["shim_instructions"] / 100 > 50
     loaded = CompareReport.load(tmp_path / "compare.json")
     (back,) = loaded.entries
     assert back.rounds[0].values == pytest.approx(values)
@@ -222,3 +231,69 @@ def test_requests_sizes_the_paced_window_and_only_a_count_takes_it() -> None:
     assert refused.exit_code == 2
     assert "sizes the window of --measure instructions" in refused.output
     assert "cpu, qps run for --duration" in refused.output
+
+
+# A dump as callgrind writes it with --dump-line=no --dump-instr=no: names compressed to (N) after
+# their first use, a `calls=` line followed by the call's inclusive cost.
+DUMP = """\
+# callgrind format
+version: 1
+positions: line
+events: Ir
+summary: 9390
+
+ob=(1) /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+fl=(1) ???
+fn=(1) clock_gettime
+0 150
+cob=(2) /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+cfi=(2) ./elf/tls_get_addr.S
+cfn=(2) __tls_get_addr
+calls=10 30
+0 40
+cob=(3) /usr/lib/x86_64-linux-gnu/libc.so.6
+cfi=(3) ./time/clock_gettime.c
+cfn=(3) clock_gettime@@GLIBC_2.17
+calls=10 38
+0 100
+0 20
+
+fn=(4) 0x0000000000003a10
+0 30
+
+ob=(4) /usr/lib/libpython3.11.so.1.0
+fl=(4) ceval.c
+fn=(5) _PyEval_EvalFrameDefault
+0 9000
+cob=(1)
+cfi=(1)
+cfn=(1)
+calls=10 0
+0 340
+cob=(3)
+cfi=(3)
+cfn=(3)
+calls=5 0
+0 50
+
+ob=(3)
+fl=(3)
+fn=(3)
+0 150
+ob=(2)
+fl=(2)
+fn=(2)
+0 40
+"""
+
+
+def test_a_dump_leaves_the_slowed_clock_out_but_not_the_clock() -> None:
+    """The shim's own instructions (150 + 20 + 30) and what it calls other than the function
+    it stands in for (__tls_get_addr, 40) are left out; libc's clock_gettime, which the server
+    calls anyway (100 through the shim, 50 directly), and the server's own are not."""
+    total, shim = read_dump(DUMP)
+    assert total == 9390 and shim == 150 + 20 + 30 + 40
+    without = DUMP.replace("libfaketime", "libother")
+    assert read_dump(without) == (9390, 0)
+    with pytest.raises(RunError, match="without a summary"):
+        read_dump(DUMP.replace("summary: 9390\n", ""), "cg.1.2")

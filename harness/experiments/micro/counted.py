@@ -78,7 +78,7 @@ def _say(child: subprocess.Popen[str], line: str) -> str:
 
 def _repeats(child: subprocess.Popen[str], out: Path, repeat: int) -> list[float]:
     _say(child, "")  # built, checked, warm
-    callgrind.instrument(child.pid)
+    callgrind.instrument(child.pid, out)
     callgrind.dump(child.pid, out)
     values = []
     for _ in range(repeat):
