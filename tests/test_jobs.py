@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.errors import UsageError
+from harness.experiments.compare import run as run_module
+from harness.experiments.compare.contenders import Contender, Round
 from harness.experiments.compare.plan import _jobs
+from harness.experiments.compare.rounds import Schedule
+from harness.load.validate import ValidationError
 from harness.measures.registry import get_measure
+from tests.test_precision import _entries
 
 
 def test_jobs_default_to_the_cores_for_counts_and_to_one_for_times() -> None:
@@ -51,3 +58,37 @@ def test_two_jobs_measure_a_round_side_by_side_on_their_own_cores(tmp_path: Path
     assert sorted(map(tuple, cpus)) == [(0,), (1,)]  # each job's server on a core of its own
     secure = data["sets"][1]["overheads"]["instructions"]["median"]
     assert secure > 1000  # secure's three headers, counted beside none's server
+
+
+def test_side_by_side_the_fixed_rounds_follow_one_another_without_a_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two jobs, four contenders, `dump` the slow one: round 2 starts while round 1's `dump`
+    still runs (a wait at each round's end left a core idle), every round lands in its own
+    place, and a contender that answered wrongly is not timed in a round queued before."""
+    entries = _entries()  # none, dump, cors, raw-asgi
+    none, dump, cors, _ = entries
+    spans: dict[tuple[str, int], tuple[float, float]] = {}
+
+    def stand_in(contender: Contender, r: int, plan: object, *, name: str) -> Round:
+        begun = time.monotonic()
+        time.sleep(0.4 if contender is dump.contender else 0.05)
+        spans[contender.label, r] = (begun, time.monotonic())
+        if contender is cors.contender:
+            raise ValidationError("cors answered 500")
+        return Round(r, "ok", values={"instructions": 1000.0 * r})
+
+    monkeypatch.setattr(run_module, "measure_round", stand_in)
+    stand_ins = SimpleNamespace(cpus=None)
+    plan = SimpleNamespace(repeat=2, precision=None, jobs=2, serve=stand_ins, load=stand_ins)
+    report = SimpleNamespace(entries=entries, measures=())
+    schedule = Schedule(entries, repeat=2)
+    run_module._rounds(report, plan, schedule, time.monotonic(), lambda line: None)  # type: ignore[arg-type]
+    assert spans[none.contender.label, 2][0] < spans[dump.contender.label, 1][1]
+    for entry in (none, dump, entries[3]):
+        assert [(one.repeat, one.status, one.values) for one in entry.rounds] == [
+            (1, "ok", {"instructions": 1000.0}),
+            (2, "ok", {"instructions": 2000.0}),
+        ]
+    assert [(one.repeat, one.status) for one in cors.rounds] == [(1, "failed"), (2, "failed")]
+    assert cors.rounds[1].reason == run_module.NOT_TIMED and (cors.contender.label, 2) not in spans

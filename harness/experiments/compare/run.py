@@ -18,7 +18,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from queue import SimpleQueue
 from typing import Any
 
@@ -52,6 +52,8 @@ __all__ = [
     "measure_round",
     "run_compare",
 ]
+
+NOT_TIMED = "not timed: it answered wrongly before"
 
 
 def new_report(plan: ComparePlan) -> CompareReport:
@@ -104,35 +106,55 @@ def _rounds(
     shown = [m for name in report.measures if (m := report.figure(name)).in_table]
     slots = _slots(plan)
 
-    def measure(index: int, r: int) -> None:
+    def measure(index: int, r: int, position: int) -> None:
         entry, slot = entries[index], slots.get()
         try:
+            if entry.invalid:  # it answered wrongly in a round that ended after this was queued
+                entry.rounds[position] = Round(r, "failed", NOT_TIMED)
+                return
             run_started = time.monotonic()
             name = entry.contender.file_stem + (f"_r{r}" if numbered else "")
             measured = _one_round(entry, r, slot, name)
             schedule.run_s.append((time.monotonic() - run_started) / plan.jobs)
         finally:
             slots.put(slot)
-        entry.rounds[-1] = measured
+        entry.rounds[position] = measured
         echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured, shown))
 
+    # Side by side, the fixed rounds are queued as they are picked, with no wait at the end of
+    # each (two jobs waiting for a round's last contender left a core idle: with -m each, the
+    # last pair is `all` and the raw baseline); a round for precision is picked from the
+    # figures of the rounds before it, all of them in. A server started in a pool thread dies
+    # with that thread (its parent-death signal), and the pool's threads outlive every round.
+    pending: list[Future[None]] = []
     with ThreadPoolExecutor(plan.jobs, thread_name_prefix="mwbench-round") as pool:
-        while picked := schedule.next(time.monotonic() - started):
-            r = schedule.rounds
-            for index in picked:
-                entries[index].rounds.append(Round(r))  # missing until measured
-            if plan.jobs == 1:
+        try:
+            while True:
+                if schedule.rounds >= schedule.fixed_rounds:
+                    _wait_for(pending)
+                picked = schedule.next(time.monotonic() - started)
+                if not picked:
+                    break
+                r = schedule.rounds
+                positions = {}
                 for index in picked:
-                    measure(index, r)
-                continue
-            # Side by side: a server started in a pool thread dies with that thread (its
-            # parent-death signal), and the pool's threads outlive every round.
-            try:
-                for future in [pool.submit(measure, index, r) for index in picked]:
-                    future.result()
-            except KeyboardInterrupt:
-                pool.shutdown(wait=True, cancel_futures=True)  # the rounds running end first
-                raise
+                    entries[index].rounds.append(Round(r))  # missing until measured
+                    positions[index] = len(entries[index].rounds) - 1
+                if plan.jobs == 1:
+                    for index in picked:
+                        measure(index, r, positions[index])
+                    continue
+                pending += [pool.submit(measure, i, r, positions[i]) for i in picked]
+            _wait_for(pending)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=True, cancel_futures=True)  # the rounds running end first
+            raise
+
+
+def _wait_for(pending: list[Future[None]]) -> None:
+    """Until every queued round is measured (its errors raised here); the list emptied."""
+    while pending:
+        pending.pop(0).result()
 
 
 def _slots(plan: ComparePlan) -> SimpleQueue[ComparePlan]:
@@ -372,7 +394,7 @@ def _mark_missing(entry: Entry, fixed_rounds: int) -> None:
     have = {r.repeat for r in entry.rounds}
     for r in range(1, fixed_rounds + 1):
         if r not in have:
-            reason = "not timed: it answered wrongly before" if entry.invalid else ""
+            reason = NOT_TIMED if entry.invalid else ""
             entry.rounds.append(Round(r, "failed" if entry.invalid else "missing", reason))
     entry.rounds.sort(key=lambda one: one.repeat)
 
