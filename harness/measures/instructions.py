@@ -11,19 +11,21 @@ hypercorn themselves; a supervisor is left out: it serves nothing).
 
 A server also works per second, not per request: uvicorn's 0.1 s tick, the date header it
 renews every second, gunicorn's heartbeat, timers. Under callgrind a window lasts seconds, and
-as long again on a slower or busier machine, so that work would carry the machine's speed into
-the count (issue 33: a CPU hog on the server's core added 0.25% to Starlette's). So each window
-is followed by an idle one of about the same length (no requests) under the same callgrind: its
-instructions over its seconds are the server's work per second, b, and the figure is
+as long again on a slower or busier machine, so that work carried the machine's speed into the
+count (issue 33: a CPU hog on the server's core added 0.25% to Starlette's). So the server's
+clock runs a thousand times slower (harness.measures.slow_clock): no tick falls in a window, and
+the shim's own instructions are left out of each dump. What is left of the work per second is
+measured all the same: each window is followed by an idle one of about the same length under
+the same callgrind, its instructions over its seconds are the rate b, and the figure is
 a = (window's instructions - b x window's seconds) / N. Both parts are kept in each round's
-values (`Parts`: `instructions.time_part`, per request, and what it is computed from), and a
-set whose time part is above 1% of its count is flagged. What this leaves (bench/
-instructions_hog.py): a tick that falls while the server is busy rides on a turn of the loop and
-costs about half an idle one, so with a hog on the server's core (a longer window) the idle rate
-takes up to 0.12% too much out of Starlette's sets; two runs on a quiet core agree within 0.02%.
+values (`Parts`), and a set whose time part is above 1% of its count is flagged: a server whose
+clock the shim does not reach (one that reads the vDSO itself) shows there. Starlette's idle
+rate is ~300 instructions a second slowed (215,000 before), its time part 0.0004% of its count;
+with a hog on the server's core and without, its counts agree within 0.001% (bench/
+instructions_hog.py).
 
 An instruction count does not depend on what else the machine does: two runs agree to
-hundredths of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
+a thousandth of a percent where CPU time on a shared VM varies by tens of percent. It is blind to
 what is not an instruction of the serving processes.
 
 `instructions-perf` reads the same from the CPU's counters (`perf stat -e instructions:u`) at
