@@ -48,7 +48,8 @@ SHARDS = 2
 # between two runs: on an overhead of a few µs, a share of several hundred percent.
 GATE = "200us"
 SHIFT_US = 1000.0  # a regression no noise makes: +1 ms per request on none's every round
-INSTALL = re.compile(r"(sudo )?apt-get (update|install( -y| --no-install-recommends)* valgrind wrk)"
+INSTALL = re.compile(r"(sudo )?apt-get (update"
+                     r"|install( -y| --no-install-recommends)* valgrind wrk faketime)"
                      r"|python -m pip install \.")  # fmt: skip
 TOKEN, JOB_TOKEN, PROJECT, MR = "api-token", "job-token", "42", "7"
 
@@ -521,7 +522,7 @@ def test_the_github_workflow_shards_merges_and_gates() -> None:
     values = shard["strategy"]["matrix"]["shard"]
     assert len(values) >= 2 and values == list(range(1, len(values) + 1))
     runs = [s["run"] for s in shard["steps"] if "run" in s]
-    assert any("valgrind wrk" in r and "pip install ." in r for r in runs)
+    assert any("valgrind wrk faketime" in r and "pip install ." in r for r in runs)
     assert any(
         "harness compare $MWBENCH_ARGS" in r
         and "--shard ${{ matrix.shard }}/${{ strategy.job-total }}" in r
@@ -543,7 +544,8 @@ def test_the_gitlab_pipeline_shards_merges_and_gates() -> None:
     assert config["variables"]["MWBENCH_GATE"] == "1%"
     shard = config["mwbench-shard"]
     assert isinstance(shard["parallel"], int) and shard["parallel"] >= 2
-    assert "apt-get install -y --no-install-recommends valgrind wrk" in shard["before_script"]
+    install = "apt-get install -y --no-install-recommends valgrind wrk faketime"
+    assert install in shard["before_script"]
     assert any(
         "harness compare $MWBENCH_ARGS" in line and "--shard $CI_NODE_INDEX/$CI_NODE_TOTAL" in line
         for line in shard["script"]
