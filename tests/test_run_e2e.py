@@ -237,7 +237,12 @@ def test_a_level_of_a_fixed_count_of_requests_is_exactly_that_many(tmp_path: Pat
     log = tmp_path / "access.log"
     settings = ServeSettings(log_output=f"file:{log}")
     with running("raw-asgi", settings, stack=("logger",)) as server:
-        ready = log.read_text().count(" access ")  # the readiness check's
+        # The readiness check's one request: logged after its answer, so perhaps not yet.
+        deadline = time.monotonic() + 5
+        while log.read_text().count(" access ") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ready = log.read_text().count(" access ")
+        assert ready == 1
         started = time.monotonic()
         result = sweep(
             url=f"{server.url}/healthz", name="counted", out_dir=tmp_path, progress=False,
