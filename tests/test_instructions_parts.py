@@ -97,8 +97,8 @@ def test_without_an_idle_window_the_figure_is_the_window_over_n() -> None:
 
 
 def test_the_idle_window_is_as_long_as_the_loaded_one_within_bounds() -> None:
-    assert idle_length(0.2) == IDLE_MIN_S
-    assert idle_length(2.5) == 2.5
+    assert idle_length(0.1) == IDLE_MIN_S
+    assert idle_length(0.6) == 0.6
     assert idle_length(60.0) == IDLE_MAX_S
 
 

@@ -61,11 +61,12 @@ from harness.serving.settings import ServeSettings
 WINDOW_REQUESTS = 600
 READY_TIMEOUT_S = 180.0  # FastAPI with seven middlewares: 11 s to start under callgrind here
 WINDOW_BOUND_S = 300.0  # a window's most: 600 requests at the 2 req/s of a 1 ms-per-request app
-# The idle window: as long as the loaded one (a cost per window, a dump's, then cancels out, and
-# work that comes once a second is sampled alike), within these bounds. Its rate need not be
-# precise: at Starlette's 215,000 instructions a second, 10% off moves the count by 0.02%.
-IDLE_MIN_S = 1.0
-IDLE_MAX_S = 5.0
+# The idle window: as long as the loaded one (a cost per window, a dump's, then cancels out),
+# within these bounds. With the clock slowed it is a check more than a correction: Starlette
+# idles at ~300 instructions a second, and a rate 50% off would move its count by 0.0002%; a
+# server the shim does not reach (215,000 a second unslowed) shows in up to a second of it.
+IDLE_MIN_S = 0.25
+IDLE_MAX_S = 1.0
 # A time part above this share of the window's count is said: the figure then rests on it.
 TIME_SHARE_FLAG = 0.01
 BLIND_TO = (
