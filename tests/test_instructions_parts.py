@@ -171,7 +171,9 @@ def test_a_round_stores_both_parts_and_they_make_its_figure(tmp_path: Path) -> N
         out_dir=tmp_path,
         echo=lambda line: None,
     )
-    write_report(report, charts=False)
+    write_report(report)
+    # no chart over concurrency of a counted window: one level, callgrind's pace, no latency
+    assert not list(tmp_path.glob("raw-asgi*.png"))
     data = json.loads((tmp_path / "compare.json").read_text())
     (entry,) = data["sets"] + data["baselines"]
     (one,) = entry["rounds"]

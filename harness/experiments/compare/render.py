@@ -328,7 +328,8 @@ def _last_sweep(entry: Entry) -> SweepResult | None:
 def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True) -> list[Path]:
     """compare.json and compare.md into the report's directory; with `charts`, overhead.png and,
     with `sweeps`, each contender's last sweep's charts and the diff charts of each against the
-    first (a few seconds of matplotlib per contender on a slow machine)."""
+    first (a few seconds of matplotlib per contender on a slow machine), unless the rounds were
+    counted windows."""
     out = report.out_dir
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "compare.json", out / "compare.md"]
@@ -348,7 +349,9 @@ def write_report(report: CompareReport, charts: bool = True, sweeps: bool = True
         ):
             if drawn is not None:
                 files.append(drawn)
-    if charts and sweeps:
+    # A counted window (the instructions measures) is one level of N requests sent one at a time:
+    # its rate is callgrind's pace, it has no latency, and a chart over concurrency says nothing.
+    if charts and sweeps and report.settings.requests is None:
         from harness.render.charts import plot_sweep
 
         for entry in report.entries:
