@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
+import os
 import re
 import socket
 import time
@@ -17,10 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner
 
 from harness.cli.main import main as harness_main
+from harness.serving.log_links import log_link
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import ServeSettings
 from middleware import core
@@ -526,3 +529,30 @@ def test_a_server_slow_to_start_is_sent_one_readiness_request_not_one_per_try(
     with running("raw-asgi", slow, stack=("logger",)):
         time.sleep(0.3)  # a second answer would be logged by now
         assert log.read_text().count(" access ") == 1
+
+
+@pytest.mark.parametrize("inherit", [True, False])
+def test_a_server_for_a_count_gets_only_the_environment_it_needs(
+    inherit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a count every byte of the environment moves the heap: with inherit_env=False the
+    server keeps PATH and the like, its own variables, and none of the harness's others."""
+    monkeypatch.setenv("MWBENCH_TEST_UNRELATED", "x" * 66)
+    with running("raw-asgi", ServeSettings(inherit_env=inherit)) as server:
+        environ = psutil.Process(server.pid).environ()
+    assert environ["PATH"] == os.environ["PATH"]
+    assert environ["MWBENCH_MIDDLEWARES"] == "none"
+    assert ("MWBENCH_TEST_UNRELATED" in environ) is inherit
+
+
+def test_a_log_link_is_as_long_whatever_the_run_directory(tmp_path: Path) -> None:
+    short = tmp_path / "a" / "logs" / "none.log"
+    long = tmp_path / ("a-much-longer-run-directory" * 3) / "logs" / "none.log"
+    links = []
+    for target in (short, long):
+        target.parent.mkdir(parents=True)
+        links.append(log_link(target, "none.log"))
+        with open(links[-1], "a") as written:  # as the server's sink opens it: the file is made
+            written.write("one line\n")
+        assert target.read_text() == "one line\n"
+    assert links[0] == links[1]  # the same name, now leading to the second

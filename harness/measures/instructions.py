@@ -95,6 +95,7 @@ class CallgrindInstructions(Measure):
             wrapper=(*callgrind.wrapper(out_dir / "callgrind"), *serve.wrapper),
             ready_timeout=max(serve.ready_timeout, READY_TIMEOUT_S),
             graceful_stop=False,  # its clock is slowed: a graceful stop would take hours
+            inherit_env=False,  # the environment's bytes move the heap, and the count with them
         )
 
     def prepare_load(self, load: LoadSettings) -> LoadSettings:
@@ -348,7 +349,9 @@ class PerfInstructions(CallgrindInstructions):
             )
 
     def prepare(self, serve: ServeSettings, out_dir: Path) -> ServeSettings:
-        return serve  # native speed: perf attaches to the serving processes for the window
+        # native speed: perf attaches to the serving processes for the window; the environment's
+        # bytes move the heap, and the count with them
+        return serve.replace(inherit_env=False)
 
     def probe(self, server: RunningServer) -> Probe:
         serving = server.worker_pids()

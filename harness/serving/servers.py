@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -326,8 +326,9 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     """The server's process, serving on `sock`, writing to `output` (a file descriptor; None:
     this process's own stdout and stderr)."""
+    inherited = os.environ if config.settings.inherit_env else _kept(os.environ)
     env = {
-        **os.environ,
+        **inherited,
         **dict(config.settings.env),  # a variant's; the harness's own variables below always win
         **app_environment(config),
         **environment_for(config.settings.python),
@@ -348,6 +349,15 @@ def _spawn(
         env=env,
         start_new_session=True,  # its own process group, out of reach of the terminal's ^C
     )
+
+
+# What a server with `inherit_env=False` keeps of the harness's environment: where programs and
+# libraries are found, and the locale; the same from one run to the next on one machine.
+KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+def _kept(environ: Mapping[str, str]) -> dict[str, str]:
+    return {name: environ[name] for name in KEPT_ENVIRONMENT if name in environ}
 
 
 def wait_ready(server: RunningServer, timeout: float) -> None:

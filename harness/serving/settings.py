@@ -45,6 +45,11 @@ class ServeSettings:
     # False: its stop signal would not end it in time (under callgrind its clock runs slowed a
     # thousandfold, and gunicorn's graceful stop waits in that time): SIGKILL at once.
     graceful_stop: bool = True
+    # False: of the harness's environment the server gets only what it needs to run (servers
+    # .KEPT_ENVIRONMENT), the rest being its own and a variant's. For a count: CPython's heap, and
+    # the tables that hash objects by address, move with every byte of the environment (a
+    # 66-byte variable moved Starlette's count by 0.06%), and a CI job's differs from the next.
+    inherit_env: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.server, str):

@@ -20,6 +20,7 @@ from harness.load.results import SweepResult
 from harness.load.settings import LoadSettings
 from harness.load.validate import validate
 from harness.measures.measure import Measure, WireRound, combined
+from harness.serving.log_links import log_link
 from harness.serving.servers import RunningServer, ServerError, start_server
 from harness.serving.settings import ServeSettings
 
@@ -49,11 +50,12 @@ def read_round(
 
 
 def _round_log(out_dir: Path, contender: Contender) -> str:
-    # The default sink: a real file, as in production; each round's log stands alone.
+    # The default sink: a real file, as in production; each round's log stands alone. The
+    # server is given a link to it, whose path is as long whatever the run's directory.
     path = out_dir / "logs" / f"{contender.file_stem}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    return f"file:{path}"
+    return f"file:{log_link(path, f'{contender.file_stem}.log')}"
 
 
 def _swept(

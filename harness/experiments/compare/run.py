@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,19 +107,25 @@ def _rounds(
     shown = [m for name in report.measures if (m := report.figure(name)).in_table]
     slots = _slots(plan)
 
+    # One round of a contender at a time: queued rounds could otherwise overlap one contender's
+    # (two contenders, one slow), and a round's files (its log) are the contender's.
+    one_at_a_time = [threading.Lock() for _ in entries]
+
     def measure(index: int, r: int, position: int) -> None:
-        entry, slot = entries[index], slots.get()
-        try:
+        entry = entries[index]
+        with one_at_a_time[index]:
             if entry.invalid:  # it answered wrongly in a round that ended after this was queued
                 entry.rounds[position] = Round(r, "failed", NOT_TIMED)
                 return
-            run_started = time.monotonic()
-            name = entry.contender.file_stem + (f"_r{r}" if numbered else "")
-            measured = _one_round(entry, r, slot, name)
-            schedule.run_s.append((time.monotonic() - run_started) / plan.jobs)
-        finally:
-            slots.put(slot)
-        entry.rounds[position] = measured
+            slot = slots.get()
+            try:
+                run_started = time.monotonic()
+                name = entry.contender.file_stem + (f"_r{r}" if numbered else "")
+                measured = _one_round(entry, r, slot, name)
+                schedule.run_s.append((time.monotonic() - run_started) / plan.jobs)
+            finally:
+                slots.put(slot)
+            entry.rounds[position] = measured
         echo(_progress_line(r, schedule.fixed_rounds, entry.label, measured, shown))
 
     # Side by side, the fixed rounds are queued as they are picked, with no wait at the end of
@@ -136,10 +143,7 @@ def _rounds(
                 if not picked:
                     break
                 r = schedule.rounds
-                positions = {}
-                for index in picked:
-                    entries[index].rounds.append(Round(r))  # missing until measured
-                    positions[index] = len(entries[index].rounds) - 1
+                positions = _placeholders(entries, picked, r)
                 if plan.jobs == 1:
                     for index in picked:
                         measure(index, r, positions[index])
@@ -149,6 +153,15 @@ def _rounds(
         except KeyboardInterrupt:
             pool.shutdown(wait=True, cancel_futures=True)  # the rounds running end first
             raise
+
+
+def _placeholders(entries: list[Entry], picked: list[int], r: int) -> dict[int, int]:
+    """Round r of each picked entry, missing until measured; where each is in its rounds."""
+    positions = {}
+    for index in picked:
+        entries[index].rounds.append(Round(r))
+        positions[index] = len(entries[index].rounds) - 1
+    return positions
 
 
 def _wait_for(pending: list[Future[None]]) -> None:
