@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -17,6 +18,7 @@ import harness.serving.servers
 from harness.cli.main import main
 from harness.serving.servers import RunningServer, ServerError, running, start_server
 from harness.serving.settings import ServeSettings
+from targets.table import app_target
 from tests.conftest import group_members, request
 
 
@@ -154,3 +156,30 @@ def test_serve_sigterm_stops_the_server_too() -> None:
     proc.wait(15)
     _, alive = psutil.wait_procs(children, timeout=5)
     assert alive == []
+
+
+NEEDS_A_VARIABLE = """
+import os
+
+NEEDED = os.environ["MWBENCH_TEST_NEEDED"]
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": NEEDED.encode()})
+"""
+
+
+def test_an_app_missing_a_variable_under_a_count_is_told_how_to_give_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs.py").write_text(NEEDS_A_VARIABLE)
+    monkeypatch.setenv("MWBENCH_TEST_NEEDED", "here")
+    target = app_target("needs", "asgi", "asgi", app="needs:app", app_dir=str(tmp_path))
+    with running(target, ServeSettings(ready_timeout=30), ready_path="/") as server:
+        assert server.alive()  # inheriting, it has the variable
+    with pytest.raises(ServerError) as info:
+        start_server(target, ServeSettings(inherit_env=False, ready_timeout=30), ready_path="/")
+    message = str(info.value)
+    assert "exited with code" in message and "MWBENCH_TEST_NEEDED" in message  # its KeyError
+    assert "give a variable it needs with --variant NAME:VAR=value" in message

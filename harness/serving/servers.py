@@ -360,6 +360,16 @@ def _kept(environ: Mapping[str, str]) -> dict[str, str]:
     return {name: environ[name] for name in KEPT_ENVIRONMENT if name in environ}
 
 
+def _environment_note(server: RunningServer) -> str:
+    """Why a user's app may miss a variable it reads: a server for a count has only these."""
+    if server.config.settings.inherit_env or not server.config.target.is_user_app:
+        return ""
+    return (
+        f" (for a count it had only {', '.join(KEPT_ENVIRONMENT)} of your environment; "
+        "give a variable it needs with --variant NAME:VAR=value)"
+    )
+
+
 def wait_ready(server: RunningServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     path = server.config.ready_path
@@ -369,7 +379,8 @@ def wait_ready(server: RunningServer, timeout: float) -> None:
         if not server.alive():
             raise ServerError(
                 f"{server.config.target.name} exited with code {server.process.returncode} "
-                f"before answering{_load_error(server) or _tail(server)}"
+                f"before answering{_environment_note(server)}"
+                f"{_load_error(server) or _tail(server)}"
             )
         try:
             status = _get_status(server, path, deadline)
