@@ -22,6 +22,7 @@ import pytest
 
 from harness.machine.lifetime import dies_with_us
 from harness.serving.servers import running
+from tests.conftest import group_members
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = [sys.executable, "-m", "harness"]
@@ -230,25 +231,14 @@ def _group_with_a_child() -> subprocess.Popen[bytes]:
     )
 
 
-def _group_members(pgid: int) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
 @pytest.mark.parametrize("holder_ends", ["killed", "released"])
 def test_a_group_reaper_kills_the_whole_group_only_when_its_holder_dies(holder_ends: str) -> None:
     group = _group_with_a_child()
     try:
         deadline = time.monotonic() + 5
-        while len(_group_members(group.pid)) < 2 and time.monotonic() < deadline:
+        while len(group_members(group.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        members = _group_members(group.pid)
+        members = [psutil.Process(pid) for pid in group_members(group.pid)]
         assert len(members) == 2
         # The reaper's holder is a process of its own, so that it can be killed outright.
         release = "r.release(); " if holder_ends == "released" else ""
