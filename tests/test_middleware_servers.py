@@ -551,7 +551,7 @@ def test_a_log_link_is_as_long_whatever_the_run_directory(tmp_path: Path) -> Non
     links = []
     for target in (short, long):
         target.parent.mkdir(parents=True)
-        links.append(log_link(target, "none.log"))
+        links.append(log_link(target))
         with open(links[-1], "a") as written:  # as the server's sink opens it: the file is made
             written.write("one line\n")
         assert target.read_text() == "one line\n"

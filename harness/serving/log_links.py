@@ -10,29 +10,29 @@ directory 55 characters longer, the log sink's path being the only difference.
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
-_made: list[str] = []
-_lock = threading.Lock()
+_replacing = threading.Lock()  # two jobs' rounds may link at once
 
 
+@functools.cache
 def _directory() -> str:
-    with _lock:
-        if not _made:
-            _made.append(tempfile.mkdtemp(prefix="mwbench-logs-"))  # a fixed-length name
-            atexit.register(shutil.rmtree, _made[0], True)
-        return _made[0]
+    """This process's link directory (a fixed-length name), removed at exit."""
+    made = tempfile.mkdtemp(prefix="mwbench-logs-")
+    atexit.register(shutil.rmtree, made, True)
+    return made
 
 
-def log_link(target: Path, name: str) -> str:
-    """A path, `name` in this process's link directory, that leads to `target`."""
-    link = os.path.join(_directory(), name)
-    staged = f"{link}.new"
-    with _lock:
+def log_link(target: Path) -> str:
+    """A path of the same name as `target`, in this process's link directory, leading to it."""
+    with _replacing:  # the first call makes the directory once
+        link = os.path.join(_directory(), target.name)
+        staged = f"{link}.new"
         if os.path.lexists(staged):
             os.unlink(staged)
         os.symlink(os.path.abspath(target), staged)

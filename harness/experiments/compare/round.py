@@ -55,7 +55,7 @@ def _round_log(out_dir: Path, contender: Contender) -> str:
     path = out_dir / "logs" / f"{contender.file_stem}.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
-    return f"file:{log_link(path, f'{contender.file_stem}.log')}"
+    return f"file:{log_link(path)}"
 
 
 def _swept(
