@@ -35,11 +35,11 @@ CONTROL_TIMEOUT_S = 60.0  # a dump of a busy server under valgrind waits for its
 _SUMMARY = re.compile(r"^summary:\s+(\d+)", re.M)
 _COMPRESSED = re.compile(r"\((\d+)\)\s*(.*)")
 # The name lines of a dump, and the table each one's compressed names are in.
-_NAMED = {
-    "ob": "ob", "cob": "ob",
-    "fl": "fl", "fi": "fl", "fe": "fl", "cfi": "fl", "cfl": "fl",
-    "fn": "fn", "cfn": "fn",
-}  # fmt: skip
+_NAMED = (
+    {key: "ob" for key in ("ob", "cob")}
+    | {key: "fl" for key in ("fl", "fi", "fe", "cfi", "cfl")}
+    | {key: "fn" for key in ("fn", "cfn")}
+)
 
 
 class CallgrindError(RunError):
