@@ -146,6 +146,9 @@ def test_a_harness_stopped_or_killed_takes_its_valgrind_servers_with_it(
     harness = _start_compare(tmp_path)
     try:
         children = _wait_for_valgrind(harness.pid)
+        # a server's reaper is told the harness's scratch directory (log links, stderr files)
+        scratch = {Path(_line(p).split()[-1]) for p in children if " -I -S -c " in _line(p)}
+        assert len(scratch) == 1 and all(one.is_dir() for one in scratch), scratch
         harness.send_signal(how)
         harness.wait(60)
     finally:
@@ -155,6 +158,7 @@ def test_a_harness_stopped_or_killed_takes_its_valgrind_servers_with_it(
         assert harness.returncode == 130
     _, alive = psutil.wait_procs(children, timeout=20)
     assert alive == [] and _valgrind_left(tmp_path) == []
+    assert not any(one.exists() for one in scratch)  # by the exit hook, or by the reaper
     # Not in /tmp: beside the dumps, removed on a stop; a server killed outright (its group
     # killed by the reaper of a harness killed outright) cannot remove its own.
     pids = [c.pid for c in children]

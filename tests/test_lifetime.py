@@ -244,18 +244,28 @@ def test_a_group_reaper_kills_the_whole_group_only_when_its_holder_dies(holder_e
         release = "r.release(); " if holder_ends == "released" else ""
         holder = subprocess.Popen(
             [sys.executable, "-c",
-             "import sys, time; from harness.machine.lifetime import GroupReaper; "
-             f"r = GroupReaper({group.pid}); {release}print('held', flush=True); time.sleep(60)"],
+             "import time; from harness.machine.lifetime import GroupReaper; "
+             "from harness.machine.scratch import scratch_directory; "
+             f"r = GroupReaper({group.pid}); {release}print(scratch_directory(), flush=True); "
+             "time.sleep(60)"],
             cwd=ROOT, stdout=subprocess.PIPE,
         )  # fmt: skip
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert holder.stdout is not None
+        scratch = Path(holder.stdout.readline().decode().strip())
+        assert scratch.is_dir()
         holder.kill()
         holder.wait()
         _, alive = psutil.wait_procs(members, timeout=5 if holder_ends == "killed" else 1)
         if holder_ends == "killed":
             assert alive == []
+            deadline = time.monotonic() + 5  # the reaper removes it once the group is killed
+            while scratch.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not scratch.exists()
         else:
             assert len(alive) == 2  # released: the group is the holder's to stop, not the reaper's
+            assert scratch.is_dir()  # and so is its directory, which its exit hook removes
+            shutil.rmtree(scratch)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group.pid, signal.SIGKILL)

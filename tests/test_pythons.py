@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from harness.cli.main import main
 from harness.experiments.compare.result import CompareReport
+from harness.machine.scratch import scratch_directory
 from harness.serving.pythons import PythonError, find_python, parse_pythons, probe
 from harness.serving.servers import running
 from harness.serving.settings import ServeSettings
@@ -94,7 +95,7 @@ def test_an_environment_without_mwbench_serves_through_the_server_side_path(
         environ = psutil.Process(s.worker_pids()[0]).environ()
     # its path is the server-side directory alone, and the server's packages come from there
     (shim,) = environ["PYTHONPATH"].split(os.pathsep)
-    assert Path(shim).name.startswith("mwbench-server-side-") and str(ROOT) not in shim
+    assert Path(shim).parent == Path(scratch_directory()) and str(ROOT) not in shim
     where = "import targets, middleware; print(targets.__file__); print(middleware.__file__)"
     found = subprocess.run([str(envs["same"]), "-c", where], capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": shim}, check=True)  # fmt: skip

@@ -37,6 +37,7 @@ from harness.load.request import Request
 from harness.load.settings import LoadSettings
 from harness.machine.cpus import pinned
 from harness.machine.lifetime import dies_with_us
+from harness.machine.scratch import scratch_directory
 from harness.stats.histogram import Histogram
 
 ENV_K6 = "HARNESS_K6"
@@ -291,7 +292,7 @@ def run_k6(
     result's histogram. K6Error when k6 cannot run or says nothing."""
     _check_rate(rate)
     binary = resolve_k6(k6)
-    with tempfile.TemporaryDirectory(prefix="mwbench-k6-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="k6-", dir=scratch_directory()) as tmp:
         work = Path(tmp)
         script = work / "open.js"
         script.write_text(SCRIPT)

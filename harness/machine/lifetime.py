@@ -6,7 +6,9 @@ in their own sessions, would then run on forever. So every child also gets a par
 signal (prctl PR_SET_PDEATHSIG): the kernel sends it to the child the moment its parent dies.
 That signal reaches the child alone; a server's workers are stopped by the server, unless it
 cannot stop in time (under callgrind its clock is slowed a thousandfold: a graceful stop takes
-hours). So a server's whole process group also has a reaper (`GroupReaper`).
+hours). So a server's whole process group also has a reaper (`GroupReaper`), which also
+removes the harness's scratch directory (harness/machine/scratch.py): the exit hook that
+would have removed it did not run either.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import shutil
 import signal
 import subprocess
 import sys
+
+from harness.machine.scratch import scratch_directory
 
 
 def dies_with_us(command: list[str], sig: signal.Signals) -> list[str]:
@@ -52,18 +56,22 @@ def run_to_its_end(
     )
 
 
-# Reads its stdin: a byte means "released", EOF means the harness is gone, however it went.
+# Reads its stdin: a byte means "released", EOF means the harness is gone, however it went, and
+# then its group is killed and the harness's scratch directory removed.
 _REAPER = """import os, signal, sys
 if not sys.stdin.buffer.read(1):
     try:
         os.killpg(int(sys.argv[1]), signal.SIGKILL)
     except OSError:
         pass
+    import shutil
+    shutil.rmtree(sys.argv[2], ignore_errors=True)
 """
 
 
 class GroupReaper:
-    """A small process that kills process group `pgid` with SIGKILL once this process is gone.
+    """A small process that kills process group `pgid` with SIGKILL once this process is gone,
+    and removes this process's scratch directory.
 
     It waits on a pipe whose write end only this process holds (the kernel closes it however
     this process ends, SIGKILL included): end of file and it kills the group. `release()` tells
@@ -74,7 +82,7 @@ class GroupReaper:
         read_end, self._write_end = os.pipe()  # neither is inherited by other children
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _REAPER, str(pgid)],
+                [sys.executable, "-I", "-S", "-c", _REAPER, str(pgid), scratch_directory()],
                 stdin=read_end,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

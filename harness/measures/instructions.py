@@ -51,6 +51,7 @@ from typing import Any
 from harness.errors import RunError, UsageError
 from harness.load.settings import LoadSettings
 from harness.machine.lifetime import dies_with_us
+from harness.machine.scratch import scratch_directory
 from harness.measures import callgrind, slow_clock
 from harness.measures.measure import Measure, Probe, WireRound, per_request
 from harness.serving.servers import RunningServer
@@ -357,7 +358,7 @@ class PerfInstructions(CallgrindInstructions):
         serving = server.worker_pids()
 
         def start(concurrency: int) -> Callable[[], dict[str, Any]]:
-            handle, name = tempfile.mkstemp(prefix="mwbench-perf-", suffix=".csv")
+            handle, name = tempfile.mkstemp(prefix="perf-", suffix=".csv", dir=scratch_directory())
             os.close(handle)
             output = Path(name)
             perf = find_perf() or "perf"  # check() found it before any round

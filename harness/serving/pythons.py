@@ -9,15 +9,12 @@ it serves: the framework (or the user's app and its imports) and the server.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any
 
 from harness.errors import UsageError
 from harness.machine.environment import FRAMEWORKS
+from harness.machine.scratch import scratch_directory
 from targets.server_table import MODULE_CHOICES, SERVERS, server_packages
 from targets.table import TARGETS
 
@@ -255,15 +253,15 @@ def lacks(info: PythonInfo, package: str) -> bool:
 @functools.cache
 def server_side_path() -> str:
     """A directory of links to the packages a server process imports: first on another
-    environment's path, so that it needs nothing of mwbench installed. Removed at exit."""
+    environment's path, so that it needs nothing of mwbench installed. In the scratch directory."""
     import middleware
     import targets
 
-    shim = Path(tempfile.mkdtemp(prefix="mwbench-server-side-"))
+    shim = Path(scratch_directory()) / "server-side"
+    shim.mkdir()
     harness = Path(__file__).resolve().parents[1]
     for package in (harness, Path(targets.__file__).parent, Path(middleware.__file__).parent):
         (shim / package.name).symlink_to(package, target_is_directory=True)
-    atexit.register(shutil.rmtree, shim, True)
     return str(shim)
 
 

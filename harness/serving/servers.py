@@ -26,6 +26,7 @@ import psutil
 from harness.errors import RunError, UsageError
 from harness.machine.cpus import pinned
 from harness.machine.lifetime import GroupReaper, dies_with_us
+from harness.machine.scratch import scratch_directory
 from harness.serving.processes import cpu_seconds, signal_group, still_running
 from harness.serving.pythons import environment_for
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings
@@ -294,7 +295,9 @@ def start_server(
     stderr_path = None
     output = None  # the server's stdout and stderr: the terminal's, or a log file
     if capture_output:
-        output, name = tempfile.mkstemp(prefix=f"mwbench-{config.target.name}-", suffix=".log")
+        output, name = tempfile.mkstemp(
+            prefix=f"{config.target.name}-", suffix=".log", dir=scratch_directory()
+        )
         stderr_path = Path(name)
     try:
         process = _spawn(config, sock, output)
