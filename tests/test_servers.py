@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 import harness.serving.servers
 from harness.cli.main import main
+from harness.experiments.compare.plan import CompareRequest, plan_compare
 from harness.serving.processes import cpu_seconds
 from harness.serving.servers import RunningServer, ServerError, running, start_server
 from harness.serving.settings import ServeSettings
@@ -193,4 +195,33 @@ def test_an_app_missing_a_variable_under_a_count_is_told_how_to_give_it(
         start_server(target, ServeSettings(inherit_env=False, ready_timeout=30), ready_path="/")
     message = str(info.value)
     assert "exited with code" in message and "MWBENCH_TEST_NEEDED" in message  # its KeyError
-    assert "give a variable it needs with --variant NAME:VAR=value" in message
+    assert "pass one it needs with --pass-env VAR" in message
+
+
+def test_a_variable_passed_by_name_reaches_a_counted_server_and_only_its_length_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "needs.py").write_text(NEEDS_A_VARIABLE)
+    monkeypatch.setenv("MWBENCH_TEST_NEEDED", "s3cr3t-value")
+    target = app_target("needs", "asgi", "asgi", app="needs:app", app_dir=str(tmp_path))
+    passed = ServeSettings(passed_env=("MWBENCH_TEST_NEEDED",), ready_timeout=30)
+    with running(target, passed.replace(inherit_env=False), ready_path="/") as server:
+        assert request(server.url, path="/").body == b"s3cr3t-value"
+    asked = CompareRequest(
+        targets=["starlette"], sets=[()], measures=["instructions"], serve=passed,
+        out_dir=tmp_path / "out",
+    )  # fmt: skip
+    recorded = plan_compare(asked).settings().to_dict()
+    assert recorded["passed_env"] == {"MWBENCH_TEST_NEEDED": 12}
+    assert "s3cr3t" not in json.dumps(recorded)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [("MWBENCH_TEST_NOT_SET", "MWBENCH_TEST_NOT_SET is not set in this environment"),
+     ("PATH,1BAD", "not a variable's name: '1BAD'"), (",", "no variable named")],
+)  # fmt: skip
+def test_a_bad_pass_env_is_one_line(given: str, said: str) -> None:
+    result = CliRunner().invoke(main, ["compare", "-t", "starlette", "--pass-env", given])
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output

@@ -88,6 +88,7 @@ class ServeOptions:
     memory_ceiling: int | None = None
     python: str | None = None
     pythons: tuple[Python, ...] | None = None  # --python as an axis
+    passed_env: tuple[str, ...] | None = None
 
     def settings(self, cpus: CpuPlan) -> ServeSettings:
         # The axes (servers, pythons) are the compare's; the rest is how each server runs.

@@ -28,6 +28,7 @@ from harness.cli.params import (
     duration_option,
     levels_option,
     out_dir_option,
+    pass_env_option,
     pin_option,
     python_option,
     server_option,
@@ -158,6 +159,7 @@ if TYPE_CHECKING:
         help="With --measure memory: kill a server whose RSS passes this (512MiB, 2GiB), and fail "
         "its round.  [default: a quarter of the machine's memory, at most 4GiB]",
     ),
+    pass_env_option,
 )
 @variant_option
 @pin_option

@@ -7,6 +7,7 @@ value into a usage error (exit 2) that names the valid choices.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -277,6 +278,27 @@ class LogOutput(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class EnvNames(click.ParamType):
+    """A comma list of names of variables set in this environment (their values stay here)."""
+
+    name = "NAME[,NAME...]"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        for one in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", one):
+                self.fail(f"not a variable's name: {one!r}", param, ctx)
+            if one not in os.environ:
+                self.fail(f"{one} is not set in this environment", param, ctx)
+        if not names:
+            self.fail("no variable named", param, ctx)
+        return tuple(dict.fromkeys(names))
+
+
 # Options that several commands share, declared once so they read and default the same everywhere.
 
 
@@ -291,6 +313,16 @@ def out_dir_option(default: Path, help: str = "Output directory.") -> Decorator:
         help=help,
     )
 
+
+pass_env_option: Decorator = click.option(
+    "--pass-env",
+    "passed_env",
+    type=EnvNames(),
+    default=None,
+    help="Variables of this environment a server keeps under a count (--measure instructions "
+    "keeps only PATH, HOME, the locale, TZ, TMPDIR, PYTHONPATH): what your app reads, e.g. "
+    "DATABASE_URL. compare.json records their names and lengths, not their values.",
+)
 
 wrk_option: Decorator = click.option(
     "--wrk",

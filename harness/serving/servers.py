@@ -329,12 +329,13 @@ def _spawn(
 ) -> subprocess.Popen[bytes]:
     """The server's process, serving on `sock`, writing to `output` (a file descriptor; None:
     this process's own stdout and stderr)."""
-    inherited = os.environ if config.settings.inherit_env else _kept(os.environ)
+    settings = config.settings
+    inherited = os.environ if settings.inherit_env else _kept(os.environ, settings.passed_env)
     env = {
         **inherited,
-        **dict(config.settings.env),  # a variant's; the harness's own variables below always win
+        **dict(settings.env),  # a variant's; the harness's own variables below always win
         **app_environment(config),
-        **environment_for(config.settings.python),
+        **environment_for(settings.python),
     }
     env["PYTHONUNBUFFERED"] = "1"
     return subprocess.Popen(
@@ -359,8 +360,16 @@ def _spawn(
 KEPT_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
 
 
-def _kept(environ: Mapping[str, str]) -> dict[str, str]:
-    return {name: environ[name] for name in KEPT_ENVIRONMENT if name in environ}
+def _kept(environ: Mapping[str, str], passed: tuple[str, ...]) -> dict[str, str]:
+    return {name: environ[name] for name in (*KEPT_ENVIRONMENT, *passed) if name in environ}
+
+
+def passed_lengths(settings: ServeSettings) -> dict[str, int] | None:
+    """What a report records of the variables passed by name: their lengths (the count moves
+    with the environment's bytes), not their values (a URL may hold a password)."""
+    if settings.inherit_env or not settings.passed_env:
+        return None
+    return {name: len(os.environ.get(name, "")) for name in settings.passed_env}
 
 
 def _environment_note(server: RunningServer) -> str:
@@ -369,7 +378,7 @@ def _environment_note(server: RunningServer) -> str:
         return ""
     return (
         f" (for a count it had only {', '.join(KEPT_ENVIRONMENT)} of your environment; "
-        "give a variable it needs with --variant NAME:VAR=value)"
+        "pass one it needs with --pass-env VAR, or set it with --variant NAME:VAR=value)"
     )
 
 

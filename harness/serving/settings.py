@@ -50,6 +50,9 @@ class ServeSettings:
     # the tables that hash objects by address, move with every byte of the environment (a
     # 66-byte variable moved Starlette's count by 0.06%), and a CI job's differs from the next.
     inherit_env: bool = True
+    # Of the harness's environment, these variables too when not inheriting (--pass-env): what
+    # a user's app reads, a database's URL, given by name, its value left out of the results.
+    passed_env: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.server, str):

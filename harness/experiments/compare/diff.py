@@ -35,6 +35,7 @@ MEASURED_BY = (
     "pinning",
     "log_output",
     "wrapper",
+    "passed_env",
     "request",
 )
 

@@ -35,6 +35,7 @@ SAME_SETTINGS = (
     "threads",
     "servers",
     "variants",
+    "passed_env",
     "rates",
 )
 # Versions that change what a request costs; the date, the load average and the CPUs' ids

@@ -30,7 +30,7 @@ from harness.measures.measure import Measure
 from harness.measures.registry import DEFAULT_MEASURES, resolve_measures
 from harness.measures.slo import Slo
 from harness.serving.pythons import Python, PythonInfo, find_python
-from harness.serving.servers import ServerConfig, check_config
+from harness.serving.servers import ServerConfig, check_config, passed_lengths
 from harness.serving.settings import DEFAULT_SERVE, ServeSettings, as_server
 from harness.serving.variants import Variant
 from targets.server_table import Server, ServerChoiceError
@@ -158,6 +158,7 @@ class ComparePlan:
     def settings(self) -> CompareSettings:
         """What the report records of how it was measured."""
         serve, load = self.serve, self.round_load
+        first = self.serve_for(self.contenders[0])  # as its measures run it
         wsgi = [s.worker_class for c, s in self.serving.items() if c.target.interface == "wsgi"]
         return CompareSettings(
             measures=[m.name for m in self.measures],
@@ -184,11 +185,8 @@ class ComparePlan:
             slo=self.slo.describe() if self.slo else None,
             log_output=serve.log_output or "file:DIR/logs/SET.log",
             # DIR for the output directory: two runs in two directories were wrapped alike
-            wrapper=[
-                arg.replace(str(self.out_dir), "DIR")
-                for arg in self.serve_for(self.contenders[0]).wrapper
-            ]
-            or None,
+            wrapper=[arg.replace(str(self.out_dir), "DIR") for arg in first.wrapper] or None,
+            passed_env=passed_lengths(first),
             apps={
                 c.target.name: {"app": c.target.app, "framework": c.target.framework}
                 for c in self.contenders

@@ -65,6 +65,7 @@ class CompareSettings:
     slo: str | None = None
     log_output: str = ""
     wrapper: list[str] | None = None  # DIR for the output directory
+    passed_env: dict[str, int] | None = None  # --pass-env: each variable's length, not its value
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Found by the run; absent from compare.json until then.
     rate_shares: list[float] | None = None
