@@ -10,25 +10,33 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 import psutil
 import pytest
 from click.testing import CliRunner
 
+import harness.render.charts
 from harness.cli.main import main
 from harness.experiments.compare.capacity import search
+from harness.experiments.compare.contenders import Contender, Entry, link
+from harness.experiments.compare.render_latency import hockey_chart
+from harness.experiments.compare.result import CompareSettings
 from harness.experiments.sweep.run import sweep
 from harness.load.k6 import RateResult, run_k6, run_k6_kept
 from harness.load.settings import LoadSettings
 from harness.load.wrk_output import WrkResult
+from harness.measures.latency import PERCENTILES
 from harness.measures.slo import parse_slo
 from harness.serving.apps import describe_app, target_for
 from harness.serving.servers import RunningServer, running
 from harness.serving.settings import ServeSettings
 from harness.serving.userapp.spec import AppSpec
+from targets.table import get_target
 from tests.fixtures.apps import stall_once
 from tests.fixtures.apps.stall import STALL_S
+from tests.synthetic import BASE, report_of, set_overheads
 
 ROOT = Path(__file__).resolve().parents[1]
 STALL = "tests/fixtures/apps/stall.py:app"
@@ -420,3 +428,41 @@ def test_allow_remote_says_what_the_open_model_will_send() -> None:
     said = open_announcement("198.18.0.2", shares, parse_slo("p99<50ms"))
     assert "a closed-model peak sweep (wrk, 64 connections, 3s), 50% of its peak," in said
     assert said.endswith("a capacity search within p99<50ms (at most 7 rates)")
+
+
+def test_one_rate_draws_each_set_s_percentiles_along_the_axis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starlette, raw = get_target("starlette"), get_target("raw-asgi")
+    entries = link(
+        [
+            Entry(Contender(starlette, (), "set"), "none", []),
+            Entry(Contender(raw, (), "baseline"), "raw-asgi:none", []),
+        ]
+    )
+    measures = [f"latency:{p}@500" for p in PERCENTILES]
+    for k, name in enumerate(measures):  # the baseline k ms at the k-th percentile, none 1 more
+        set_overheads(entries, {"none": [1.0, 1.0]}, measure=name)
+        for entry in entries:
+            for one in entry.rounds:
+                one.values[name] -= BASE - k
+    floor = {"rate": 500.0, "p50": 0.5, "p90": 0.6, "p99": 0.7, "p999": 0.8, "max": 0.9}
+    settings = CompareSettings(rates=[500.0], generator={"rates": [floor]})
+    report = report_of(entries, measures=tuple(measures), settings=settings)
+    drawn: list[Any] = []
+    real_save = harness.render.charts.save_line_chart
+
+    def keep(fig: Any, ax: Any, path: Path, *, title: str, note: str) -> Path | None:
+        lines = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+        drawn.append((title, [t.get_text() for t in ax.get_xticklabels()], lines))
+        return real_save(fig, ax, path, title=title, note=note)
+
+    monkeypatch.setattr(harness.render.charts, "save_line_chart", keep)
+    assert hockey_chart(report, tmp_path / "latency.png") == tmp_path / "latency.png"
+    ((title, ticks, lines),) = drawn
+    assert title == "Latency at 500 req/s: starlette" and ticks == list(PERCENTILES)
+    assert lines["raw-asgi:none"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert lines["none"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert lines["k6 → ceiling (the floor)"] == [0.5, 0.6, 0.7, 0.8, 0.9]
+    height, width, _ = matplotlib.image.imread(tmp_path / "latency.png").shape
+    assert width > 400 and height > 200

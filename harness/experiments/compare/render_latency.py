@@ -1,7 +1,7 @@
 """What a compare with `--measure latency` adds to its report: a table per rate (every
 percentile, what was sustained, the generator's own floor beside), the capacity at an SLO, and
-two charts: the percentiles against the rate per set (the hockey stick), and p99 per set at one
-rate with its 95% interval."""
+two charts: the percentiles against the rate per set (the hockey stick; at a single rate, the
+percentiles along the axis), and p99 per set at one rate with its 95% interval."""
 
 from __future__ import annotations
 
@@ -190,10 +190,13 @@ def latency_notes(report: CompareReport) -> list[str]:
 
 
 def hockey_chart(report: CompareReport, path: Path) -> Path | None:
-    """p50, p90 and p99 against the rate, one colour per set, log scale: the hockey stick."""
+    """p50, p90 and p99 against the rate, one colour per set, log scale: the hockey stick. At
+    a single rate, whose stick would be one column of dots, the percentiles along the x axis."""
     rates = report.settings.rates or []
     if not has_latency(report) or not rates:
         return None
+    if len(rates) == 1:
+        return _profile_chart(report, rates[0], path)
     import matplotlib.pyplot as plt
 
     from harness.render.charts import chart_style, literal, save_line_chart
@@ -240,6 +243,68 @@ def hockey_chart(report: CompareReport, path: Path) -> Path | None:
             path,
             title=f"Latency against the rate: {', '.join(report.targets)}",
             note="median of the rounds; a rate not sustained has no point",
+        )
+
+
+# The floor's names for the percentiles (the generator's record, harness.load.k6)
+_FLOOR_KEYS = {"p50": "p50", "p90": "p90", "p99": "p99", "p99.9": "p999", "max": "max"}
+
+
+def _profile_chart(report: CompareReport, rate: float, path: Path) -> Path | None:
+    """Each set's percentiles at the one rate, from p50 to the max, log scale: where their
+    tails part, beside the generator's own (k6 against the ceiling)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    from harness.render.charts import chart_style, literal, save_line_chart
+
+    at = rate_label(rate)
+    xs = list(range(len(PERCENTILES)))
+    with chart_style():
+        fig, ax = plt.subplots(figsize=(8, 5))
+        drawn = False
+        for entry in report.entries:
+            costs = [entry.cost(f"latency:{p}@{at}") for p in PERCENTILES]
+            points = [(x, c.median) for x, c in zip(xs, costs, strict=True) if c is not None]
+            if points:
+                drawn = True
+                ax.plot(*zip(*points, strict=True), "-", marker="o", label=literal(entry.label))
+        if not drawn:
+            plt.close(fig)
+            return None
+        floor = next((f for f in generator_rates(report) if f["rate"] == rate), None)
+        if floor is not None:
+            points = [
+                (x, floor[key])
+                for x, p in zip(xs, PERCENTILES, strict=True)
+                if floor.get(key := _FLOOR_KEYS[p]) is not None
+            ]
+            if points:
+                floor_xs, floor_ys = zip(*points, strict=True)
+                ax.plot(
+                    floor_xs,
+                    floor_ys,
+                    "-",
+                    color="#999999",
+                    linewidth=3,
+                    alpha=0.5,
+                    label="k6 → ceiling (the floor)",
+                )
+        ax.set_xticks(xs, list(PERCENTILES))
+        ax.set_yscale("log")
+        # plain numbers (0.5, 1, 2, 5, 10) rather than powers of ten: latencies span little
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda _v, _pos: ""))
+        ax.set_xlabel("percentile of the requests' latency")
+        ax.set_ylabel("latency from the intended start, ms")
+        return save_line_chart(
+            fig,
+            ax,
+            path,
+            title=f"Latency at {rate:,.0f} req/s: {', '.join(report.targets)}",
+            note="median of the rounds; one rate (give --rate a list for the latency "
+            "against the rate)",
         )
 
 
