@@ -106,6 +106,19 @@ def test_the_max_is_the_largest_latency_of_all_rounds_without_an_interval() -> N
     assert largest.median == max(r.samples["latency@1000"].max_ms for r in rounds)
 
 
+def test_one_round_gives_a_percentile_and_a_difference_without_an_interval() -> None:
+    """One round's requests cannot say how far another round would fall (its stall, its VM's
+    minute): no interval, and so no claim that two sets differ, however far apart."""
+    first = Entry(Contender(get_target("raw-asgi"), (), "set"), "a", [])
+    slower = Entry(Contender(get_target("raw-asgi"), (), "set"), "b", [], reference=first)
+    first.rounds = [_round(1, _latencies(30))]
+    slower.rounds = [_round(1, _latencies(31, scale=2.0))]
+    cost, overhead = slower.cost(P99), slower.overhead(P99)
+    assert cost is not None and not cost.has_interval and cost.n == 1
+    assert overhead is not None and overhead.median > 0 and not overhead.significant
+    assert overhead.median == pytest.approx(cost.median - first.rounds[0].values[P99], rel=0.01)
+
+
 @pytest.mark.slow
 def test_k6_keeps_every_requests_latency_on_a_real_server() -> None:
     serve = ServeSettings(cpus=(0,), log_output="null")

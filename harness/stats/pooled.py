@@ -11,7 +11,8 @@ rounds drawn with replacement (a round's requests share its server, its stalls, 
 minute), then each drawn round's requests drawn with replacement from its own histogram. Every
 resample is a set of real latencies, so an interval is never below zero. A difference between
 two sets draws the same rounds on both sides (the rounds are paired) and is what may be called
-significant; a latency itself is only given with its interval.
+significant; a latency itself is only given with its interval. One round gives none: its
+requests are not the rounds a stall or a VM's slow minute falls on.
 
 The resampling is seeded: the same stored rounds give the same interval on every read.
 """
@@ -94,7 +95,10 @@ def pooled(histograms: Sequence[Histogram]) -> Histogram:
 @functools.lru_cache(maxsize=512)
 def _cost(histograms: tuple[Histogram, ...], q: float) -> Estimate:
     point = pooled(histograms).quantile(q)
-    if q >= 1:  # the largest of all: resampling can only find it or something smaller
+    # The largest of all: resampling can only find it or something smaller. One round: its
+    # requests alone cannot show how far another round would fall, so no interval, as for a
+    # mean of one round.
+    if q >= 1 or len(histograms) < 2:
         return Estimate(point, None, None, len(histograms))
     low, high = _interval(_resampled(histograms, q))
     return Estimate(point, min(low, point), max(high, point), len(histograms))
@@ -103,7 +107,7 @@ def _cost(histograms: tuple[Histogram, ...], q: float) -> Estimate:
 @functools.lru_cache(maxsize=512)
 def _difference(a: tuple[Histogram, ...], b: tuple[Histogram, ...], q: float) -> Estimate:
     point = pooled(a).quantile(q) - pooled(b).quantile(q)
-    if q >= 1:
+    if q >= 1 or len(a) < 2:
         return Estimate(point, None, None, len(a))
     picks = _picks(len(a))
     low, high = _interval(_resampled(a, q, picks) - _resampled(b, q, picks))
