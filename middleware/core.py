@@ -117,11 +117,29 @@ def current_request_id() -> str:
 # --------------------------------------------------------------------------------------------------
 # logger: one access-log line per request.
 
-# C0, DEL and C1 controls, and the Unicode line/paragraph separators some viewers break lines
-# on, become \xNN / \uNNNN; in a quoted field `"` and `\` are escaped too, so it can be undone.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-_CONTROLS.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-_QUOTED = {**_CONTROLS, ord("\\"): "\\\\", ord('"'): '\\"'}
+
+class _Escapes(dict[int, str]):
+    """str.translate's table: what str.isprintable() refuses becomes \\xNN, \\uNNNN or
+    \\UNNNNNNNN: C0, DEL and C1 controls, the line and paragraph separators some viewers break
+    lines on, format characters that reorder or hide text (U+202E, U+200B), other spaces. The
+    rest is left as it is (LookupError), and nothing is cached: a client choosing the characters
+    must not grow the table."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        if char.isprintable():
+            raise LookupError(code)
+        if code < 0x100:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+_CONTROLS = _Escapes()
+# in a quoted field `"` and `\` are escaped too, so that it can be undone
+_QUOTED = _Escapes({ord("\\"): "\\\\", ord('"'): '\\"'})
+# A field written without quotes: a client's address (uvicorn takes it from X-Forwarded-For
+# when the peer is 127.0.0.1, so a client chooses it) is quoted unless it is one of these.
+_BARE_FIELD = re.compile(r"[0-9A-Za-z.:%_\[\]-]+")
 
 
 def escape(text: str) -> str:
@@ -137,6 +155,11 @@ def escape_text(text: str) -> str:
     return text if text.isprintable() else text.translate(_CONTROLS)
 
 
+def bare_field(text: str) -> str:
+    """`text` as an unquoted field if it has nothing that could end it, else quoted, escaped."""
+    return text if _BARE_FIELD.fullmatch(text) else f'"{escape(text)}"'
+
+
 def access_line(
     client: str | None,
     method: str,
@@ -147,7 +170,8 @@ def access_line(
 ) -> str:
     """One access-log line. `latency` in seconds; `request_id` already validated (or `-`)."""
     return (
-        f"{log_time()} access client={client or '-'} method={escape(method)} "
+        f"{log_time()} access client={bare_field(client) if client else '-'} "
+        f"method={escape(method)} "
         f'path="{escape(path)}" status={status} latency_ms={latency * 1000.0:.3f} '
         f"request_id={request_id}\n"
     )

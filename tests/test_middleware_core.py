@@ -142,6 +142,20 @@ def test_access_line_without_client() -> None:
     assert " client=- " in core.access_line(None, "GET", "/", 404, 0.0, "-")
 
 
+@pytest.mark.parametrize("client", ["127.0.0.1", "::1", "[fe80::1%eth0]", "unix-socket_1"])
+def test_an_address_is_written_bare(client: str) -> None:
+    assert f" client={client} " in core.access_line(client, "GET", "/", 200, 0.0, "-")
+
+
+def test_a_client_chosen_address_cannot_forge_a_field() -> None:
+    # uvicorn takes the client from X-Forwarded-For when the peer is 127.0.0.1
+    forged = "1.2.3.4\tx request_id=forged\nfake line"
+    line = core.access_line(forged, "GET", "/", 200, 0.0, "abc-1")
+    assert line.count("\n") == 1 and line.count("request_id=") == 2  # the second one quoted
+    assert ' client="1.2.3.4\\x09x request_id=forged\\x0afake line" ' in line
+    assert line.endswith(" request_id=abc-1\n")
+
+
 @pytest.mark.parametrize(
     ("path", "logged"),
     [
@@ -153,6 +167,10 @@ def test_access_line_without_client() -> None:
         ("/back\\slash", "/back\\\\slash"),
         ("/line\u2028sep", "/line\\u2028sep"),
         ("/caf\u00e9 ok", "/caf\u00e9 ok"),
+        ("/\u202egnp.exe", "/\\u202egnp.exe"),  # right-to-left override: the line would lie
+        ("/zero\u200bwidth\ufeff", "/zero\\u200bwidth\\ufeff"),
+        ("/nb\u00a0sp", "/nb\\xa0sp"),
+        ("/tag\U000e0041", "/tag\\U000e0041"),
     ],
 )
 def test_control_characters_in_the_path_are_escaped(path: str, logged: str) -> None:
