@@ -134,7 +134,12 @@ class RecoveryMiddleware(_Middleware):
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse:
         rid = core.request_id_var.get()
         self._write(core.panic_entry(exception, rid))
-        return HttpResponse(core.error_body(rid), status=500, content_type="application/json")
+        response = HttpResponse(core.error_body(rid), status=500, content_type="application/json")
+        # Logged once, here, with its traceback: Django would log the 500 again on django.request
+        # ("Internal Server Error: /panic"), as it does for a response whose exception it logged
+        # itself, unless the response says it was (django.utils.log.log_response).
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
 
 
 class SecureMiddleware(_Middleware):

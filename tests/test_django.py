@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from typing import Any
 
 import pytest
@@ -115,6 +116,26 @@ def test_recovery_is_process_exception_and_its_500_gets_the_outer_headers() -> N
     assert status == 500 and b'"internal server error"' in body
     assert headers[b"X-Frame-Options"] == b"DENY"  # secure is inside recovery, as on Flask
     assert headers[b"X-Request-ID"].decode() in body.decode()
+
+
+def test_a_recovered_panic_is_logged_by_recovery_alone() -> None:
+    """Django logs a 500 on django.request ("Internal Server Error: /panic") unless the
+    response says it was logged: recovery's entry, with its traceback, is the only one."""
+    apps = {stack: django_asgi.create_app(stack, "null") for stack in ((), ("recovery",))}
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("django.request")  # once configured: setup replaces its handlers
+    logger.addHandler(handler)
+    try:
+        for stack, app in apps.items():
+            status, _, _ = _asgi_get(app, "/panic")
+            assert status == 500
+            logged = [r.getMessage() for r in records]
+            records.clear()
+            assert logged == ([] if stack else ["Internal Server Error: /panic"]), stack
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_profile_frames_of_django_are_named_by_middleware() -> None:
