@@ -3,6 +3,11 @@ sends it first; and the status it must answer.
 
 wrk sends a plain `GET` of the URL by itself; anything else goes in a generated Lua script
 (`wrk -s`), so that every request of the run is exactly this one.
+
+A header whose value is a secret (the names the dump middleware redacts: Authorization, Cookie,
+X-Api-Key, ...) is kept out of what a run writes: the script reads it from wrk's environment
+(`secrets()`), and the record of the request says `[redacted]`. Results are shared (a CI job's
+artifacts, a pull request's comment); a token in them would be too.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UsageError
+from middleware.core import REDACT, REDACTED
 from targets.routes import HEALTHZ_PATH
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# The variable of wrk's environment the script reads the K-th header's secret value from
+SECRET_VARIABLE = "MWBENCH_HEADER_{}"
 
 
 class RequestError(UsageError):
@@ -64,19 +72,35 @@ class Request:
         lines = [f"wrk.method = {_lua_string(self.method.encode())}"]
         if self.body:
             lines.append(f"wrk.body = {_lua_string(self.body)}")
-        for name, value in self.headers:
-            key, text = _lua_string(name.encode()), _lua_string(value.encode())
+        for k, (name, value) in enumerate(self.headers):
+            key = _lua_string(name.encode())
+            if _secret(name):
+                text = f"os.getenv({_lua_string(SECRET_VARIABLE.format(k).encode())})"
+            else:
+                text = _lua_string(value.encode())
             lines.append(f"wrk.headers[{key}] = {text}")
         return "\n".join(lines) + "\n"
+
+    def secrets(self) -> dict[str, str]:
+        """What wrk's environment must hold for the script: the secret headers' values."""
+        return {
+            SECRET_VARIABLE.format(k): value
+            for k, (name, value) in enumerate(self.headers)
+            if _secret(name)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "path": self.path,
-            "headers": [list(h) for h in self.headers],
+            "headers": [[name, REDACTED if _secret(name) else v] for name, v in self.headers],
             "body_bytes": len(self.body),
             "expect_status": self.expect_status or "2xx",
         }
+
+
+def _secret(name: str) -> bool:
+    return name.lower() in REDACT
 
 
 def parse_header(text: str) -> tuple[str, str]:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,8 @@ class WrkLoad:
     """What one wrk run is asked for: `connections` over `threads` (both at least 1, and no more
     threads than connections, whatever is asked) for `duration` seconds, each request given up
     after `timeout`; `latency`: wrk's percentiles too; `script`: a wrk script sending the
-    request, when it is not a plain GET."""
+    request, when it is not a plain GET; `env`: what the script reads from wrk's environment
+    (harness.load.request.Request.secrets)."""
 
     connections: int
     threads: int
@@ -71,6 +73,7 @@ class WrkLoad:
     timeout: float
     latency: bool = True
     script: str | None = None
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
 
 def wrk_command(url: str, load: WrkLoad, *, wrk: str = "wrk") -> list[str]:
@@ -112,7 +115,7 @@ def run_wrk(
     command = pinned(wrk_command(url, load, wrk=wrk), cpus)
     # wrk ends by itself after -d; this bound is for a wrk that hangs.
     limit = wrk_seconds(duration) + wrk_seconds(load.timeout) + 30
-    proc = _start(command)
+    proc = _start(command, load.env)
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -138,7 +141,7 @@ def run_wrk(
     return result
 
 
-def _start(command: list[str]) -> subprocess.Popen[str]:
+def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
     """wrk started as `command` says, in its own session, dying with us; WrkError if it cannot
     be. A Ctrl-C held back while it starts is raised here, once it has started (and can be
     stopped by the caller)."""
@@ -149,6 +152,7 @@ def _start(command: list[str]) -> subprocess.Popen[str]:
     try:
         proc = subprocess.Popen(
             dies_with_us(command, signal.SIGKILL),  # wrk has nothing to save if we are gone
+            env={**os.environ, **env} if env else None,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -205,26 +209,16 @@ def run_counted(
     bound: float,
     wrk: str,
     cpus: tuple[int, ...] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> WrkResult:
     """wrk on one connection until `count` requests are answered (`script`, a counting_script
-    that creates `marker` then), ended there; `bound` seconds at most. The result has the count,
-    the wall time and the rate (wrk, ended, prints no latencies); a failed result when the count
-    was not reached within the bound."""
+    that creates `marker` then, reading `env`), ended there; `bound` seconds at most. The result
+    has the count, the wall time and the rate (wrk, ended, prints no latencies); a failed result
+    when the count was not reached within the bound."""
     _check_runnable(wrk)
     marker.unlink(missing_ok=True)
     command = pinned([wrk, "-t1", "-c1", f"-d{wrk_seconds(bound)}s", "-s", str(script), url], cpus)
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        proc = subprocess.Popen(
-            dies_with_us(command, signal.SIGKILL),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    proc = _start(command, env or {})
     started = time.monotonic()
     try:
         while not marker.exists() and proc.poll() is None:

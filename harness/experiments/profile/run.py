@@ -297,6 +297,7 @@ def _under_load(plan: ProfilePlan, started: RunningServer, pid: int) -> tuple[Wr
                 duration=plan.lead_in + duration + _TAIL,
                 timeout=plan.load.timeout,
                 script=str(script) if script else None,
+                env=plan.load.asked.secrets(),
             ),
             wrk=plan.wrk,
             cpus=plan.load.cpus,

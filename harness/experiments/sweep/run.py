@@ -165,6 +165,7 @@ def _run_wrk(plan: SweepPlan, concurrency: int, duration: float, latency: bool) 
         timeout=plan.load.timeout,
         latency=latency,
         script=str(script) if script is not None else None,
+        env=plan.load.asked.secrets(),
     )
     return run_wrk(plan.url, load, wrk=plan.wrk, cpus=plan.load.cpus)
 
@@ -206,6 +207,7 @@ def _counted(plan: SweepPlan) -> WrkResult:
         bound=plan.load.duration,
         wrk=plan.wrk,
         cpus=plan.load.cpus,
+        env=plan.load.asked.secrets(),
     )
 
 
