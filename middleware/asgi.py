@@ -61,6 +61,9 @@ def _decode(headers: RawHeaders) -> Iterable[tuple[str, str]]:
     return ((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers)
 
 
+_ID_NAMES = frozenset({core.REQUEST_ID_HEADER_BYTES.lower()})
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -71,14 +74,10 @@ class RequestIdMiddleware:
         request_id, raw = core.accept_request_id_bytes(_header(scope, core.REQUEST_ID_HEADER_BYTES))
         header = (core.REQUEST_ID_HEADER_BYTES, raw)
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == _START:
-                message = {**message, "headers": [*message.get("headers", ()), header]}
-            await send(message)
-
         token = core.request_id_var.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            # an id the app set itself is replaced, as aiohttp's and Django's adapters do
+            await self.app(scope, receive, _sending_headers(send, _ID_NAMES, (header,)))
         finally:
             # The server may run the next request of a keep-alive connection in the same context.
             core.request_id_var.reset(token)

@@ -138,7 +138,7 @@ class RecoveryMiddleware(_Middleware):
         # Logged once, here, with its traceback: Django would log the 500 again on django.request
         # ("Internal Server Error: /panic"), as it does for a response whose exception it logged
         # itself, unless the response says it was (django.utils.log.log_response).
-        response._has_been_logged = True  # type: ignore[attr-defined]
+        response._has_been_logged = True
         return response
 
 

@@ -51,6 +51,9 @@ def _replace(headers: Headers, names: frozenset[str], extra: Iterable[tuple[str,
     return kept
 
 
+_ID_NAMES = frozenset({core.REQUEST_ID_HEADER.lower()})
+
+
 class RequestIdMiddleware:
     def __init__(self, app: WSGIApplication) -> None:
         self.app = app
@@ -61,7 +64,8 @@ class RequestIdMiddleware:
         header = (core.REQUEST_ID_HEADER, request_id)
 
         def start(status: str, headers: Headers, exc_info: Any = None) -> Any:
-            return start_response(status, [*headers, header], exc_info)
+            # an id the app set itself is replaced, as aiohttp's and Django's adapters do
+            return start_response(status, _replace(headers, _ID_NAMES, (header,)), exc_info)
 
         # Reset only when the response is complete: logger and dump, inside this one, write at
         # close(), after this call has returned. Resetting matters when one thread runs several

@@ -175,6 +175,17 @@ def test_wsgi_headers_are_replaced_not_duplicated() -> None:
     assert dict(start.headers)["X-Frame-Options"] == "DENY"
 
 
+def test_wsgi_request_id_replaces_an_id_the_app_set() -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("x-request-id", "the-app-s"), ("Content-Type", "text/plain")])
+        return [b""]
+
+    wrapped = mw_wsgi.wrap(app, ("request-id",), "null")
+    start, _ = _run_wsgi(wrapped, _environ(HTTP_X_REQUEST_ID="r1"))
+    ids = [v for k, v in start.headers if k.lower() == "x-request-id"]
+    assert ids == ["r1"] and ("Content-Type", "text/plain") in start.headers
+
+
 def test_wsgi_recovery_before_and_after_the_response_started(log: tuple[str, Path]) -> None:
     spec, path = log
 
@@ -290,6 +301,18 @@ def test_asgi_all_on_healthz(log: tuple[str, Path]) -> None:
     assert headers[b"expires"] == core.NOCACHE_EXPIRES.encode()
     text = path.read_text()
     assert text.count(" access ") == 1 and "request_id=abc" in text
+
+
+def test_asgi_request_id_replaces_an_id_the_app_set() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"x-request-id", b"the-app-s"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    wrapped = mw_asgi.wrap(app, ("request-id",), "null")
+    sent = _run_asgi(wrapped, _scope(headers=[(b"x-request-id", b"r1")]))
+    ids = [v for k, v in sent[0]["headers"] if k == b"x-request-id"]
+    assert ids == [b"r1"] and (b"content-type", b"text/plain") in sent[0]["headers"]
 
 
 def test_asgi_recovery_before_and_after_the_response_started(log: tuple[str, Path]) -> None:
