@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from harness.errors import RunError
 from harness.load.request import Request
+from middleware import core
+from middleware.stack import ORDER
 from targets.routes import HEALTHZ_BODY, HEALTHZ_PATH, JSON_TYPE
 
 PROBE_ID = "mwbench-validate-0001"
 PROBE_ORIGIN = "http://localhost:8080"
 
 Headers = http.client.HTTPMessage
-# For each middleware: a header whose presence shows it ran, and a check of that header's value.
-_MARKS: dict[str, tuple[str, Callable[[str], bool]]] = {
-    "request-id": ("X-Request-ID", lambda v: v == PROBE_ID),
-    "secure": ("X-Frame-Options", lambda v: v == "DENY"),
-    "nocache": ("Cache-Control", lambda v: "no-store" in v and "no-cache" in v),
-    "cors": ("Access-Control-Allow-Origin", lambda v: v in (PROBE_ORIGIN, "*")),
-}
+# Headers whose value is the moment of the request: present is all a check can ask.
+_OF_THE_MOMENT = frozenset({"last-modified"})
+
+
+def _expected(name: str) -> tuple[tuple[str, str], ...]:
+    """The headers middleware `name` adds to the probe's answer, as middleware.core (where the
+    middlewares take them) makes them; the first is its mark, whose presence shows it ran."""
+    if name == "request-id":
+        return ((core.REQUEST_ID_HEADER, PROBE_ID),)
+    if name == "secure":
+        return core.SECURE_HEADERS  # the probe is plain HTTP: no HSTS
+    if name == "nocache":
+        return core.nocache_headers()
+    if name == "cors":
+        return tuple(core.cors_headers(PROBE_ORIGIN))
+    return ()
 
 
 class ValidationError(RunError):
@@ -40,14 +50,22 @@ def problems(headers: Headers, status: int, body: bytes, stack: tuple[str, ...])
 
 
 def mark_problems(headers: Headers, stack: tuple[str, ...]) -> list[str]:
-    """Each middleware of ours in `stack` left its mark, and none that is not in it did."""
+    """Each middleware of ours in `stack` set every header it must, and none that is not in it
+    left its mark."""
     found = []
-    for name, (header, check) in _MARKS.items():
-        value = headers.get(header)
-        if name in stack and (value is None or not check(value)):
-            found.append(f"{name} is in the stack but {header} is {value!r}")
-        if name not in stack and value is not None:
-            found.append(f"{name} is not in the stack but the answer has {header}: {value!r}")
+    for name in ORDER:
+        expected = _expected(name)
+        if not expected:
+            continue
+        if name not in stack:
+            header = expected[0][0]
+            if (value := headers.get(header)) is not None:
+                found.append(f"{name} is not in the stack but the answer has {header}: {value!r}")
+            continue
+        for header, wanted in expected:
+            value = headers.get(header)
+            if value is None or (header.lower() not in _OF_THE_MOMENT and value != wanted):
+                found.append(f"{name} is in the stack but {header} is {value!r}, not {wanted!r}")
     return found
 
 
