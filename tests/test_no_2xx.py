@@ -70,7 +70,8 @@ def test_an_all_404_level_is_a_row_a_json_level_and_a_point_on_both_charts(
 ) -> None:
     out = tmp_path / "out"
     result = run(monkeypatch, out, PLAN, "8,16,32,64", "job")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # two levels not measured, said at the end
+    assert "2 of 4 levels were not measured" in result.output
 
     rows = load_dat(out / "job.dat")
     assert [row.concurrency for row in rows] == [8, 16, 64]  # 32 completed nothing: no row
@@ -128,7 +129,7 @@ def test_diff_shows_the_404_level_and_compares_no_speed_against_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drawn: Drawn
 ) -> None:
     out = tmp_path / "out"
-    assert run(monkeypatch, out, PLAN, "8,16,32,64", "broken", "--no-charts").exit_code == 0
+    assert run(monkeypatch, out, PLAN, "8,16,32,64", "broken", "--no-charts").exit_code == 1
     fixed = run(monkeypatch, out, "*=flask_latency", "8,16,32,64", "fixed", "--no-charts")
     assert fixed.exit_code == 0
     for a in (out / "broken.json", out / "broken.dat"):  # a .dat says it too: success 0.00

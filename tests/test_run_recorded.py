@@ -73,7 +73,10 @@ def test_failed_level_kept_and_sweep_goes_on(
     out = tmp_path / "out"
     plan = "8=ceiling_latency,32=refused,64=flask_timeouts"
     result = run(monkeypatch, out, plan, "-c", "8 32 64", "--no-charts")
-    assert result.exit_code == 0, result.output
+    # every level is tried and what was measured kept; the exit says one was not
+    assert result.exit_code == 1, result.output
+    assert "1 of 3 levels were not measured (c=32: " in result.output
+    assert "the 2 measured are kept" in result.output
     levels = {lv["concurrency"]: lv for lv in load(out)["levels"]}
     assert levels[32]["status"] == "failed"
     assert "Connection refused" in levels[32]["reason"]
@@ -172,7 +175,8 @@ def test_level_beyond_fd_limit_skipped(
     monkeypatch.setattr("harness.experiments.sweep.plan.raise_fd_limit", lambda: 100)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "-c", "8,200", "--no-charts")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
+    assert "1 of 2 levels were not measured (c=200: " in result.output
     level = load(out)["levels"][1]
     assert level["status"] == "skipped"
     assert "file descriptors" in level["reason"] and "limit is 100" in level["reason"]
@@ -212,7 +216,8 @@ def test_preset_iam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) 
     monkeypatch.setattr("harness.experiments.sweep.plan.os.cpu_count", lambda: 2)
     out = tmp_path / "out"
     result = run(monkeypatch, out, "*=ceiling_latency", "--preset", "iam", "--no-charts")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # three levels beyond the descriptors
+    assert "3 of 10 levels were not measured" in result.output
     levels = {c[c.index("-c") + 1]: c for c in calls(log)}
     assert list(levels) == ["200", "500", "1000", "3000", "5000", "10000", "15000"]
     assert levels["200"][:4] == ["-t6", "-d300s", "-T30s", "--latency"]  # 3 x CPUs
@@ -270,7 +275,7 @@ def test_every_file_gets_the_users_permissions(
 def test_charts_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
     out = tmp_path / "out"
     result = run(monkeypatch, out, "8=ceiling_latency,32=refused,*=flask_latency", "-c", "8,32,64")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # c=32 refused, drawn as such
     for name in ("job_qps_ttlb.png", "job_successrate.png", "job_latency.png"):
         assert (out / name).stat().st_size > 10_000
     assert load(out)["files"]["charts"] == [

@@ -282,3 +282,14 @@ def _show_sweep(result: SweepResult, started: float) -> None:
     if result.all_failed:
         console.print("[red]error:[/] every level failed; nothing was measured")
         sys.exit(1)
+    missed = [level for level in result.levels if not level.is_ok]
+    if missed:
+        # What was measured is written; a sweep that did not measure what it was asked for still
+        # says so by its exit, for a script or a CI job that runs it.
+        why = "; ".join(f"c={level.concurrency}: {level.reason}" for level in missed)
+        console.print(
+            f"[red]error:[/] {len(missed)} of {len(result.levels)} levels were not measured "
+            f"({why}); the {len(result.ok_levels)} measured are kept",
+            soft_wrap=True,
+        )
+        sys.exit(1)
