@@ -30,12 +30,14 @@ def test_original_quirks_load_as_missing_values() -> None:
     assert [row.concurrency for row in rows] == [500, 200, 1000]
     assert rows[0].success_pct == 100.0  # `100.00%`
     assert rows[2] == DatRow(1000, 0.0, 0.0, None)  # `-nan`
+    # a latency in minutes, which the original's awk left empty: no latency, the rest kept
+    assert load_dat(DAT / "minutes.dat")[2] == DatRow(1000, 4230.13, None, 99.43)
 
 
 @pytest.mark.parametrize(
     ("name", "where", "text"),
     [
-        ("broken.dat", "broken.dat:3", "latencies in m or h"),
+        ("broken.dat", "broken.dat:3", "expected 4 columns"),
         ("garbage.dat", "garbage.dat:2", "qps is not a number: 'fast'"),
     ],
 )
@@ -111,7 +113,7 @@ def test_diff_json_against_dat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         ["run", "http://127.0.0.1:1/healthz", "-n", "fw&raw", "-d", str(out), "-c", "200,500,1000",
          "--wrk", str(WRK / "fake_wrk.py"), "--warmup", "0", "--no-charts"],
     )  # fmt: skip
-    assert run.exit_code == 0, run.output
+    assert run.exit_code == 1, run.output  # c=500 refused: kept as failed, said by the exit
     result = CliRunner().invoke(
         main, ["diff", str(out / "fw&raw.json"), str(DAT / "apiserver.dat"), "-d", str(tmp_path)]
     )

@@ -94,22 +94,34 @@ def parse_line(line: str, where: str) -> DatRow | None:
     if not stripped or stripped.startswith("#"):
         return None
     parts = stripped.split()
+    spaced = stripped.split(" ")
+    if len(parts) == 3 and len(spaced) == 4 and spaced[2] == "":
+        # The original's awk printed an empty latency for units it did not know (m, h): two
+        # spaces where the field was. A row without a latency, as a non-finite one reads.
+        return DatRow(
+            concurrency=_concurrency(parts[0], where),
+            qps=_number(parts[1], where, "qps"),
+            avg_latency_ms=None,
+            success_pct=_number(parts[2], where, "success_pct"),
+        )
     if len(parts) != len(COLUMNS):
-        # The original's awk printed an empty latency for units it did not know (m, h).
-        hint = " (the original script leaves avg_latency_ms empty for latencies in m or h)"
         raise DatError(
             f"{where}: expected {len(COLUMNS)} columns ({' '.join(COLUMNS)}), "
-            f"got {len(parts)}: {stripped!r}{hint if len(parts) == 3 else ''}"
+            f"got {len(parts)}: {stripped!r}"
         )
-    concurrency = _number(parts[0], where, "concurrency")
-    if concurrency is None or concurrency <= 0 or concurrency != int(concurrency):
-        raise DatError(f"{where}: concurrency must be a positive integer: {parts[0]!r}")
     return DatRow(
-        concurrency=int(concurrency),
+        concurrency=_concurrency(parts[0], where),
         qps=_number(parts[1], where, "qps"),
         avg_latency_ms=_number(parts[2], where, "avg_latency_ms"),
         success_pct=_number(parts[3], where, "success_pct"),
     )
+
+
+def _concurrency(text: str, where: str) -> int:
+    concurrency = _number(text, where, "concurrency")
+    if concurrency is None or concurrency <= 0 or concurrency != int(concurrency):
+        raise DatError(f"{where}: concurrency must be a positive integer: {text!r}")
+    return int(concurrency)
 
 
 def load_dat(path: Path) -> list[DatRow]:
