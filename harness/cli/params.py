@@ -60,6 +60,12 @@ class Number(click.FloatRange):
             self.fail(f"not a finite number: {value!r}", param, ctx)
         return number
 
+    def _describe_range(self) -> str:
+        # click describes an unbounded range as `x<=None` in the help
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
 
 class ByteSize(click.ParamType):
     """`512MiB`, `2GiB`, `1.5G`, `100000` (bytes); more than 0."""
