@@ -140,7 +140,7 @@ def test_wrong_answers_are_never_timed(
     write_report(report, charts=False)
     entry = report.entries[0]
     assert [r.status for r in entry.rounds] == ["failed", "failed"]
-    assert "secure is in the stack but X-Frame-Options is None" in entry.rounds[0].reason
+    assert "secure is in the stack but the answer has no X-Frame-Options" in entry.rounds[0].reason
     assert entry.peak_qps is None
     assert not list(tmp_path.glob("raw-asgi_secure*.dat"))  # never swept
     assert "Missing: secure round 1" in (tmp_path / "compare.md").read_text()

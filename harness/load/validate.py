@@ -64,7 +64,9 @@ def mark_problems(headers: Headers, stack: tuple[str, ...]) -> list[str]:
             continue
         for header, wanted in expected:
             value = headers.get(header)
-            if value is None or (header.lower() not in _OF_THE_MOMENT and value != wanted):
+            if value is None:
+                found.append(f"{name} is in the stack but the answer has no {header}")
+            elif header.lower() not in _OF_THE_MOMENT and value != wanted:
                 found.append(f"{name} is in the stack but {header} is {value!r}, not {wanted!r}")
     return found
 
