@@ -21,7 +21,7 @@ from harness.experiments.compare.plan import CompareRequest, plan_compare
 from harness.serving.processes import cpu_seconds
 from harness.serving.servers import RunningServer, ServerError, running, start_server
 from harness.serving.settings import ServeSettings
-from targets.table import app_target
+from targets.table import Target, app_target
 from tests.conftest import group_members, request
 
 
@@ -183,12 +183,17 @@ async def app(scope, receive, send):
 """
 
 
+def _needs_a_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str) -> Target:
+    """A user's app that reads MWBENCH_TEST_NEEDED at import, set here to `value`."""
+    (tmp_path / "needs.py").write_text(NEEDS_A_VARIABLE)
+    monkeypatch.setenv("MWBENCH_TEST_NEEDED", value)
+    return app_target("needs", "asgi", "asgi", app="needs:app", app_dir=str(tmp_path))
+
+
 def test_an_app_missing_a_variable_under_a_count_is_told_how_to_give_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "needs.py").write_text(NEEDS_A_VARIABLE)
-    monkeypatch.setenv("MWBENCH_TEST_NEEDED", "here")
-    target = app_target("needs", "asgi", "asgi", app="needs:app", app_dir=str(tmp_path))
+    target = _needs_a_variable(tmp_path, monkeypatch, "here")
     with running(target, ServeSettings(ready_timeout=30), ready_path="/") as server:
         assert server.alive()  # inheriting, it has the variable
     with pytest.raises(ServerError) as info:
@@ -201,9 +206,7 @@ def test_an_app_missing_a_variable_under_a_count_is_told_how_to_give_it(
 def test_a_variable_passed_by_name_reaches_a_counted_server_and_only_its_length_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "needs.py").write_text(NEEDS_A_VARIABLE)
-    monkeypatch.setenv("MWBENCH_TEST_NEEDED", "s3cr3t-value")
-    target = app_target("needs", "asgi", "asgi", app="needs:app", app_dir=str(tmp_path))
+    target = _needs_a_variable(tmp_path, monkeypatch, "s3cr3t-value")
     passed = ServeSettings(passed_env=("MWBENCH_TEST_NEEDED",), ready_timeout=30)
     with running(target, passed.replace(inherit_env=False), ready_path="/") as server:
         assert request(server.url, path="/").body == b"s3cr3t-value"
