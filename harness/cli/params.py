@@ -180,6 +180,11 @@ class TargetName(click.ParamType):
         return name
 
 
+def comma_items(value: Any) -> list[str]:
+    """`a, b,,c` -> [a, b, c]: the items of a comma list as given on the command line."""
+    return [item.strip() for item in str(value).split(",") if item.strip()]
+
+
 def _comma_list(
     item: click.ParamType,
     value: Any,
@@ -190,7 +195,7 @@ def _comma_list(
     """`a,b,a` -> [a, b], each converted by `item`; none at all is an error naming the valid."""
     if isinstance(value, list):
         return value
-    names = [n.strip() for n in str(value).split(",") if n.strip()]
+    names = comma_items(value)
     if not names:
         item.fail(f"no {item.name} given; valid: {', '.join(valid)}", param, ctx)
     return list(dict.fromkeys(item.convert(n, param, ctx) for n in names))
@@ -294,7 +299,7 @@ class EnvNames(click.ParamType):
     ) -> tuple[str, ...]:
         if isinstance(value, tuple):
             return value
-        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        names = comma_items(value)
         for one in names:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", one):
                 self.fail(f"not a variable's name: {one!r}", param, ctx)

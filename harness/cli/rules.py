@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from harness.cli.build_settings import LoadOptions, given
-from harness.cli.params import Decorator, Duration
+from harness.cli.params import Decorator, Duration, comma_items
 from harness.errors import UsageError
 from harness.load.wrk_output import parse_duration
 
@@ -89,7 +89,7 @@ class MeasureList(click.ParamType):
             return value
         from harness.measures.registry import MEASURES
 
-        names = [n.strip() for n in str(value).split(",") if n.strip()]
+        names = comma_items(value)
         for name in names:
             if name not in MEASURES:
                 self.fail(f"unknown measure {name!r}; valid: {', '.join(MEASURES)}", param, ctx)
@@ -276,7 +276,7 @@ class RateList(click.ParamType):
     ) -> tuple[tuple[float, ...], tuple[float, ...]]:
         if isinstance(value, tuple):
             return value
-        parts = [p.strip() for p in str(value).split(",") if p.strip()]
+        parts = comma_items(value)
         shares = [p for p in parts if p.endswith("%")]
         if shares and len(shares) != len(parts):
             self.fail(f"give rates in req/s or in % of the slowest peak, not both: {value!r}")
