@@ -19,20 +19,6 @@ Headers = http.client.HTTPMessage
 _OF_THE_MOMENT = frozenset({"last-modified"})
 
 
-def _expected(name: str) -> tuple[tuple[str, str], ...]:
-    """The headers middleware `name` adds to the probe's answer, as middleware.core (where the
-    middlewares take them) makes them; the first is its mark, whose presence shows it ran."""
-    if name == "request-id":
-        return ((core.REQUEST_ID_HEADER, PROBE_ID),)
-    if name == "secure":
-        return core.SECURE_HEADERS  # the probe is plain HTTP: no HSTS
-    if name == "nocache":
-        return core.nocache_headers()
-    if name == "cors":
-        return tuple(core.cors_headers(PROBE_ORIGIN))
-    return ()
-
-
 class ValidationError(RunError):
     """A target that answers wrongly; the message lists every problem on one line."""
 
@@ -54,11 +40,11 @@ def mark_problems(headers: Headers, stack: tuple[str, ...]) -> list[str]:
     left its mark."""
     found = []
     for name in ORDER:
-        expected = _expected(name)
+        expected = core.added_headers(name, PROBE_ID, PROBE_ORIGIN)
         if not expected:
             continue
         if name not in stack:
-            header = expected[0][0]
+            header = expected[0][0]  # its mark, whose presence shows it ran
             if (value := headers.get(header)) is not None:
                 found.append(f"{name} is not in the stack but the answer has {header}: {value!r}")
             continue
