@@ -142,7 +142,7 @@ def test_access_line_without_client() -> None:
     assert " client=- " in core.access_line(None, "GET", "/", 404, 0.0, "-")
 
 
-@pytest.mark.parametrize("client", ["127.0.0.1", "::1", "[fe80::1%eth0]", "unix-socket_1"])
+@pytest.mark.parametrize("client", ["127.0.0.1", "::1", "[::1%lo]", "unix-socket_1"])
 def test_an_address_is_written_bare(client: str) -> None:
     assert f" client={client} " in core.access_line(client, "GET", "/", 200, 0.0, "-")
 
